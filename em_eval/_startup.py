@@ -1,0 +1,81 @@
+"""Lazy lm-eval startup hook, run by ``em_eval_startup.pth`` in every interpreter.
+
+Does nothing unless the program is lm-eval (``lm_eval``/``lm-eval`` or ``python -m lm_eval``).
+Then it installs an import hook that, once lm-eval's own modules load, registers our models
+and adds our tasks/ folder. It imports nothing heavy itself, is idempotent and never raises.
+"""
+
+import os
+import sys
+
+_HOOKS = {
+    "lm_eval.models": "on_models_imported",
+    "lm_eval.tasks.manager": "on_task_manager_imported",
+}
+
+
+def _running_lm_eval() -> bool:
+    argv = list(getattr(sys, "orig_argv", None) or []) + list(getattr(sys, "argv", None) or [])
+    if os.environ.get("EM_EVAL_DISABLE_HOOK"):
+        return False
+    names = {os.path.basename(a) for a in argv[:3]}
+    if names & {"lm_eval", "lm-eval", "lm_eval.exe", "lm-eval.exe"}:
+        return True
+    return any(a == "-m" and b in ("lm_eval", "lm_eval.__main__") for a, b in zip(argv, argv[1:]))
+
+
+class _AfterImport:
+    """Meta-path finder that runs a hook right after selected modules finish executing."""
+
+    def __init__(self) -> None:
+        self._busy: set = set()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _HOOKS or fullname in self._busy:
+            return None
+        import importlib.util
+
+        self._busy.add(fullname)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        except Exception:
+            return None
+        finally:
+            self._busy.discard(fullname)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return None
+        spec.loader = _HookedLoader(spec.loader, _HOOKS[fullname])
+        return spec
+
+
+class _HookedLoader:
+    def __init__(self, inner, hook_name):
+        self._inner = inner
+        self._hook_name = hook_name
+
+    def create_module(self, spec):
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module):
+        self._inner.exec_module(module)
+        try:
+            from em_eval import plugin
+
+            getattr(plugin, self._hook_name)(module)
+        except Exception as exc:  # never break lm-eval itself
+            print(f"em-eval: could not register with lm-eval ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def install() -> None:
+    """Install the import hook once, if the program is lm-eval."""
+    try:
+        if _running_lm_eval() and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+            sys.meta_path.insert(0, _AfterImport())
+    except Exception:
+        pass
+
+
+install()

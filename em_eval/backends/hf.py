@@ -1,0 +1,93 @@
+"""``em_inf``: lm-eval's HF backend with EM-INF (or adaptive temperature) decoding.
+
+A small ``HFLM`` subclass in the manner of lm-eval's ``hf_steered.py``: it takes the
+``em_*`` and ``preset`` model args out before the model loads, then adds one
+``LogitsProcessor`` to every ``generate`` call. Everything else is ``--model hf``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from transformers import LogitsProcessorList
+
+import em_eval
+from em_eval.backends.hf_processor import EntropyMinimizationProcessor
+from em_eval.backends.telemetry import RecordingCacheHook, TelemetryRouter
+from em_eval.em_settings import EmSettings
+from em_eval.presets import resolve_model_args
+
+log = logging.getLogger(__name__)
+
+GREEDY_WARNING = (
+    "em_inf: decoding is greedy, and EM-INF keeps the argmax of every token, so outputs equal "
+    "plain greedy decoding. The paper's recipe samples after EM-INF at temperature 0.1: "
+    "--gen_kwargs do_sample=true,temperature=0.1"
+)
+
+
+@register_model("em_inf")
+class EmInfLM(HFLM):
+    """HFLM plus per-token entropy minimisation. Model args: ``em_mode``, ``em_threshold``,
+    ``em_kl_weight``, ``em_lr``, ``em_steps``, ``em_target_ratio`` (and the other ``em_*``
+    fields of :class:`EmSettings`), ``preset=NAME``; the rest as for ``--model hf``."""
+
+    def __init__(self, pretrained: Any = None, **kwargs: Any) -> None:
+        args = resolve_model_args({"pretrained": pretrained, **kwargs} if pretrained is not None else kwargs)
+        self.em_settings = EmSettings.pop_from(args)
+        self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
+        self._warned_greedy = False
+        self._router: TelemetryRouter | None = None
+        super().__init__(**args)
+
+    # ---- generation -------------------------------------------------------------------
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        self._router = TelemetryRouter()
+        inner_hook = self.cache_hook
+        self.cache_hook = RecordingCacheHook(inner_hook, self._router)
+        try:
+            responses = super().generate_until(requests, disable_tqdm=disable_tqdm)
+        finally:
+            self.cache_hook = inner_hook
+        self._router.attach(requests, responses)
+        self._router = None
+        return responses
+
+    def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any):
+        settings = EmSettings.pop_from(generation_kwargs, base=self.em_settings)
+        self._warn_if_greedy(settings, generation_kwargs)
+        processor = EntropyMinimizationProcessor(settings, self._stop_token_ids())
+        extra = list(generation_kwargs.pop("logits_processor", None) or [])
+        generation_kwargs["logits_processor"] = LogitsProcessorList([processor, *extra])
+        start = time.perf_counter()
+        out = super()._model_generate(context, max_length, stop, **generation_kwargs)
+        if self._router is not None:
+            self._router.add_batch(processor.row_telemetry(time.perf_counter() - start))
+        return out
+
+    def _stop_token_ids(self) -> list[int]:
+        ids = [self.tokenizer.pad_token_id, self.tokenizer.eos_token_id]
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        ids += eos if isinstance(eos, list) else [eos]
+        return [int(i) for i in ids if i is not None]
+
+    def _warn_if_greedy(self, settings: EmSettings, gen_kwargs: dict[str, Any]) -> None:
+        sampling = gen_kwargs.get("do_sample")
+        if sampling is None:
+            sampling = float(gen_kwargs.get("temperature") or 0.0) > 0
+        if settings.mode != "off" and not sampling and not self._warned_greedy:
+            self._warned_greedy = True
+            log.warning(GREEDY_WARNING)
+
+    # ---- reproducibility --------------------------------------------------------------
+    def get_model_info(self) -> dict[str, Any]:
+        info = super().get_model_info()
+        info["em_eval_version"] = em_eval.__version__
+        info["em_settings"] = self.em_settings.as_args()
+        info["em_model_source"] = self._em_source
+        return info

@@ -1,0 +1,75 @@
+"""The transformers ``LogitsProcessor`` that applies EM-INF / adaptive temperature per token."""
+
+from __future__ import annotations
+
+import torch
+from transformers import LogitsProcessor
+
+from em_eval.em_settings import EmSettings
+
+
+class NonFiniteLogitsError(RuntimeError):
+    """The model produced NaN logits, which no decoding method can sample from."""
+
+
+class EntropyMinimizationProcessor(LogitsProcessor):
+    """Transforms next-token logits with :class:`EmSettings` and keeps per-row telemetry.
+
+    Placed first in the chain (before temperature, top-k, top-p), like the paper's loop.
+    Rows that already produced a stop token are finished: they are still passed through
+    (HF pads them) but no longer counted in the telemetry.
+    """
+
+    def __init__(self, settings: EmSettings, stop_token_ids: list[int]) -> None:
+        self.settings = settings
+        self._stop_ids = torch.tensor(sorted(set(stop_token_ids)), dtype=torch.long)
+        self._finished: torch.Tensor | None = None
+        self._sums: dict[str, torch.Tensor] = {}
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._finished is None:
+            self._finished = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
+            self._stop_ids = self._stop_ids.to(scores.device)
+        else:
+            self._finished |= torch.isin(input_ids[:, -1], self._stop_ids)
+        live = ~self._finished
+        nan_rows = torch.isnan(scores).any(-1) & live
+        if nan_rows.any():
+            rows = torch.nonzero(nan_rows).flatten().tolist()
+            raise NonFiniteLogitsError(
+                f"the model produced NaN logits for batch rows {rows}; this is usually an fp16 overflow "
+                "or a corrupt checkpoint: try dtype=bfloat16 or dtype=float32, or check the weights"
+            )
+        out, stats = self.settings.transform(scores)
+        self._accumulate("tokens", live.to(torch.float32))
+        for name, value in stats.items():
+            self._accumulate(name, torch.where(live, value.float(), torch.zeros_like(value, dtype=torch.float32)))
+        return out
+
+    def _accumulate(self, name: str, value: torch.Tensor) -> None:
+        self._sums[name] = self._sums[name] + value if name in self._sums else value.clone()
+
+    def row_telemetry(self, batch_wall_s: float) -> list[dict[str, float | int | str]]:
+        """One record per batch row: token count, mean entropy before/after, EM steps, wall time."""
+        if not self._sums:
+            return []
+        tokens = self._sums["tokens"].cpu()
+        sums = {k: v.cpu() for k, v in self._sums.items()}
+        rows = []
+        for i in range(tokens.shape[0]):
+            n = int(tokens[i])
+            record: dict[str, float | int | str] = {
+                "em_mode": self.settings.mode,
+                "gen_tokens": n,
+                "entropy_before": round(float(sums["entropy_before"][i]) / max(n, 1), 6),
+                "entropy_after": round(float(sums["entropy_after"][i]) / max(n, 1), 6),
+                "batch_wall_s": round(batch_wall_s, 4),
+                "batch_size": int(tokens.shape[0]),
+            }
+            if "steps" in sums:
+                record["em_steps"] = int(sums["steps"][i])
+                record["em_steps_per_token"] = round(float(sums["steps"][i]) / max(n, 1), 4)
+            if "temperature" in sums:
+                record["mean_temperature"] = round(float(sums["temperature"][i]) / max(n, 1), 6)
+            rows.append(record)
+        return rows

@@ -1,0 +1,60 @@
+"""Per-sample decoding telemetry, attached to lm-eval requests so ``--log_samples`` keeps it.
+
+lm-eval logs ``arguments`` (context, gen_kwargs) for every sample. Each request owns a deep
+copy of its gen_kwargs, so we append one record per generated response under
+``gen_kwargs["em_telemetry"]``, in the same order as the sample's ``resps``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from typing import Any, Iterable
+
+TELEMETRY_KEY = "em_telemetry"
+
+
+class TelemetryRouter:
+    """Match per-row telemetry to (context, response) pairs, then to requests."""
+
+    def __init__(self) -> None:
+        self._rows: deque[dict[str, Any]] = deque()
+        self._by_pair: dict[tuple[str, str], deque[dict[str, Any]]] = defaultdict(deque)
+
+    def add_batch(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Queue one generated batch's rows, in batch order."""
+        self._rows.extend(rows)
+
+    def response_ready(self, context: str, response: str) -> None:
+        """Called in batch row order once each row's text is final (lm-eval's cache hook)."""
+        if self._rows:
+            self._by_pair[(context, response)].append(self._rows.popleft())
+
+    def attach(self, requests: list[Any], responses: list[str]) -> None:
+        """Append each response's record to its request's gen_kwargs."""
+        for req, resp in zip(requests, responses, strict=True):
+            queue = self._by_pair.get((req.args[0], resp))
+            if queue and isinstance(req.args[1], dict):
+                req.args[1].setdefault(TELEMETRY_KEY, []).append(queue.popleft())
+
+
+class RecordingCacheHook:
+    """Wraps lm-eval's CacheHook so the router sees each (context, response) in row order."""
+
+    def __init__(self, inner: Any, router: TelemetryRouter) -> None:
+        self._inner = inner
+        self._router = router
+
+    def add_partial(self, attr: str, req: Any, res: Any) -> None:
+        if attr == "generate_until" and isinstance(req, tuple) and isinstance(res, str):
+            self._router.response_ready(req[0], res)
+        self._inner.add_partial(attr, req, res)
+
+
+def sample_telemetry(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """Read the telemetry records back from one ``--log_samples`` JSONL row."""
+    for args in logged_sample.get("arguments") or []:
+        if isinstance(args, (list, tuple)) and len(args) > 1 and isinstance(args[1], dict):
+            records = args[1].get(TELEMETRY_KEY)
+            if records:
+                return list(records)
+    return []

@@ -1,0 +1,161 @@
+"""EM-INF and adaptive temperature as pure tensor functions on ``[batch, vocab]`` logits.
+
+No lm-eval, transformers or vLLM imports: the HF and vLLM backends both call these.
+Every row is independent, everything runs under ``torch.inference_mode()`` (closed-form
+gradient, no autograd), computes in fp32 and returns the input dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class EmInfStats:
+    """Per-row telemetry of one :func:`minimize_entropy_with_stats` call."""
+
+    entropy_before: torch.Tensor  # [batch] nats, temperature 1
+    entropy_after: torch.Tensor  # [batch] nats, temperature 1
+    steps: torch.Tensor  # [batch] Adam updates applied (int32)
+
+
+def _valid_rows(z: torch.Tensor) -> torch.Tensor:
+    """Rows that can be optimised: no NaN, no +inf, at least one finite logit."""
+    return ~(torch.isnan(z).any(-1) | torch.isposinf(z).any(-1)) & torch.isfinite(z).any(-1)
+
+
+def _entropy_terms(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return ``q = softmax(z)``, ``q*log q`` (0 where q == 0) and ``H`` per row."""
+    logq = torch.log_softmax(z, dim=-1)
+    q = logq.exp()
+    plogq = torch.where(q > 0, q * logq, torch.zeros_like(q))
+    return q, plogq, -plogq.sum(-1)
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of ``softmax(logits)`` per row (``-inf`` entries contribute 0)."""
+    return _entropy_terms(logits.float())[2]
+
+
+def minimize_entropy_with_stats(
+    logits: torch.Tensor,
+    *,
+    threshold: float = 0.3,
+    kl_weight: float = 0.05,
+    lr: float = 0.1,
+    steps: int = 3,
+) -> tuple[torch.Tensor, EmInfStats]:
+    """EM-INF on ``[batch, vocab]`` logits, plus per-row entropy before/after and steps taken.
+
+    Minimises ``H(softmax(z)) + kl_weight * KL(p0 || softmax(z))`` with ``steps`` Adam
+    updates (fresh state, torch defaults). Before each update a row whose entropy is below
+    ``threshold`` stops for good. Rows with NaN, +inf or only ``-inf`` come back unchanged.
+    """
+    if logits.ndim != 2:
+        raise ValueError(f"minimize_entropy expects [batch, vocab] logits, got shape {tuple(logits.shape)}")
+    if steps < 0 or lr < 0 or kl_weight < 0:
+        raise ValueError(f"steps, lr and kl_weight must be >= 0 (got steps={steps}, lr={lr}, kl_weight={kl_weight})")
+    original = logits.float()
+    valid = _valid_rows(original)
+    z = torch.where(valid[:, None], original, torch.zeros_like(original))
+    p0, plogq, h0 = _entropy_terms(z)
+    q, h = p0, h0
+    active = valid.clone()
+    taken = torch.zeros(z.shape[0], dtype=torch.int32, device=z.device)
+    m = torch.zeros_like(z)
+    v = torch.zeros_like(z)
+    for i in range(1, steps + 1):
+        if i > 1:
+            q, plogq, h = _entropy_terms(z)
+        active &= h >= threshold
+        grad = plogq.add_(q * h[:, None]).neg_()
+        if kl_weight and i > 1:  # q == p0 on the first step, so the KL gradient is exactly 0
+            grad.add_(q - p0, alpha=kl_weight)
+        m.mul_(ADAM_BETA1).add_(grad, alpha=1 - ADAM_BETA1)
+        v.mul_(ADAM_BETA2).addcmul_(grad, grad, value=1 - ADAM_BETA2)
+        m_hat = m / (1 - ADAM_BETA1**i)
+        denom = (v / (1 - ADAM_BETA2**i)).sqrt_().add_(ADAM_EPS)
+        update = m_hat.div_(denom).mul_(lr)
+        z = torch.where(active[:, None], z - update, z)
+        taken += active.to(torch.int32)
+    h_after = _entropy_terms(z)[2] if steps else h0
+    out = torch.where(valid[:, None], z, original).to(logits.dtype)
+    nan = torch.full_like(h0, float("nan"))
+    stats = EmInfStats(torch.where(valid, h0, nan), torch.where(valid, h_after, nan), taken)
+    return out, stats
+
+
+def minimize_entropy(
+    logits: torch.Tensor,
+    *,
+    threshold: float = 0.3,
+    kl_weight: float = 0.05,
+    lr: float = 0.1,
+    steps: int = 3,
+) -> torch.Tensor:
+    """EM-INF on ``[batch, vocab]`` logits (the paper's released defaults); see the ``_with_stats`` variant."""
+    return minimize_entropy_with_stats(logits, threshold=threshold, kl_weight=kl_weight, lr=lr, steps=steps)[0]
+
+
+def adaptive_temperature(
+    logits: torch.Tensor,
+    *,
+    target_ratio: float = 0.85,
+    threshold: float = 1e-5,
+    t_min: float = 0.01,
+    t_max: float = 1.0,
+    tol: float = 0.1,
+    max_iters: int = 100,
+) -> torch.Tensor:
+    """Per row, bisect a temperature so the entropy reaches ``max(threshold, target_ratio * H0)``.
+
+    The paper's "Adaptive Temp" baseline. Rows with ``H0 <= threshold`` (and invalid rows)
+    are unchanged. Runs a fixed number of iterations without host synchronisation:
+    once the fp32 interval has collapsed (at most 48 halvings of ``[t_min, t_max]``), more
+    iterations cannot change any row, so ``min(max_iters, 48)`` gives the same result.
+    """
+    return adaptive_temperature_with_stats(
+        logits, target_ratio=target_ratio, threshold=threshold, t_min=t_min, t_max=t_max, tol=tol, max_iters=max_iters
+    )[0]
+
+
+def adaptive_temperature_with_stats(
+    logits: torch.Tensor,
+    *,
+    target_ratio: float = 0.85,
+    threshold: float = 1e-5,
+    t_min: float = 0.01,
+    t_max: float = 1.0,
+    tol: float = 0.1,
+    max_iters: int = 100,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`adaptive_temperature`, also returning the chosen temperature per row."""
+    if logits.ndim != 2:
+        raise ValueError(f"adaptive_temperature expects [batch, vocab] logits, got shape {tuple(logits.shape)}")
+    if not 0 < t_min <= t_max:
+        raise ValueError(f"need 0 < t_min <= t_max (got t_min={t_min}, t_max={t_max})")
+    original = logits.float()
+    valid = _valid_rows(original)
+    z = torch.where(valid[:, None], original, torch.zeros_like(original))
+    h0 = _entropy_terms(z)[2]
+    target = torch.clamp(h0 * target_ratio, min=threshold)
+    searching = valid & (h0 > threshold)
+    lo = torch.full_like(h0, t_min)
+    hi = torch.full_like(h0, t_max)
+    temp = torch.ones_like(h0)
+    for _ in range(min(max_iters, 48)):
+        mid = (lo + hi) / 2
+        temp = torch.where(searching, mid, temp)
+        h = _entropy_terms(z / mid[:, None])[2]
+        searching &= (h - target).abs() >= tol
+        too_hot = h >= target
+        hi = torch.where(searching & too_hot, mid, hi)
+        lo = torch.where(searching & ~too_hot, mid, lo)
+    out = torch.where(valid[:, None], z / temp[:, None], original).to(logits.dtype)
+    return out, temp

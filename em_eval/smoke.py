@@ -1,0 +1,60 @@
+"""``em_smoke``: deterministic arithmetic word problems generated in code (no download)."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+N_PROBLEMS = 40
+SEED = 2025
+
+_TEMPLATES = (
+    ("add", "Tom has {a} apples and buys {b} more. How many apples does Tom have now?"),
+    ("add", "A shelf holds {a} books. Someone adds {b} books. How many books are on the shelf?"),
+    ("sub", "Mia had {a} stickers and gave away {b}. How many stickers does Mia have left?"),
+    ("sub", "A bus carries {a} people. At a stop, {b} get off. How many people are still on the bus?"),
+    ("mul", "There are {a} bags with {b} marbles in each bag. How many marbles are there in total?"),
+    ("mul", "A garden has {a} rows of {b} flowers. How many flowers are in the garden?"),
+)
+
+
+def problems(n: int = N_PROBLEMS, seed: int = SEED) -> list[dict[str, Any]]:
+    """The smoke problems: ``question``, integer ``answer`` and ``id``; same list every call."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        op, template = _TEMPLATES[i % len(_TEMPLATES)]
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        if op == "sub":
+            a, b = a + b, b
+        answer = {"add": a + b, "sub": a - b, "mul": a * b}[op]
+        out.append({"id": i, "question": template.format(a=a, b=b), "answer": answer})
+    return out
+
+
+def load_dataset(**_: Any):
+    """lm-eval ``custom_dataset`` hook: a ``DatasetDict`` with one ``test`` split."""
+    import datasets
+
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(problems())})
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def last_number(text: str) -> float | None:
+    """The last number written in ``text`` (commas as thousands separators), if any."""
+    found = _NUMBER.findall(text or "")
+    if not found:
+        return None
+    try:
+        return float(found[-1].replace(",", ""))
+    except ValueError:
+        return None
+
+
+def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, int]:
+    """Exact number match of the response's last number against the answer."""
+    value = last_number(results[0])
+    return {"exact_match": int(value is not None and value == float(doc["answer"]))}
