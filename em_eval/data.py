@@ -1,0 +1,155 @@
+"""Benchmark files: canonical pinned source, sha256 check, optional local mirror.
+
+Each file is named by its path relative to a data root (the layout of ``../shared/data``).
+Sources are pinned to a commit where the mirror's provenance names one; the sha256 pins the
+content in every case, so an upstream change is an error, not a silent new benchmark.
+With ``EM_EVAL_DATA_DIR`` set, files are read from that mirror; otherwise they are fetched
+once from their canonical URL into the em-eval cache. Either way the sha256 must match:
+a missing or corrupt file is one clear error, never an empty task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from em_eval.embedded import cache_root
+
+ENV_VAR = "EM_EVAL_DATA_DIR"
+
+
+class DataFileError(RuntimeError):
+    """A benchmark file is missing, unreachable or does not match its sha256."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One benchmark file: where it lives in a mirror, where it comes from, what it hashes to."""
+
+    path: str
+    sha256: str
+    url: str
+
+
+_GH = "https://raw.githubusercontent.com"
+_QWEN = f"{_GH}/QwenLM/Qwen2.5-Math/a45202bd/evaluation/data"
+_PRIME = f"{_GH}/PRIME-RL/PRIME/main/eval/data/AI-MO"
+_SCICODE = f"{_GH}/scicode-bench/SciCode/a005915/eval/data"
+
+FILES: dict[str, DataFile] = {
+    f.path: f
+    for f in (
+        DataFile("math500/test.jsonl", "35dc41080a3680858b27fa7e0533d2d547825316fc5dafe5d316f4ccc5a06132",
+                 f"{_GH}/hkust-nlp/simpleRL-reason/main/examples/simplelr_math_eval/data/math500/test.jsonl"),
+        DataFile("amc_aimo/aimo-validation-amc.jsonl", "f4d4c28866b1b7dee913538f5bf9760b69532fe0c25eb1b765905546bd61846e",
+                 f"{_PRIME}/aimo-validation-amc.jsonl"),
+        DataFile("amc23/test.jsonl", "43707e1ca784602d8479de24ee8ce36609dbebc46dd152b0b12a46611aa898a4",
+                 f"{_QWEN}/amc23/test.jsonl"),
+        DataFile("aime_aimo/aimo-validation-aime.jsonl", "7db6f782e60f62dafcc492d5c12f59e2a4e7ae74544d98224c5e25afdff32d5a",
+                 f"{_PRIME}/aimo-validation-aime.jsonl"),
+        DataFile("aime24/test.jsonl", "af2b8bd2aa911b6333ad0df32f3ca05c7ae8ed10f1731f4372c8ae26990bf7ac",
+                 f"{_QWEN}/aime24/test.jsonl"),
+        DataFile("aime25/aime25_matharena.jsonl", "56f3a2007b09e50f7909e62f5eb85ef595f408e188be7282f87b53d0347976a2",
+                 "https://github.com/eth-sri/matharena (transcribed from data/aime/aime_2025_{I,II}; "
+                 "no single upstream file: use EM_EVAL_DATA_DIR)"),
+        DataFile("minerva_math/test.jsonl", "0e656b430d3a0a1dab6aa853f453ba3805e28e2cabe4fc72486a897cc09d8ba2",
+                 f"{_QWEN}/minerva_math/test.jsonl"),
+        DataFile("olympiadbench/test.jsonl", "bb8c1e38a16ea9eacb77530315a674d883f267fbff79183effc53681b4fcc416",
+                 f"{_QWEN}/olympiadbench/test.jsonl"),
+        DataFile("leetcode/20240121-Jul.jsonl", "7630417651034cfef749d2b21b47163921e1199e078b39ecbc218b4e7c73fbfc",
+                 f"{_GH}/deepseek-ai/DeepSeek-Coder/main/Evaluation/LeetCode/data/20240121-Jul.jsonl"),
+        DataFile("scicode/problems_all.jsonl", "38797fef78f434720be6d053b4f3a86839d6f8ea5fb9115450677cd3a6edf81d",
+                 f"{_SCICODE}/problems_all.jsonl"),
+        DataFile("scicode/problems_dev.jsonl", "193968aff23b7ed931c8f6d196b611e2f6694adb49e6cc085444a60ad2fc4f7b",
+                 f"{_SCICODE}/problems_dev.jsonl"),
+        DataFile("scicode/eval_data/13.6.txt", "795a2b57c2d9bb12ca4eaf16d6b8e1f202015a89a886628858abf42a1b18a94e",
+                 f"{_SCICODE}/13.6.txt"),
+        DataFile("scicode/eval_data/62.1.txt", "bc9931d88a7d5950091b72a996a25b8be6c936fd136b01005e22c3d45b0008a2",
+                 f"{_SCICODE}/62.1.txt"),
+        DataFile("scicode/eval_data/76.3.txt", "4758300d96ea726cdc0fbf749f1bc437030d2a3e8b43bde232ecdeaf636cd367",
+                 f"{_SCICODE}/76.3.txt"),
+        DataFile("scicode/eval_data/background_comment_template.txt",
+                 "9b407bdd44937f13cf090b5ae35436b7dc60a0fb8494caec6995c9c83cdadb03",
+                 f"{_SCICODE}/background_comment_template.txt"),
+        DataFile("scicode/eval_data/multistep_template.txt",
+                 "2c6946acf50f69d37647b83c04e77e6bdc5f3ff04e87d4aa6f79d0f27b5dcbc2",
+                 f"{_SCICODE}/multistep_template.txt"),
+    )
+}
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_file(path: str) -> Path:
+    """Local path of a verified benchmark file (mirror first, else download once)."""
+    if path not in FILES:
+        raise KeyError(f"unknown benchmark file {path!r}; known: {', '.join(sorted(FILES))}")
+    spec = FILES[path]
+    mirror = os.environ.get(ENV_VAR)
+    if mirror:
+        local = Path(mirror) / spec.path
+        if not local.is_file():
+            raise DataFileError(
+                f"benchmark file {spec.path} is missing from {ENV_VAR}={mirror} (looked for {local}); "
+                f"copy it there (expected sha256 {spec.sha256}), or unset {ENV_VAR} to download it from {spec.url}"
+            )
+    else:
+        local = cache_root() / "data" / spec.path
+        if not local.is_file():
+            _download(spec, local)
+    actual = sha256_of(local)
+    if actual != spec.sha256:
+        raise DataFileError(
+            f"benchmark file {local} is corrupt or a different version: sha256 {actual}, expected {spec.sha256}. "
+            f"Replace it with the file from {spec.url}" + (f" (or fix {ENV_VAR})" if mirror else "")
+        )
+    return local
+
+
+def _download(spec: DataFile, local: Path) -> None:
+    if not spec.url.startswith("https://raw."):
+        raise DataFileError(f"{spec.path} has no downloadable canonical file ({spec.url}); set {ENV_VAR} to a mirror")
+    local.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".download-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as resp:
+            shutil.copyfileobj(resp, out)
+        os.replace(tmp, local)
+    except OSError as exc:
+        raise DataFileError(
+            f"could not download benchmark file {spec.path} from {spec.url} ({exc}); "
+            f"offline machines: set {ENV_VAR} to a local mirror holding {spec.path}"
+        ) from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def iter_jsonl(path: str) -> Iterator[dict[str, Any]]:
+    """Records of a verified JSONL benchmark file."""
+    with open(data_file(path), encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataFileError(f"{path} line {line_no} is not valid JSON: {exc}") from exc
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+    """All records of a verified JSONL benchmark file."""
+    return list(iter_jsonl(path))
