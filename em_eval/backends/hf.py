@@ -17,9 +17,11 @@ from lm_eval.models.huggingface import HFLM
 from transformers import LogitsProcessorList
 
 import em_eval
+from em_eval.baselines import generate_with_method, pop_method_args
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
 from em_eval.backends.telemetry import RecordingCacheHook, TelemetryRouter
 from em_eval.em_settings import EmSettings
+from em_eval.multistep import generate_until_with_steps
 from em_eval.presets import resolve_model_args
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class EmInfLM(HFLM):
     def __init__(self, pretrained: Any = None, **kwargs: Any) -> None:
         args = resolve_model_args({"pretrained": pretrained, **kwargs} if pretrained is not None else kwargs)
         self.em_settings = EmSettings.pop_from(args)
+        self.decode_method = pop_method_args(args)
         self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
         self._warned_greedy = False
         self._router: TelemetryRouter | None = None
@@ -47,6 +50,13 @@ class EmInfLM(HFLM):
 
     # ---- generation -------------------------------------------------------------------
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        def plain(reqs: list[Any]) -> list[str]:
+            return self._generate_plain(reqs, disable_tqdm)
+
+        return generate_until_with_steps(requests, lambda reqs: generate_with_method(self.decode_method, reqs, plain))
+
+    def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
+        """HFLM generation of ``requests``, with telemetry attached to each request."""
         self._router = TelemetryRouter()
         inner_hook = self.cache_hook
         self.cache_hook = RecordingCacheHook(inner_hook, self._router)
