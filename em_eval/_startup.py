@@ -15,13 +15,14 @@ _HOOKS = {
 
 
 def _running_lm_eval() -> bool:
-    argv = list(getattr(sys, "orig_argv", None) or []) + list(getattr(sys, "argv", None) or [])
     if os.environ.get("EM_EVAL_DISABLE_HOOK"):
         return False
-    names = {os.path.basename(a) for a in argv[:3]}
+    orig = list(getattr(sys, "orig_argv", None) or [])
+    argv = list(getattr(sys, "argv", None) or [])
+    names = {os.path.basename(a) for a in orig[:2] + argv[:1]}
     if names & {"lm_eval", "lm-eval", "lm_eval.exe", "lm-eval.exe"}:
         return True
-    return any(a == "-m" and b in ("lm_eval", "lm_eval.__main__") for a, b in zip(argv, argv[1:]))
+    return any(a == "-m" and b in ("lm_eval", "lm_eval.__main__") for a, b in zip(orig, orig[1:]))
 
 
 class _AfterImport:

@@ -1,0 +1,122 @@
+"""The ``em_inf`` HF backend: argument handling, batching, telemetry, errors."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+
+from em_eval.backends.hf import GREEDY_WARNING, EmInfLM
+from em_eval.backends.telemetry import TELEMETRY_KEY
+
+PROMPTS = [
+    "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n",
+    "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n",
+    "<|im_start|>user\nWrite the word hello twice, then explain in a long sentence why greetings matter.<|im_end|>\n<|im_start|>assistant\n",
+    "<|im_start|>user\nCount: 1, 2, 3,<|im_end|>\n<|im_start|>assistant\n",
+]
+
+
+def make_requests(gen_kwargs: dict, prompts: list[str] = PROMPTS) -> list[Instance]:
+    return [
+        Instance("generate_until", {"i": i}, (p, dict(gen_kwargs)), idx=0, metadata=("t", i, 1))
+        for i, p in enumerate(prompts)
+    ]
+
+
+@pytest.fixture(scope="module")
+def smol(smollm2_dir) -> EmInfLM:
+    return EmInfLM(pretrained=str(smollm2_dir), device="cpu", batch_size=1)
+
+
+def test_em_args_are_taken_out_and_recorded(tiny_llama_dir) -> None:
+    lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", em_threshold=0.2, em_steps=5, em_mode="adaptive_temp")
+    assert (lm.em_settings.threshold, lm.em_settings.steps, lm.em_settings.mode) == (0.2, 5, "adaptive_temp")
+    info = lm.get_model_info()
+    assert info["em_settings"]["em_steps"] == 5 and info["em_settings"]["em_mode"] == "adaptive_temp"
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [({"em_mode": "greedy"}, "em_mode='greedy' is not one of"), ({"em_stepz": 3}, "unknown EM argument 'em_stepz'"),
+     ({"em_steps": "many"}, "em_steps='many' must be int"), ({"em_lr": -0.1}, "invalid EM setting")],
+)
+def test_bad_em_args_fail_before_loading(tiny_llama_dir, bad: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", **bad)
+
+
+def test_batched_greedy_equals_batch_one_and_plain_greedy(smol: EmInfLM) -> None:
+    greedy = {"until": [], "do_sample": False, "max_gen_toks": 12}
+    smol.batch_size_per_gpu = 1
+    one = smol.generate_until(make_requests(greedy))
+    smol.batch_size_per_gpu = 4
+    four = smol.generate_until(make_requests(greedy))
+    smol.batch_size_per_gpu = 4
+    plain = smol.generate_until(make_requests({**greedy, "em_mode": "off"}))
+    smol.batch_size_per_gpu = 1
+    assert one == four
+    assert one == plain  # EM-INF keeps the argmax, so greedy decoding is unchanged
+    assert all(isinstance(s, str) and s for s in one)
+
+
+def test_greedy_with_em_inf_warns_once(smol: EmInfLM, caplog) -> None:
+    smol._warned_greedy = False
+    with caplog.at_level(logging.WARNING):
+        smol.generate_until(make_requests({"until": [], "do_sample": False, "max_gen_toks": 2}))
+        smol.generate_until(make_requests({"until": [], "do_sample": False, "max_gen_toks": 2}))
+    assert sum(GREEDY_WARNING in r.getMessage() for r in caplog.records) == 1
+
+
+def test_telemetry_per_sample_and_per_task_em_overrides(smol: EmInfLM) -> None:
+    torch.manual_seed(0)
+    smol.batch_size_per_gpu = 2
+    sampled = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 8}
+    reqs = make_requests(sampled)
+    repeated = [reqs[0], reqs[0], *reqs[1:]]  # lm-eval's `repeats` sends the same Instance twice
+    out = smol.generate_until(repeated)
+    assert len(out) == 5
+    records = reqs[0].args[1][TELEMETRY_KEY]
+    assert len(records) == 2  # one per response of that instance, in order
+    for req in reqs:
+        for rec in req.args[1][TELEMETRY_KEY]:
+            assert rec["em_mode"] == "em_inf" and 1 <= rec["gen_tokens"] <= 8
+            assert rec["entropy_after"] <= rec["entropy_before"]
+            assert rec["batch_size"] in (1, 2) and rec["batch_wall_s"] > 0
+    assert any(r["entropy_after"] < r["entropy_before"] for q in reqs for r in q.args[1][TELEMETRY_KEY])
+    off = make_requests({**sampled, "em_mode": "off"})[:1]
+    smol.generate_until(off)
+    rec = off[0].args[1][TELEMETRY_KEY][0]
+    assert rec["em_mode"] == "off" and rec["entropy_after"] == rec["entropy_before"]
+    smol.batch_size_per_gpu = 1
+
+
+def test_nan_logits_give_one_clear_error(tiny_llama_dir) -> None:
+    lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu")
+    with torch.no_grad():
+        lm.model.lm_head.weight.fill_(float("nan"))
+    with pytest.raises(RuntimeError, match="NaN logits .* dtype=bfloat16 or dtype=float32"):
+        lm.generate_until(make_requests({"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 2})[:1])
+
+
+def test_preset_applies_and_explicit_args_win() -> None:
+    from em_eval.presets import load_preset, preset_names, resolve_model_args
+
+    assert {"smollm2-135m", "qwen2.5-math-7b-instruct", "qwen2.5-7b-instruct", "qwen2.5-32b-instruct",
+            "llama-3.1-8b-instruct", "eurus-2-7b-sft", "qwen2.5-math-7b"} <= set(preset_names())
+    args = resolve_model_args({"preset": "qwen2.5-7b-instruct", "dtype": "float16", "em_steps": 5})
+    assert args["pretrained"] == "Qwen/Qwen2.5-7B-Instruct"
+    assert args["dtype"] == "float16" and args["em_steps"] == 5 and args["em_threshold"] == 0.3
+    assert load_preset("smollm2-135m")["model_args"]["dtype"] == "float32"
+    with pytest.raises(ValueError, match="unknown preset 'nope'; known presets: .*smollm2-135m"):
+        resolve_model_args({"preset": "nope"})
+
+
+def test_embedded_short_name_resolves_to_converted_folder(smollm2_dir) -> None:
+    from em_eval.presets import resolve_model_args
+
+    args = resolve_model_args({"pretrained": "smollm2-135m", "gguf_file": "x.gguf"})
+    assert args == {"pretrained": str(smollm2_dir)}
+    assert (smollm2_dir / "model.safetensors").stat().st_size > 100_000_000

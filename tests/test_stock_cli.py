@@ -1,0 +1,73 @@
+"""The stock ``lm_eval`` console script finds ``--model em_inf`` and our tasks after install."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def run(cmd: list[str], **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def results_of(out: Path) -> tuple[dict, list[dict]]:
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    samples = [json.loads(line) for f in out.rglob("samples_*.jsonl") for line in f.read_text().splitlines()]
+    return results, samples
+
+
+def lm_eval_args(model: str, model_args: str, out: Path) -> list[str]:
+    return ["--model", model, "--model_args", model_args, "--tasks", "em_smoke", "--limit", "2", "--device", "cpu",
+            "--batch_size", "2", "--gen_kwargs", "max_gen_toks=4", "--apply_chat_template", "--log_samples",
+            "--output_path", str(out)]
+
+
+def test_stock_lm_eval_runs_em_inf_with_our_task(tiny_llama_dir, tmp_path) -> None:
+    lm_eval = shutil.which("lm_eval")
+    assert lm_eval, "the lm_eval console script must be installed"
+    run([lm_eval, *lm_eval_args("em_inf", f"pretrained={tiny_llama_dir},em_steps=2,em_threshold=0.1", tmp_path)])
+    results, samples = results_of(tmp_path)
+    assert "em_smoke" in results["results"]
+    assert results["config"]["em_settings"]["em_steps"] == 2
+    assert results["config"]["em_settings"]["em_threshold"] == 0.1
+    assert len(samples) == 2
+    telemetry = samples[0]["arguments"]["gen_args_0"]["arg_1"]["em_telemetry"]
+    assert telemetry[0]["em_mode"] == "em_inf" and telemetry[0]["gen_tokens"] <= 4
+
+
+def test_builtin_hf_backend_still_works(tiny_llama_dir, tmp_path) -> None:
+    run([shutil.which("lm_eval"), *lm_eval_args("hf", f"pretrained={tiny_llama_dir}", tmp_path)])
+    results, _ = results_of(tmp_path)
+    assert "em_smoke" in results["results"] and "em_settings" not in results["config"]
+
+
+@pytest.mark.parametrize("launcher", ["console", "module"])
+def test_explicit_em_eval_eval_without_startup_hook(tiny_llama_dir, tmp_path, launcher: str) -> None:
+    cmd = [shutil.which("em-eval")] if launcher == "console" else [sys.executable, "-m", "em_eval"]
+    run([*cmd, "eval", *lm_eval_args("em_inf", f"pretrained={tiny_llama_dir}", tmp_path)], EM_EVAL_DISABLE_HOOK="1")
+    results, _ = results_of(tmp_path)
+    assert results["config"]["em_settings"]["em_mode"] == "em_inf"
+
+
+def test_startup_hook_is_installed_cheap_and_idempotent() -> None:
+    pth = Path(sysconfig.get_paths()["purelib"]) / "em_eval_startup.pth"
+    assert pth.is_file(), "pip install must put em_eval_startup.pth in site-packages"
+    probe = ("import sys; import em_eval._startup as s; s.install(); s.install(); "
+             "print(sorted(m for m in ('torch', 'lm_eval', 'transformers') if m in sys.modules), "
+             "sum(type(f).__name__ == '_AfterImport' for f in sys.meta_path))")
+    plain = run([sys.executable, "-c", probe]).stdout.split()
+    assert plain == ["[]", "0"], "outside lm-eval the hook must import nothing heavy and install nothing"
+    as_lm_eval = run([sys.executable, "-c", probe.replace("import sys;", "import sys; sys.argv[0] = 'lm_eval';")])
+    assert as_lm_eval.stdout.split() == ["[]", "1"]
