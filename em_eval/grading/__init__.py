@@ -1,0 +1,1 @@
+"""Graders: math answers, code extraction, SciCode comparison rules."""
