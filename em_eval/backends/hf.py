@@ -100,4 +100,5 @@ class EmInfLM(HFLM):
         info["em_eval_version"] = em_eval.__version__
         info["em_settings"] = self.em_settings.as_args()
         info["em_model_source"] = self._em_source
+        info["decode_method"] = self.decode_method.as_args()
         return info
