@@ -1,0 +1,1 @@
+"""``em-eval leaderboard``: lm-eval output folders -> Markdown/CSV tables, one HTML page, PNG plots."""

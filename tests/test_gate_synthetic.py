@@ -1,0 +1,102 @@
+"""Synthetic lm-eval output folders for the gate and leaderboard tests (same layout and fields as
+``lm_eval --output_path OUT --log_samples``), plus a check that the loader reads them like real ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from em_eval.leaderboard.results import load_run, result_files
+
+STAMP = "2026-01-01T00-00-00.000000"
+
+
+def bernoulli(n: int, p: float, seed: int) -> list[int]:
+    """n independent 0/1 outcomes with success probability p."""
+    return [int(x) for x in np.random.default_rng(seed).random(n) < p]
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_run(
+    out: Path,
+    scores: dict[str, Sequence[Any]],
+    *,
+    model: str = "tiny-model",
+    em_mode: str = "off",
+    sampling: bool = True,
+    grader: str = "grader-1",
+    stamp: str = STAMP,
+    doc_salt: str = "",
+    max_gen_toks: int = 64,
+    tokens: int | Sequence[int] = 20,
+    math_flags: bool = True,
+    decode: dict[str, Any] | None = None,
+) -> Path:
+    """Write one run: ``scores[task]`` is a list of per-problem outcomes (0/1) or of per-problem
+    lists of per-response outcomes (n samples). Returns the results file."""
+    folder = Path(out) / model
+    folder.mkdir(parents=True, exist_ok=True)
+    gen_kwargs = {"until": [], "do_sample": sampling, "temperature": 0.1 if sampling else 0.0, "max_gen_toks": max_gen_toks}
+    results, configs = {}, {}
+    for task, per_problem in scores.items():
+        rows = []
+        for i, outcome in enumerate(per_problem):
+            outcomes = list(outcome) if isinstance(outcome, (list, tuple)) else [outcome]
+            n_tok = tokens[i] if isinstance(tokens, (list, tuple)) else tokens
+            telemetry = [{"em_mode": em_mode, "gen_tokens": int(n_tok), "batch_wall_s": 0.4, "batch_size": 4}
+                         for _ in outcomes]
+            kwargs = {**gen_kwargs, "em_telemetry": telemetry}
+            if decode:
+                kwargs["decode"] = decode
+            doc = {"id": i, "problem": f"{task} problem {i}{doc_salt}", "answer": str(i)}
+            row = {
+                "doc_id": i, "doc": doc, "target": str(i),
+                "arguments": {"gen_args_0": {"arg_0": f"<prompt {i}>", "arg_1": kwargs}},
+                "resps": [[f"answer {i} \\boxed{{{i if o else -1}}}" for o in outcomes]],
+                "filtered_resps": [[f"answer {i}" for _ in outcomes]], "filter": "none", "metrics": ["exact_match"],
+                "doc_hash": _sha(json.dumps(doc)), "prompt_hash": _sha(f"<prompt {i}>"), "target_hash": _sha(str(i)),
+                "exact_match": sum(outcomes) / len(outcomes),
+            }
+            if math_flags:
+                row.update(no_answer=float(i % 7 == 0), graders_disagree=float(i % 11 == 0), n=len(outcomes),
+                           grading=[{"answer": str(i) if o else "-1", "exact_match": bool(o)} for o in outcomes])
+            rows.append(row)
+        (folder / f"samples_{task}_{stamp}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        mean = float(np.mean([r["exact_match"] for r in rows]))
+        results[task] = {"alias": task, "exact_match,none": mean, "exact_match_stderr,none": 0.0}
+        configs[task] = {
+            "task": task, "process_results": "def process_results(doc, results): ...",
+            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
+            "generation_kwargs": gen_kwargs, "repeats": len(per_problem[0]) if isinstance(per_problem[0], (list, tuple)) else 1,
+            "metadata": {"version": 1.0, "grader": grader},
+        }
+    payload = {
+        "results": results, "configs": configs, "versions": {t: 1.0 for t in scores},
+        "higher_is_better": {t: {"exact_match": True} for t in scores},
+        "n-samples": {t: {"original": len(v), "effective": len(v)} for t, v in scores.items()},
+        "config": {"model": "em_inf", "model_args": {"pretrained": model}, "em_settings": {"em_mode": em_mode}},
+        "model_name": model, "model_name_sanitized": model,
+    }
+    path = folder / f"results_{stamp}.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_synthetic_runs_load_like_real_ones(tmp_path: Path) -> None:
+    path = write_run(tmp_path, {"t1": [1, 0, 1], "t2": [[1, 0], [0, 0], [1, 1]]}, em_mode="em_inf", tokens=[64, 10, 5])
+    assert result_files(tmp_path) == [path]
+    run = load_run(path)
+    assert (run.method, run.method_label) == ("em_inf", "EM-INF")
+    t1, t2 = run.tasks["t1"], run.tasks["t2"]
+    assert t1.binary and t1.scores == [1.0, 0.0, 1.0] and t1.metric == "exact_match"
+    assert not t2.binary and t2.scores == [0.5, 0.0, 1.0] and t2.samples_per_problem == 2
+    assert [p.flags["hit_token_limit"] for p in t1.problems] == [True, False, False]
+    assert t1.problems[0].flags["no_answer"] is True and t1.problems[1].flags["no_answer"] is False
+    assert t2.problems[0].gen_tokens == 128, "tokens of every response are counted"
