@@ -1,0 +1,201 @@
+r"""lm-eval adapters for the math benchmarks (``tasks/math/*.yaml``).
+
+* Data: :func:`load_dataset` reads each benchmark's sha256-pinned file through
+  :mod:`em_eval.data` (mirror or pinned download) and maps it onto one schema,
+  ``{id, problem, answer, subset}``; :func:`gold_answer` is the one place where answer
+  fields are normalised (AMC floats ``27.0``, AIME ``"023"``, OlympiadBench lists with ``$``,
+  Minerva's last ``\boxed{}`` in the solution).
+* Prompt: the problem is the user turn; the paper's system prompt is the task ``description``,
+  which lm-eval puts in the system turn under ``--apply_chat_template`` (and in front of
+  ``--system_instruction`` text if both are given).
+* Scoring: :func:`process_results` grades every response with both graders and returns, per
+  problem, the metrics lm-eval averages (``mean``, so each gets a standard error over problems)
+  and a ``grading`` list of per-response records for ``--log_samples``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from em_eval.data import FILES, read_jsonl
+from em_eval.grading.math import cluster_answers, extract, grade_response
+from em_eval.metrics import k_values, maj_at_k, pass_at_k
+
+SYSTEM_PROMPT = r"Please reason step by step, and put your final answer within \boxed{}."
+PAPER_SYSTEM_PROMPT_LITERAL = r"Please reason step by step, and put your final answer within \\boxed{}."
+
+
+def _number(value: Any) -> str:
+    """27.0 -> "27", "023" -> "23", 1.5 -> "1.5"."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    text = str(value).strip()
+    return (text.lstrip("0") or "0") if text.isdigit() else text
+
+
+def _dollars_off(value: Any) -> str:
+    text = value[0] if isinstance(value, list) else value
+    return str(text).replace("$", "").strip()
+
+
+def _boxed_in_solution(solution: str) -> str:
+    answer = extract(solution).answer
+    if answer is None:
+        raise ValueError("a Minerva solution has no \\boxed{} answer")
+    return answer
+
+
+def _year(url: str) -> str:
+    m = re.search(r"/(\d{4})_", url or "")
+    return m.group(1) if m else ""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Where one benchmark's records live and how its fields map onto the task schema."""
+
+    file: str
+    problem: str
+    answer: Callable[[dict[str, Any]], str]
+    subset: Callable[[dict[str, Any]], str]
+    size: int
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "math500": Benchmark("math500/test.jsonl", "problem", lambda r: str(r["answer"]).strip(),
+                         lambda r: f"{r['subject']} L{r['level']}", 500),
+    "amc": Benchmark("amc_aimo/aimo-validation-amc.jsonl", "question", lambda r: _number(r["answer"]),
+                     lambda r: _year(r["url"]), 83),
+    "amc23": Benchmark("amc23/test.jsonl", "problem", lambda r: _number(r["answer"]), lambda r: "2023", 40),
+    "aime": Benchmark("aime_aimo/aimo-validation-aime.jsonl", "question", lambda r: _number(r["answer"]),
+                      lambda r: _year(r["url"]), 90),
+    "aime24": Benchmark("aime24/test.jsonl", "problem", lambda r: _number(r["answer"]), lambda r: "2024", 30),
+    "aime25": Benchmark("aime25/aime25_matharena.jsonl", "problem", lambda r: _number(r["answer"]),
+                        lambda r: r["contest"], 30),
+    "minerva": Benchmark("minerva_math/test.jsonl", "problem", lambda r: _boxed_in_solution(r["solution"]),
+                         lambda r: r["type"], 272),
+    "olympiadbench": Benchmark("olympiadbench/test.jsonl", "question", lambda r: _dollars_off(r["final_answer"]),
+                               lambda r: r["subfield"], 675),
+}
+
+
+def gold_answer(benchmark: str, record: dict[str, Any]) -> str:
+    """The gold answer of one raw record, as a string our graders and math-verify accept."""
+    return BENCHMARKS[benchmark].answer(record)
+
+
+def documents(benchmark: str) -> list[dict[str, str]]:
+    """The benchmark's problems in the task schema ``{id, problem, answer, subset}``."""
+    if benchmark not in BENCHMARKS:
+        raise KeyError(f"unknown math benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
+    spec = BENCHMARKS[benchmark]
+    records = read_jsonl(spec.file)
+    if len(records) != spec.size:
+        raise ValueError(f"{spec.file} has {len(records)} records, expected {spec.size}")
+    return [
+        {"id": str(r.get("unique_id", r.get("id", r.get("idx", i)))), "problem": str(r[spec.problem]),
+         "answer": spec.answer(r), "subset": str(spec.subset(r))}
+        for i, r in enumerate(records)
+    ]
+
+
+def load_dataset(benchmark: str, data_sha256: str | None = None, **_: Any):
+    """lm-eval ``custom_dataset`` hook: one ``test`` split. ``benchmark`` comes from the task's
+    ``dataset_kwargs``; ``data_sha256`` from its metadata must match the pin in :mod:`em_eval.data`."""
+    import datasets
+
+    if benchmark in BENCHMARKS and data_sha256 and data_sha256 != source_of(benchmark)["sha256"]:
+        raise ValueError(
+            f"task metadata pins {BENCHMARKS[benchmark].file} to sha256 {data_sha256}, but em_eval.data pins "
+            f"{source_of(benchmark)['sha256']}; update the task YAML or em_eval.data.FILES so they agree"
+        )
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(documents(benchmark))})
+
+
+def source_of(benchmark: str) -> dict[str, str]:
+    """The pinned file, its sha256 and canonical URL (for result metadata and docs)."""
+    spec = FILES[BENCHMARKS[benchmark].file]
+    return {"file": spec.path, "sha256": spec.sha256, "url": spec.url}
+
+
+# ---- scoring ------------------------------------------------------------------------------
+
+
+def keep_all_responses(resps: Iterable[list[str]], docs: Iterable[dict]) -> list[list[str]]:
+    """lm-eval ``custom`` filter that keeps every repeat (the default filter keeps the first only)."""
+    return [list(r) for r in resps]
+
+
+def _responses(results: list[Any]) -> list[str]:
+    if len(results) == 1 and isinstance(results[0], (list, tuple)):
+        return [str(r) for r in results[0]]
+    return [str(r) for r in results]
+
+
+def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """Per-problem metrics over the problem's n responses, and the per-response ``grading`` records.
+
+    Metrics (lm-eval ``mean`` over problems): ``exact_match`` (our grader; avg@n when n > 1),
+    ``math_verify``, ``no_answer``, ``unfinished``, ``graders_disagree`` (fractions of the n
+    responses), ``n``, and for n > 1 ``pass@k`` (unbiased) and ``maj@k`` for k = 1, 2, 4, ..., n.
+    """
+    grades = [grade_response(r, doc["answer"]) for r in _responses(results)]
+    n = len(grades)
+    if n == 0:
+        raise ValueError(f"no responses for problem {doc.get('id')!r}")
+    correct = [g.exact_match for g in grades]
+    clusters = cluster_answers([g.answer for g in grades])
+    out: dict[str, Any] = {
+        "exact_match": sum(correct) / n,
+        "math_verify": sum(g.math_verify for g in grades) / n,
+        "no_answer": sum(g.no_answer for g in grades) / n,
+        "unfinished": sum(g.unfinished for g in grades) / n,
+        "graders_disagree": sum(g.disagree for g in grades) / n,
+        "n": n,
+    }
+    if n > 1:
+        for k in k_values(n):
+            out[f"pass@{k}"] = pass_at_k(n, sum(correct), k)
+            out[f"maj@{k}"] = maj_at_k(clusters, correct, k)
+    out["grading"] = [{**g.as_record(), "cluster": c} for g, c in zip(grades, clusters)]
+    return out
+
+
+def count_graded(items: list[list[dict[str, Any]]]) -> int:
+    """Aggregation of the ``grading`` field: how many responses were graded in total."""
+    return sum(len(records) for records in items)
+
+
+# ---- reading a --log_samples row back ------------------------------------------------------
+
+
+def _logged_gen_kwargs(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gen_kwargs of each request of a sample row: in memory ``[(context, kwargs)]``, on disk
+    (lm-eval 0.4.13 JSONL) ``{"gen_args_0": {"arg_0": context, "arg_1": kwargs}}``."""
+    arguments = logged_sample.get("arguments") or []
+    entries = arguments.values() if isinstance(arguments, dict) else arguments
+    out = []
+    for entry in entries:
+        kwargs = entry.get("arg_1") if isinstance(entry, dict) else (entry[1] if len(entry) > 1 else None)
+        if isinstance(kwargs, dict):
+            out.append(kwargs)
+    return out
+
+
+def sample_status(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-response records of one ``--log_samples`` row plus ``hit_token_limit``: the backend's
+    telemetry says the response used all ``max_gen_toks`` tokens (None where no telemetry exists)."""
+    from em_eval.backends.telemetry import TELEMETRY_KEY
+
+    records = [dict(r) for r in logged_sample.get("grading") or []]
+    telemetry: list[dict[str, Any]] = []
+    limit = None
+    for kwargs in _logged_gen_kwargs(logged_sample):
+        telemetry += list(kwargs.get(TELEMETRY_KEY) or [])
+        limit = kwargs.get("max_gen_toks", limit)
+    for i, record in enumerate(records):
+        tokens = telemetry[i].get("gen_tokens") if i < len(telemetry) else None
+        record["hit_token_limit"] = None if tokens is None or limit is None else int(tokens) >= int(limit)
+    return records
