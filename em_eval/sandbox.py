@@ -348,10 +348,12 @@ def _bwrap_argv(program: Program, work: Path, uid: int | None, env: Mapping[str,
                 argv += ["--perms", "0755", "--dir", parent]
             argv += ["--ro-bind", path, path]
     argv += ["--perms", "1777", "--size", str(program.limits.tmpfs_mb << 20), "--tmpfs", SANDBOX_CWD]
-    for path in sorted(p for p in work.rglob("*") if p.is_file()):
+    for path in sorted(work.rglob("*")):
         rel = path.relative_to(work).as_posix()
-        how = "--bind" if rel in program.collect else "--ro-bind"
-        argv += [how, str(path), f"{SANDBOX_CWD}/{rel}"]
+        if path.is_dir():
+            argv += ["--perms", "0755", "--dir", f"{SANDBOX_CWD}/{rel}"]
+        else:
+            argv += ["--bind" if rel in program.collect else "--ro-bind", str(path), f"{SANDBOX_CWD}/{rel}"]
     argv += ["--chdir", SANDBOX_CWD, "--clearenv"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
