@@ -19,6 +19,7 @@ from em_eval.backends.telemetry import TELEMETRY_KEY
 FLAGS = ("no_answer", "hit_token_limit", "graders_disagree")
 FLAG_LABELS = {"no_answer": "no answer extracted", "hit_token_limit": "hit the token limit",
                "graders_disagree": "graders disagree"}
+FLAG_SHORT = {"no_answer": "no answer", "hit_token_limit": "hit limit", "graders_disagree": "disagree"}
 PREFERRED_METRICS = ("exact_match", "acc", "pass@1", "accuracy")
 _RESULTS_FILE = re.compile(r"^results_(?P<ts>.+)\.json$")
 
@@ -79,7 +80,7 @@ class Run:
     model: str
     method: str
     method_label: str
-    label: str
+    label: str  # shown as the method column: a user-given LABEL, else method_label
     config: dict[str, Any]
     tasks: dict[str, TaskRun] = field(default_factory=dict)
 
@@ -110,14 +111,16 @@ def parse_spec(spec: str) -> tuple[str | None, Path]:
 
 
 def load_runs(specs: Iterable[str], metric: str | None = None) -> list[Run]:
-    """Every run under each ``[LABEL=]PATH`` spec."""
-    runs = []
+    """Every run under each ``[LABEL=]PATH`` spec (a file named twice is read once; a label wins)."""
+    chosen: dict[Path, str | None] = {}
     for spec in specs:
         label, path = parse_spec(spec)
         files = result_files(path)
         for f in files:
-            runs.append(load_run(f, label=label if len(files) == 1 else None, metric=metric))
-    return runs
+            key = f.resolve()
+            given = label if len(files) == 1 else None
+            chosen[key] = given or chosen.get(key)
+    return [load_run(f, label=label, metric=metric) for f, label in chosen.items()]
 
 
 # ---- one run ----------------------------------------------------------------------------
@@ -143,7 +146,7 @@ def load_run(results_file: Path, label: str | None = None, metric: str | None = 
         tasks[task] = _task_run(task, results, _read_rows(samples_file), metric)
     model = str(results.get("model_name") or (results.get("config") or {}).get("model") or "model")
     method, method_label = describe_method(results.get("config") or {}, _first_gen_kwargs(results_file, stamp, results))
-    return Run(results_file, model, method, method_label, label or f"{model} · {method_label}",
+    return Run(results_file, model, method, method_label, label or method_label,
                results.get("config") or {}, tasks)
 
 

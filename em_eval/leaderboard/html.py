@@ -1,0 +1,68 @@
+"""One self-contained static HTML page: sortable table, per-task charts (inlined PNGs), per-sample
+drill-down with the "no answer extracted" / "hit the token limit" / "graders disagree" flags."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import jinja2
+
+import em_eval
+from em_eval.leaderboard import paper
+from em_eval.leaderboard.results import FLAG_LABELS, FLAG_SHORT, FLAGS, Problem, Run
+from em_eval.leaderboard.table import Row, num, pct
+
+TEMPLATE = "page.html.j2"
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def decode_note(decode: dict[str, Any] | None) -> str:
+    """A one-line summary of a self-consistency / refinement record."""
+    if not decode:
+        return ""
+    method = decode.get("decode_method")
+    if method == "self_consistency":
+        return (f"self-consistency: answers {decode.get('answers')}, votes {decode.get('votes')}, "
+                f"returned sample {decode.get('chosen')}")
+    if method == "refinement":
+        return f"iterative refinement: {len(decode.get('rounds') or [])} rounds, the last one returned"
+    return str(method)
+
+
+def _trim(problem: Problem, max_chars: int) -> Problem:
+    text = problem.response
+    if len(text) > max_chars:
+        text = text[:max_chars] + f"\n… [{len(problem.response) - max_chars} more characters]"
+    return replace(problem, response=text, decode=decode_note(problem.decode) or None)
+
+
+def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], title: str, max_chars: int = 3000) -> str:
+    """The page as one HTML string (no external resources)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    tasks = list(dict.fromkeys(r.task for r in rows))
+    reported = paper.for_tasks(tasks)
+    columns = list(dict.fromkeys(r.benchmark for r in reported))
+    grid: dict[tuple[str, str, str], dict[str, float]] = {}
+    for r in reported:
+        grid.setdefault((r.table, r.model, r.label), {})[r.benchmark] = r.value
+    images = {
+        "accuracy_vs_tokens": data_uri(plots["accuracy_vs_tokens"]) if "accuracy_vs_tokens" in plots else None,
+        "tasks": [(t, data_uri(plots[f"task:{t}"])) for t in tasks if f"task:{t}" in plots],
+    }
+    drill = [{"model": run.model, "label": run.label, "task": name, "problems": [_trim(p, max_chars) for p in task.problems]}
+             for run in runs for name, task in run.tasks.items()]
+    return env.get_template(TEMPLATE).render(
+        title=title, generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"), version=em_eval.__version__,
+        runs=runs, rows=rows, flags=FLAGS, flag_labels=FLAG_LABELS, flag_short=FLAG_SHORT, images=images,
+        paper_tasks={r.task for r in reported}, paper_columns=columns,
+        paper_rows=[{"table": k[0], "model": k[1], "label": k[2], "values": v} for k, v in grid.items()],
+        paper_source=paper.load_reference()["source"], drill=drill, pct=pct, num=num,
+    )

@@ -1,0 +1,86 @@
+"""PNG plots (matplotlib, Agg): accuracy vs generated tokens per method, and per-task bars."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from em_eval.leaderboard.table import Row  # noqa: E402
+
+DPI = 110
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "task"
+
+
+def _colors(labels: Sequence[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab10")
+    return {label: cmap(i % 10) for i, label in enumerate(dict.fromkeys(labels))}
+
+
+def accuracy_vs_tokens(rows: Sequence[Row], path: Path) -> Path | None:
+    """One panel per task: score (with 95% CI) against mean generated tokens per problem, a point per run."""
+    rows = [r for r in rows if r.tokens_per_problem is not None]
+    if not rows:
+        return None
+    tasks = list(dict.fromkeys(r.task for r in rows))
+    colors = _colors([r.label for r in rows])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks) + 1.8, 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for r in (r for r in rows if r.task == task):
+            ax.errorbar(r.tokens_per_problem, 100 * r.score,
+                        yerr=[[100 * (r.score - r.ci_low)], [100 * (r.ci_high - r.score)]],
+                        fmt="o", color=colors[r.label], capsize=3, label=r.label)
+        ax.set_title(task)
+        ax.set_xlabel("generated tokens per problem (all samples)")
+        ax.set_ylabel("score % (95% CI)")
+        ax.grid(alpha=0.3)
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.8 / (4.2 * len(tasks) + 1.8), 1))
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
+    """Bars of one task's score per run with 95% CIs; the paper's number (if any) as a hollow diamond."""
+    rows = [r for r in rows if r.task == task]
+    colors = _colors([r.label for r in rows])
+    fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(rows) + 1.5), 3.6))
+    xs = range(len(rows))
+    ax.bar(xs, [100 * r.score for r in rows], color=[colors[r.label] for r in rows],
+           yerr=[[100 * (r.score - r.ci_low) for r in rows], [100 * (r.ci_high - r.score) for r in rows]], capsize=4)
+    reported = [(i, r.paper_value) for i, r in enumerate(rows) if r.paper_value is not None]
+    if reported:
+        ax.scatter([i for i, _ in reported], [100 * v for _, v in reported], marker="D", facecolors="none",
+                   edgecolors="black", zorder=3, label="paper (reported, not reproduced)")
+        ax.legend(fontsize=8, loc="upper left")
+    ax.set_xticks(list(xs), [f"{r.model}\n{r.label}" for r in rows], fontsize=7, rotation=20, ha="right")
+    ax.set_ylabel(f"{rows[0].metric} % (95% CI)")
+    ax.set_title(f"{task} (n={rows[0].n})")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def write_plots(rows: Sequence[Row], out_dir: Path) -> dict[str, Path]:
+    """All plots into ``out_dir``: ``accuracy_vs_tokens.png`` and ``task_<task>.png``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    scatter = accuracy_vs_tokens(rows, out_dir / "accuracy_vs_tokens.png")
+    if scatter:
+        paths["accuracy_vs_tokens"] = scatter
+    for task in dict.fromkeys(r.task for r in rows):
+        paths[f"task:{task}"] = task_bars(rows, task, out_dir / f"task_{slug(task)}.png")
+    return paths

@@ -1,0 +1,208 @@
+"""``em-eval leaderboard``: method labels, intervals, paper reference data, files, and the HTML page
+in a real headless Chromium (Playwright driving Debian's /usr/bin/chromium)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import yaml
+
+from em_eval.leaderboard import paper
+from em_eval.leaderboard.cli import main
+from em_eval.leaderboard.results import describe_method, load_runs
+from em_eval.leaderboard.table import build_rows, interval
+from test_gate_synthetic import bernoulli, write_run
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+# ---- paper reference data -------------------------------------------------------------------
+def test_paper_reference_is_marked_reported_and_internally_consistent() -> None:
+    data = yaml.safe_load((REPO / "leaderboards" / "paper_reference.yaml").read_text())
+    assert data["status"] == "reported-not-reproduced"
+    checked = 0
+    for table in data["tables"]:
+        avg = table.get("average")
+        for row in table["rows"]:
+            assert len(row["values"]) == len(table["columns"]), (table["id"], row["label"])
+            if avg:
+                parts = [row["values"][table["columns"].index(c)] for c in avg["of"]]
+                stated = row["values"][table["columns"].index(avg["column"])]
+                assert abs(sum(parts) / len(parts) - stated) <= 0.051, (table["id"], row["label"])
+                checked += 1
+    assert checked == 18 + 8 + 3, "every Table 2/3 row's math average re-derives from its columns"
+    presets = {p.stem for p in (REPO / "models").glob("*.yaml")}
+    assert {m["preset"] for m in data["models"].values()} <= presets
+    task_names = {m for p in (REPO / "tasks").rglob("*.yaml") for m in re.findall(r"^task:\s*(\S+)", p.read_text(), re.M)}
+    mapped = {b["task"] for b in data["benchmarks"].values() if b.get("task")}
+    assert mapped <= task_names, f"benchmarks mapped to missing tasks: {mapped - task_names}"
+
+
+def test_paper_lookup_matches_model_method_and_task() -> None:
+    model = paper.paper_model(["Qwen/Qwen2.5-7B-Instruct"])
+    assert model == "Qwen2.5-7B-Instruct" and paper.paper_model(["smollm2-135m"]) is None
+    assert paper.lookup(model, "em_inf", "em_math500", "exact_match").value == 73.8
+    assert paper.lookup(model, "self_consistency", "em_leetcode", "pass@1") is None  # "–" in the paper
+    sub = paper.lookup(model, "em_inf", "em_scicode", "subproblem_accuracy")
+    assert sub.value == 16.7 and sub.table == "table1"
+
+
+# ---- methods and intervals --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "config,gen_kwargs,expected",
+    [
+        ({"model": "hf"}, {"do_sample": False}, ("greedy", "Greedy (t=0)")),
+        ({"model": "vllm"}, {"temperature": 0.1}, ("sampling", "Sampling (t=0.1)")),
+        ({"model": "em_inf", "em_settings": {"em_mode": "off"}}, {"do_sample": True, "temperature": 0.1},
+         ("sampling", "Sampling (t=0.1)")),
+        ({"model": "em_inf", "em_settings": {"em_mode": "em_inf"}}, {"do_sample": True, "temperature": 0.1}, ("em_inf", "EM-INF")),
+        ({"model": "em_inf", "em_settings": {"em_mode": "off"}}, {"do_sample": True, "em_telemetry": [{"em_mode": "em_inf"}]},
+         ("em_inf", "EM-INF")),
+        ({"model": "em_inf", "em_settings": {"em_mode": "adaptive_temp"}}, {"do_sample": True}, ("adaptive_temp", "Adaptive Temp")),
+        ({"model": "em_inf", "em_settings": {"em_mode": "off"}, "decode_method": {"decode_method": "self_consistency", "decode_n": 4}},
+         {"do_sample": True, "temperature": 0.1}, ("self_consistency", "Self-consistency (N=4)")),
+        ({"model": "em_inf", "em_settings": {"em_mode": "off"}, "model_args": {"decode_method": "refinement", "decode_n": 3}},
+         {"do_sample": True}, ("refinement", "Iterative refinement (N=3)")),
+    ],
+)
+def test_methods_are_named_like_the_papers_rows(config: dict, gen_kwargs: dict, expected: tuple) -> None:
+    assert describe_method(config, gen_kwargs) == expected
+
+
+def test_intervals_wilson_for_binary_and_normal_for_fractions() -> None:
+    low, high, how = interval([1.0] * 7 + [0.0] * 3)
+    assert how == "wilson" and low == pytest.approx(0.3968, abs=1e-3) and high == pytest.approx(0.8922, abs=1e-3)
+    low, high, how = interval([0.25, 0.5, 0.75, 1.0])
+    assert how == "normal" and (low, high) == pytest.approx((0.625 - 1.96 * 0.1614, 0.625 + 1.96 * 0.1614), abs=2e-3)
+    assert interval([1.0, 0.75, 1.0, 1.0])[1] == 1.0, "clipped to [0, 1]"
+
+
+# ---- the command ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def board(tmp_path_factory) -> Path:
+    """Three methods of one paper model on two tasks (one with 4 samples per problem), then the leaderboard."""
+    root = tmp_path_factory.mktemp("runs")
+    for i, (mode, sampling, p) in enumerate([("off", False, 0.5), ("off", True, 0.45), ("em_inf", True, 0.6)]):
+        write_run(root / f"run{i}", {"em_math500": bernoulli(60, p, seed=i),
+                                     "em_amc": [bernoulli(4, p, seed=10 * i + k) for k in range(20)]},
+                  model="Qwen/Qwen2.5-7B-Instruct", em_mode=mode, sampling=sampling,
+                  tokens=[40 + 30 * i + (k % 5) for k in range(60)], max_gen_toks=64 + 20 * i)
+    out = tmp_path_factory.mktemp("board") / "demo"
+    assert main([str(root / "run0"), str(root / "run1"), f"EM-INF<b>=" + str(root / "run2"), "-o", str(out)]) == 0
+    return out
+
+
+def test_tables_have_every_model_method_task_with_n_and_ci(board: Path) -> None:
+    rows = list(csv.DictReader((board / "leaderboard.csv").open()))
+    assert len(rows) == 6
+    assert {(r["task"], r["method"]) for r in rows} == {(t, m) for t in ("em_amc", "em_math500")
+                                                        for m in ("greedy", "sampling", "em_inf")}
+    for r in rows:
+        assert float(r["ci_low"]) <= float(r["score"]) <= float(r["ci_high"])
+        assert r["n"] == ("60" if r["task"] == "em_math500" else "20")
+    em = next(r for r in rows if r["method"] == "em_inf" and r["task"] == "em_math500")
+    assert em["label"] == "EM-INF<b>" and float(em["paper_value"]) == pytest.approx(0.738)
+    assert "reported, not reproduced" in em["paper_source"]
+    md = (board / "leaderboard.md").read_text()
+    assert "| Qwen/Qwen2.5-7B-Instruct | Greedy (t=0) | em_math500 (exact_match) | 60 |" in md
+    assert "20 × 4" in md and "73.8†" in md and "reported, not reproduced" in md
+
+
+def test_plots_are_real_pngs(board: Path) -> None:
+    for name in ("accuracy_vs_tokens.png", "task_em_math500.png", "task_em_amc.png"):
+        image = matplotlib.image.imread(board / "plots" / name)
+        assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0.01
+
+
+def test_html_is_self_contained_and_escaped(board: Path) -> None:
+    html = (board / "index.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "no external resources"
+    assert "<link" not in html and "<script src" not in html
+    assert html.count("data:image/png;base64,") == 3
+    assert "EM-INF&lt;b&gt;" in html and "EM-INF<b>" not in html
+
+
+def test_unreadable_input_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert main([str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    write_run(tmp_path / "r", {"t": [1, 0]})
+    next((tmp_path / "r").rglob("samples_*.jsonl")).unlink()
+    assert main([str(tmp_path / "r"), "-o", str(tmp_path / "out")]) == 2
+    assert "--log_samples" in capsys.readouterr().err
+
+
+# ---- a real browser ---------------------------------------------------------------------------
+def test_page_renders_without_script_errors_and_sorts_in_chromium(board: Path, tmp_path: Path) -> None:
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.fail("needs Debian's chromium: apt-get install -y chromium")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("needs the playwright Python package (pip install playwright; no browser download)")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+        page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+        page.goto((board / "index.html").as_uri())
+        page.wait_for_selector("body[data-ready='1']")
+        table = page.locator("#leaderboard-table")
+        assert table.locator("tbody tr").count() == 6
+
+        headers = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+
+        def sort_by(name: str) -> tuple[str, list[float]]:
+            header = table.locator("thead th").nth(headers.index(name))
+            header.click()
+            values = table.locator(f"tbody tr td:nth-child({headers.index(name) + 1})").evaluate_all(
+                "cells => cells.map(c => parseFloat(c.getAttribute('data-value')))")
+            return header.get_attribute("aria-sort"), values
+
+        order, scores = sort_by("Score %")
+        assert order == "ascending" and scores == sorted(scores) and len(set(scores)) > 1
+        assert sort_by("Score %") == ("descending", sorted(scores, reverse=True))
+        order, tokens = sort_by("tokens")
+        assert order == "ascending" and tokens == sorted(tokens) and tokens != scores
+
+        widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(widths) == 3 and min(widths) > 200, "the inlined charts decode"
+
+        drill = page.locator("details.drill", has_text="EM-INF<b> — em_math500")
+        drill.locator("summary").click()
+        rows = drill.locator("tbody tr")
+        total = rows.count()
+        page.locator(".filters input[data-filter='hit_token_limit']").check()
+        visible = drill.locator("tbody tr:visible").count()
+        flagged = drill.locator("tbody tr[data-hit_token_limit='1']").count()
+        assert visible == flagged and 0 < flagged < total
+        assert drill.locator("tbody tr:visible .b-hit_token_limit").count() == flagged
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        browser.close()
+    assert not errors, errors
+    assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_leaderboard_json_matches_csv(board: Path) -> None:
+    rows = json.loads((board / "leaderboard.json").read_text())
+    assert [r["label"] for r in rows] == [r["label"] for r in csv.DictReader((board / "leaderboard.csv").open())]
+
+
+def test_rows_for_runs_loaded_in_python(board: Path, tmp_path: Path) -> None:
+    write_run(tmp_path, {"em_math500": [1, 1, 0, 0]}, model="meta-llama/Llama-3.1-8B-Instruct", sampling=False)
+    (row,) = build_rows(load_runs([str(tmp_path)]))
+    assert (row.method, row.paper_value) == ("greedy", pytest.approx(0.406)) and row.score == 0.5
+
+
+def test_paper_reference_csv_is_the_yaml_flattened() -> None:
+    assert (REPO / "leaderboards" / "paper_reference.csv").read_text() == paper.csv_text(), \
+        "regenerate: python -c 'from em_eval.leaderboard.paper import csv_text; print(csv_text(), end=\"\")' > leaderboards/paper_reference.csv"
