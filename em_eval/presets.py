@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from em_eval.assets import asset_dir
+from em_eval.checkpoints import resolve_checkpoint_args
 from em_eval.embedded import embedded_model_dir, is_embedded
 
 
@@ -31,7 +32,7 @@ def load_preset(name: str) -> dict[str, Any]:
 
 
 def resolve_model_args(args: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``preset=NAME`` (explicit args win) and resolve the embedded model's short name."""
+    """Apply ``preset=NAME`` (explicit args win), resolve em-eval checkpoints and the embedded model's short name."""
     args = dict(args)
     name = args.pop("preset", None)
     if name:
@@ -41,6 +42,7 @@ def resolve_model_args(args: dict[str, Any]) -> dict[str, Any]:
         merged.update(preset.get("em") or {})
         merged.update(args)
         args = merged
+    args = resolve_checkpoint_args(args)  # em-eval checkpoint: LoRA -> base + peft=, run folder -> latest
     if is_embedded(args.get("pretrained")):
         args["pretrained"] = str(embedded_model_dir())
         args.pop("gguf_file", None)

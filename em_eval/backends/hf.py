@@ -18,6 +18,7 @@ from transformers import LogitsProcessorList
 
 import em_eval
 from em_eval.baselines import generate_with_method, pop_method_args
+from em_eval.checkpoints import checkpoint_info
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
 from em_eval.backends.telemetry import RecordingCacheHook, TelemetryRouter
 from em_eval.em_settings import EmSettings
@@ -101,4 +102,5 @@ class EmInfLM(HFLM):
         info["em_settings"] = self.em_settings.as_args()
         info["em_model_source"] = self._em_source
         info["decode_method"] = self.decode_method.as_args()
+        info["em_checkpoint"] = checkpoint_info(self.peft or self.pretrained)  # trained checkpoint and step, if any
         return info
