@@ -1,0 +1,168 @@
+"""``em_inf_vllm``: lm-eval's vLLM backend with EM-INF (or adaptive temperature) decoding.
+
+A small subclass of lm-eval's ``VLLM`` wrapper. It takes the ``em_*``, ``preset`` and
+``decode_*`` model args out, names our batch-level logits processor in the engine args
+(``logits_processors``), and puts each request's EM settings into
+``SamplingParams.extra_args`` as flat ``em_*`` keys (``em_*`` keys in ``--gen_kwargs``
+override the model args per task). Everything else, including ``tensor_parallel_size``,
+``data_parallel_size`` and ``lora_local_path``, is ``--model vllm``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+try:
+    from lm_eval.models.vllm_causallms import VLLM
+except ImportError as exc:  # vLLM missing or broken: only this backend is unavailable
+    raise ImportError(
+        "--model em_inf_vllm needs vLLM 0.33: pip install 'em-eval[vllm]' "
+        f"(importing lm-eval's vLLM backend failed: {exc}). --model em_inf works without it."
+    ) from exc
+
+from lm_eval.api.registry import register_model
+
+import em_eval
+from em_eval.backends.telemetry import TELEMETRY_KEY, RecordingCacheHook, TelemetryRouter
+from em_eval.backends.vllm_processor import V1_PROCESSOR, V2_PROCESSOR, request_settings
+from em_eval.baselines import generate_with_method, pop_method_args
+from em_eval.em_settings import EmSettings
+from em_eval.multistep import generate_until_with_steps
+from em_eval.presets import resolve_model_args
+
+log = logging.getLogger(__name__)
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM accepts as max_lora_rank
+GREEDY_WARNING = (
+    "em_inf_vllm: decoding is greedy, and EM-INF keeps the argmax of every token, so outputs equal "
+    "plain greedy decoding (the processor skips greedy requests). The paper's recipe samples after "
+    "EM-INF at temperature 0.1: --gen_kwargs do_sample=true,temperature=0.1"
+)
+
+
+def processor_fqcn(environ: dict[str, str] | os._Environ = os.environ) -> str:
+    """The processor class for the model runner vLLM will use (``VLLM_USE_V2_MODEL_RUNNER``)."""
+    flag = environ.get("VLLM_USE_V2_MODEL_RUNNER")
+    if flag is None or not flag.strip():
+        return V2_PROCESSOR
+    try:
+        return V2_PROCESSOR if int(flag) else V1_PROCESSOR
+    except ValueError:
+        raise ValueError(f"VLLM_USE_V2_MODEL_RUNNER={flag!r} must be 0 or 1") from None
+
+
+def lora_args(args: dict[str, Any]) -> dict[str, Any]:
+    """vLLM loads LoRA adapters from ``lora_local_path``: map ``peft=`` (what a LoRA checkpoint
+    of our trainer resolves to) onto it and size ``max_lora_rank`` from the adapter's rank."""
+    args = dict(args)
+    peft = args.pop("peft", None)
+    path = args.get("lora_local_path")
+    if peft and path and str(peft) != str(path):
+        raise ValueError(f"give the LoRA adapter once: peft={peft} and lora_local_path={path} differ")
+    path = path or peft
+    if not path:
+        return args
+    args["lora_local_path"] = str(path)
+    config = Path(path) / "adapter_config.json"
+    if "max_lora_rank" not in args and config.is_file():
+        spec = json.loads(config.read_text())
+        rank = max([int(spec.get("r", 0)), *(int(r) for r in (spec.get("rank_pattern") or {}).values())])
+        fitting = [r for r in LORA_RANKS if r >= rank]
+        if not fitting:
+            raise ValueError(f"LoRA rank {rank} of {path} exceeds vLLM's largest max_lora_rank {LORA_RANKS[-1]}")
+        args["max_lora_rank"] = fitting[0]
+    return args
+
+
+@register_model("em_inf_vllm")
+class EmInfVLLM(VLLM):
+    """lm-eval's ``VLLM`` plus per-token entropy minimisation inside the engine. Model args:
+    the ``em_*`` fields of :class:`EmSettings`, ``preset=NAME``, ``decode_method``/``decode_n``;
+    the rest as for ``--model vllm`` (``peft=`` is accepted as ``lora_local_path``)."""
+
+    def __init__(self, pretrained: Any = None, **kwargs: Any) -> None:
+        args = resolve_model_args({"pretrained": pretrained, **kwargs} if pretrained is not None else kwargs)
+        self.em_settings = EmSettings.pop_from(args)
+        self.decode_method = pop_method_args(args)
+        self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
+        args = lora_args(args)
+        args["logits_processors"] = [*(args.get("logits_processors") or []), processor_fqcn()]
+        self._warned_greedy = False
+        self._router: TelemetryRouter | None = None
+        super().__init__(**args)
+
+    # ---- generation -------------------------------------------------------------------
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        def plain(reqs: list[Any]) -> list[str]:
+            return self._generate_plain(reqs, disable_tqdm)
+
+        return generate_until_with_steps(requests, lambda reqs: generate_with_method(self.decode_method, reqs, plain))
+
+    def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
+        """lm-eval's vLLM generation of ``requests``, with telemetry attached to each request."""
+        self._router = TelemetryRouter()
+        inner_hook = self.cache_hook
+        self.cache_hook = RecordingCacheHook(inner_hook, self._router)
+        try:
+            responses = super().generate_until(requests, disable_tqdm=disable_tqdm)
+        finally:
+            self.cache_hook = inner_hook
+        self._router.attach(requests, responses)
+        self._router = None
+        return responses
+
+    def modify_gen_kwargs(
+        self, gen_kwargs: dict[str, Any], eos: str | list[str] | None = None, default_max_gen_toks: int = 256
+    ) -> tuple[dict[str, Any], list[str], int]:
+        """lm-eval's conversion, plus the request's EM settings as flat ``extra_args`` keys."""
+        gen_kwargs = {k: v for k, v in gen_kwargs.items() if k != TELEMETRY_KEY}
+        settings = EmSettings.pop_from(gen_kwargs, base=self.em_settings)
+        kwargs, until, max_gen_toks = super().modify_gen_kwargs(
+            gen_kwargs, eos=eos, default_max_gen_toks=default_max_gen_toks
+        )
+        kwargs["extra_args"] = {**(kwargs.get("extra_args") or {}), **settings.as_args()}
+        if settings.mode != "off" and not float(kwargs.get("temperature") or 0.0) > 0 and not self._warned_greedy:
+            self._warned_greedy = True
+            log.warning(GREEDY_WARNING)
+        return kwargs, until, max_gen_toks
+
+    def _model_generate(self, requests: list[list[int]], generate: bool = False, sampling_params: Any = None):
+        start = time.perf_counter()
+        outputs = super()._model_generate(requests, generate=generate, sampling_params=sampling_params)
+        if generate and self._router is not None:
+            params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(outputs)
+            self._router.add_batch(_telemetry_rows(outputs, params, time.perf_counter() - start))
+        return outputs
+
+    # ---- reproducibility --------------------------------------------------------------
+    def get_model_info(self) -> dict[str, Any]:
+        return {
+            "em_eval_version": em_eval.__version__,
+            "em_settings": self.em_settings.as_args(),
+            "em_model_source": self._em_source,
+            "decode_method": self.decode_method.as_args(),
+            "vllm_version": importlib.metadata.version("vllm"),
+            "vllm_engine_args": {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+                                 for k, v in self.model_args.items()},
+            "data_parallel_size": self.data_parallel_size,
+        }
+
+
+def _telemetry_rows(outputs: list[Any], params: list[Any], wall_s: float) -> list[dict[str, Any]]:
+    """One record per generated output (no entropy: the processor runs inside the engine)."""
+    rows = []
+    for output, sp in zip(outputs, params, strict=True):
+        settings = request_settings(sp)
+        rows.append({
+            "em_mode": settings.mode if settings else "off",
+            "gen_tokens": len(output.outputs[0].token_ids),
+            "batch_wall_s": round(wall_s, 4),
+            "batch_size": len(outputs),
+        })
+    return rows

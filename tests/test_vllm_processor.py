@@ -1,0 +1,352 @@
+"""The vLLM logits processors (MRV2 and legacy V1) on CPU.
+
+Every test runs against duck-typed fakes of vLLM's context, request state, SamplingParams
+and BatchUpdate. When vLLM is importable (CI installs it with --no-deps), the same tests also
+run with vLLM's real classes, and the processors then subclass vLLM's real base classes.
+``EM_EVAL_REQUIRE_VLLM=1`` turns "vLLM is not importable" into a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib.util
+import os
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from em_eval.backends.hf_processor import EntropyMinimizationProcessor
+from em_eval.backends.vllm_processor import (
+    CHUNK_ENV,
+    V1_PROCESSOR,
+    V2_PROCESSOR,
+    EmInfLogitsProcessor,
+    EmInfLogitsProcessorV1,
+    chunk_rows,
+    request_settings,
+)
+from em_eval.em_settings import EmSettings
+
+VOCAB = 50
+HAVE_VLLM = importlib.util.find_spec("vllm") is not None
+
+
+def require_vllm() -> None:
+    """Skip without vLLM, or fail when CI said vLLM must be there."""
+    if HAVE_VLLM:
+        return
+    if os.environ.get("EM_EVAL_REQUIRE_VLLM") == "1":
+        pytest.fail("EM_EVAL_REQUIRE_VLLM=1 but vllm is not importable: pip install --no-deps 'vllm==0.33.*' ...")
+    pytest.skip("vllm is not installed (CI installs it; set EM_EVAL_REQUIRE_VLLM=1 to require it)")
+
+
+# ---- fakes with the same fields as vLLM's classes ---------------------------------------
+@dataclass(frozen=True)
+class FakeLogitsContext:
+    expanded_idx_mapping: torch.Tensor
+    idx_mapping: torch.Tensor
+    idx_mapping_np: np.ndarray
+    expanded_local_pos: torch.Tensor
+    input_ids: torch.Tensor
+    pos: torch.Tensor
+    seq_lens_upper_bound_np: np.ndarray
+
+
+@dataclass(frozen=True)
+class FakeBatchUpdate:
+    batch_size: int
+    removed: list
+    added: list
+    moved: list
+
+
+class FakeMove(enum.Enum):
+    UNIDIRECTIONAL = 1
+    SWAP = 2
+
+
+class Kit:
+    """Builds contexts, request states, sampling params and batch updates (fake or real vLLM)."""
+
+    def __init__(self, real: bool) -> None:
+        self.real = real
+        if real:
+            from vllm import SamplingParams
+            from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
+            from vllm.v1.worker.gpu.sample.logits_processor import LogitsContext, LogitsProcRequestState
+
+            self._ctx, self._state, self._sp = LogitsContext, LogitsProcRequestState, SamplingParams
+            self._update, self.move = BatchUpdate, MoveDirectionality
+        else:
+            self._ctx, self._update, self.move = FakeLogitsContext, FakeBatchUpdate, FakeMove
+
+    def sp(self, temperature: float = 0.7, **extra: Any) -> Any:
+        if self.real:
+            return self._sp(temperature=temperature, extra_args=extra or None)
+        return SimpleNamespace(temperature=temperature, extra_args=extra or None)
+
+    def req_states(self, max_num_reqs: int = 8, device: str = "cpu") -> Any:
+        fields = dict(device=torch.device(device), max_num_reqs=max_num_reqs, vocab_size=VOCAB)
+        if self.real:
+            return self._state(all_token_ids=None, prompt_len=None, prefill_len=None, total_len=None, **fields)
+        return SimpleNamespace(**fields)
+
+    def ctx(self, slots: list[int], rows_per_request: list[int] | None = None, device: str = "cpu") -> Any:
+        rows_per_request = rows_per_request or [1] * len(slots)
+        expanded = [s for s, n in zip(slots, rows_per_request) for _ in range(n)]
+        local = [i for n in rows_per_request for i in range(n)]
+        long = dict(dtype=torch.int64, device=device)
+        return self._ctx(
+            expanded_idx_mapping=torch.tensor(expanded, **long),
+            idx_mapping=torch.tensor(slots, **long),
+            idx_mapping_np=np.array(slots, dtype=np.int32),
+            expanded_local_pos=torch.tensor(local, dtype=torch.int32, device=device),
+            input_ids=torch.zeros(len(expanded), **long),
+            pos=torch.zeros(len(expanded), **long),
+            seq_lens_upper_bound_np=np.full(len(slots), 16, dtype=np.int32),
+        )
+
+    def update(self, removed=(), added=(), moved=(), batch_size: int = 0) -> Any:
+        return self._update(batch_size=batch_size, removed=list(removed), added=list(added), moved=list(moved))
+
+
+@pytest.fixture(params=["fake", "vllm"])
+def kit(request: pytest.FixtureRequest) -> Kit:
+    if request.param == "vllm":
+        require_vllm()
+    return Kit(real=request.param == "vllm")
+
+
+def random_logits(rows: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(rows, VOCAB, generator=g) * 3
+    logits[:, -3:] = float("-inf")  # masked tokens (bad words, grammar) must stay masked
+    return logits
+
+
+def expected(logits: torch.Tensor, per_row: list[EmSettings | None]) -> torch.Tensor:
+    """Each row transformed alone with its settings, or unchanged."""
+    rows = [row[None] if s is None else s.transform(row[None].clone())[0] for row, s in zip(logits, per_row)]
+    return torch.cat(rows)
+
+
+EM = EmSettings()
+EM_SHARP = EmSettings(threshold=0.1, lr=0.5, steps=5)
+ADAPTIVE = EmSettings(mode="adaptive_temp", target_ratio=0.5)
+
+
+# ---- request settings ---------------------------------------------------------------------
+def test_request_settings_reads_flat_extra_args(kit: Kit) -> None:
+    assert request_settings(kit.sp(em_mode="em_inf", em_threshold=0.1, em_lr=0.5, em_steps=5)) == EM_SHARP
+    assert request_settings(kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5)) == ADAPTIVE
+    assert request_settings(kit.sp()) is None  # warm-up and plain requests
+    assert request_settings(kit.sp(other_plugin=1)) is None
+    assert request_settings(kit.sp(em_mode="off")) is None
+    assert request_settings(kit.sp(temperature=0.0, em_mode="em_inf")) is None  # greedy: argmax kept anyway
+
+
+@pytest.mark.parametrize("cls", [EmInfLogitsProcessor, EmInfLogitsProcessorV1])
+def test_validate_params_names_the_bad_argument(kit: Kit, cls: type) -> None:
+    cls.validate_params(kit.sp(em_threshold=0.2))
+    with pytest.raises(ValueError, match="em_treshold"):
+        cls.validate_params(kit.sp(em_treshold=0.2))
+    with pytest.raises(ValueError, match="em_steps"):
+        cls.validate_params(kit.sp(temperature=0.0, em_steps=-1))  # invalid even when greedy
+
+
+def test_chunk_rows_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CHUNK_ENV, raising=False)
+    assert chunk_rows(151_936) == 55  # 512 MiB for Qwen2.5's vocabulary
+    monkeypatch.setenv(CHUNK_ENV, "0.01")
+    assert chunk_rows(151_936) == 1
+    monkeypatch.setenv(CHUNK_ENV, "lots")
+    with pytest.raises(ValueError, match=CHUNK_ENV):
+        chunk_rows(1000)
+
+
+# ---- Model Runner V2 ------------------------------------------------------------------------
+def test_mixed_batch_transforms_only_rows_that_asked(kit: Kit) -> None:
+    proc = EmInfLogitsProcessor(None, kit.req_states())
+    requests = {
+        5: (kit.sp(em_mode="em_inf"), EM),
+        1: (kit.sp(em_mode="off"), None),
+        6: (kit.sp(em_threshold=0.1, em_lr=0.5, em_steps=5), EM_SHARP),
+        0: (kit.sp(temperature=0.0, em_mode="em_inf"), None),  # greedy
+        3: (kit.sp(), None),  # no EM arguments
+        7: (kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5), ADAPTIVE),
+    }
+    needs = {slot: proc.add_request(slot, sp) for slot, (sp, _) in requests.items()}
+    assert needs == {5: True, 1: False, 6: True, 0: False, 3: False, 7: True}
+    proc.apply_staged_writes()
+    slots = [3, 6, 0, 5, 7, 1]  # batch order differs from slot order
+    logits = random_logits(len(slots))
+    want = expected(logits, [requests[s][1] for s in slots])
+    out = proc.apply(logits.clone(), kit.ctx(slots))
+    torch.testing.assert_close(out, want, rtol=0, atol=1e-6)
+    for row, slot in enumerate(slots):
+        if requests[slot][1] is None:
+            assert torch.equal(out[row], logits[row]), f"slot {slot} did not ask but changed"
+        else:
+            assert not torch.equal(out[row], logits[row]), f"slot {slot} asked but is unchanged"
+
+
+def test_recycled_slot_forgets_previous_request(kit: Kit) -> None:
+    proc = EmInfLogitsProcessor(None, kit.req_states())
+    assert proc.add_request(2, kit.sp(em_mode="em_inf"))
+    assert not proc.add_request(2, kit.sp())  # the slot's next occupant asked for nothing
+    proc.apply_staged_writes()
+    logits = random_logits(1)
+    assert torch.equal(proc.apply(logits.clone(), kit.ctx([2])), logits)
+    assert proc.add_request(2, kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5))
+    proc.apply_staged_writes()
+    torch.testing.assert_close(proc.apply(logits.clone(), kit.ctx([2])), expected(logits, [ADAPTIVE]), rtol=0, atol=1e-6)
+
+
+def test_warmup_requests_are_declined_and_left_untouched(kit: Kit) -> None:
+    proc = EmInfLogitsProcessor(None, kit.req_states(max_num_reqs=4))
+    assert not any(proc.add_request(i, kit.sp(temperature=0.9)) for i in range(4))
+    proc.apply_staged_writes()
+    logits = random_logits(4)
+    out = proc.apply(logits, kit.ctx([0, 1, 2, 3]))
+    assert out is logits and torch.equal(out, random_logits(4))
+
+
+def test_speculative_decoding_rows_map_through_context(kit: Kit) -> None:
+    proc = EmInfLogitsProcessor(None, kit.req_states())
+    settings = {4: EM, 2: None, 7: ADAPTIVE}
+    proc.add_request(4, kit.sp(em_mode="em_inf"))
+    proc.add_request(2, kit.sp())
+    proc.add_request(7, kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5))
+    proc.apply_staged_writes()
+    slots, rows_per_request = [7, 2, 4], [3, 1, 2]  # one row per draft token, plus the bonus row
+    logits = random_logits(sum(rows_per_request))
+    per_row = [settings[s] for s, n in zip(slots, rows_per_request) for _ in range(n)]
+    out = proc.apply(logits.clone(), kit.ctx(slots, rows_per_request))
+    torch.testing.assert_close(out, expected(logits, per_row), rtol=0, atol=1e-6)
+    assert torch.equal(out[3], logits[3])  # slot 2's single row
+
+
+@pytest.mark.parametrize("spec", [False, True], ids=["one-row-per-request", "speculative"])
+def test_chunks_bound_rows_and_match_unchunked(kit: Kit, monkeypatch: pytest.MonkeyPatch, spec: bool) -> None:
+    seen: list[int] = []
+    transform = EmSettings.transform
+
+    def spy(self: EmSettings, logits: torch.Tensor):
+        seen.append(logits.shape[0])
+        return transform(self, logits)
+
+    monkeypatch.setenv(CHUNK_ENV, str(2 * VOCAB * 4 * 16 / 2**20))  # exactly two rows
+    monkeypatch.setattr(EmSettings, "transform", spy)
+    proc = EmInfLogitsProcessor(None, kit.req_states())
+    for slot in range(7):
+        proc.add_request(slot, kit.sp(em_mode="em_inf") if slot != 3 else kit.sp())
+    proc.apply_staged_writes()
+    slots = list(range(7))
+    rows = [2] * 7 if spec else None
+    logits = random_logits(14 if spec else 7)
+    out = proc.apply(logits.clone(), kit.ctx(slots, rows))
+    per_row = [None if s == 3 else EM for s in slots for _ in range(2 if spec else 1)]
+    monkeypatch.setattr(EmSettings, "transform", transform)
+    torch.testing.assert_close(out, expected(logits, per_row), rtol=0, atol=1e-6)
+    assert seen and max(seen) <= 2
+
+
+@pytest.mark.parametrize("spec", [False, True], ids=["one-row-per-request", "speculative"])
+def test_apply_never_reads_device_data_on_the_host(kit: Kit, spec: bool) -> None:
+    """On the meta device any host read of a tensor (item, bool, nonzero, masks) raises."""
+    proc = EmInfLogitsProcessor(None, kit.req_states(device="meta"))
+    proc.add_request(0, kit.sp(em_mode="em_inf"))
+    proc.add_request(1, kit.sp())
+    proc.add_request(2, kit.sp(em_mode="adaptive_temp"))
+    proc.apply_staged_writes()
+    rows = [2, 1, 3] if spec else None
+    logits = torch.empty(6 if spec else 3, VOCAB, device="meta")
+    out = proc.apply(logits, kit.ctx([0, 1, 2], rows, device="meta"))
+    assert out.shape == logits.shape and out.device.type == "meta"
+
+
+@pytest.mark.parametrize("settings", [EM, EM_SHARP, ADAPTIVE], ids=["em_inf", "em_inf_sharp", "adaptive_temp"])
+def test_parity_with_hf_processor(kit: Kit, settings: EmSettings) -> None:
+    logits = random_logits(6, seed=3)
+    logits[2] *= 0.05  # near-uniform row: far above the threshold
+    logits[4] *= 20  # peaked row: below the threshold, left unchanged
+    hf = EntropyMinimizationProcessor(settings, stop_token_ids=[0])(torch.zeros(6, 4, dtype=torch.long), logits.clone())
+    proc = EmInfLogitsProcessor(None, kit.req_states())
+    for slot in range(6):
+        proc.add_request(slot, kit.sp(**settings.as_args()))
+    proc.apply_staged_writes()
+    out = proc.apply(logits.clone(), kit.ctx(list(range(6))))
+    torch.testing.assert_close(out, hf, rtol=0, atol=1e-5)  # -inf entries must match exactly
+    assert not torch.equal(out, logits)
+
+
+# ---- legacy V1 runner -----------------------------------------------------------------------
+def v1_processor(max_num_seqs: int = 8) -> EmInfLogitsProcessorV1:
+    config = SimpleNamespace(scheduler_config=SimpleNamespace(max_num_seqs=max_num_seqs))
+    return EmInfLogitsProcessorV1(config, torch.device("cpu"), False)
+
+
+def test_v1_runs_before_temperature() -> None:
+    assert v1_processor().is_argmax_invariant() is False
+
+
+def test_v1_tracks_added_removed_and_moved_requests(kit: Kit) -> None:
+    proc = v1_processor()
+    proc.update_state(None)  # no change this step
+    proc.update_state(kit.update(batch_size=4, added=[
+        (0, kit.sp(em_mode="em_inf"), [1, 2], []),
+        (1, kit.sp(), [1], []),
+        (2, kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5), [3], []),
+        (3, kit.sp(temperature=0.0, em_mode="em_inf"), [4], []),
+    ]))
+    logits = random_logits(4)
+    torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [EM, None, ADAPTIVE, None]), rtol=0, atol=1e-6)
+
+    # request 0 finishes; request 2 moves into its row; 1 and 3 swap; a new request takes row 2
+    proc.update_state(kit.update(
+        batch_size=4,
+        removed=[0],
+        added=[(2, kit.sp(em_threshold=0.1, em_lr=0.5, em_steps=5), [5], [])],
+        moved=[(2, 0, kit.move.UNIDIRECTIONAL), (1, 3, kit.move.SWAP)],
+    ))
+    torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [EM_SHARP, None, None, None]), rtol=0, atol=1e-6)
+
+    proc.update_state(kit.update(batch_size=3, moved=[(0, 2, kit.move.SWAP)]))
+    logits = random_logits(3, seed=5)
+    torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [None, None, EM_SHARP]), rtol=0, atol=1e-6)
+
+
+def test_v1_parity_with_hf_processor(kit: Kit) -> None:
+    logits = random_logits(5, seed=7)
+    hf = EntropyMinimizationProcessor(EM, stop_token_ids=[0])(torch.zeros(5, 2, dtype=torch.long), logits.clone())
+    proc = v1_processor()
+    proc.update_state(kit.update(batch_size=5, added=[(i, kit.sp(em_mode="em_inf"), [], []) for i in range(5)]))
+    torch.testing.assert_close(proc.apply(logits.clone()), hf, rtol=0, atol=1e-5)
+
+
+# ---- vLLM's own loaders and validators (real vLLM only) ----------------------------------------
+def test_vllm_base_classes_and_loaders_accept_the_processors() -> None:
+    require_vllm()
+    from vllm import SamplingParams
+    from vllm.exceptions import VLLMValidationError
+    from vllm.v1.sample import logits_processor as v1
+    from vllm.v1.worker.gpu.sample import logits_processor as v2
+    from vllm.v1.worker.gpu.sample.logits_processor.loader import _load_v2_logitsprocs_by_fqcns
+
+    assert issubclass(EmInfLogitsProcessor, v2.LogitsProcessor)
+    assert issubclass(EmInfLogitsProcessorV1, v1.LogitsProcessor)
+    assert _load_v2_logitsprocs_by_fqcns([V2_PROCESSOR]) == [EmInfLogitsProcessor]
+    assert v1._load_logitsprocs_by_fqcns([V1_PROCESSOR]) == [EmInfLogitsProcessorV1]
+    with pytest.raises(ValueError, match="not a subclass"):
+        _load_v2_logitsprocs_by_fqcns([V1_PROCESSOR])  # why there are two classes
+
+    validate = v2.build_custom_logits_processors_params_validator([V2_PROCESSOR])
+    validate(SamplingParams(temperature=0.5, extra_args={"em_threshold": 0.2}))
+    with pytest.raises(VLLMValidationError, match="em_threshold"):
+        validate(SamplingParams(temperature=0.5, extra_args={"em_threshold": -1.0}))
+    with pytest.raises(VLLMValidationError, match="em_bogus"):
+        v1.validate_logits_processors_parameters([V1_PROCESSOR], SamplingParams(extra_args={"em_bogus": 1}))
