@@ -1,0 +1,134 @@
+"""lm-eval hooks for ``em_leetcode`` (the paper's set) and ``em_leetcodedataset``.
+
+``em_leetcode``: the 180 LeetCode contest problems of 2023-07..2024-01 that the paper scores
+(DeepSeek-Coder's ``20240121-Jul.jsonl``), the paper's prompt (Eurus system prompt, set as the
+task description; user = ``prompt_sft`` + a "present the code" line), the paper's extraction
+(:func:`em_eval.grading.code.extract_leetcode_code`) and program: the standard import header,
+the solution, the problem's ``test`` asserts. A problem passes iff the program exits cleanly.
+
+``em_leetcodedataset``: LeetCodeDataset v0.3.1, test split (228 problems, human-eval format,
+with reference ``completion``s): program = ``prompt`` + solution + ``test`` +
+``check(entry_point)``. Its file is not in the offline mirror and has no pinned sha256 yet;
+pass it as ``--metadata '{"data_path": ...}'`` or put it in ``$EM_EVAL_DATA_DIR/leetcodedataset/``.
+
+Both report ``pass@1`` overall and per difficulty; execution happens in the ``sandbox``
+filter, all problems in one parallel batch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from em_eval import sandbox
+from em_eval.data import ENV_VAR, DataFileError, read_jsonl
+from em_eval.grading.code import LEETCODE_IMPORT_HEADER, extract_leetcode_code
+
+LEETCODE_FILE = "leetcode/20240121-Jul.jsonl"
+PROGRAM_LIMITS = sandbox.Limits(timeout_s=10.0)  # the paper's 10 s per problem
+DIFFICULTIES = ("Easy", "Medium", "Hard")
+
+EURUS_SYSTEM_PROMPT = (
+    "\nWhen tackling complex reasoning tasks, you have access to the following actions. Use them as needed to "
+    "progress through your thought process.\n\n[ASSESS]\n\n[ADVANCE]\n\n[VERIFY]\n\n[SIMPLIFY]\n\n[SYNTHESIZE]\n\n"
+    "[PIVOT]\n\n[OUTPUT]\n\nYou should strictly follow the format below:\n\n[ACTION NAME]\n\n# Your action step 1\n\n"
+    "# Your action step 2\n\n# Your action step 3\n\n...\n\nNext action: [NEXT ACTION NAME]\n"
+)
+LEETCODE_INSTRUCTION = "\n\nWrite Python code to solve the problem. Present the code in \n```python\nYour code\n```\nat the end."
+
+LCD_VERSION = "v0.3.1"
+LCD_FILES = (f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz",
+             f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl")
+LCD_SOURCE = ("https://raw.githubusercontent.com/newfacade/LeetCodeDataset/"
+              "9477c14d76dcbdef67d70f0e258ad2c2d4178fec/data/LeetCodeDataset-v0.3.1-test.jsonl.gz")
+LCD_SIZE = 228
+LCD_FIELDS = ("task_id", "prompt", "entry_point", "test", "completion", "query", "meta")
+
+
+# ---- em_leetcode -------------------------------------------------------------------------------
+def load_leetcode(**_: Any):
+    """lm-eval ``custom_dataset``: the paper's 180 problems with their difficulty."""
+    import datasets
+
+    rows = [{"task_id": r["task_id"], "prompt_sft": r["prompt_sft"], "test": r["test"],
+             "difficulty": r["meta"]["difficulty"]} for r in read_jsonl(LEETCODE_FILE)]
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+
+def leetcode_doc_to_text(doc: dict[str, Any]) -> str:
+    return doc["prompt_sft"] + LEETCODE_INSTRUCTION
+
+
+def leetcode_program(doc: dict[str, Any], response: str) -> str:
+    """Import header + extracted solution + the problem's asserts."""
+    return LEETCODE_IMPORT_HEADER + extract_leetcode_code(response) + "\n" + doc["test"] + "\n"
+
+
+def execute_leetcode(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """lm-eval ``custom`` filter: run every problem's program in the sandbox."""
+    return _execute([leetcode_program(d, r[0]) for d, r in zip(docs, resps)], "leetcode")
+
+
+# ---- em_leetcodedataset ------------------------------------------------------------------------
+def load_leetcodedataset(data_path: str | None = None, **_: Any):
+    """lm-eval ``custom_dataset``: LeetCodeDataset v0.3.1 test split, checked for size and fields."""
+    import datasets
+
+    path = _leetcodedataset_path(data_path)
+    raw = path.read_bytes()
+    text = gzip.decompress(raw).decode("utf-8") if path.suffix == ".gz" else raw.decode("utf-8")
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    bad = [i for i, r in enumerate(records) if not all(k in r for k in LCD_FIELDS)]
+    if len(records) != LCD_SIZE or bad:
+        raise DataFileError(f"{path} is not LeetCodeDataset {LCD_VERSION} test ({len(records)} records, expected "
+                            f"{LCD_SIZE}; {len(bad)} lack one of {', '.join(LCD_FIELDS)}). Get it from {LCD_SOURCE}")
+    digest = hashlib.sha256(raw).hexdigest()
+    rows = [{"task_id": r["task_id"], "query": r["query"], "prompt": r["prompt"], "test": r["test"],
+             "entry_point": r["entry_point"], "completion": r["completion"],
+             "difficulty": r["meta"].get("difficulty", ""), "data_sha256": digest} for r in records]
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+
+def _leetcodedataset_path(data_path: str | None) -> Path:
+    candidates = [Path(data_path).expanduser()] if data_path else []
+    mirror = os.environ.get(ENV_VAR)
+    if mirror and not data_path:
+        candidates += [Path(mirror) / name for name in LCD_FILES]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates) or f"nowhere ({ENV_VAR} unset, no data_path)"
+    raise DataFileError(
+        f"LeetCodeDataset {LCD_VERSION} test split not found (looked in {looked}). Download {LCD_SOURCE} and pass "
+        f"--metadata '{{\"data_path\": \"/path/to/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz\"}}' or copy it to "
+        f"${ENV_VAR}/{LCD_FILES[0]}. (Its sha256 is not pinned yet: each row records the sha256 it was read with.)")
+
+
+def leetcodedataset_program(doc: dict[str, Any], response: str) -> str:
+    """human-eval style: ``prompt`` (imports) + solution + ``test`` + ``check(entry_point)``."""
+    return doc["prompt"] + extract_leetcode_code(response) + "\n" + doc["test"] + "\n" + f"check({doc['entry_point']})\n"
+
+
+def execute_leetcodedataset(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """lm-eval ``custom`` filter for LeetCodeDataset."""
+    return _execute([leetcodedataset_program(d, r[0]) for d, r in zip(docs, resps)], "leetcodedataset")
+
+
+# ---- shared ----------------------------------------------------------------------------------
+def _execute(programs: list[str], name: str) -> list[dict[str, Any]]:
+    results = sandbox.run_programs([sandbox.Program(p, limits=PROGRAM_LIMITS) for p in programs],
+                                   desc=f"{name}: running tests")
+    return [r.summary() for r in results]
+
+
+def process_results(doc: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, int]:
+    """``pass@1`` (one sample) overall and under the problem's difficulty."""
+    passed = int(results[0]["status"] == "passed")
+    metrics = {"pass@1": passed}
+    if doc["difficulty"] in DIFFICULTIES:
+        metrics[f"pass@1_{doc['difficulty'].lower()}"] = passed
+    return metrics

@@ -1,0 +1,65 @@
+"""em_leetcodedataset: human-eval style programs; reference solutions must pass (>= 99%)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from em_eval import code_tasks
+from em_eval.data import DataFileError
+
+# One problem in LeetCodeDataset's format, written for this test (not from the dataset).
+RECORD = {
+    "task_id": "two-sum",
+    "prompt": "from typing import *\n\n",
+    "entry_point": "Solution().twoSum",
+    "test": "def check(candidate):\n    assert candidate(nums=[2, 7, 11, 15], target=9) == [0, 1]\n"
+            "    assert candidate(nums=[3, 2, 4], target=6) == [1, 2]\n",
+    "completion": "class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n"
+                  "        seen = {}\n        for i, x in enumerate(nums):\n            if target - x in seen:\n"
+                  "                return [seen[target - x], i]\n            seen[x] = i\n",
+    "query": "Given nums and target, return indices of the two numbers that add up to target.",
+    "meta": {"difficulty": "Easy"},
+}
+
+
+def _write(path: Path, records: list[dict]) -> Path:
+    path.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in records).encode()))
+    return path
+
+
+def test_reference_completion_passes_and_a_wrong_one_fails(tmp_path):
+    path = _write(tmp_path / "lcd.jsonl.gz", [RECORD] * code_tasks.LCD_SIZE)
+    docs = [dict(d) for d in code_tasks.load_leetcodedataset(data_path=str(path))["test"]][:2]
+    assert docs[0]["difficulty"] == "Easy" and len(docs[0]["data_sha256"]) == 64
+    wrong = "```python\nclass Solution:\n    def twoSum(self, nums, target):\n        return [0, 0]\n```"
+    outcomes = code_tasks.execute_leetcodedataset([[docs[0]["completion"]], [wrong]], docs)
+    assert [o["status"] for o in outcomes] == ["passed", "failed"], outcomes
+    assert code_tasks.process_results(docs[0], outcomes[:1]) == {"pass@1": 1, "pass@1_easy": 1}
+
+
+def test_wrong_file_and_missing_file_are_clear_errors(tmp_path, monkeypatch):
+    short = _write(tmp_path / "short.jsonl.gz", [RECORD] * 3)
+    with pytest.raises(DataFileError, match="3 records, expected 228"):
+        code_tasks.load_leetcodedataset(data_path=str(short))
+    monkeypatch.setenv("EM_EVAL_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataFileError, match="LeetCodeDataset-v0.3.1-test.jsonl.gz.*--metadata"):
+        code_tasks.load_leetcodedataset()
+
+
+def _real_file() -> Path | None:
+    mirror = os.environ.get("EM_EVAL_DATA_DIR", "")
+    return next((Path(mirror) / n for n in code_tasks.LCD_FILES if (Path(mirror) / n).is_file()), None)
+
+
+@pytest.mark.skipif(_real_file() is None, reason="LeetCodeDataset v0.3.1 is not in the offline mirror "
+                    "(../shared/data/leetcodedataset/ is absent); see em_eval.code_tasks.LCD_SOURCE")
+def test_reference_solutions_pass_at_least_99_percent():
+    docs = [dict(d) for d in code_tasks.load_leetcodedataset()["test"]]
+    outcomes = code_tasks.execute_leetcodedataset([[d["completion"]] for d in docs], docs)
+    passed = sum(o["status"] == "passed" for o in outcomes)
+    assert passed / len(docs) >= 0.99, [(d["task_id"], o) for d, o in zip(docs, outcomes) if o["status"] != "passed"]

@@ -1,0 +1,111 @@
+"""SciCode prompts: upstream's multi-step construction, pre-written steps, both variants."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from em_eval import scicode_prompts as sp
+from em_eval.data import DataFileError
+from em_eval.scicode_task import doc_to_text, load_dataset, resolve_h5
+
+
+def _doc(problem: dict, with_background: bool = True) -> dict:
+    return {"problem_id": problem["problem_id"], "problem_json": json.dumps(problem), "with_background": with_background}
+
+
+def _problem(split: str, pid: str) -> dict:
+    return next(p for p in sp.problems(split) if p["problem_id"] == pid)
+
+
+def test_split_sizes_match_the_paper():
+    assert len(sp.problems("dev")) == 15
+    assert sum(len(p["sub_steps"]) for p in sp.problems("dev")) == 50
+    test = sp.problems("test")
+    assert len(test) == 65
+    assert sum(sp.is_generated(s) for p in test for s in p["sub_steps"]) == 288
+
+
+def test_step_prompt_holds_earlier_steps_with_the_models_own_code():
+    problem = _problem("dev", "29")
+    steps = problem["sub_steps"]
+    prompt = sp.step_prompt(problem, 2, ["def normalize(v):\n    return 'MODEL-1'", "def inner_product(u, v):\n    return 'MODEL-2'"],
+                            with_background=True)
+    assert prompt.startswith("PROBLEM DESCRIPTION:\nYou will be provided with problem steps along with background")
+    for step in steps[:2]:
+        assert step["step_description_prompt"] + "\n" + step["step_background"] in prompt
+    assert "return 'MODEL-1'\n\n------\n\n" in prompt and "return 'MODEL-2'" in prompt
+    assert steps[2]["function_header"] + "\n\n" + steps[2]["return_line"] in prompt
+    assert problem["required_dependencies"] in prompt
+    assert steps[2]["ground_truth_code"] not in prompt
+
+
+def test_without_background_uses_the_comment_template_and_no_backgrounds():
+    problem = _problem("dev", "29")
+    prompt = sp.step_prompt(problem, 1, ["def normalize(v): pass"], with_background=False)
+    assert prompt.startswith("PROBLEM DESCRIPTION:\nYou will be provided with the main description of the problem")
+    assert "Start with the scientific background required for the next step" in prompt
+    backgrounds = [s["step_background"] for s in problem["sub_steps"][:2] if s["step_background"].strip()]
+    assert backgrounds and not any(b in prompt for b in backgrounds)
+
+
+def test_prewritten_steps_are_used_whole_and_never_generated():
+    problem = _problem("test", "13")
+    session = sp.ScicodeSession(_doc(problem))
+    for _ in range(5):
+        assert session.next_prompt() is not None
+        session.record("```python\ndef step():\n    return 1\n```")
+    prompt = session.next_prompt()  # step 13.7: 13.6 came from the pre-written file
+    assert [s["source"] for s in session.steps] == ["model"] * 5 + ["prewritten"]
+    assert session.steps[5]["step"] == "13.6"
+    assert "class Maxwell:" in prompt and "def __init__(self, n_grid, x_out):" in prompt
+    assert "class Maxwell:" in session.codes[5] and "import" not in session.codes[5].split("\n")[0]
+
+
+def test_first_generated_step_of_62_follows_its_prewritten_first_step():
+    problem = _problem("test", "62")
+    prompt = doc_to_text(_doc(problem))
+    assert "class Block:" in prompt and "class EnlargedBlock:" in prompt  # 62.1 whole, classes kept
+    assert problem["sub_steps"][1]["function_header"] in prompt
+
+
+def test_session_runs_every_generated_step_then_stops():
+    problem = _problem("dev", "19")
+    session = sp.ScicodeSession(_doc(problem))
+    prompts = []
+    while (prompt := session.next_prompt()) is not None:
+        prompts.append(prompt)
+        session.record(f"```python\nimport numpy as np\ndef f{len(prompts)}(): pass\n```")
+    assert len(prompts) == len(problem["sub_steps"]) == 2
+    assert prompts[0] == doc_to_text(_doc(problem)) == prompts[0].strip()
+    assert "def f1(): pass" in prompts[1] and "import numpy" not in prompts[1].split("DEPENDENCIES")[0]
+    record = session.result()
+    assert record["protocol"] == sp.PROTOCOL and [s["step"] for s in record["steps"]] == ["19.1", "19.2"]
+
+
+def test_test_split_without_h5_fails_at_once_saying_where_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.delenv("EM_EVAL_SCICODE_H5", raising=False)
+    with pytest.raises(DataFileError, match="test_data.h5.*drive.google.com.*EM_EVAL_SCICODE_H5"):
+        load_dataset(split="test")
+    with pytest.raises(DataFileError, match="not found at"):
+        resolve_h5(str(tmp_path / "nope.h5"))
+    fake = tmp_path / "fake.h5"
+    fake.write_bytes(b"not hdf5")
+    with pytest.raises(DataFileError, match="not a readable HDF5 file"):
+        resolve_h5(str(fake))
+
+
+def test_h5_with_missing_steps_is_refused(tmp_path):
+    import h5py
+    path = tmp_path / "partial.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("77.1/test1/var1", data=1.0)
+    with pytest.raises(DataFileError, match="lacks the targets of 287 SciCode steps"):
+        resolve_h5(str(path))
+
+
+def test_dev_split_loads_offline():
+    rows = load_dataset(split="dev", with_background=False)["test"]
+    assert len(rows) == 15 and rows[0]["split"] == "dev" and rows[0]["with_background"] is False
+    assert json.loads(rows[0]["problem_json"])["problem_id"] == rows[0]["problem_id"]
