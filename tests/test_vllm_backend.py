@@ -144,6 +144,22 @@ def test_lora_adapter_loads_like_vllm_with_rank_from_adapter(backend, tiny_llama
         backend.lora_args({"lora_local_path": str(tmp_path)})
 
 
+def test_em_eval_lora_checkpoint_loads_on_its_base_model(backend, tiny_llama_dir: Path, tmp_path: Path) -> None:
+    from em_eval.checkpoints import CheckpointMetadata, write_metadata
+
+    ckpt = tmp_path / "run" / "checkpoint-000004"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text(json.dumps({"r": 8, "peft_type": "LORA"}))
+    write_metadata(ckpt, CheckpointMetadata(method="em_rl", step=4, base_model=str(tiny_llama_dir), adapter="lora",
+                                            data_sha256="0" * 64, seed=1, recipe=None, config={}, em_eval_version="t"))
+    lm = backend.EmInfVLLM(pretrained=str(ckpt.parent))  # a run folder means its latest checkpoint
+    engine = FakeLLM.instances[-1].engine_args
+    assert engine["model"] == str(tiny_llama_dir) and engine["enable_lora"] and engine["max_lora_rank"] == 8
+    assert lm.lora_request[-1] == str(ckpt)
+    info = lm.get_model_info()["em_checkpoint"]
+    assert (info["step"], info["method"], info["adapter"]) == (4, "em_rl", "lora")
+
+
 def test_data_parallel_replicas_get_the_processor(backend, tiny_llama_dir: Path) -> None:
     lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), data_parallel_size=2, max_model_len=256)
     assert FakeLLM.instances == []  # lm-eval builds one engine per Ray replica from model_args
@@ -229,7 +245,7 @@ def test_model_info_records_em_settings_and_engine(backend, tiny_llama_dir: Path
     lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), em_mode="adaptive_temp", em_target_ratio=0.5)
     info = lm.get_model_info()
     assert info["em_settings"] == EmSettings(mode="adaptive_temp", target_ratio=0.5).as_args()
-    assert info["vllm_engine_args"]["logits_processors"] == repr([V2_PROCESSOR])
+    assert info["vllm_engine_args"]["logits_processors"] == [V2_PROCESSOR]
     assert info["vllm_version"].startswith("0.33") and info["data_parallel_size"] == 1
     json.dumps(info)  # lm-eval writes it into the results file
 

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 try:
     from lm_eval.models.vllm_causallms import VLLM
@@ -32,6 +32,7 @@ import em_eval
 from em_eval.backends.telemetry import TELEMETRY_KEY, RecordingCacheHook, TelemetryRouter
 from em_eval.backends.vllm_processor import V1_PROCESSOR, V2_PROCESSOR, request_settings
 from em_eval.baselines import generate_with_method, pop_method_args
+from em_eval.checkpoints import checkpoint_info
 from em_eval.em_settings import EmSettings
 from em_eval.multistep import generate_until_with_steps
 from em_eval.presets import resolve_model_args
@@ -46,7 +47,7 @@ GREEDY_WARNING = (
 )
 
 
-def processor_fqcn(environ: dict[str, str] | os._Environ = os.environ) -> str:
+def processor_fqcn(environ: Mapping[str, str] = os.environ) -> str:
     """The processor class for the model runner vLLM will use (``VLLM_USE_V2_MODEL_RUNNER``)."""
     flag = environ.get("VLLM_USE_V2_MODEL_RUNNER")
     if flag is None or not flag.strip():
@@ -92,6 +93,7 @@ class EmInfVLLM(VLLM):
         self.decode_method = pop_method_args(args)
         self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
         args = lora_args(args)
+        self._em_checkpoint = checkpoint_info(args.get("lora_local_path") or args.get("pretrained"))
         args["logits_processors"] = [*(args.get("logits_processors") or []), processor_fqcn()]
         self._warned_greedy = False
         self._router: TelemetryRouter | None = None
@@ -147,11 +149,19 @@ class EmInfVLLM(VLLM):
             "em_settings": self.em_settings.as_args(),
             "em_model_source": self._em_source,
             "decode_method": self.decode_method.as_args(),
+            "em_checkpoint": self._em_checkpoint,  # trained checkpoint and step, if any
             "vllm_version": importlib.metadata.version("vllm"),
-            "vllm_engine_args": {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
-                                 for k, v in self.model_args.items()},
+            "vllm_engine_args": {k: _json_or_repr(v) for k, v in self.model_args.items()},
             "data_parallel_size": self.data_parallel_size,
         }
+
+
+def _json_or_repr(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 def _telemetry_rows(outputs: list[Any], params: list[Any], wall_s: float) -> list[dict[str, Any]]:
