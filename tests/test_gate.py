@@ -192,3 +192,10 @@ def test_example_ci_workflow_uses_valid_gate_options() -> None:
     eval_cmd = next(r for r in runs if r.startswith("em-eval eval"))
     assert "--log_samples" in eval_cmd and "--output_path runs/candidate" in eval_cmd, "the gate needs per-sample logs"
     assert any(s.get("with", {}).get("report_paths") == "gate/gate.junit.xml" for s in steps), "JUnit report published"
+
+
+def test_power_accounts_for_what_the_baseline_can_lose() -> None:
+    few = [1] * 4 + [0] * 12
+    assert mcnemar_exact(few, few).min_detectable_drop is None, "16 problems at 25% cannot show 6 losses' worth"
+    many = [1] * 100 + [0] * 100
+    assert 0 < mcnemar_exact(many, many).min_detectable_drop < 0.5

@@ -97,7 +97,7 @@ def board(tmp_path_factory) -> Path:
                   model="Qwen/Qwen2.5-7B-Instruct", em_mode=mode, sampling=sampling,
                   tokens=[40 + 30 * i + (k % 5) for k in range(60)], max_gen_toks=64 + 20 * i)
     out = tmp_path_factory.mktemp("board") / "demo"
-    assert main([str(root / "run0"), str(root / "run1"), f"EM-INF<b>=" + str(root / "run2"), "-o", str(out)]) == 0
+    assert main([str(root / "run0"), str(root / "run1"), "EM-INF<b>=" + str(root / "run2"), "-o", str(out)]) == 0
     return out
 
 

@@ -58,7 +58,7 @@ class TaskVerdict:
 
     def summary(self) -> str:
         c = self.comparison
-        mdd = ("no drop is detectable at this n" if c.min_detectable_drop is None
+        mdd = (f"no drop the baseline could suffer is detectable with {c.n} problems" if c.min_detectable_drop is None
                else f"smallest detectable drop {100 * c.min_detectable_drop:.1f} points at {100 * c.power:.0f}% power")
         return (
             f"{self.task}: {100 * c.baseline:.1f} -> {100 * c.candidate:.1f} ({100 * c.diff:+.1f} points, "

@@ -73,8 +73,8 @@ def mcnemar_exact(baseline: Sequence[int], candidate: Sequence[int], alpha: floa
     return PairedComparison(
         test="exact McNemar", n=n, baseline=float(b.mean()), candidate=float(c.mean()), diff=(wins - losses) / n,
         ci_low=low, ci_high=high, confidence=1 - alpha, p_value=p,
-        min_detectable_drop=min_detectable_drop_binary(n, churn, alpha, margin, power), power=power,
-        losses=losses, wins=wins,
+        min_detectable_drop=min_detectable_drop_binary(n, churn, alpha, margin, power, max_drop=float(b.mean()) - churn / 2),
+        power=power, losses=losses, wins=wins,
     )
 
 
@@ -87,13 +87,15 @@ def _mcnemar_interval(losses: int, wins: int, n: int, alpha: float) -> tuple[flo
     return m / n * (2 * share.low - 1), m / n * (2 * share.high - 1), p
 
 
-def min_detectable_drop_binary(n: int, churn: float, alpha: float, margin: float, power: float) -> float | None:
-    """Smallest drop d (fraction of problems) that the exact rule detects with probability ``power``.
+def min_detectable_drop_binary(n: int, churn: float, alpha: float, margin: float, power: float,
+                               max_drop: float = 1.0) -> float | None:
+    """Smallest drop d (fraction of problems) that the exact rule detects with probability ``power``,
+    or None if no drop up to ``max_drop`` (what the baseline can lose) is detectable.
 
     Model: each problem is independently a loss with probability churn/2 + d and a win with
     probability churn/2. Exact enumeration for n <= 1000, normal approximation above."""
     if n > EXACT_POWER_MAX_N:
-        return min_detectable_drop_normal(n, churn, alpha, margin, power)
+        return min_detectable_drop_normal(n, churn, alpha, margin, power, max_drop)
     rejects = _rejection_table(n, alpha, margin)
 
     def prob(d: float) -> float:
@@ -107,7 +109,7 @@ def min_detectable_drop_binary(n: int, churn: float, alpha: float, margin: float
         cond = np.where(rejects >= 0, stats.binom.cdf(rejects, m, win_share), 0.0)
         return float((pm * cond).sum())
 
-    return _smallest(prob, power, upper=1.0 - churn / 2)
+    return _smallest(prob, power, upper=min(1.0 - churn / 2, max_drop))
 
 
 @lru_cache(maxsize=32)
@@ -144,12 +146,14 @@ def paired_bootstrap(baseline: Sequence[float], candidate: Sequence[float], alph
     return PairedComparison(
         test="paired bootstrap", n=n, baseline=float(b.mean()), candidate=float(c.mean()), diff=mean,
         ci_low=low, ci_high=high, confidence=1 - alpha, p_value=min(p, 1.0),
-        min_detectable_drop=min_detectable_drop_normal(n, var, alpha, margin, power), power=power,
+        min_detectable_drop=min_detectable_drop_normal(n, var, alpha, margin, power, max_drop=float(b.mean())),
+        power=power,
     )
 
 
-def min_detectable_drop_normal(n: int, noise_var: float, alpha: float, margin: float, power: float) -> float | None:
-    """Smallest drop d with d - margin = (z_{1-alpha/2} + z_power) * sqrt((noise_var + d(1-d)) / n).
+def min_detectable_drop_normal(n: int, noise_var: float, alpha: float, margin: float, power: float,
+                               max_drop: float = 1.0) -> float | None:
+    """Smallest drop d <= ``max_drop`` with d - margin = (z_{1-alpha/2} + z_power) * sqrt((noise_var + d(1-d)) / n).
 
     ``noise_var`` is the per-problem variance of the differences without a drop; a drop d
     concentrated on whole problems adds d(1-d)."""
@@ -158,7 +162,7 @@ def min_detectable_drop_normal(n: int, noise_var: float, alpha: float, margin: f
     def detected(d: float) -> float:
         return 1.0 if d - margin >= z * math.sqrt(max(noise_var + d * (1 - d), 0.0) / n) else 0.0
 
-    return _smallest(detected, 0.5, upper=1.0)
+    return _smallest(detected, 0.5, upper=max_drop)
 
 
 def _smallest(prob, target: float, upper: float, tol: float = 1e-4) -> float | None:
