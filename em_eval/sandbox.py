@@ -207,9 +207,28 @@ def _layers(bwrap: bool, drop_uid: bool) -> tuple[str, ...]:
     layers = ["process_group", "clean_env", "rlimits", "no_new_privs"]
     if drop_uid:
         layers.append("throwaway_uid")
+    if drop_uid or os.geteuid() != 0:  # Linux never applies RLIMIT_NPROC to uid 0
+        layers.append("task_limit")
     if bwrap:
         layers += ["bwrap", "readonly_fs", "private_tmp", "pid_ns", "net_ns", "masked_home"]
+        if "--size" in _bwrap_features():
+            layers.append("tmp_size_cap")
     return tuple(layers)
+
+
+_features: set[str] | None = None
+
+
+def _bwrap_features() -> set[str]:
+    """Options this bwrap knows among those added late (0.8.0): ``--size``, ``--disable-userns``."""
+    global _features
+    if _features is None:
+        try:
+            text = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        _features = {opt for opt in ("--size", "--disable-userns") if opt in text}
+    return _features
 
 
 def _probe(plan: _Plan) -> str | None:
@@ -340,15 +359,24 @@ def _bwrap_argv(program: Program, work: Path, uid: int | None, env: Mapping[str,
     if uid is not None:  # privileged bwrap: keep only what the launcher needs to switch uid
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
-        argv += ["--unshare-user", "--disable-userns"]
+        argv += ["--unshare-user"] + [opt for opt in ["--disable-userns"] if opt in _bwrap_features()]
     for masked, keep in _masks(program.readable_paths):
         argv += ["--tmpfs", masked]
         for path in keep:
             for parent in _between(masked, path):
                 argv += ["--perms", "0755", "--dir", parent]
             argv += ["--ro-bind", path, path]
-    argv += ["--perms", "1777", "--size", str(program.limits.tmpfs_mb << 20), "--tmpfs", SANDBOX_CWD]
-    for path in sorted(work.rglob("*")):
+    sized = "--size" in _bwrap_features()
+    if sized:  # a RAM-backed /tmp capped at tmpfs_mb, the program's files bound into it
+        argv += ["--perms", "1777", "--size", str(program.limits.tmpfs_mb << 20), "--tmpfs", SANDBOX_CWD]
+    else:  # bwrap < 0.8 cannot cap a tmpfs: use the program's own folder on disk as /tmp
+        argv += ["--bind", str(work), SANDBOX_CWD]
+    for path in map(os.path.realpath, program.readable_paths):  # those the private /tmp would hide
+        if path.startswith(SANDBOX_CWD + "/"):
+            for parent in _between(SANDBOX_CWD, path):
+                argv += ["--perms", "0755", "--dir", parent]
+            argv += ["--ro-bind", path, path]
+    for path in sorted(work.rglob("*")) if sized else ():
         rel = path.relative_to(work).as_posix()
         if path.is_dir():
             argv += ["--perms", "0755", "--dir", f"{SANDBOX_CWD}/{rel}"]

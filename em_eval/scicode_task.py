@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ def resolve_h5(h5_path: str | None, split: str = "test") -> str:
     file = Path(path).expanduser()
     if not file.is_file():
         raise DataFileError(f"SciCode test_data.h5 not found at {file}. {where}")
+    if os.geteuid() == 0 and not file.stat().st_mode & stat.S_IROTH:
+        raise DataFileError(f"{file} is not world-readable, but sandboxed test programs run under a throw-away "
+                            f"uid when em-eval runs as root: chmod o+r {file}")
     try:
         import h5py
     except ImportError as exc:

@@ -107,3 +107,15 @@ def test_classify(returncode, stderr, wall, expected):
 def test_cpu_limit_is_a_timeout():
     result = sandbox.run_program("import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)")
     assert result.status == "timeout" and "SIGXCPU" in result.reason
+
+
+def test_bwrap_without_tmpfs_size_uses_the_program_folder(monkeypatch):
+    """bubblewrap < 0.8 (Ubuntu 22.04 ships 0.6) lacks --size and --disable-userns."""
+    monkeypatch.setattr(sandbox, "_features", set())
+    argv = sandbox._bwrap_argv(sandbox.Program("pass"), Path("/x/work"), None, {"A": "1"})
+    assert "--size" not in argv and "--disable-userns" not in argv
+    assert argv[argv.index("/x/work") - 1: argv.index("/x/work") + 2] == ["--bind", "/x/work", "/tmp"]
+    result = sandbox._run(sandbox.Program("open('out.txt', 'w').write('ok')\nprint(open('in.txt').read())",
+                                          files={"in.txt": "hi"}, collect=["out.txt"]),
+                          sandbox._Plan(True, os.geteuid() == 0, ("bwrap",)))
+    assert result.passed and result.stdout == "hi\n" and result.files == {"out.txt": b"ok"}

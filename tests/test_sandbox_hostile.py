@@ -20,12 +20,13 @@ TIMEOUT_S = 2.0
 
 
 def _sandbox_processes() -> list[int]:
-    """Live processes owned by the sandbox's throw-away uids."""
+    """Live processes owned by this process's throw-away uids."""
+    first = sandbox._UID_BASE + os.getpid() * sandbox._SLOTS
     found = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid >= sandbox._UID_BASE:
+                if first <= entry.stat().st_uid < first + sandbox._SLOTS:
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -36,10 +37,20 @@ def _leftover_dirs() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("em-sandbox-*")}
 
 
+@pytest.fixture(autouse=True)
+def private_tempdir(monkeypatch):
+    """Programs' folders go to a folder of this test's own, so other runs cannot confuse the check."""
+    root = Path(tempfile.mkdtemp(prefix="em-sandbox-tests-"))
+    root.chmod(0o711)
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    yield root
+    root.rmdir()  # fails if a program's folder was left behind
+
+
 @pytest.fixture(scope="module")
 def bwrap_mode() -> str:
     layers = sandbox.active_isolation("bwrap")  # raises SandboxError when bwrap cannot run
-    assert "bwrap" in layers and "pid_ns" in layers and "net_ns" in layers
+    assert {"bwrap", "pid_ns", "net_ns", "readonly_fs", "task_limit"} <= set(layers)
     return "bwrap"
 
 
@@ -153,6 +164,8 @@ def test_opening_a_socket_fails(bwrap_mode):
 def test_rlimits_fallback_stops_resource_attacks(code, status, needle):
     result = _run(code, "rlimits", timeout_s=TIMEOUT_S if code == INFINITE_LOOP else 30)
     assert "bwrap" not in result.isolation and "rlimits" in result.isolation
+    # the fork-bomb guard needs a uid other than 0; without bwrap it is only there for non-root users
+    assert ("task_limit" in result.isolation) == (os.geteuid() != 0 or "throwaway_uid" in result.isolation)
     assert result.status == status and needle in result.reason
 
 

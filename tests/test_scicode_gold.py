@@ -14,7 +14,7 @@ import pytest
 
 from em_eval import sandbox
 from em_eval.multistep import MARKER, RECORD_VERSION
-from em_eval.scicode_programs import (TARGETS_FILE, UnsupportedTestCase, record_targets, support_files,
+from em_eval.scicode_programs import (TARGETS_FILE, UnsupportedTestCase, prelude, record_targets, support_files,
                                       target_program, scoring_program)
 from em_eval.scicode_prompts import PROTOCOL, problems
 from em_eval.scicode_task import execute, gold_codes, load_dataset, process_results, subproblem_accuracy
@@ -79,3 +79,40 @@ def test_every_dev_test_case_can_be_rewritten():
         for step in problem["sub_steps"]:
             for case in step["test_cases"]:
                 record_targets(case, step["step_number"])
+
+
+H5_WRITER = """
+import h5py
+with h5py.File('targets.h5', 'w') as _em_h5:
+    for _em_i, _em_value in enumerate(_em_targets):
+        _em_h5.create_dataset(f'{STEP}/test{_em_i + 1}/var1', data=_em_value)
+"""
+
+
+def test_test_split_path_reads_targets_from_an_h5(tmp_path):
+    """The test split's harness (process_hdf5_to_tuple on a user's h5), on an h5 built from dev gold code."""
+    problem = next(p for p in problems("dev") if p["problem_id"] == "29")
+    gold = gold_codes(problem)
+    step = problem["sub_steps"][0]["step_number"]
+    made = sandbox.run_program(target_program(problem, 0, gold) + H5_WRITER.replace("{STEP}", step),
+                               files=support_files(), collect=["targets.h5"], timeout_s=60)
+    assert made.passed, made
+    h5 = tmp_path / "test_data.h5"
+    h5.write_bytes(made.files["targets.h5"])
+    h5.chmod(0o644)
+    program = scoring_program(problem, 0, gold, str(h5))
+    assert f"process_hdf5_to_tuple('{step}', 3, '{h5}')" in program
+    assert sandbox.run_program(program, files=support_files(), readable_paths=[str(h5)], timeout_s=60).passed
+    wrong = ["def normalize(v):\n    return v\n"]
+    result = sandbox.run_program(scoring_program(problem, 0, wrong, str(h5)), files=support_files(),
+                                 readable_paths=[str(h5)], timeout_s=60)
+    assert result.status == "failed", result
+
+
+def test_removed_scipy_and_numpy_names_are_shimmed():
+    code = ("import numpy as np\nfrom scipy.integrate import simps, trapz\nimport scipy.integrate as si\n"
+            "x = np.linspace(0, 1, 101)\nassert abs(simps(x ** 2, x) - 1 / 3) < 1e-9\n"
+            "assert abs(trapz(x, x) - 0.5) < 1e-9 and abs(np.trapz(x, x) - 0.5) < 1e-9\n"
+            "assert abs(si.cumtrapz(x, x)[-1] - 0.5) < 1e-9\n")
+    assert sandbox.run_program(prelude(code) + code).passed
+    assert "simps" not in prelude("x = 1") and sandbox.run_program(code).status == "error"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -109,3 +110,12 @@ def test_dev_split_loads_offline():
     rows = load_dataset(split="dev", with_background=False)["test"]
     assert len(rows) == 15 and rows[0]["split"] == "dev" and rows[0]["with_background"] is False
     assert json.loads(rows[0]["problem_json"])["problem_id"] == rows[0]["problem_id"]
+
+
+def test_h5_unreadable_by_the_sandbox_uid_is_refused_when_root(tmp_path):
+    private = tmp_path / "private.h5"
+    private.write_bytes(b"not hdf5")
+    private.chmod(0o600)
+    expected = "not world-readable" if os.geteuid() == 0 else "not a readable HDF5 file"
+    with pytest.raises(DataFileError, match=expected):
+        resolve_h5(str(private))
