@@ -135,7 +135,7 @@ def load_run(results_file: Path, label: str | None = None, metric: str | None = 
     if not isinstance(results, dict) or "results" not in results or "configs" not in results:
         raise ResultsError(f"{results_file} is not an lm-eval results file (no 'results'/'configs')")
     stamp = _RESULTS_FILE.match(results_file.name).group("ts")
-    tasks = {}
+    tasks, first_gen_kwargs = {}, None
     for task in results["configs"]:
         samples_file = results_file.parent / f"samples_{task}_{stamp}.jsonl"
         if not samples_file.exists():
@@ -143,11 +143,13 @@ def load_run(results_file: Path, label: str | None = None, metric: str | None = 
                 f"{results_file} has no per-sample log for task {task} ({samples_file.name}); "
                 "re-run lm_eval with --log_samples"
             )
-        tasks[task] = _task_run(task, results, _read_rows(samples_file), metric)
+        rows = _read_rows(samples_file)
+        if first_gen_kwargs is None and rows:
+            first_gen_kwargs = row_gen_kwargs(rows[0])
+        tasks[task] = _task_run(task, results, rows, metric)
     model = str(results.get("model_name") or (results.get("config") or {}).get("model") or "model")
-    method, method_label = describe_method(results.get("config") or {}, _first_gen_kwargs(results_file, stamp, results))
-    return Run(results_file, model, method, method_label, label or method_label,
-               results.get("config") or {}, tasks)
+    method, method_label = describe_method(results.get("config") or {}, first_gen_kwargs or {})
+    return Run(results_file, model, method, method_label, label or method_label, results.get("config") or {}, tasks)
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -171,16 +173,6 @@ def row_gen_kwargs(row: dict[str, Any]) -> dict[str, Any]:
     elif isinstance(args, (list, tuple)):
         candidates = [a[1] for a in args if isinstance(a, (list, tuple)) and len(a) > 1]
     return next((c for c in candidates if isinstance(c, dict)), {})
-
-
-def _first_gen_kwargs(results_file: Path, stamp: str, results: dict[str, Any]) -> dict[str, Any]:
-    for task in results["configs"]:
-        path = results_file.parent / f"samples_{task}_{stamp}.jsonl"
-        with path.open() as fh:
-            line = fh.readline()
-        if line.strip():
-            return row_gen_kwargs(json.loads(line))
-    return {}
 
 
 def _task_run(task: str, results: dict[str, Any], rows: list[dict[str, Any]], metric: str | None) -> TaskRun:
