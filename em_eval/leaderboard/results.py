@@ -111,15 +111,14 @@ def parse_spec(spec: str) -> tuple[str | None, Path]:
 
 
 def load_runs(specs: Iterable[str], metric: str | None = None) -> list[Run]:
-    """Every run under each ``[LABEL=]PATH`` spec (a file named twice is read once; a label wins)."""
+    """Every run under each ``[LABEL=]PATH`` spec (LABEL names every run under PATH; a file named
+    twice is read once, and a label wins)."""
     chosen: dict[Path, str | None] = {}
     for spec in specs:
         label, path = parse_spec(spec)
         files = result_files(path)
         for f in files:
-            key = f.resolve()
-            given = label if len(files) == 1 else None
-            chosen[key] = given or chosen.get(key)
+            chosen[f.resolve()] = label or chosen.get(f.resolve())
     return [load_run(f, label=label, metric=metric) for f, label in chosen.items()]
 
 
