@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -507,7 +507,3 @@ def _release_slot(slot: int) -> None:
     with _slot_lock:
         _free_slots.append(slot)
 
-
-def with_limits(program: Program, **changes: float) -> Program:
-    """A copy of ``program`` with some limits changed."""
-    return replace(program, limits=replace(program.limits, **changes))
