@@ -147,4 +147,7 @@ def generate_until_with_steps(requests: list[Any], plain: PlainGenerate) -> list
             run.record(step_req, text, round_no)
     for i, run in zip(multi, runs):
         outputs[i] = run.finish()
+    missing = [i for i, text in enumerate(outputs) if text is None]
+    if missing:
+        raise MultiStepError(f"{MARKER}: no response for requests {missing}")
     return [text for text in outputs if text is not None]
