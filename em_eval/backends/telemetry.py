@@ -50,11 +50,22 @@ class RecordingCacheHook:
         self._inner.add_partial(attr, req, res)
 
 
+def logged_gen_kwargs(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gen_kwargs of each request of a sample row: in memory ``[(context, kwargs)]``, on disk
+    (lm-eval 0.4.13 JSONL) ``{"gen_args_0": {"arg_0": context, "arg_1": kwargs}}``."""
+    arguments = logged_sample.get("arguments") or []
+    entries = arguments.values() if isinstance(arguments, dict) else arguments
+    out = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            kwargs = entry.get("arg_1")
+        else:
+            kwargs = entry[1] if isinstance(entry, (list, tuple)) and len(entry) > 1 else None
+        if isinstance(kwargs, dict):
+            out.append(kwargs)
+    return out
+
+
 def sample_telemetry(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
-    """Read the telemetry records back from one ``--log_samples`` JSONL row."""
-    for args in logged_sample.get("arguments") or []:
-        if isinstance(args, (list, tuple)) and len(args) > 1 and isinstance(args[1], dict):
-            records = args[1].get(TELEMETRY_KEY)
-            if records:
-                return list(records)
-    return []
+    """The telemetry records of one ``--log_samples`` row, in the order of its responses."""
+    return [dict(r) for kwargs in logged_gen_kwargs(logged_sample) for r in kwargs.get(TELEMETRY_KEY) or []]

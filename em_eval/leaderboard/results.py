@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from em_eval.backends.telemetry import TELEMETRY_KEY
+from em_eval.backends.telemetry import TELEMETRY_KEY, logged_gen_kwargs
 
 FLAGS = ("no_answer", "hit_token_limit", "graders_disagree")
 FLAG_LABELS = {"no_answer": "no answer extracted", "hit_token_limit": "hit the token limit",
@@ -164,14 +164,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def row_gen_kwargs(row: dict[str, Any]) -> dict[str, Any]:
-    """The gen_kwargs of a logged sample (lm-eval writes ``{"gen_args_0": {"arg_0", "arg_1"}}``)."""
-    args = row.get("arguments")
-    candidates = []
-    if isinstance(args, dict):
-        candidates = [a.get("arg_1") for a in args.values() if isinstance(a, dict)]
-    elif isinstance(args, (list, tuple)):
-        candidates = [a[1] for a in args if isinstance(a, (list, tuple)) and len(a) > 1]
-    return next((c for c in candidates if isinstance(c, dict)), {})
+    """The gen_kwargs of a logged sample's first request (``{}`` if none was logged)."""
+    return next(iter(logged_gen_kwargs(row)), {})
 
 
 def _task_run(task: str, results: dict[str, Any], rows: list[dict[str, Any]], metric: str | None) -> TaskRun:
