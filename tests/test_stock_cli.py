@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from em_eval.backends.telemetry import sample_telemetry
+
 pytestmark = pytest.mark.slow
 
 
@@ -43,7 +45,8 @@ def test_stock_lm_eval_runs_em_inf_with_our_task(tiny_llama_dir, tmp_path) -> No
     assert results["config"]["em_settings"]["em_steps"] == 2
     assert results["config"]["em_settings"]["em_threshold"] == 0.1
     assert len(samples) == 2
-    telemetry = samples[0]["arguments"]["gen_args_0"]["arg_1"]["em_telemetry"]
+    telemetry = sample_telemetry(samples[0])  # read back from lm-eval's on-disk JSONL form
+    assert len(telemetry) == 1
     assert telemetry[0]["em_mode"] == "em_inf" and telemetry[0]["gen_tokens"] <= 4
 
 
