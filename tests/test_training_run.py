@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -161,12 +162,18 @@ def test_print_config(capsys) -> None:
     assert "method: em_rl\n" in printed and "reward: sequence\n" in printed and "lr: 2.0e-06\n" in printed
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_accelerate_launch_two_processes(tiny_llama_dir, tmp_path) -> None:
     out = tmp_path / "ddp"
     # CPU-only: torchrun-style launch (--multi_gpu) with accelerate told to use the CPU (gloo)
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
            "-m", "em_eval", "train", "em_rl_sequence",
            *tiny_args(tiny_llama_dir, out, "prompts_per_step=4", "updates_per_step=2", "max_steps=2", "save_every=2")]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -258,6 +258,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
         if base is float:
             return float(value)
+        if isinstance(value, list):  # e.g. lora_target_modules: [q_proj, v_proj]
+            return ",".join(str(v) for v in value)
         return str(value)
     except (TypeError, ValueError):
         raise TrainingConfigError(f"{name} must be {base.__name__} (got {value!r})") from None
