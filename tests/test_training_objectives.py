@@ -14,7 +14,8 @@ import torch
 from em_eval.em_inf import entropy as decoding_entropy
 from em_eval.entropy import masked_mean, token_entropy, token_log_probs
 from em_eval.training.advantages import grpo_advantages, rloo_advantages
-from em_eval.training.config import EmFtConfig, EmRlConfig, TrainingConfigError, load_recipe, recipe_names
+from em_eval.training.config import (EmFtConfig, EmRlConfig, TrainingConfigError, config_from_dict, load_recipe,
+                                     recipe_names)
 from em_eval.training.losses import low_var_kl, ppo_clip_loss
 from em_eval.training.prompts import PromptDataError, load_prompt_set, read_prompts, step_prompt_indices
 from em_eval.training.rewards import (RewardInputs, get_reward, last_boxed, math_grader, random_reward,
@@ -215,6 +216,8 @@ def test_overrides_are_typed_and_checked(tmp_path) -> None:
     with pytest.raises(TrainingConfigError, match="'method' key"):
         load_recipe(str(bad))
     assert EmRlConfig(prompts="p.jsonl").updates_per_step == 4
+    listed = config_from_dict({"method": "em_ft", "prompts": "p.jsonl", "lora_target_modules": ["q_proj", "v_proj"]})
+    assert listed.lora_target_modules == "q_proj,v_proj"
 
 
 # ---- prompt files ---------------------------------------------------------------------------
