@@ -11,7 +11,16 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pytest-xdist runs one worker per core: one torch thread each (also for subprocesses), or the
+# workers oversubscribe the two cores and run many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("EM_EVAL_DATA_DIR", str(REPO.parent / "shared" / "data"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")
