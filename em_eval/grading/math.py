@@ -51,14 +51,17 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout_s: float = TIMEOUT_S
     """Whether answer ``pred`` is equivalent to ``gold``; each sympy call is limited to ``timeout_s``."""
     if pred is None or gold is None:
         return False
-    p, g = normalize(str(pred)), normalize(str(gold))
-    if not p or not g:
+    try:
+        p, g = normalize(str(pred)), normalize(str(gold))
+        if not p or not g:
+            return False
+        if _squash(p) == _squash(g):
+            return True
+        if len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS:
+            return False
+        return _nodes_equal(parse(p), parse(g), timeout_s)
+    except (RecursionError, ValueError, ArithmeticError):  # malformed input is a wrong answer, not a crash
         return False
-    if _squash(p) == _squash(g):
-        return True
-    if len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS:
-        return False
-    return _nodes_equal(parse(p), parse(g), timeout_s)
 
 
 def _squash(s: str) -> str:

@@ -106,7 +106,7 @@ def _last_boxed(text: str) -> tuple[str | None, bool]:
             break
         spans.append((start, span))
     contents = [text[a:b].strip() for _, (a, b) in reversed(spans)]
-    return ", ".join(contents), False
+    return ", ".join(c for c in contents if c) or None, False
 
 
 def _after_marker(text: str) -> str | None:

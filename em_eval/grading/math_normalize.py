@@ -111,7 +111,7 @@ _DEGREES = re.compile(
 _PERCENT = re.compile(r"\\?%")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _TRAILING_TEXT_GROUP = re.compile(r"\\(?:text|textrm|mbox|mathrm|textnormal|operatorname)\s*\{([^{}]*)\}\s*(?:\^\s*\{?\s*-?\d\s*\}?)?\s*$")
-_UNIT_TAIL = re.compile(r"(?<=[\d}).\s])\s*(?:[a-zA-Z]{2,}\.?)(?:\s*(?:/|per)?\s*[a-zA-Z]{1,}\.?)*(?:\s*\^\s*\{?\s*-?\d\s*\}?)?\s*$")
+_UNIT_TAIL = re.compile(r"(?<=[\d}).])((?:\s+(?:per\s+)?[a-zA-Z]+\.?(?:\s*/\s*[a-zA-Z]+\.?)?(?:\^\{?-?\d\}?)?){1,4})\s*$")
 _MATH_WORDS = {"and", "or", "pi", "inf", "infinity", "infty", "sqrt", "frac", "sin", "cos", "tan", "cot", "sec", "csc",
                "log", "ln", "exp", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "mod", "max", "min", "gcd",
                "lcm", "det", "i", "e", "no", "yes", "none", "true", "false", "even", "odd"}
@@ -127,7 +127,7 @@ _LITERALS = (
     (re.compile(r"∞|(?<![a-zA-Z\\])(?:infinity|inf)(?![a-zA-Z])"), r"\\infty "),
     (re.compile(r"(?<![a-zA-Z\\])pi(?![a-zA-Z])"), r"\\pi "),
     (re.compile(r"\\(?:emptyset|varnothing)(?![a-zA-Z])"), r"\\{\\}"),
-    (re.compile(r"\\\$|\$"), ""),
+    (re.compile(r"\\\$|\$|\\[()]|\\\[|\\\]"), ""),
     (re.compile(r"\*\*|__"), ""),
     (re.compile(r"\{,\}"), ","),
     (re.compile(r"\\(?:cdot|times)\s*10\s*\^"), r"\\times10^"),
@@ -138,9 +138,9 @@ _LITERALS = (
 
 def normalize(text: str) -> str:
     """Canonical form of one answer string (pure, linear time; see the module docstring)."""
-    s = text.strip()
+    s = re.sub(r"\s+", " ", text).strip()
     if len(s) > MAX_ANSWER_CHARS:
-        return re.sub(r"\s+", " ", s)
+        return s
     s = _unwrap_command(s, ("boxed", "fbox"))
     for pattern, repl in _LITERALS:
         s = pattern.sub(repl, s)
@@ -154,7 +154,7 @@ def normalize(text: str) -> str:
     s = _brace_args(s, "sqrt", 1)
     s = re.sub(r"([_^])\{\s*(\w)\s*\}", r"\1\2", s)  # x^{2} -> x^2, 4210_{5} -> 4210_5
     s = re.sub(r"\s+", " ", s).strip()
-    s = s.strip(" .;").rstrip(",").strip()
+    s = s.rstrip(" .;,").strip()
     s = _strip_word_units(s)
     if _THOUSANDS.fullmatch(s):
         s = s.replace(",", "")
@@ -179,30 +179,26 @@ def _sizing(m: re.Match) -> str:
 
 
 def _strip_trailing_units(s: str) -> str:
-    r"""Drop trailing ``\text{ cm}^2``-style groups that follow some math (units, words)."""
-    for _ in range(4):
+    r"""Drop trailing ``\text{ cm}^2``-style groups (and ``/`` between them) that follow some math."""
+    for _ in range(6):
+        s = re.sub(r"(?:\s|/|\\cdot)+$", "", s)
         m = _TRAILING_TEXT_GROUP.search(s)
-        if not m or not s[:m.start()].strip() or s[:m.start()].rstrip().endswith(("=", "\\in")):
+        head = s[:m.start()].rstrip() if m else ""
+        if not m or not head or head.endswith(("=", "\\in")) or m.group(1).strip(" ~").lower() in {"and", "or"}:
             return s
-        word = m.group(1).strip().strip("~ ").lower()
-        if word in {"and", "or"}:
-            return s
-        s = s[:m.start()].rstrip()
+        s = head
     return s
 
 
 def _strip_word_units(s: str) -> str:
     """Drop trailing plain unit words ("5 cm", "30 degrees", "4 square units") after a number."""
     m = _UNIT_TAIL.search(s)
-    if not m or not s[:m.start()].strip():
+    if not m:
         return s
-    words = re.findall(r"[a-zA-Z]+", m.group())
-    if any(w.lower() in _MATH_WORDS for w in words):
+    words = re.findall(r"[a-zA-Z]+", m.group(1))
+    if len(words[0]) < 2 or any(w.lower() in _MATH_WORDS for w in words):
         return s
-    head = s[:m.start()].rstrip()
-    if not re.search(r"[\d}]$", head):
-        return s
-    return head
+    return s[:m.start()].rstrip()
 
 
 def strip_assignment(s: str) -> str:
