@@ -171,30 +171,15 @@ def count_graded(items: list[list[dict[str, Any]]]) -> int:
 # ---- reading a --log_samples row back ------------------------------------------------------
 
 
-def _logged_gen_kwargs(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
-    """The gen_kwargs of each request of a sample row: in memory ``[(context, kwargs)]``, on disk
-    (lm-eval 0.4.13 JSONL) ``{"gen_args_0": {"arg_0": context, "arg_1": kwargs}}``."""
-    arguments = logged_sample.get("arguments") or []
-    entries = arguments.values() if isinstance(arguments, dict) else arguments
-    out = []
-    for entry in entries:
-        kwargs = entry.get("arg_1") if isinstance(entry, dict) else (entry[1] if len(entry) > 1 else None)
-        if isinstance(kwargs, dict):
-            out.append(kwargs)
-    return out
-
-
 def sample_status(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-response records of one ``--log_samples`` row plus ``hit_token_limit``: the backend's
     telemetry says the response used all ``max_gen_toks`` tokens (None where no telemetry exists)."""
-    from em_eval.backends.telemetry import TELEMETRY_KEY
+    from em_eval.backends.telemetry import logged_gen_kwargs, sample_telemetry
 
     records = [dict(r) for r in logged_sample.get("grading") or []]
-    telemetry: list[dict[str, Any]] = []
-    limit = None
-    for kwargs in _logged_gen_kwargs(logged_sample):
-        telemetry += list(kwargs.get(TELEMETRY_KEY) or [])
-        limit = kwargs.get("max_gen_toks", limit)
+    telemetry = sample_telemetry(logged_sample)
+    limits = [kw["max_gen_toks"] for kw in logged_gen_kwargs(logged_sample) if "max_gen_toks" in kw]
+    limit = limits[0] if limits else None
     for i, record in enumerate(records):
         tokens = telemetry[i].get("gen_tokens") if i < len(telemetry) else None
         record["hit_token_limit"] = None if tokens is None or limit is None else int(tokens) >= int(limit)

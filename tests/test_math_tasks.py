@@ -1,0 +1,229 @@
+"""The em_math tasks: data and answer fields, task configs, prompt layout, scoring, missing/corrupt data,
+n = 16 sampling in lm-eval, and the stock ``lm_eval`` CLI end to end on the embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from em_eval.data import FILES, DataFileError
+from em_eval.grading.math import GRADER_VERSION
+from em_eval.math_tasks import (
+    BENCHMARKS,
+    SYSTEM_PROMPT,
+    count_graded,
+    documents,
+    keep_all_responses,
+    load_dataset,
+    process_results,
+    sample_status,
+)
+
+MATH_TASKS = ["em_math500", "em_amc", "em_amc23", "em_aime", "em_aime24", "em_aime25", "em_minerva", "em_olympiadbench"]
+N16_TASKS = ["em_amc_n16", "em_amc23_n16", "em_aime_n16", "em_aime24_n16", "em_aime25_n16"]
+PAPER_FIVE = ["em_math500", "em_amc", "em_aime", "em_minerva", "em_olympiadbench"]
+
+
+@pytest.fixture(scope="module")
+def manager():
+    """One lm-eval TaskManager (indexing every task folder takes seconds)."""
+    from em_eval import plugin
+
+    plugin.activate()
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
+@pytest.fixture(scope="module")
+def task_dict(manager, data_dir: Path) -> dict:
+    return manager.load([*MATH_TASKS, *N16_TASKS])
+
+
+def _tasks(loaded: dict) -> dict:
+    return {name: task for name, task in loaded["tasks"].items()}
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+
+def test_documents_share_one_schema_and_normalised_answers(data_dir: Path) -> None:
+    for name, spec in BENCHMARKS.items():
+        docs = documents(name)
+        assert len(docs) == spec.size
+        assert all(set(d) == {"id", "problem", "answer", "subset"} for d in docs)
+        assert all(d["problem"].strip() and d["answer"].strip() for d in docs)
+    assert documents("amc")[0]["answer"] == "142"  # 142.0 in the file
+    assert documents("amc23")[0]["answer"] == "27"  # 27.0
+    aime24 = [d["answer"] for d in documents("aime24")]
+    assert "25" in aime24 and "025" not in aime24  # zero-padded "025" in the file
+    assert documents("aime")[60]["answer"] == "204" and documents("aime")[0]["subset"] == "2022"
+    assert documents("minerva")[0]["answer"] == "1.6"  # last \boxed{} of the solution
+    olympiad = [d["answer"] for d in documents("olympiadbench")]
+    assert "69,84" in olympiad and not any("$" in a for a in olympiad)  # ['$69$,$84$'] in the file
+    assert documents("math500")[0]["answer"] == r"\left( 3, \frac{\pi}{2} \right)"
+
+
+def test_unknown_benchmark_and_sha_mismatch_are_clear_errors(data_dir: Path) -> None:
+    with pytest.raises(KeyError, match="known: math500"):
+        documents("math5000")
+    with pytest.raises(ValueError, match="update the task YAML or em_eval.data.FILES"):
+        load_dataset("math500", data_sha256="0" * 64)
+
+
+@pytest.mark.parametrize("broken", ["corrupt", "missing"])
+def test_bad_mirror_file_fails_the_task_with_one_clear_error(manager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             data_dir: Path, broken: str) -> None:
+    if broken == "corrupt":
+        (tmp_path / "math500").mkdir()
+        good = (data_dir / "math500" / "test.jsonl").read_bytes()
+        (tmp_path / "math500" / "test.jsonl").write_bytes(good[: len(good) // 2])
+    monkeypatch.setenv("EM_EVAL_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataFileError) as err:
+        manager.load(["em_math500"])
+    message = str(err.value)
+    assert "math500/test.jsonl" in message and FILES["math500/test.jsonl"].sha256 in message
+    assert "EM_EVAL_DATA_DIR" in message
+
+
+# ---- task configs and prompt ---------------------------------------------------------------------
+
+
+def test_task_configs_follow_the_paper(task_dict: dict) -> None:
+    tasks = _tasks(task_dict)
+    for name in MATH_TASKS + N16_TASKS:
+        config = tasks[name].config
+        assert config.description == SYSTEM_PROMPT
+        gen = config.generation_kwargs
+        assert gen["temperature"] == 0.1 and gen["top_p"] == 1.0 and gen["max_gen_toks"] == 4096 and gen["do_sample"]
+        assert config.repeats == (16 if name.endswith("_n16") else 1)
+        meta = config.metadata
+        bench = config.dataset_kwargs["benchmark"]
+        assert meta["grader"] == GRADER_VERSION
+        assert meta["data_file"] == BENCHMARKS[bench].file
+        assert meta["data_sha256"] == FILES[meta["data_file"]].sha256
+        assert len(tasks[name].eval_docs) == BENCHMARKS[bench].size
+    assert SYSTEM_PROMPT == "Please reason step by step, and put your final answer within \\boxed{}."
+    metrics = {m["metric"] for m in tasks["em_aime_n16"].config.metric_list}
+    assert {"pass@1", "pass@16", "maj@16", "exact_match", "math_verify", "n", "grading"} <= metrics
+
+
+def test_group_is_the_papers_five_with_a_macro_average(manager, data_dir: Path) -> None:
+    group = manager.load(["em_math"])["groups"]["em_math"]
+    assert sorted(group.child_names) == sorted(PAPER_FIVE)
+    aggregates = {a.metric: a for a in group.aggregate_metric_list}
+    assert set(aggregates) == {"exact_match", "math_verify"}
+    assert all(a.weight_by_size is False for a in aggregates.values())
+
+
+def test_prompt_is_system_turn_then_problem(task_dict: dict) -> None:
+    task = _tasks(task_dict)["em_aime24"]
+    doc = task.eval_docs[0]
+    render = lambda messages, add_generation_prompt=True: json.dumps(messages)  # noqa: E731
+    messages = json.loads(task.fewshot_context(doc, 0, apply_chat_template=True, chat_template=render))
+    assert messages == [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": doc["problem"]}]
+    with_instruction = json.loads(task.fewshot_context(doc, 0, system_instruction="Be brief.",
+                                                       apply_chat_template=True, chat_template=render))
+    assert with_instruction[0] == {"role": "system", "content": "Be brief.\n\n" + SYSTEM_PROMPT}
+
+
+# ---- scoring ------------------------------------------------------------------------------------
+
+
+def test_process_results_single_response() -> None:
+    doc = {"id": "1", "problem": "?", "answer": r"\frac{1}{2}", "subset": ""}
+    out = process_results(doc, [r"Thus $\boxed{0.5}$."])
+    assert out["exact_match"] == 1.0 and out["math_verify"] == 1.0 and out["n"] == 1
+    assert out["no_answer"] == 0.0 and out["unfinished"] == 0.0 and out["graders_disagree"] == 0.0
+    assert not any(k.startswith(("pass@", "maj@")) for k in out)
+    (record,) = out["grading"]
+    assert record["answer"] == "0.5" and record["exact_match"] and record["cluster"] == 0
+    missing = process_results(doc, ["I could not solve it"])
+    assert missing["exact_match"] == 0.0 and missing["no_answer"] == 1.0
+    assert missing["grading"][0]["cluster"] is None
+
+
+def test_process_results_many_responses_gives_sampling_metrics() -> None:
+    doc = {"id": "2", "problem": "?", "answer": "12", "subset": ""}
+    responses = [r"\boxed{12}", r"\boxed{13}", r"\boxed{13}", r"\boxed{12.0}", "no idea", r"<think>\boxed{1",
+                 r"\boxed{13}", r"\boxed{13}"]
+    (filtered,) = keep_all_responses([responses], [doc])  # lm-eval hands process_results [[...n responses]]
+    out = process_results(doc, [filtered])
+    assert out["n"] == 8
+    assert out["exact_match"] == pytest.approx(2 / 8)
+    assert out["no_answer"] == pytest.approx(2 / 8) and out["unfinished"] == pytest.approx(1 / 8)
+    assert out["pass@1"] == pytest.approx(2 / 8)
+    assert out["pass@8"] == 1.0
+    assert out["pass@2"] == pytest.approx(1 - (6 * 5) / (8 * 7))
+    assert out["maj@8"] == 0.0  # 13 has four votes, 12 has two
+    assert out["maj@2"] == pytest.approx((0.5 + 0.5 + 0 + 0) / 4)  # (12,13) and (13,12.0) are ties
+    assert [r["cluster"] for r in out["grading"]] == [0, 1, 1, 0, None, None, 1, 1]
+    assert count_graded([out["grading"], out["grading"]]) == 16
+
+
+def test_sample_status_adds_hit_token_limit_from_telemetry() -> None:
+    grading = [{"answer": "1", "exact_match": True}, {"answer": None, "exact_match": False}]
+    telemetry = [{"gen_tokens": 12}, {"gen_tokens": 64}]
+    on_disk = {"grading": grading, "arguments": {"gen_args_0": {"arg_0": "ctx", "arg_1": {
+        "max_gen_toks": 64, "em_telemetry": telemetry}}}}
+    in_memory = {"grading": grading, "arguments": [("ctx", {"max_gen_toks": 64, "em_telemetry": telemetry})]}
+    for row in (on_disk, in_memory):
+        assert [r["hit_token_limit"] for r in sample_status(row)] == [False, True]
+    assert [r["hit_token_limit"] for r in sample_status({"grading": grading})] == [None, None]
+
+
+# ---- lm-eval runs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_n16_variant_in_lm_eval_reports_pass_and_maj_at_k(tiny_llama_dir: Path, data_dir: Path) -> None:
+    from em_eval import plugin
+
+    plugin.activate()
+    import lm_eval
+
+    out = lm_eval.simple_evaluate(
+        model="em_inf", model_args=f"pretrained={tiny_llama_dir},em_mode=off,dtype=float32",
+        tasks=["em_aime24_n16"], limit=1, gen_kwargs="max_gen_toks=4", apply_chat_template=True,
+        log_samples=True, batch_size=16, device="cpu",
+    )
+    res = out["results"]["em_aime24_n16"]
+    assert res["n,none"] == 16 and res["grading,none"] == 16
+    for k in (1, 2, 4, 8, 16):
+        assert 0.0 <= res[f"pass@{k},none"] <= 1.0 and 0.0 <= res[f"maj@{k},none"] <= 1.0
+        assert f"pass@{k}_stderr,none" in res
+    assert res["pass@1,none"] == pytest.approx(res["exact_match,none"])
+    (sample,) = out["samples"]["em_aime24_n16"]
+    assert len(sample["resps"][0]) == 16 and len(sample["grading"]) == 16
+
+
+@pytest.mark.slow
+def test_stock_lm_eval_cli_runs_two_math_tasks_on_the_embedded_model(tmp_path: Path, data_dir: Path) -> None:
+    lm_eval = shutil.which("lm_eval")
+    assert lm_eval, "the lm_eval console script must be installed"
+    cmd = [lm_eval, "--model", "em_inf", "--model_args", "pretrained=smollm2-135m,em_mode=off",
+           "--tasks", "em_math500,em_aime24", "--limit", "2", "--device", "cpu", "--batch_size", "4",
+           "--gen_kwargs", "max_gen_toks=16", "--apply_chat_template", "--log_samples", "--output_path", str(tmp_path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EM_EVAL_DATA_DIR": str(data_dir)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(next(tmp_path.rglob("results_*.json")).read_text())
+    for task in ("em_math500", "em_aime24"):
+        res = results["results"][task]
+        assert {"exact_match,none", "math_verify,none", "no_answer,none", "graders_disagree,none"} <= set(res)
+        assert res["n,none"] == 1 and res["grading,none"] == 2
+        assert results["configs"][task]["metadata"]["data_sha256"] == FILES[BENCHMARKS[
+            results["configs"][task]["dataset_kwargs"]["benchmark"]].file].sha256
+    rows = [json.loads(line) for f in tmp_path.rglob("samples_em_aime24_*.jsonl") for line in f.read_text().splitlines()]
+    assert len(rows) == 2
+    prompt = next(iter(rows[0]["arguments"].values()))["arg_0"]
+    assert prompt.startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n")
+    assert rows[0]["doc"]["problem"] in prompt
+    status = sample_status(rows[0])
+    assert len(status) == 1 and status[0]["hit_token_limit"] in (True, False)
+    assert set(status[0]) >= {"answer", "exact_match", "math_verify", "disagree", "no_answer", "unfinished"}
