@@ -27,11 +27,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from em_eval.backends.telemetry import TELEMETRY_KEY
+
 log = logging.getLogger(__name__)
 
 MARKER = "em_multistep"
 RECORD_VERSION = 1
-TELEMETRY_KEY = "em_telemetry"  # same key as em_eval.backends.telemetry
 PROTOCOLS: dict[str, str] = {"scicode": "em_eval.scicode_prompts:ScicodeSession"}
 
 PlainGenerate = Callable[[list[Any]], list[str]]
