@@ -120,3 +120,18 @@ def test_embedded_short_name_resolves_to_converted_folder(smollm2_dir) -> None:
     args = resolve_model_args({"pretrained": "smollm2-135m", "gguf_file": "x.gguf"})
     assert args == {"pretrained": str(smollm2_dir)}
     assert (smollm2_dir / "model.safetensors").stat().st_size > 100_000_000
+
+
+def test_generation_budget_is_fitted_to_the_context(tiny_llama_dir, caplog) -> None:
+    lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", max_length=64, batch_size=2)
+    reqs = make_requests({"until": [], "do_sample": False, "max_gen_toks": 4096, "em_mode": "off"}, PROMPTS[:2])
+    longest = max(len(lm.tok_encode(p)) for p in PROMPTS[:2])
+    with caplog.at_level(logging.WARNING):
+        out = lm.generate_until(reqs)
+    assert len(out) == 2
+    assert all(r.args[1]["max_gen_toks"] == 64 - longest for r in reqs)  # what actually ran is logged
+    assert all(t["gen_tokens"] <= 64 - longest for r in reqs for t in r.args[1]["em_telemetry"])
+    assert any("does not fit the context" in r.getMessage() for r in caplog.records)
+    too_long = make_requests({"until": [], "max_gen_toks": 8}, ["word " * 200])
+    with pytest.raises(ValueError, match="fills the model's context of 64 tokens"):
+        lm.generate_until(too_long)

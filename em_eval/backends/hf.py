@@ -58,6 +58,7 @@ class EmInfLM(HFLM):
 
     def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
         """HFLM generation of ``requests``, with telemetry attached to each request."""
+        self._fit_generation_budget(requests)
         self._router = TelemetryRouter()
         inner_hook = self.cache_hook
         self.cache_hook = RecordingCacheHook(inner_hook, self._router)
@@ -68,6 +69,37 @@ class EmInfLM(HFLM):
         self._router.attach(requests, responses)
         self._router = None
         return responses
+
+    def _fit_generation_budget(self, requests: list[Any]) -> None:
+        """Lower ``max_gen_toks`` so the longest prompt plus its generation fits the context.
+
+        HFLM would otherwise assert (``max_gen_toks >= max_length``) or silently cut the
+        prompt's beginning. Requests with the same budget keep one budget, so batches stay whole.
+        """
+        longest: dict[int, int] = {}
+        for req in requests:
+            kwargs = req.args[1]
+            budget = int(kwargs.get("max_gen_toks") or self.max_gen_toks)
+            longest[budget] = max(longest.get(budget, 0), len(self.tok_encode(req.args[0])))
+        fitted = {}
+        for budget, prompt in longest.items():
+            room = self.max_length - prompt
+            if room < 1:
+                raise ValueError(
+                    f"a prompt of {prompt} tokens fills the model's context of {self.max_length} tokens; "
+                    "raise max_length in --model_args or shorten the prompt"
+                )
+            fitted[budget] = min(budget, room)
+            if fitted[budget] < budget:
+                log.warning(
+                    "em_inf: max_gen_toks=%d does not fit the context (%d tokens, longest prompt %d): "
+                    "generating at most %d tokens", budget, self.max_length, prompt, fitted[budget],
+                )
+        for req in requests:
+            kwargs = req.args[1]
+            budget = int(kwargs.get("max_gen_toks") or self.max_gen_toks)
+            if fitted[budget] < budget:
+                kwargs["max_gen_toks"] = fitted[budget]
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any):
         settings = EmSettings.pop_from(generation_kwargs, base=self.em_settings)
