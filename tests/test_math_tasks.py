@@ -181,7 +181,7 @@ def test_sample_status_adds_hit_token_limit_from_telemetry() -> None:
 
 
 @pytest.mark.slow
-def test_n16_variant_in_lm_eval_reports_pass_and_maj_at_k(tiny_llama_dir: Path, data_dir: Path) -> None:
+def test_n16_variant_and_group_in_lm_eval(tiny_llama_dir: Path, data_dir: Path) -> None:
     from em_eval import plugin
 
     plugin.activate()
@@ -189,7 +189,7 @@ def test_n16_variant_in_lm_eval_reports_pass_and_maj_at_k(tiny_llama_dir: Path, 
 
     out = lm_eval.simple_evaluate(
         model="em_inf", model_args=f"pretrained={tiny_llama_dir},em_mode=off,dtype=float32",
-        tasks=["em_aime24_n16"], limit=1, gen_kwargs="max_gen_toks=4", apply_chat_template=True,
+        tasks=["em_aime24_n16", "em_math"], limit=1, gen_kwargs="max_gen_toks=4", apply_chat_template=True,
         log_samples=True, batch_size=16, device="cpu",
     )
     res = out["results"]["em_aime24_n16"]
@@ -200,6 +200,10 @@ def test_n16_variant_in_lm_eval_reports_pass_and_maj_at_k(tiny_llama_dir: Path, 
     assert res["pass@1,none"] == pytest.approx(res["exact_match,none"])
     (sample,) = out["samples"]["em_aime24_n16"]
     assert len(sample["resps"][0]) == 16 and len(sample["grading"]) == 16
+    group = out["groups"]["em_math"]
+    members = [out["results"][t]["exact_match,none"] for t in PAPER_FIVE]
+    assert group["exact_match,none"] == pytest.approx(sum(members) / 5)  # macro average
+    assert "math_verify,none" in group
 
 
 @pytest.mark.slow
