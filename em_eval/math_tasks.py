@@ -6,11 +6,22 @@ r"""lm-eval adapters for the math benchmarks (``tasks/math/*.yaml``).
   fields are normalised (AMC floats ``27.0``, AIME ``"023"``, OlympiadBench lists with ``$``,
   Minerva's last ``\boxed{}`` in the solution).
 * Prompt: the problem is the user turn; the paper's system prompt is the task ``description``,
-  which lm-eval puts in the system turn under ``--apply_chat_template`` (and in front of
-  ``--system_instruction`` text if both are given).
-* Scoring: :func:`process_results` grades every response with both graders and returns, per
-  problem, the metrics lm-eval averages (``mean``, so each gets a standard error over problems)
-  and a ``grading`` list of per-response records for ``--log_samples``.
+  which lm-eval sends as the system turn under ``--apply_chat_template`` (after
+  ``--system_instruction`` text, joined by a blank line, if both are given). Without a chat
+  template lm-eval glues description and problem together, so use ``--apply_chat_template``.
+* Repeats: the tasks' filter keeps every response (lm-eval's default keeps the first only), so
+  with ``repeats: n`` :func:`process_results` sees all n responses of a problem.
+
+How the per-sample fields travel through lm-eval: everything :func:`process_results` returns
+for a problem is (a) copied into that problem's ``--log_samples`` row and (b) appended to a
+list that the metric's ``aggregation`` reduces over problems. So the numeric fields
+(``exact_match``, ``math_verify``, ``no_answer``, ``unfinished``, ``graders_disagree``,
+``pass@k``, ``maj@k``, ``n``) are per-problem values whose ``mean`` is the task score, with
+lm-eval's ``mean`` standard error over problems. The ``grading`` field is the list of
+per-response records (both verdicts, extracted answers, flags, majority cluster); its
+aggregation :func:`count_graded` just counts responses, so the results table shows how many
+were graded. :func:`sample_status` reads a row back and adds ``hit_token_limit`` from the
+backend telemetry.
 """
 
 from __future__ import annotations
@@ -24,7 +35,6 @@ from em_eval.grading.math import cluster_answers, extract, grade_response
 from em_eval.metrics import k_values, maj_at_k, pass_at_k
 
 SYSTEM_PROMPT = r"Please reason step by step, and put your final answer within \boxed{}."
-PAPER_SYSTEM_PROMPT_LITERAL = r"Please reason step by step, and put your final answer within \\boxed{}."
 
 
 def _number(value: Any) -> str:
@@ -96,7 +106,7 @@ def documents(benchmark: str) -> list[dict[str, str]]:
         raise ValueError(f"{spec.file} has {len(records)} records, expected {spec.size}")
     return [
         {"id": str(r.get("unique_id", r.get("id", r.get("idx", i)))), "problem": str(r[spec.problem]),
-         "answer": spec.answer(r), "subset": str(spec.subset(r))}
+         "answer": gold_answer(benchmark, r), "subset": str(spec.subset(r))}
         for i, r in enumerate(records)
     ]
 

@@ -127,7 +127,7 @@ _LITERALS = (
     (re.compile(r"∞|(?<![a-zA-Z\\])(?:infinity|inf)(?![a-zA-Z])"), r"\\infty "),
     (re.compile(r"(?<![a-zA-Z\\])pi(?![a-zA-Z])"), r"\\pi "),
     (re.compile(r"\\(?:emptyset|varnothing)(?![a-zA-Z])"), r"\\{\\}"),
-    (re.compile(r"\\\$|\$|\\[()]|\\\[|\\\]"), ""),
+    (re.compile(r"\\\$|\$|(?<!\\)\\[()\[\]]"), ""),  # $, \( \) \[ \] but not a row break \\ before (
     (re.compile(r"\*\*|__"), ""),
     (re.compile(r"\{,\}"), ","),
     (re.compile(r"\\(?:cdot|times)\s*10\s*\^"), r"\\times10^"),
