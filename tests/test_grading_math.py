@@ -98,6 +98,14 @@ def test_pathological_answers_return_within_the_limit(pred: str, gold: str, expe
         assert verdict is expected
 
 
+def test_one_comparison_has_a_total_time_budget() -> None:
+    slow = ", ".join([r"9^{9^{9^{9}}}"] * 8)  # eight elements, each a sympy call that hits its limit
+    assert is_equiv("x+1", "1+x")
+    start = time.monotonic()
+    assert is_equiv(slow, ", ".join(["3"] * 8), timeout_s=0.5) is False
+    assert time.monotonic() - start < 5 * 0.5 + SLACK_S
+
+
 def test_pathological_responses_extract_fast() -> None:
     for text in (_garbage(100_000, 4), "\\boxed{" * 20_000, "\\boxed{1}" * 10_000, "<think>" + "a" * 100_000,
                  "the answer is " * 8_000, "$" * 100_000):

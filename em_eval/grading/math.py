@@ -22,6 +22,7 @@ a relative 1e-4 (the paper's graders) except against an integer gold; ``\pi`` is
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -33,6 +34,7 @@ from em_eval.grading.math_worker import WorkerCallError, WorkerTimeout, worker_f
 GRADER_VERSION = "em-eval-math-1"
 TIMEOUT_S = 3.0  # per symbolic comparison (Qwen2.5-Math's evaluator allows 3 s per sample)
 MATH_VERIFY_TIMEOUT_S = 5.0
+TOTAL_BUDGET_CALLS = 5  # a whole comparison (tuples, sets, ...) gets at most 5 x TIMEOUT_S of sympy time
 MAX_SYMBOLIC_CHARS = 400
 _SYMBOLIC = "em_eval.grading.math_symbolic"
 
@@ -48,7 +50,8 @@ def extract_answer(text: str | None) -> str | None:
 
 
 def is_equiv(pred: str | None, gold: str | None, *, timeout_s: float = TIMEOUT_S) -> bool:
-    """Whether answer ``pred`` is equivalent to ``gold``; each sympy call is limited to ``timeout_s``."""
+    """Whether answer ``pred`` is equivalent to ``gold``. Each sympy call is limited to ``timeout_s``
+    and all of one comparison's sympy calls together to 5 x ``timeout_s``; what is left undecided is False."""
     if pred is None or gold is None:
         return False
     try:
@@ -59,7 +62,7 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout_s: float = TIMEOUT_S
             return True
         if len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS:
             return False
-        return _nodes_equal(parse(p), parse(g), timeout_s)
+        return _nodes_equal(parse(p), parse(g), _Budget(timeout_s))
     except (RecursionError, ValueError, ArithmeticError):  # malformed input is a wrong answer, not a crash
         return False
 
@@ -74,26 +77,37 @@ _UNORDERED = {"set", "list"}
 _WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
 
 
-def _nodes_equal(p: Node, g: Node, timeout_s: float) -> bool:
+class _Budget:
+    """Time for the symbolic calls of one comparison: ``per_call`` each, TOTAL_BUDGET_CALLS x that for all."""
+
+    def __init__(self, per_call: float) -> None:
+        self.per_call = per_call
+        self.deadline = time.monotonic() + TOTAL_BUDGET_CALLS * per_call
+
+    def next_call(self) -> float:
+        return min(self.per_call, self.deadline - time.monotonic())
+
+
+def _nodes_equal(p: Node, g: Node, budget: _Budget) -> bool:
     if p.kind == "scalar" and g.kind == "scalar":
-        return _scalars_equal(p, g, timeout_s)
+        return _scalars_equal(p, g, budget)
     if p.kind in _UNORDERED and g.kind in _UNORDERED:
-        return _multiset_equal(p.children, g.children, timeout_s)
+        return _multiset_equal(p.children, g.children, budget)
     if p.kind == "union" and g.kind == "union":
-        return _multiset_equal(p.children, g.children, timeout_s)
+        return _multiset_equal(p.children, g.children, budget)
     if {p.kind, g.kind} <= {"tuple", "interval"}:
         if (p.kind == "interval" or g.kind == "interval") and p.brackets != g.brackets:
             return False
-        return _sequence_equal(p.children, g.children, timeout_s)
+        return _sequence_equal(p.children, g.children, budget)
     if p.kind == "matrix" and g.kind == "matrix":
         return len(p.children) == len(g.children) and all(
-            _sequence_equal(pr.children, gr.children, timeout_s) for pr, gr in zip(p.children, g.children))
+            _sequence_equal(pr.children, gr.children, budget) for pr, gr in zip(p.children, g.children))
     vector_p, vector_g = _as_vector(p), _as_vector(g)
     if vector_p is not None and vector_g is not None:
-        return _sequence_equal(vector_p, vector_g, timeout_s)
+        return _sequence_equal(vector_p, vector_g, budget)
     single_p, single_g = _single(p), _single(g)
     if single_p is not None or single_g is not None:
-        return _nodes_equal(single_p or p, single_g or g, timeout_s)
+        return _nodes_equal(single_p or p, single_g or g, budget)
     return False
 
 
@@ -118,17 +132,17 @@ def _single(node: Node) -> Node | None:
     return None
 
 
-def _sequence_equal(ps: Sequence[Node], gs: Sequence[Node], timeout_s: float) -> bool:
-    return len(ps) == len(gs) and all(_nodes_equal(p, g, timeout_s) for p, g in zip(ps, gs))
+def _sequence_equal(ps: Sequence[Node], gs: Sequence[Node], budget: _Budget) -> bool:
+    return len(ps) == len(gs) and all(_nodes_equal(p, g, budget) for p, g in zip(ps, gs))
 
 
-def _multiset_equal(ps: Sequence[Node], gs: Sequence[Node], timeout_s: float) -> bool:
+def _multiset_equal(ps: Sequence[Node], gs: Sequence[Node], budget: _Budget) -> bool:
     if len(ps) != len(gs):
         return False
     unmatched = list(gs)
     for p in ps:
         for k, g in enumerate(unmatched):
-            if _nodes_equal(p, g, timeout_s):
+            if _nodes_equal(p, g, budget):
                 del unmatched[k]
                 break
         else:
@@ -139,7 +153,7 @@ def _multiset_equal(ps: Sequence[Node], gs: Sequence[Node], timeout_s: float) ->
 # ---- scalars ------------------------------------------------------------------------------
 
 
-def _scalars_equal(p: Node, g: Node, timeout_s: float) -> bool:
+def _scalars_equal(p: Node, g: Node, budget: _Budget) -> bool:
     pt, gt = p.text, g.text
     if _squash(pt) == _squash(gt) and p.percent == g.percent:
         return True
@@ -150,7 +164,7 @@ def _scalars_equal(p: Node, g: Node, timeout_s: float) -> bool:
         return any(numbers_equal(a, b) for a, b in _percent_variants(pn, p.percent, gn, g.percent))
     if p.percent or g.percent:
         return False
-    return _symbolic_equal(pt, gt, timeout_s)
+    return _symbolic_equal(pt, gt, budget)
 
 
 def _percent_variants(p: Number, p_pct: bool, g: Number, g_pct: bool) -> list[tuple[Number, Number]]:
@@ -160,11 +174,12 @@ def _percent_variants(p: Number, p_pct: bool, g: Number, g_pct: bool) -> list[tu
     return [(a, b) for a in ps for b in gs]
 
 
-def _symbolic_equal(pred: str, gold: str, timeout_s: float) -> bool:
-    if len(pred) > MAX_SYMBOLIC_CHARS or len(gold) > MAX_SYMBOLIC_CHARS:
+def _symbolic_equal(pred: str, gold: str, budget: _Budget) -> bool:
+    seconds = budget.next_call()
+    if len(pred) > MAX_SYMBOLIC_CHARS or len(gold) > MAX_SYMBOLIC_CHARS or seconds < 0.05:
         return False
     try:
-        return bool(worker_for(_SYMBOLIC).call("sympy_equal", [pred, gold], timeout_s))
+        return bool(worker_for(_SYMBOLIC).call("sympy_equal", [pred, gold], seconds))
     except (WorkerTimeout, WorkerCallError):
         return False
 
