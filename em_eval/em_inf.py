@@ -50,12 +50,17 @@ def minimize_entropy_with_stats(
     kl_weight: float = 0.05,
     lr: float = 0.1,
     steps: int = 3,
+    compact: bool = False,
 ) -> tuple[torch.Tensor, EmInfStats]:
     """EM-INF on ``[batch, vocab]`` logits, plus per-row entropy before/after and steps taken.
 
     Minimises ``H(softmax(z)) + kl_weight * KL(p0 || softmax(z))`` with ``steps`` Adam
     updates (fresh state, torch defaults). Before each update a row whose entropy is below
     ``threshold`` stops for good. Rows with NaN, +inf or only ``-inf`` come back unchanged.
+
+    ``compact=True`` optimises only the rows that start above the threshold (most tokens of a
+    confident model do not), which reads the gate on the host: fine for HF ``generate``, which
+    synchronises every token anyway; the default keeps the whole call free of host syncs (vLLM).
     """
     if logits.ndim != 2:
         raise ValueError(f"minimize_entropy expects [batch, vocab] logits, got shape {tuple(logits.shape)}")
@@ -64,16 +69,45 @@ def minimize_entropy_with_stats(
     original = logits.float()
     valid = _valid_rows(original)
     z = torch.where(valid[:, None], original, torch.zeros_like(original))
-    p0, plogq, h0 = _entropy_terms(z)
-    q, h = p0, h0
-    active = valid.clone()
+    p0, plogq0, h0 = _entropy_terms(z)
+    active = valid & (h0 >= threshold)
+    nan = torch.full_like(h0, float("nan"))
+    if compact:
+        rows = torch.nonzero(active).flatten()
+        out = original.clone()
+        h_after = h0.clone()
+        taken = torch.zeros(z.shape[0], dtype=torch.int32, device=z.device)
+        if rows.numel():
+            sub = _adam_on_entropy(z[rows], p0[rows], plogq0[rows], h0[rows], active[rows], threshold, kl_weight, lr, steps)
+            out[rows], h_after[rows], taken[rows] = sub
+    else:
+        z_opt, h_after, taken = _adam_on_entropy(z, p0, plogq0, h0, active, threshold, kl_weight, lr, steps)
+        out = torch.where(valid[:, None], z_opt, original)
+    stats = EmInfStats(torch.where(valid, h0, nan), torch.where(valid, h_after, nan), taken)
+    return out.to(logits.dtype), stats
+
+
+def _adam_on_entropy(
+    z: torch.Tensor,
+    p0: torch.Tensor,
+    plogq: torch.Tensor,
+    h: torch.Tensor,
+    active: torch.Tensor,
+    threshold: float,
+    kl_weight: float,
+    lr: float,
+    steps: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Adam loop on rows ``z`` (with their precomputed softmax terms); returns the new
+    logits, their entropy and the number of updates each row took."""
+    q, h0 = p0, h
     taken = torch.zeros(z.shape[0], dtype=torch.int32, device=z.device)
     m = torch.zeros_like(z)
     v = torch.zeros_like(z)
     for i in range(1, steps + 1):
         if i > 1:
             q, plogq, h = _entropy_terms(z)
-        active &= h >= threshold
+        active = active & (h >= threshold)
         grad = plogq.add_(q * h[:, None]).neg_()
         if kl_weight and i > 1:  # q == p0 on the first step, so the KL gradient is exactly 0
             grad.add_(q - p0, alpha=kl_weight)
@@ -85,10 +119,7 @@ def minimize_entropy_with_stats(
         z = torch.where(active[:, None], z - update, z)
         taken += active.to(torch.int32)
     h_after = _entropy_terms(z)[2] if steps else h0
-    out = torch.where(valid[:, None], z, original).to(logits.dtype)
-    nan = torch.full_like(h0, float("nan"))
-    stats = EmInfStats(torch.where(valid, h0, nan), torch.where(valid, h_after, nan), taken)
-    return out, stats
+    return z, h_after, taken
 
 
 def minimize_entropy(

@@ -67,11 +67,15 @@ class EmSettings:
         """The settings as ``em_*`` arguments (what the results file records)."""
         return {f"em_{k}": v for k, v in asdict(self).items()}
 
-    def transform(self, logits: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Apply the selected method to ``[batch, vocab]`` logits; return them with per-row stats."""
+    def transform(self, logits: torch.Tensor, *, compact: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Apply the selected method to ``[batch, vocab]`` logits; return them with per-row stats.
+
+        ``compact`` lets EM-INF skip rows below the threshold at the cost of a host sync
+        (see :func:`minimize_entropy_with_stats`); leave it off inside vLLM.
+        """
         if self.mode == "em_inf":
             out, st = minimize_entropy_with_stats(
-                logits, threshold=self.threshold, kl_weight=self.kl_weight, lr=self.lr, steps=self.steps
+                logits, threshold=self.threshold, kl_weight=self.kl_weight, lr=self.lr, steps=self.steps, compact=compact
             )
             return out, {"entropy_before": st.entropy_before, "entropy_after": st.entropy_after, "steps": st.steps}
         h0 = entropy(logits)

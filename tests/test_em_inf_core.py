@@ -204,3 +204,16 @@ def test_adaptive_temperature_edge_rows() -> None:
 
 def test_entropy_of_uniform_is_log_vocab() -> None:
     assert entropy(torch.zeros(1, 128)).item() == pytest.approx(math.log(128), rel=1e-6)
+
+
+def test_compact_mode_matches_the_sync_free_path() -> None:
+    z = torch.cat([peaked_logits(6, 3000, seed=13), torch.tensor([[40.0] + [0.0] * 2999]), torch.zeros(1, 3000)])
+    z[-1, 7] = float("nan")
+    full, full_stats = minimize_entropy_with_stats(z, **PAPER)
+    compact, compact_stats = minimize_entropy_with_stats(z, **PAPER, compact=True)
+    assert torch.equal(full.nan_to_num(0), compact.nan_to_num(0))
+    assert torch.equal(full_stats.steps, compact_stats.steps)
+    assert torch.allclose(full_stats.entropy_after, compact_stats.entropy_after, equal_nan=True)
+    assert compact_stats.steps[-2:].tolist() == [0, 0]  # confident and NaN rows are skipped
+    nothing, _ = minimize_entropy_with_stats(z[-2:-1], **PAPER, compact=True)
+    assert torch.equal(nothing, z[-2:-1])

@@ -40,7 +40,7 @@ class EntropyMinimizationProcessor(LogitsProcessor):
                 f"the model produced NaN logits for batch rows {rows}; this is usually an fp16 overflow "
                 "or a corrupt checkpoint: try dtype=bfloat16 or dtype=float32, or check the weights"
             )
-        out, stats = self.settings.transform(scores)
+        out, stats = self.settings.transform(scores, compact=True)  # generate syncs every token anyway
         self._accumulate("tokens", live.to(torch.float32))
         for name, value in stats.items():
             self._accumulate(name, torch.where(live, value.float(), torch.zeros_like(value, dtype=torch.float32)))
