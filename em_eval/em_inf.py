@@ -31,15 +31,16 @@ def _valid_rows(z: torch.Tensor) -> torch.Tensor:
 
 
 def _entropy_terms(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return ``q = softmax(z)``, ``q*log q`` (0 where q == 0) and ``H`` per row."""
+    """Return ``q = softmax(z)``, ``q*log q`` (0 where q == 0) and ``H`` per row (NaN for invalid rows)."""
     logq = torch.log_softmax(z, dim=-1)
     q = logq.exp()
-    plogq = torch.where(q > 0, q * logq, torch.zeros_like(q))
+    plogq = torch.where(q == 0, torch.zeros_like(q), q * logq)
     return q, plogq, -plogq.sum(-1)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy in nats of ``softmax(logits)`` per row (``-inf`` entries contribute 0)."""
+    """Entropy in nats of ``softmax(logits)`` per row (``-inf`` entries contribute 0; NaN for rows
+    with NaN, +inf or only ``-inf``)."""
     return _entropy_terms(logits.float())[2]
 
 
@@ -67,24 +68,37 @@ def minimize_entropy_with_stats(
     if steps < 0 or lr < 0 or kl_weight < 0:
         raise ValueError(f"steps, lr and kl_weight must be >= 0 (got steps={steps}, lr={lr}, kl_weight={kl_weight})")
     original = logits.float()
+    if compact:
+        return _minimize_compact(logits, original, threshold, kl_weight, lr, steps)
     valid = _valid_rows(original)
     z = torch.where(valid[:, None], original, torch.zeros_like(original))
     p0, plogq0, h0 = _entropy_terms(z)
     active = valid & (h0 >= threshold)
+    z_opt, h_after, taken = _adam_on_entropy(z, p0, plogq0, h0, active, threshold, kl_weight, lr, steps)
+    out = torch.where(valid[:, None], z_opt, original)
     nan = torch.full_like(h0, float("nan"))
-    if compact:
-        rows = torch.nonzero(active).flatten()
-        out = original.clone()
-        h_after = h0.clone()
-        taken = torch.zeros(z.shape[0], dtype=torch.int32, device=z.device)
-        if rows.numel():
-            sub = _adam_on_entropy(z[rows], p0[rows], plogq0[rows], h0[rows], active[rows], threshold, kl_weight, lr, steps)
-            out[rows], h_after[rows], taken[rows] = sub
-    else:
-        z_opt, h_after, taken = _adam_on_entropy(z, p0, plogq0, h0, active, threshold, kl_weight, lr, steps)
-        out = torch.where(valid[:, None], z_opt, original)
     stats = EmInfStats(torch.where(valid, h0, nan), torch.where(valid, h_after, nan), taken)
     return out.to(logits.dtype), stats
+
+
+def _minimize_compact(
+    logits: torch.Tensor, original: torch.Tensor, threshold: float, kl_weight: float, lr: float, steps: int
+) -> tuple[torch.Tensor, EmInfStats]:
+    """Entropy of every row, then the Adam loop only on rows at or above the threshold.
+
+    Invalid rows (NaN, +inf, all ``-inf``) get a NaN entropy, fail the gate and stay as they are.
+    """
+    h0 = _entropy_terms(original)[2]
+    rows = torch.nonzero(h0 >= threshold).flatten()
+    taken = torch.zeros(h0.shape[0], dtype=torch.int32, device=h0.device)
+    if rows.numel() == 0:
+        return logits, EmInfStats(h0, h0.clone(), taken)
+    z = original[rows]
+    p0, plogq0, h = _entropy_terms(z)
+    z, h_rows, taken_rows = _adam_on_entropy(z, p0, plogq0, h, torch.ones_like(h, dtype=torch.bool), threshold, kl_weight, lr, steps)
+    out = original.index_copy(0, rows, z)
+    h_after = h0.index_copy(0, rows, h_rows)
+    return out.to(logits.dtype), EmInfStats(h0, h_after, taken.index_copy(0, rows, taken_rows))
 
 
 def _adam_on_entropy(

@@ -33,8 +33,8 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         else:
             self._finished |= torch.isin(input_ids[:, -1], self._stop_ids)
         live = ~self._finished
-        nan_rows = torch.isnan(scores).any(-1) & live
-        if nan_rows.any():
+        nan_rows = torch.isnan(scores).any(-1) & live if torch.isnan(scores).any() else None
+        if nan_rows is not None and nan_rows.any():
             rows = torch.nonzero(nan_rows).flatten().tolist()
             raise NonFiniteLogitsError(
                 f"the model produced NaN logits for batch rows {rows}; this is usually an fp16 overflow "
