@@ -7,6 +7,7 @@ gradient, no autograd), computes in fp32 and returns the input dtype.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -122,15 +123,15 @@ def _adam_on_entropy(
         if i > 1:
             q, plogq, h = _entropy_terms(z)
         active = active & (h >= threshold)
-        grad = plogq.add_(q * h[:, None]).neg_()
+        grad = plogq.addcmul_(q, h[:, None]).neg_()  # -q (log q + H), in place
         if kl_weight and i > 1:  # q == p0 on the first step, so the KL gradient is exactly 0
-            grad.add_(q - p0, alpha=kl_weight)
+            grad.add_(q, alpha=kl_weight).sub_(p0, alpha=kl_weight)
         m.mul_(ADAM_BETA1).add_(grad, alpha=1 - ADAM_BETA1)
         v.mul_(ADAM_BETA2).addcmul_(grad, grad, value=1 - ADAM_BETA2)
-        m_hat = m / (1 - ADAM_BETA1**i)
-        denom = (v / (1 - ADAM_BETA2**i)).sqrt_().add_(ADAM_EPS)
-        update = m_hat.div_(denom).mul_(lr)
-        z = torch.where(active[:, None], z - update, z)
+        # Adam's bias-corrected step, lr * m_hat / (sqrt(v_hat) + eps), with the corrections as scalars
+        denom = v.sqrt().div_(math.sqrt(1 - ADAM_BETA2**i)).add_(ADAM_EPS)
+        update = torch.div(m, denom, out=denom).mul_(active[:, None] * (lr / (1 - ADAM_BETA1**i)))
+        z.sub_(update)
         taken += active.to(torch.int32)
     h_after = _entropy_terms(z)[2] if steps else h0
     return z, h_after, taken
