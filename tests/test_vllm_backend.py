@@ -224,14 +224,16 @@ def test_greedy_warns_once(backend, tiny_llama_dir: Path, caplog: pytest.LogCapt
 
 def test_generation_routes_through_multistep_and_decode_method(backend, tiny_llama_dir: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import em_eval.backends.common as common
+
     seen: list[int] = []
-    real = backend.generate_until_with_steps
+    real = common.generate_until_with_steps
 
     def spy(requests, plain):
         seen.append(len(requests))
         return real(requests, plain)
 
-    monkeypatch.setattr(backend, "generate_until_with_steps", spy)
+    monkeypatch.setattr(common, "generate_until_with_steps", spy)
     lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), decode_method="refinement", decode_n=2)
     (text,) = lm.generate_until([request("Q: 7+7?", **SAMPLE)])
     engine = FakeLLM.instances[0]
@@ -279,3 +281,11 @@ def test_real_sampling_params_accept_the_extra_args() -> None:
     from em_eval.backends.vllm_processor import request_settings
 
     assert request_settings(sp) == EmSettings()
+
+
+def test_generation_budget_is_fitted_to_the_context(backend, tiny_llama_dir: Path) -> None:
+    lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), max_model_len=64)
+    req = request("Q: 2+2?", **{**SAMPLE, "max_gen_toks": 4096})
+    lm.generate_until([req])
+    assert req.args[1]["max_gen_toks"] == 64 - len(lm.tok_encode("Q: 2+2?"))
+    assert FakeLLM.instances[0].calls[0]["sampling_params"][0].max_tokens == req.args[1]["max_gen_toks"]

@@ -1,8 +1,9 @@
 """``em_inf``: lm-eval's HF backend with EM-INF (or adaptive temperature) decoding.
 
 A small ``HFLM`` subclass in the manner of lm-eval's ``hf_steered.py``: it takes the
-``em_*`` and ``preset`` model args out before the model loads, then adds one
-``LogitsProcessor`` to every ``generate`` call. Everything else is ``--model hf``.
+``em_*``, ``decode_*`` and ``preset`` model args out before the model loads (see
+:mod:`em_eval.backends.common`), then adds one ``LogitsProcessor`` to every ``generate``
+call. Everything else is ``--model hf``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from lm_eval.models.huggingface import HFLM
 from transformers import LogitsProcessorList
 
 import em_eval
-from em_eval.baselines import generate_with_method, pop_method_args
-from em_eval.checkpoints import checkpoint_info
+from em_eval.backends.common import EmGenerationMixin
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
-from em_eval.backends.telemetry import RecordingCacheHook, TelemetryRouter
+from em_eval.checkpoints import checkpoint_info
 from em_eval.em_settings import EmSettings
-from em_eval.multistep import generate_until_with_steps
-from em_eval.presets import resolve_model_args
 
 log = logging.getLogger(__name__)
 
@@ -35,71 +33,13 @@ GREEDY_WARNING = (
 
 
 @register_model("em_inf")
-class EmInfLM(HFLM):
+class EmInfLM(EmGenerationMixin, HFLM):
     """HFLM plus per-token entropy minimisation. Model args: ``em_mode``, ``em_threshold``,
     ``em_kl_weight``, ``em_lr``, ``em_steps``, ``em_target_ratio`` (and the other ``em_*``
     fields of :class:`EmSettings`), ``preset=NAME``; the rest as for ``--model hf``."""
 
     def __init__(self, pretrained: Any = None, **kwargs: Any) -> None:
-        args = resolve_model_args({"pretrained": pretrained, **kwargs} if pretrained is not None else kwargs)
-        self.em_settings = EmSettings.pop_from(args)
-        self.decode_method = pop_method_args(args)
-        self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
-        self._warned_greedy = False
-        self._router: TelemetryRouter | None = None
-        super().__init__(**args)
-
-    # ---- generation -------------------------------------------------------------------
-    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        def plain(reqs: list[Any]) -> list[str]:
-            return self._generate_plain(reqs, disable_tqdm)
-
-        return generate_until_with_steps(requests, lambda reqs: generate_with_method(self.decode_method, reqs, plain))
-
-    def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
-        """HFLM generation of ``requests``, with telemetry attached to each request."""
-        self._fit_generation_budget(requests)
-        self._router = TelemetryRouter()
-        inner_hook = self.cache_hook
-        self.cache_hook = RecordingCacheHook(inner_hook, self._router)
-        try:
-            responses = super().generate_until(requests, disable_tqdm=disable_tqdm)
-        finally:
-            self.cache_hook = inner_hook
-        self._router.attach(requests, responses)
-        self._router = None
-        return responses
-
-    def _fit_generation_budget(self, requests: list[Any]) -> None:
-        """Lower ``max_gen_toks`` so the longest prompt plus its generation fits the context.
-
-        HFLM would otherwise assert (``max_gen_toks >= max_length``) or silently cut the
-        prompt's beginning. Requests with the same budget keep one budget, so batches stay whole.
-        """
-        longest: dict[int, int] = {}
-        for req in requests:
-            kwargs = req.args[1]
-            budget = int(kwargs.get("max_gen_toks") or self.max_gen_toks)
-            longest[budget] = max(longest.get(budget, 0), len(self.tok_encode(req.args[0])))
-        fitted = {}
-        for budget, prompt in longest.items():
-            room = self.max_length - prompt
-            if room < 1:
-                raise ValueError(
-                    f"a prompt of {prompt} tokens fills the model's context of {self.max_length} tokens; "
-                    "raise max_length in --model_args or shorten the prompt"
-                )
-            fitted[budget] = min(budget, room)
-            if fitted[budget] < budget:
-                log.warning(
-                    "em_inf: max_gen_toks=%d does not fit the context (%d tokens, longest prompt %d): "
-                    "generating at most %d tokens", budget, self.max_length, prompt, fitted[budget],
-                )
-        for req in requests:
-            kwargs = req.args[1]
-            budget = int(kwargs.get("max_gen_toks") or self.max_gen_toks)
-            if fitted[budget] < budget:
-                kwargs["max_gen_toks"] = fitted[budget]
+        super().__init__(**self._take_em_args(pretrained, kwargs))
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any):
         settings = EmSettings.pop_from(generation_kwargs, base=self.em_settings)

@@ -29,13 +29,11 @@ except ImportError as exc:  # vLLM missing or broken: only this backend is unava
 from lm_eval.api.registry import register_model
 
 import em_eval
-from em_eval.backends.telemetry import TELEMETRY_KEY, RecordingCacheHook, TelemetryRouter
+from em_eval.backends.common import EmGenerationMixin
+from em_eval.backends.telemetry import TELEMETRY_KEY
 from em_eval.backends.vllm_processor import V1_PROCESSOR, V2_PROCESSOR, request_settings
-from em_eval.baselines import generate_with_method, pop_method_args
 from em_eval.checkpoints import checkpoint_info
 from em_eval.em_settings import EmSettings
-from em_eval.multistep import generate_until_with_steps
-from em_eval.presets import resolve_model_args
 
 log = logging.getLogger(__name__)
 
@@ -82,42 +80,16 @@ def lora_args(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @register_model("em_inf_vllm")
-class EmInfVLLM(VLLM):
+class EmInfVLLM(EmGenerationMixin, VLLM):
     """lm-eval's ``VLLM`` plus per-token entropy minimisation inside the engine. Model args:
     the ``em_*`` fields of :class:`EmSettings`, ``preset=NAME``, ``decode_method``/``decode_n``;
     the rest as for ``--model vllm`` (``peft=`` is accepted as ``lora_local_path``)."""
 
     def __init__(self, pretrained: Any = None, **kwargs: Any) -> None:
-        args = resolve_model_args({"pretrained": pretrained, **kwargs} if pretrained is not None else kwargs)
-        self.em_settings = EmSettings.pop_from(args)
-        self.decode_method = pop_method_args(args)
-        self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
-        args = lora_args(args)
+        args = lora_args(self._take_em_args(pretrained, kwargs))
         self._em_checkpoint = checkpoint_info(args.get("lora_local_path") or args.get("pretrained"))
         args["logits_processors"] = [*(args.get("logits_processors") or []), processor_fqcn()]
-        self._warned_greedy = False
-        self._router: TelemetryRouter | None = None
         super().__init__(**args)
-
-    # ---- generation -------------------------------------------------------------------
-    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        def plain(reqs: list[Any]) -> list[str]:
-            return self._generate_plain(reqs, disable_tqdm)
-
-        return generate_until_with_steps(requests, lambda reqs: generate_with_method(self.decode_method, reqs, plain))
-
-    def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
-        """lm-eval's vLLM generation of ``requests``, with telemetry attached to each request."""
-        self._router = TelemetryRouter()
-        inner_hook = self.cache_hook
-        self.cache_hook = RecordingCacheHook(inner_hook, self._router)
-        try:
-            responses = super().generate_until(requests, disable_tqdm=disable_tqdm)
-        finally:
-            self.cache_hook = inner_hook
-        self._router.attach(requests, responses)
-        self._router = None
-        return responses
 
     def modify_gen_kwargs(
         self, gen_kwargs: dict[str, Any], eos: str | list[str] | None = None, default_max_gen_toks: int = 256
