@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from em_eval.grading.latex_braces import closing_brace
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 MAX_JOINED_BOXES = 10
 
@@ -69,20 +71,8 @@ def _box_span(text: str, start: int) -> tuple[int, int] | None:
     if text[i] != "{":  # "\boxed 5": one token
         m = re.compile(r"[^\s$]+").match(text, i)
         return (i, m.end()) if m else None
-    depth, j = 0, i
-    while j < n:
-        c = text[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1, j
-        j += 1
-    return None
+    j = closing_brace(text, i)
+    return None if j is None else (i + 1, j)
 
 
 def _last_boxed(text: str) -> tuple[str | None, bool]:

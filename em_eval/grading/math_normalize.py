@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from em_eval.grading.latex_braces import closing_brace
+
 MAX_ANSWER_CHARS = 2000  # longer "answers" are compared as plain strings only
 
 # ---- brace helpers -----------------------------------------------------------------------
@@ -18,20 +20,8 @@ MAX_ANSWER_CHARS = 2000  # longer "answers" are compared as plain strings only
 
 def _group_end(s: str, i: int) -> int:
     """Index just past the ``{...}`` group opening at ``s[i] == '{'`` (or len(s) if unclosed)."""
-    depth, n = 0, len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return n
+    j = closing_brace(s, i)
+    return len(s) if j is None else j + 1
 
 
 def _unwrap_command(s: str, names: tuple[str, ...]) -> str:
