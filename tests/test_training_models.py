@@ -21,14 +21,6 @@ from em_eval.training.rollout import generate_rollouts, response_token_stats
 PROMPTS = ["Hi!", "What is the capital of France? Answer in one short sentence."]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread avoids oversubscription (and is deterministic)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module", params=["tiny_llama_dir", "smollm2_dir"])
 def loaded(request):

@@ -20,14 +20,6 @@ from em_eval.training.cli import main
 from em_eval.training.prompts import file_sha256
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_args(tiny_llama_dir: Path, out: Path, *extra: str) -> list[str]:
     return [f"model={tiny_llama_dir}", f"output_dir={out}", "max_new_tokens=4", "prompts_per_step=2",
