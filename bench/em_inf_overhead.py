@@ -5,8 +5,10 @@ temperature 0.1, runs are interleaved, and the median of ``--repeats`` is report
 tokens/s and as a ratio to plain sampling at the same batch size. Variants:
 
 - ``plain``: HF sampling, no processor.
-- ``em_inf``: our closed-form batched processor (what ``--model em_inf`` runs).
-- ``em_inf_compiled``: the same under ``torch.compile`` (``--compile``).
+- ``em_inf``: our closed-form batched processor as ``--model em_inf`` runs it on CPU (rows below
+  the threshold skipped).
+- ``em_inf_compiled``: the fused, sync-free path under ``torch.compile`` (``--compile``), what
+  ``--model em_inf`` runs on CUDA (``em_compile=auto``).
 - ``paper_autograd``: the paper's way, per row autograd + a fresh ``torch.optim.Adam`` (``--paper``).
 
 CPU default: the embedded SmolLM2-135M. GPU: ``--device cuda --dtype bfloat16 --shape qwen2.5-7b``
@@ -26,7 +28,6 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
-from em_eval.em_inf import minimize_entropy
 from em_eval.em_settings import EmSettings
 
 SHAPES = {
@@ -71,17 +72,6 @@ class PaperAutogradProcessor(LogitsProcessor):
         return torch.stack(rows).to(scores.dtype)
 
 
-class CompiledProcessor(LogitsProcessor):
-    """The closed form under torch.compile (dynamic batch)."""
-
-    def __init__(self, s: EmSettings) -> None:
-        kw = dict(threshold=s.threshold, kl_weight=s.kl_weight, lr=s.lr, steps=s.steps)
-        self.fn = torch.compile(lambda z: minimize_entropy(z, **kw), dynamic=True)
-
-    def __call__(self, input_ids, scores):
-        return self.fn(scores)
-
-
 def load_model(args):
     if args.shape:
         from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -106,7 +96,7 @@ def processors(variant: str, settings: EmSettings, stop_ids: list[int]):
     if variant == "em_inf":
         return LogitsProcessorList([EntropyMinimizationProcessor(settings, stop_ids)])
     if variant == "em_inf_compiled":
-        return LogitsProcessorList([CompiledProcessor(settings)])
+        return LogitsProcessorList([EntropyMinimizationProcessor(settings, stop_ids, compile=True)])
     return LogitsProcessorList([PaperAutogradProcessor(settings)])
 
 

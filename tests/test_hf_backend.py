@@ -135,3 +135,26 @@ def test_generation_budget_is_fitted_to_the_context(tiny_llama_dir, caplog) -> N
     too_long = make_requests({"until": [], "max_gen_toks": 8}, ["word " * 200])
     with pytest.raises(ValueError, match="fills the model's context of 64 tokens"):
         lm.generate_until(too_long)
+
+
+def test_compiled_transform_matches_eager() -> None:
+    from em_eval.backends.hf_processor import EntropyMinimizationProcessor
+    from em_eval.em_settings import EmSettings
+
+    torch.manual_seed(0)
+    scores = torch.randn(4, 2000) * 3
+    scores[:, 0] += 20  # one confident row mixed in below
+    scores[1] = torch.randn(2000) * 0.1 + torch.arange(2000) * 1e-2
+    ids = torch.zeros(4, 3, dtype=torch.long)
+    eager = EntropyMinimizationProcessor(EmSettings(), [2], compile=False)
+    fused = EntropyMinimizationProcessor(EmSettings(), [2], compile=True)
+    a, b = eager(ids, scores.clone()), fused(ids, scores.clone())
+    tv = 0.5 * (torch.softmax(a / 0.1, -1) - torch.softmax(b / 0.1, -1)).abs().sum(-1)
+    assert tv.max().item() < 1e-4
+    ra, rb = eager.row_telemetry(1.0), fused.row_telemetry(1.0)
+    assert [r["em_steps"] for r in ra] == [r["em_steps"] for r in rb]
+
+
+def test_bad_compile_flag_is_one_clear_error(tiny_llama_dir) -> None:
+    with pytest.raises(ValueError, match="em_compile='maybe' must be auto, true or false"):
+        EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", em_compile="maybe")

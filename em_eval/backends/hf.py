@@ -36,15 +36,17 @@ GREEDY_WARNING = (
 class EmInfLM(EmGenerationMixin, HFLM):
     """HFLM plus per-token entropy minimisation. Model args: ``em_mode``, ``em_threshold``,
     ``em_kl_weight``, ``em_lr``, ``em_steps``, ``em_target_ratio`` (and the other ``em_*``
-    fields of :class:`EmSettings`), ``preset=NAME``; the rest as for ``--model hf``."""
+    fields of :class:`EmSettings`), ``em_compile`` (auto: torch.compile the transform on CUDA),
+    ``preset=NAME``, ``decode_method``/``decode_n``; the rest as for ``--model hf``."""
 
-    def __init__(self, pretrained: Any = None, **kwargs: Any) -> None:
+    def __init__(self, pretrained: Any = None, em_compile: Any = "auto", **kwargs: Any) -> None:
+        self.em_compile = _compile_flag(em_compile)
         super().__init__(**self._take_em_args(pretrained, kwargs))
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any):
         settings = EmSettings.pop_from(generation_kwargs, base=self.em_settings)
         self._warn_if_greedy(settings, generation_kwargs)
-        processor = EntropyMinimizationProcessor(settings, self._stop_token_ids())
+        processor = EntropyMinimizationProcessor(settings, self._stop_token_ids(), compile=self.em_compile)
         extra = list(generation_kwargs.pop("logits_processor", None) or [])
         generation_kwargs["logits_processor"] = LogitsProcessorList([processor, *extra])
         start = time.perf_counter()
@@ -71,8 +73,17 @@ class EmInfLM(EmGenerationMixin, HFLM):
     def get_model_info(self) -> dict[str, Any]:
         info = super().get_model_info()
         info["em_eval_version"] = em_eval.__version__
-        info["em_settings"] = self.em_settings.as_args()
+        info["em_settings"] = {**self.em_settings.as_args(), "em_compile": self.em_compile}
         info["em_model_source"] = self._em_source
         info["decode_method"] = self.decode_method.as_args()
         info["em_checkpoint"] = checkpoint_info(self.peft or self.pretrained)  # trained checkpoint and step, if any
         return info
+
+
+def _compile_flag(value: Any) -> bool | None:
+    """``em_compile``: ``auto`` (torch.compile on CUDA only), ``true`` or ``false``."""
+    if value in ("auto", None):
+        return None
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"em_compile={value!r} must be auto, true or false")

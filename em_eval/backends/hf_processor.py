@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 import torch
 from transformers import LogitsProcessor
 
@@ -12,6 +15,15 @@ class NonFiniteLogitsError(RuntimeError):
     """The model produced NaN logits, which no decoding method can sample from."""
 
 
+Transform = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+@functools.lru_cache(maxsize=16)
+def compiled_transform(settings: EmSettings) -> Transform:
+    """``settings.transform`` (sync-free path) under ``torch.compile``, once per settings."""
+    return torch.compile(functools.partial(settings.transform, compact=False), dynamic=True)
+
+
 class EntropyMinimizationProcessor(LogitsProcessor):
     """Transforms next-token logits with :class:`EmSettings` and keeps per-row telemetry.
 
@@ -20,8 +32,13 @@ class EntropyMinimizationProcessor(LogitsProcessor):
     (HF pads them) but no longer counted in the telemetry.
     """
 
-    def __init__(self, settings: EmSettings, stop_token_ids: list[int]) -> None:
+    def __init__(self, settings: EmSettings, stop_token_ids: list[int], compile: bool | None = None) -> None:
+        """``compile``: fuse the transform with ``torch.compile``; None means on CUDA only, where
+        the fused, sync-free kernel beats skipping rows (on CPU, skipping rows below the
+        threshold wins)."""
         self.settings = settings
+        self._compile = compile
+        self._transform: Transform | None = None
         self._stop_ids = torch.tensor(sorted(set(stop_token_ids)), dtype=torch.long)
         self._finished: torch.Tensor | None = None
         self._sums: dict[str, torch.Tensor] = {}
@@ -30,6 +47,11 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         if self._finished is None:
             self._finished = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
             self._stop_ids = self._stop_ids.to(scores.device)
+            use_compile = scores.is_cuda if self._compile is None else self._compile
+            self._transform = (
+                compiled_transform(self.settings) if use_compile
+                else functools.partial(self.settings.transform, compact=True)  # generate syncs every token anyway
+            )
         else:
             self._finished |= torch.isin(input_ids[:, -1], self._stop_ids)
         live = ~self._finished
@@ -40,7 +62,7 @@ class EntropyMinimizationProcessor(LogitsProcessor):
                 f"the model produced NaN logits for batch rows {rows}; this is usually an fp16 overflow "
                 "or a corrupt checkpoint: try dtype=bfloat16 or dtype=float32, or check the weights"
             )
-        out, stats = self.settings.transform(scores, compact=True)  # generate syncs every token anyway
+        out, stats = self._transform(scores)
         self._accumulate("tokens", live.to(torch.float32))
         for name, value in stats.items():
             self._accumulate(name, torch.where(live, value.float(), torch.zeros_like(value, dtype=torch.float32)))
