@@ -1,8 +1,8 @@
 """Lazy lm-eval startup hook, run by ``em_eval_startup.pth`` in every interpreter.
 
 Does nothing unless the program is lm-eval (``lm_eval``/``lm-eval`` or ``python -m lm_eval``).
-Then it installs an import hook that, once lm-eval's own modules load, registers our models
-and adds our tasks/ folder. It imports nothing heavy itself, is idempotent and never raises.
+Then it installs an import hook that, once lm-eval's own modules load, registers our models,
+adds our tasks/ folder and makes lm-eval's hf/vllm backends refuse our multi-step tasks clearly. It imports nothing heavy itself, is idempotent and never raises.
 """
 
 import os
@@ -11,6 +11,8 @@ import sys
 _HOOKS = {
     "lm_eval.models": "on_models_imported",
     "lm_eval.tasks.manager": "on_task_manager_imported",
+    "lm_eval.models.huggingface": "on_backend_imported",
+    "lm_eval.models.vllm_causallms": "on_backend_imported",
 }
 
 
@@ -70,10 +72,10 @@ class _HookedLoader:
         return getattr(self._inner, name)
 
 
-def install() -> None:
-    """Install the import hook once, if the program is lm-eval."""
+def install(force: bool = False) -> None:
+    """Install the import hook once, if the program is lm-eval (or ``force``)."""
     try:
-        if _running_lm_eval() and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        if (force or _running_lm_eval()) and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
             sys.meta_path.insert(0, _AfterImport())
     except Exception:
         pass

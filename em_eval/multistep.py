@@ -61,6 +61,16 @@ def is_multistep(request: Any) -> bool:
     return len(args) > 1 and isinstance(args[1], dict) and MARKER in args[1]
 
 
+def refuse_multistep(requests: list[Any], backend: str) -> None:
+    """Raise a clear error if a backend that cannot run multi-step protocols is handed such requests."""
+    tasks = sorted({str(getattr(r, "task_name", "?")) for r in requests if is_multistep(r)})
+    if tasks:
+        raise MultiStepError(
+            f"task {', '.join(tasks)} runs a multi-step protocol ('{MARKER}'), which lm-eval's {backend} backend "
+            "cannot run: it would generate only the first step. Use --model em_inf (same model_args as hf; "
+            "em_mode=off for plain decoding) or --model em_inf_vllm (same model_args as vllm).")
+
+
 def session_factory(protocol: str) -> Callable[[dict[str, Any]], Session]:
     """The session class registered for ``protocol``."""
     if protocol not in PROTOCOLS:

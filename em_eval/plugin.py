@@ -6,6 +6,8 @@ the running program is lm-eval; ``em-eval eval`` calls :func:`activate` directly
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,12 @@ MODELS = {
     "em_inf_vllm": "em_eval.backends.vllm:EmInfVLLM",
 }
 _PATCHED = "_em_eval_task_path"
+_GUARDED = "_em_eval_multistep_guard"
+# lm-eval backends that would pass our ``em_multistep`` marker on as an unknown generate kwarg.
+PLAIN_BACKENDS = {
+    "lm_eval.models.huggingface": "HFLM",
+    "lm_eval.models.vllm_causallms": "VLLM",
+}
 
 
 def tasks_dir() -> Path:
@@ -53,6 +61,27 @@ def add_task_path(task_manager_cls: Any = None) -> None:
     task_manager_cls.__init__ = __init__
 
 
+def guard_multistep(backend_cls: Any) -> None:
+    """Make ``backend_cls.generate_until`` refuse multi-step requests with a clear error (idempotent).
+
+    Subclasses that run the protocol (our backends set ``RUNS_MULTISTEP``) pass through.
+    """
+    original = backend_cls.generate_until
+    if getattr(original, _GUARDED, False):
+        return
+
+    @functools.wraps(original)
+    def generate_until(self: Any, requests: list[Any], *args: Any, **kwargs: Any) -> list[str]:
+        if not getattr(self, "RUNS_MULTISTEP", False):
+            from em_eval.multistep import refuse_multistep
+
+            refuse_multistep(requests, type(self).__name__)
+        return original(self, requests, *args, **kwargs)
+
+    setattr(generate_until, _GUARDED, True)
+    backend_cls.generate_until = generate_until
+
+
 def on_models_imported(_module: Any) -> None:
     """Startup-hook callback: ``lm_eval.models`` has just registered the built-ins."""
     register_models()
@@ -63,7 +92,18 @@ def on_task_manager_imported(module: Any) -> None:
     add_task_path(module.TaskManager)
 
 
+def on_backend_imported(module: Any) -> None:
+    """Startup-hook callback: one of lm-eval's :data:`PLAIN_BACKENDS` modules has just loaded."""
+    guard_multistep(getattr(module, PLAIN_BACKENDS[module.__name__]))
+
+
 def activate() -> None:
-    """Register models and the task path now (for ``em-eval eval`` and Python callers)."""
+    """Register models, the task path and the backend guards now (for ``em-eval eval`` and Python callers)."""
+    from em_eval import _startup
+
     register_models()
     add_task_path()
+    for name in PLAIN_BACKENDS:
+        if name in sys.modules:
+            on_backend_imported(sys.modules[name])
+    _startup.install(force=True)  # guards the backends imported later

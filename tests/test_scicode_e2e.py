@@ -70,15 +70,39 @@ def test_plain_names_resolve_and_the_test_split_checks_its_h5_at_once(monkeypatc
     assert leetcode.config.process_results is not None and len(leetcode.dataset["test"]) == 180
 
 
-def test_a_backend_without_the_protocol_fails_instead_of_scoring_one_step(tiny_llama_dir):
-    from lm_eval.models.huggingface import HFLM
+def test_stock_hf_backend_refuses_the_protocol_with_our_error(tiny_llama_dir, tmp_path):
+    proc = _lm_eval("--model", "hf", "--model_args", f"pretrained={tiny_llama_dir}", "--tasks", "em_scicode_dev",
+                    "--samples", json.dumps({"em_scicode_dev": [6]}), "--gen_kwargs", "max_gen_toks=2", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "MultiStepError: task em_scicode_dev runs a multi-step protocol" in proc.stderr, proc.stderr[-3000:]
+    assert "--model em_inf" in proc.stderr and "model_kwargs" not in proc.stderr
 
+
+def _request(gen_kwargs: dict) -> Instance:
     doc = dict(load_dataset(split="dev")["test"][6])
-    request = Instance("generate_until", doc, (doc_to_text(doc), {"em_multistep": "scicode", "until": [],
-                                                                   "max_gen_toks": 2}), 0, metadata=("t", 0, 1))
-    lm = HFLM(pretrained=str(tiny_llama_dir), batch_size=1, device="cpu")
-    with pytest.raises(ValueError, match="em_multistep"):
-        lm.generate_until([request])
+    return Instance("generate_until", doc, (doc_to_text(doc), gen_kwargs), 0, metadata=("em_scicode_dev", 0, 1))
+
+
+def test_guard_refuses_only_multistep_requests_on_backends_without_the_protocol():
+    from em_eval.multistep import MultiStepError
+    from em_eval.plugin import guard_multistep
+
+    class Plain:
+        def generate_until(self, requests, disable_tqdm=False):
+            return ["plain"] * len(requests)
+
+    class Ours(Plain):
+        RUNS_MULTISTEP = True
+
+    guard_multistep(Plain)
+    guarded = Plain.generate_until
+    guard_multistep(Plain)
+    assert Plain.generate_until is guarded  # idempotent
+    multistep, plain = _request({"em_multistep": "scicode", "until": []}), _request({"until": []})
+    assert Plain().generate_until([plain]) == ["plain"]
+    with pytest.raises(MultiStepError, match="lm-eval's Plain backend cannot run.*--model em_inf"):
+        Plain().generate_until([plain, multistep])
+    assert Ours().generate_until([multistep]) == ["plain"]
 
 
 def test_our_task_names_are_ours_alone():

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 class EmGenerationMixin:
     """Shared by ``em_inf`` (HF) and ``em_inf_vllm``."""
 
+    RUNS_MULTISTEP = True  # see em_eval.plugin.guard_multistep
+
     def _take_em_args(self, pretrained: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Resolve preset and checkpoint args, keep the EM and decode settings, return the rest."""
         args = resolve_model_args({"pretrained": pretrained, **kwargs} if pretrained is not None else kwargs)
