@@ -243,6 +243,22 @@ def test_generation_routes_through_multistep_and_decode_method(backend, tiny_lla
     assert lm.get_model_info()["decode_method"]["decode_method"] == "refinement"
 
 
+def test_stock_vllm_refuses_multistep_requests_and_ours_runs_them(backend, tiny_llama_dir: Path) -> None:
+    from em_eval import plugin
+    from em_eval.multistep import MultiStepError
+
+    stock = sys.modules["lm_eval.models.vllm_causallms"]  # this fixture's fresh copy: the guard dies with it
+    plugin.on_backend_imported(stock)
+    multistep = request("Q: 7+7?", em_multistep="no-such-protocol", **SAMPLE)
+    with pytest.raises(MultiStepError, match="lm-eval's VLLM backend cannot run.*--model em_inf_vllm"):
+        stock.VLLM(pretrained=str(tiny_llama_dir)).generate_until([multistep])
+    assert FakeLLM.instances[-1].calls == []
+    ours = backend.EmInfVLLM(pretrained=str(tiny_llama_dir))  # reaches the protocol (which rejects the name)
+    with pytest.raises(MultiStepError, match="unknown em_multistep protocol 'no-such-protocol'"):
+        ours.generate_until([multistep])
+    assert ours.generate_until([request("Q: 7+7?", **SAMPLE)]) == [" answer 1.0"]
+
+
 def test_model_info_records_em_settings_and_engine(backend, tiny_llama_dir: Path) -> None:
     lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), em_mode="adaptive_temp", em_target_ratio=0.5)
     info = lm.get_model_info()
