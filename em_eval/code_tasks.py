@@ -42,11 +42,15 @@ LEETCODE_INSTRUCTION = "\n\nWrite Python code to solve the problem. Present the 
 
 LCD_VERSION = "v0.3.1"
 LCD_FILES = (f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz",
-             f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl")
+             f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl",
+             "leetcodedataset/LeetCodeDataset-test.jsonl")  # the same file under its Hugging Face name
 LCD_SOURCE = ("https://raw.githubusercontent.com/newfacade/LeetCodeDataset/"
               "9477c14d76dcbdef67d70f0e258ad2c2d4178fec/data/LeetCodeDataset-v0.3.1-test.jsonl.gz")
 LCD_SIZE = 228
-LCD_FIELDS = ("task_id", "prompt", "entry_point", "test", "completion", "query", "meta")
+LCD_ALSO_ON = "Hugging Face: newfacade/LeetCodeDataset, LeetCodeDataset-test.jsonl"
+# v0.3.1's flat layout (task_id, question_id, difficulty, tags, problem_description, starter_code,
+# estimated_date, prompt, completion, entry_point, test, input_output, query, response); we use:
+LCD_FIELDS = ("task_id", "difficulty", "prompt", "entry_point", "test", "completion", "query")
 
 
 # ---- em_leetcode -------------------------------------------------------------------------------
@@ -82,14 +86,14 @@ def load_leetcodedataset(data_path: str | None = None, **_: Any):
     raw = path.read_bytes()
     text = gzip.decompress(raw).decode("utf-8") if path.suffix == ".gz" else raw.decode("utf-8")
     records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    bad = [i for i, r in enumerate(records) if not all(k in r for k in LCD_FIELDS)]
-    if len(records) != LCD_SIZE or bad:
-        raise DataFileError(f"{path} is not LeetCodeDataset {LCD_VERSION} test ({len(records)} records, expected "
-                            f"{LCD_SIZE}; {len(bad)} lack one of {', '.join(LCD_FIELDS)}). Get it from {LCD_SOURCE}")
+    missing = sorted({k for r in records for k in LCD_FIELDS if k not in r})
+    problems = ([f"{len(records)} records, expected {LCD_SIZE}"] if len(records) != LCD_SIZE else []) + (
+        [f"records lack {', '.join(missing)}"] if missing else [])
+    if problems:
+        raise DataFileError(f"{path} is not LeetCodeDataset {LCD_VERSION} test ({'; '.join(problems)}). "
+                            f"Get it from {LCD_SOURCE} ({LCD_ALSO_ON})")
     digest = hashlib.sha256(raw).hexdigest()
-    rows = [{"task_id": r["task_id"], "query": r["query"], "prompt": r["prompt"], "test": r["test"],
-             "entry_point": r["entry_point"], "completion": r["completion"],
-             "difficulty": r["meta"].get("difficulty", ""), "data_sha256": digest} for r in records]
+    rows = [{**{k: r[k] for k in LCD_FIELDS}, "data_sha256": digest} for r in records]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
@@ -103,7 +107,8 @@ def _leetcodedataset_path(data_path: str | None) -> Path:
             return candidate
     looked = ", ".join(str(c) for c in candidates) or f"nowhere ({ENV_VAR} unset, no data_path)"
     raise DataFileError(
-        f"LeetCodeDataset {LCD_VERSION} test split not found (looked in {looked}). Download {LCD_SOURCE} and pass "
+        f"LeetCodeDataset {LCD_VERSION} test split not found (looked in {looked}). Download {LCD_SOURCE} "
+        f"({LCD_ALSO_ON}) and pass "
         f"--metadata '{{\"data_path\": \"/path/to/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz\"}}' or copy it to "
         f"${ENV_VAR}/{LCD_FILES[0]}. (Its sha256 is not pinned yet: each row records the sha256 it was read with.)")
 

@@ -12,9 +12,12 @@ import pytest
 from em_eval import code_tasks
 from em_eval.data import DataFileError
 
-# One problem in LeetCodeDataset's format, written for this test (not from the dataset).
+# One problem in LeetCodeDataset v0.3.1's flat layout, written for this test (not from the dataset).
 RECORD = {
     "task_id": "two-sum",
+    "question_id": 1,
+    "difficulty": "Easy",
+    "tags": ["Array", "Hash Table"],
     "prompt": "from typing import *\n\n",
     "entry_point": "Solution().twoSum",
     "test": "def check(candidate):\n    assert candidate(nums=[2, 7, 11, 15], target=9) == [0, 1]\n"
@@ -23,7 +26,7 @@ RECORD = {
                   "        seen = {}\n        for i, x in enumerate(nums):\n            if target - x in seen:\n"
                   "                return [seen[target - x], i]\n            seen[x] = i\n",
     "query": "Given nums and target, return indices of the two numbers that add up to target.",
-    "meta": {"difficulty": "Easy"},
+    "response": "...",
 }
 
 
@@ -46,6 +49,10 @@ def test_wrong_file_and_missing_file_are_clear_errors(tmp_path, monkeypatch):
     short = _write(tmp_path / "short.jsonl.gz", [RECORD] * 3)
     with pytest.raises(DataFileError, match="3 records, expected 228"):
         code_tasks.load_leetcodedataset(data_path=str(short))
+    nested = _write(tmp_path / "nested.jsonl.gz",  # the older layout, difficulty under meta
+                    [{**{k: v for k, v in RECORD.items() if k != "difficulty"}, "meta": {"difficulty": "Easy"}}] * 228)
+    with pytest.raises(DataFileError, match=r"v0.3.1 test \(records lack difficulty\)"):
+        code_tasks.load_leetcodedataset(data_path=str(nested))
     monkeypatch.setenv("EM_EVAL_DATA_DIR", str(tmp_path))
     with pytest.raises(DataFileError, match="LeetCodeDataset-v0.3.1-test.jsonl.gz.*--metadata"):
         code_tasks.load_leetcodedataset()
