@@ -2,7 +2,9 @@
 
 Why not ``accelerator.save_state``: it stores the weights a second time in its own layout;
 the HF folder already holds them, so only the optimizer and the per-process RNG states are
-added (``trainer_state/``). Everything goes to ``.tmp-checkpoint-NNNNNN`` first, the metadata
+added (``trainer_state/``). The optimizer state goes through ``torch.distributed.checkpoint``'s
+state-dict API: one full, name-keyed copy, gathered from the shards under FSDP and resharded on
+load, the same file for one process, DDP and FSDP. Everything goes to ``.tmp-checkpoint-NNNNNN`` first, the metadata
 file last, then one ``rename`` publishes it: a crash or a full disk never leaves a
 half-written checkpoint, and the previous one stays the latest.
 """
@@ -53,12 +55,28 @@ def rng_file(folder: Path, rank: int) -> Path:
     return folder / TRAINER_STATE / f"rng_rank{rank}.pt"
 
 
-def write_model_files(folder: Path, model: Any, state_dict: dict[str, Any], tokenizer: Any, optimizer: Any,
-                      metadata: CheckpointMetadata) -> None:
+def full_optimizer_state(model: Any, optimizer: Any) -> dict[str, Any]:
+    """The whole optimizer state keyed by parameter name (collective: gathers FSDP shards)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_optimizer_state_dict(model, getattr(optimizer, "optimizer", optimizer), options=options)
+
+
+def load_full_optimizer_state(model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    """Undo :func:`full_optimizer_state` (collective: each process keeps its own shards)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, getattr(optimizer, "optimizer", optimizer), optim_state_dict=state,
+                             options=StateDictOptions(full_state_dict=True))
+
+
+def write_model_files(folder: Path, model: Any, state_dict: dict[str, Any], tokenizer: Any,
+                      optimizer_state: dict[str, Any], metadata: CheckpointMetadata) -> None:
     """The HF folder, the optimizer state, then the metadata (last: it marks the folder finished)."""
     model.save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    torch.save(optimizer.state_dict(), folder / TRAINER_STATE / OPTIMIZER_FILE)
+    torch.save(optimizer_state, folder / TRAINER_STATE / OPTIMIZER_FILE)
     write_metadata(folder, metadata)
 
 
@@ -81,6 +99,7 @@ def save_checkpoint(accelerator: Any, model: Any, tokenizer: Any, optimizer: Any
     final = run_dir / checkpoint_name(metadata.step)
     tmp = run_dir / f"{TMP_PREFIX}{final.name}"
     state_dict = accelerator.get_state_dict(model)  # gathers shards under FSDP / DeepSpeed
+    optimizer_state = full_optimizer_state(model, optimizer)
     error: OSError | None = None
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -89,7 +108,7 @@ def save_checkpoint(accelerator: Any, model: Any, tokenizer: Any, optimizer: Any
     try:
         torch.save(capture_rng(), rng_file(tmp, accelerator.process_index))
         if accelerator.is_main_process:
-            write_model_files(tmp, accelerator.unwrap_model(model), state_dict, tokenizer, optimizer, metadata)
+            write_model_files(tmp, accelerator.unwrap_model(model), state_dict, tokenizer, optimizer_state, metadata)
             _fsync_tree(tmp)
     except OSError as exc:
         error = exc
@@ -132,8 +151,8 @@ def remove_temporaries(run_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def load_trainer_state(folder: Path, optimizer: Any, process_index: int, num_processes: int) -> None:
-    """Restore the optimizer and this process's RNG states from a checkpoint."""
+def load_trainer_state(folder: Path, model: Any, optimizer: Any, process_index: int, num_processes: int) -> None:
+    """Restore the optimizer and this process's RNG states from a checkpoint (collective)."""
     meta = read_metadata(folder)
     if meta.world_size != num_processes:
         raise CheckpointError(
@@ -143,5 +162,5 @@ def load_trainer_state(folder: Path, optimizer: Any, process_index: int, num_pro
     state = folder / TRAINER_STATE
     if not (state / OPTIMIZER_FILE).is_file() or not rng_file(folder, process_index).is_file():
         raise CheckpointError(f"{folder} has no {TRAINER_STATE}/ files, so it cannot be resumed (it still evaluates)")
-    optimizer.load_state_dict(torch.load(state / OPTIMIZER_FILE, map_location="cpu", weights_only=True))
+    load_full_optimizer_state(model, optimizer, torch.load(state / OPTIMIZER_FILE, map_location="cpu", weights_only=True))
     restore_rng(torch.load(rng_file(folder, process_index), weights_only=False))

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 import em_eval
@@ -60,7 +60,16 @@ def train(config: TrainConfig, *, recipe: str | None = None) -> TrainResult:
         AcceleratorState._reset_state()
 
 
+def check_distributed_setup(accelerator: Any) -> None:
+    """Refuse FSDP version 1: rollouts call ``generate`` on the unwrapped model, which FSDP2 keeps
+    sharded-but-callable and FSDP1's root wrapper does not."""
+    if accelerator.distributed_type == DistributedType.FSDP and not getattr(accelerator, "is_fsdp2", False):
+        raise TrainingConfigError("FSDP version 1 is not supported: launch with accelerate launch --use_fsdp "
+                                  "--fsdp_version 2 (or fsdp_version: 2 in your accelerate config), or use DDP")
+
+
 def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) -> TrainResult:
+    check_distributed_setup(accelerator)
     run_dir = Path(config.output_dir)
     rank, world = accelerator.process_index, accelerator.num_processes
     per_process = _prompts_per_process(config, world)
@@ -86,7 +95,7 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
         reference.to(accelerator.device)
     start = 0
     if resume_from is not None:
-        load_trainer_state(resume_from, optimizer, rank, world)
+        load_trainer_state(resume_from, model, optimizer, rank, world)
         start = read_metadata(resume_from).step
 
     log = MetricsLog(accelerator, run_dir, config.to_dict())
