@@ -87,6 +87,15 @@ def test_correct_solutions_pass_and_wrong_ones_fail(docs):
     assert all("rlimits" in o["isolation"] for o in outcomes)
 
 
+def test_sortedcontainers_is_there_as_on_leetcodes_judge(docs):
+    (doc,) = [d for d in docs if d["task_id"] == "weekly-contest-379-maximum-area-of-longest-diagonal-rectangle"]
+    solution = ("```python\nfrom sortedcontainers import SortedList\n\nclass Solution:\n"
+                "    def areaOfMaxDiagonal(self, dimensions):\n"
+                "        return SortedList((l * l + w * w, l * w) for l, w in dimensions)[-1][1]\n```")
+    (outcome,) = code_tasks.execute_leetcode([[solution]], [doc])
+    assert outcome["status"] == "passed", outcome
+
+
 def test_metrics_overall_and_by_difficulty(docs):
     doc = next(d for d in docs if d["difficulty"] == "Hard")
     assert code_tasks.process_results(doc, [{"status": "passed"}]) == {"pass@1": 1, "pass@1_hard": 1}
