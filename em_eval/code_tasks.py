@@ -8,8 +8,10 @@ the solution, the problem's ``test`` asserts. A problem passes iff the program e
 
 ``em_leetcodedataset``: LeetCodeDataset v0.3.1, test split (228 problems, human-eval format,
 with reference ``completion``s): program = ``prompt`` + solution + ``test`` +
-``check(entry_point)``. Its file is not in the offline mirror and has no pinned sha256 yet;
-pass it as ``--metadata '{"data_path": ...}'`` or put it in ``$EM_EVAL_DATA_DIR/leetcodedataset/``.
+``check(entry_point)``. The file is read from ``--metadata '{"data_path": ...}'``, else from
+``$EM_EVAL_DATA_DIR/leetcodedataset/``, else fetched once from its pinned commit into the cache.
+Its sha256 is not pinned yet (no copy to hash was at hand): the loader checks size and fields,
+and every row records the sha256 it was read with.
 
 Both report ``pass@1`` overall and per difficulty; execution happens in the ``sandbox``
 filter, all problems in one parallel batch.
@@ -25,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from em_eval import sandbox
-from em_eval.data import ENV_VAR, DataFileError, read_jsonl
+from em_eval.data import ENV_VAR, DataFileError, download, read_jsonl
+from em_eval.embedded import cache_root
 from em_eval.grading.code import LEETCODE_IMPORT_HEADER, extract_leetcode_code
 
 LEETCODE_FILE = "leetcode/20240121-Jul.jsonl"
@@ -98,19 +101,25 @@ def load_leetcodedataset(data_path: str | None = None, **_: Any):
 
 
 def _leetcodedataset_path(data_path: str | None) -> Path:
-    candidates = [Path(data_path).expanduser()] if data_path else []
-    mirror = os.environ.get(ENV_VAR)
-    if mirror and not data_path:
-        candidates += [Path(mirror) / name for name in LCD_FILES]
+    """``data_path``, else the mirror's copy, else the copy fetched once into the cache."""
+    if data_path:
+        candidates = [Path(data_path).expanduser()]
+    elif os.environ.get(ENV_VAR):
+        candidates = [Path(os.environ[ENV_VAR]) / name for name in LCD_FILES]
+    else:
+        cached = cache_root() / "data" / LCD_FILES[0]
+        if not cached.is_file():
+            download(LCD_SOURCE, cached, LCD_FILES[0])
+        return cached
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    looked = ", ".join(str(c) for c in candidates) or f"nowhere ({ENV_VAR} unset, no data_path)"
     raise DataFileError(
-        f"LeetCodeDataset {LCD_VERSION} test split not found (looked in {looked}). Download {LCD_SOURCE} "
-        f"({LCD_ALSO_ON}) and pass "
-        f"--metadata '{{\"data_path\": \"/path/to/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz\"}}' or copy it to "
-        f"${ENV_VAR}/{LCD_FILES[0]}. (Its sha256 is not pinned yet: each row records the sha256 it was read with.)")
+        f"LeetCodeDataset {LCD_VERSION} test split not found (looked in {', '.join(map(str, candidates))}). "
+        f"Download {LCD_SOURCE} ({LCD_ALSO_ON}) and pass --metadata "
+        f"'{{\"data_path\": \"/path/to/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz\"}}', copy it to "
+        f"${ENV_VAR}/{LCD_FILES[0]}, or unset {ENV_VAR} to fetch it. (Its sha256 is not pinned yet: each row "
+        "records the sha256 it was read with.)")
 
 
 def leetcodedataset_program(doc: dict[str, Any], response: str) -> str:

@@ -110,7 +110,7 @@ def data_file(path: str) -> Path:
     else:
         local = cache_root() / "data" / spec.path
         if not local.is_file():
-            _download(spec, local)
+            download(spec.url, local, spec.path)
     actual = sha256_of(local)
     if actual != spec.sha256:
         raise DataFileError(
@@ -120,19 +120,20 @@ def data_file(path: str) -> Path:
     return local
 
 
-def _download(spec: DataFile, local: Path) -> None:
-    if not spec.url.startswith("https://raw."):
-        raise DataFileError(f"{spec.path} has no downloadable canonical file ({spec.url}); set {ENV_VAR} to a mirror")
+def download(url: str, local: Path, name: str) -> None:
+    """Fetch ``url`` to ``local`` atomically (the data root's file ``name``); one clear error offline."""
+    if not url.startswith("https://raw."):
+        raise DataFileError(f"{name} has no downloadable canonical file ({url}); set {ENV_VAR} to a mirror")
     local.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".download-")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as resp:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
             shutil.copyfileobj(resp, out)
         os.replace(tmp, local)
     except OSError as exc:
         raise DataFileError(
-            f"could not download benchmark file {spec.path} from {spec.url} ({exc}); "
-            f"offline machines: set {ENV_VAR} to a local mirror holding {spec.path}"
+            f"could not download benchmark file {name} from {url} ({exc}); "
+            f"offline machines: set {ENV_VAR} to a local mirror holding {name}"
         ) from exc
     finally:
         if os.path.exists(tmp):

@@ -58,6 +58,37 @@ def test_wrong_file_and_missing_file_are_clear_errors(tmp_path, monkeypatch):
         code_tasks.load_leetcodedataset()
 
 
+def test_without_mirror_or_path_it_is_fetched_once_from_the_pinned_commit(tmp_path, monkeypatch):
+    import io
+    import urllib.error
+    import urllib.request
+
+    monkeypatch.delenv("EM_EVAL_DATA_DIR", raising=False)
+    monkeypatch.setenv("EM_EVAL_CACHE", str(tmp_path / "cache"))
+    payload = _write(tmp_path / "upstream.jsonl.gz", [RECORD] * code_tasks.LCD_SIZE).read_bytes()
+    urls = []
+
+    def fake_urlopen(url, timeout):
+        urls.append(url)
+        return io.BytesIO(payload)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    for _ in range(2):
+        docs = code_tasks.load_leetcodedataset()["test"]
+    assert urls == [code_tasks.LCD_SOURCE] and "/9477c14d76dcbdef67d70f0e258ad2c2d4178fec/" in urls[0]
+    assert len(docs) == 228 and docs[0]["difficulty"] == "Easy"
+    assert (tmp_path / "cache" / "data" / code_tasks.LCD_FILES[0]).read_bytes() == payload
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setenv("EM_EVAL_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(DataFileError, match="could not download .*LeetCodeDataset-v0.3.1-test.jsonl.gz.*EM_EVAL_DATA_DIR"):
+        code_tasks.load_leetcodedataset()
+    assert not list((tmp_path / "empty").rglob("*.gz"))
+
+
 def _real_file() -> Path | None:
     mirror = os.environ.get("EM_EVAL_DATA_DIR", "")
     return next((Path(mirror) / n for n in code_tasks.LCD_FILES if (Path(mirror) / n).is_file()), None)
