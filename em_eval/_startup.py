@@ -2,7 +2,8 @@
 
 Does nothing unless the program is lm-eval (``lm_eval``/``lm-eval`` or ``python -m lm_eval``).
 Then it installs an import hook that, once lm-eval's own modules load, registers our models,
-adds our tasks/ folder and makes lm-eval's hf/vllm backends refuse our multi-step tasks clearly. It imports nothing heavy itself, is idempotent and never raises.
+adds our tasks/ folder and makes lm-eval's hf/vllm backends refuse our multi-step tasks clearly.
+It imports nothing heavy itself, is idempotent and never raises.
 """
 
 import os
@@ -11,6 +12,7 @@ import sys
 _HOOKS = {
     "lm_eval.models": "on_models_imported",
     "lm_eval.tasks.manager": "on_task_manager_imported",
+    # em_eval.plugin.PLAIN_BACKENDS, spelled out here because this module must not import em_eval
     "lm_eval.models.huggingface": "on_backend_imported",
     "lm_eval.models.vllm_causallms": "on_backend_imported",
 }

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from em_eval import sandbox
-from em_eval.data import ENV_VAR, DataFileError, download, read_jsonl
-from em_eval.embedded import cache_root
+from em_eval.data import ENV_VAR, DataFileError, fetched_once, read_jsonl
 from em_eval.grading.code import LEETCODE_IMPORT_HEADER, extract_leetcode_code
 
 LEETCODE_FILE = "leetcode/20240121-Jul.jsonl"
@@ -90,8 +89,11 @@ def load_leetcodedataset(data_path: str | None = None, **_: Any):
     text = gzip.decompress(raw).decode("utf-8") if path.suffix == ".gz" else raw.decode("utf-8")
     records = [json.loads(line) for line in text.splitlines() if line.strip()]
     missing = sorted({k for r in records for k in LCD_FIELDS if k not in r})
-    problems = ([f"{len(records)} records, expected {LCD_SIZE}"] if len(records) != LCD_SIZE else []) + (
-        [f"records lack {', '.join(missing)}"] if missing else [])
+    problems = []
+    if len(records) != LCD_SIZE:
+        problems.append(f"{len(records)} records, expected {LCD_SIZE}")
+    if missing:
+        problems.append(f"records lack {', '.join(missing)}")
     if problems:
         raise DataFileError(f"{path} is not LeetCodeDataset {LCD_VERSION} test ({'; '.join(problems)}). "
                             f"Get it from {LCD_SOURCE} ({LCD_ALSO_ON})")
@@ -107,10 +109,7 @@ def _leetcodedataset_path(data_path: str | None) -> Path:
     elif os.environ.get(ENV_VAR):
         candidates = [Path(os.environ[ENV_VAR]) / name for name in LCD_FILES]
     else:
-        cached = cache_root() / "data" / LCD_FILES[0]
-        if not cached.is_file():
-            download(LCD_SOURCE, cached, LCD_FILES[0])
-        return cached
+        return fetched_once(LCD_SOURCE, LCD_FILES[0])
     for candidate in candidates:
         if candidate.is_file():
             return candidate

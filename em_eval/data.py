@@ -108,9 +108,7 @@ def data_file(path: str) -> Path:
                 f"copy it there (expected sha256 {spec.sha256}), or unset {ENV_VAR} to download it from {spec.url}"
             )
     else:
-        local = cache_root() / "data" / spec.path
-        if not local.is_file():
-            download(spec.url, local, spec.path)
+        local = fetched_once(spec.url, spec.path)
     actual = sha256_of(local)
     if actual != spec.sha256:
         raise DataFileError(
@@ -120,8 +118,16 @@ def data_file(path: str) -> Path:
     return local
 
 
-def download(url: str, local: Path, name: str) -> None:
-    """Fetch ``url`` to ``local`` atomically (the data root's file ``name``); one clear error offline."""
+def fetched_once(url: str, name: str) -> Path:
+    """The cached copy of the data root's file ``name``, downloaded from ``url`` on first use."""
+    local = cache_root() / "data" / name
+    if not local.is_file():
+        _download(url, local, name)
+    return local
+
+
+def _download(url: str, local: Path, name: str) -> None:
+    """Fetch ``url`` to ``local`` atomically; one clear error offline."""
     if not url.startswith("https://raw."):
         raise DataFileError(f"{name} has no downloadable canonical file ({url}); set {ENV_VAR} to a mirror")
     local.parent.mkdir(parents=True, exist_ok=True)

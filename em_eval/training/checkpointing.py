@@ -4,9 +4,9 @@ Why not ``accelerator.save_state``: it stores the weights a second time in its o
 the HF folder already holds them, so only the optimizer and the per-process RNG states are
 added (``trainer_state/``). The optimizer state goes through ``torch.distributed.checkpoint``'s
 state-dict API: one full, name-keyed copy, gathered from the shards under FSDP and resharded on
-load, the same file for one process, DDP and FSDP. Everything goes to ``.tmp-checkpoint-NNNNNN`` first, the metadata
-file last, then one ``rename`` publishes it: a crash or a full disk never leaves a
-half-written checkpoint, and the previous one stays the latest.
+load, the same file for one process, DDP and FSDP. Everything goes to ``.tmp-checkpoint-NNNNNN``
+first, the metadata file last, then one ``rename`` publishes it: a crash or a full disk never
+leaves a half-written checkpoint, and the previous one stays the latest.
 """
 
 from __future__ import annotations
