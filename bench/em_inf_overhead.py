@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
+from bench_prompts import prompts_for
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
 from em_eval.em_settings import EmSettings
 
@@ -34,16 +35,6 @@ SHAPES = {
     "qwen2.5-7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                        num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768),
 }
-PROMPTS = [
-    "Solve: what is the sum of the first ten positive integers? Explain step by step.",
-    "Write a short proof that the square root of two is irrational.",
-    "A train travels 60 km in 45 minutes. What is its average speed in km/h?",
-    "List three prime numbers greater than 50 and explain how you checked them.",
-    "If 3x + 7 = 22, what is x? Show your work.",
-    "Explain why the derivative of x^2 is 2x using the limit definition.",
-    "How many ways can you arrange the letters of the word LEVEL?",
-    "What is the probability of rolling two sixes with two fair dice?",
-]
 
 
 class PaperAutogradProcessor(LogitsProcessor):
@@ -104,7 +95,7 @@ def timed_generate(model, tok, batch: int, variant: str, args, settings: EmSetti
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    enc = tok([PROMPTS[i % len(PROMPTS)] for i in range(batch)], return_tensors="pt", padding=True).to(args.device)
+    enc = tok(prompts_for(batch), return_tensors="pt", padding=True).to(args.device)
     stop = [tok.eos_token_id] if tok.eos_token_id is not None else []
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     sync()

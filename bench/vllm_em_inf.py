@@ -40,19 +40,11 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
+
+from bench_prompts import PROMPTS, prompts_for
 
 TARGET_RATIO = 0.95
-PROMPTS = [
-    "Solve: what is the sum of the first ten positive integers? Explain step by step.",
-    "Write a short proof that the square root of two is irrational.",
-    "A train travels 60 km in 45 minutes. What is its average speed in km/h?",
-    "List three prime numbers greater than 50 and explain how you checked them.",
-    "If 3x + 7 = 22, what is x? Show your work.",
-    "Explain why the derivative of x^2 is 2x using the limit definition.",
-    "How many ways can you arrange the letters of the word LEVEL?",
-    "What is the probability of rolling two sixes with two fair dice?",
-]
 VARIANTS = ("vllm", "em_inf_vllm", "hf_em_inf")
 
 
@@ -92,12 +84,24 @@ def missing_requirements() -> list[str]:
     return problems
 
 
-def prompts_for(n: int) -> list[str]:
-    return [PROMPTS[i % len(PROMPTS)] for i in range(n)]
+def tokens_per_s(args: argparse.Namespace, prompts_of: Callable[[int], list[Any]],
+                 generate: Callable[[list[Any]], int]) -> dict[str, float]:
+    """Median tokens/s over ``--repeats`` per batch size, after one warm-up call.
 
-
-def _median_rate(runs: list[tuple[int, float]]) -> float:
-    return statistics.median(tokens / seconds for tokens, seconds in runs)
+    Batch 1 sends ``--batch1-prompts`` prompts one by one; larger batches go in one call.
+    ``generate`` returns the number of tokens it generated.
+    """
+    result = {}
+    for bs in args.batch_sizes:
+        prompts = prompts_of(args.batch1_prompts if bs == 1 else bs)
+        generate(prompts[:1])  # warm-up
+        runs = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            tokens = sum(generate([p]) for p in prompts) if bs == 1 else generate(prompts)
+            runs.append(tokens / (time.perf_counter() - start))
+        result[str(bs)] = statistics.median(runs)
+    return result
 
 
 # ---- workers (one per subprocess) ---------------------------------------------------------
@@ -128,17 +132,8 @@ def worker_vllm(args: argparse.Namespace, em: bool) -> dict[str, Any]:
         outputs = lm.model.generate(prompts, params, use_tqdm=False)
         return sum(len(o.outputs[0].token_ids) for o in outputs)
 
-    result = {}
-    for bs in args.batch_sizes:
-        prompts = _token_prompts(lm, prompts_for(args.batch1_prompts if bs == 1 else bs))
-        generate(prompts[:1])  # warm-up
-        runs = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            tokens = sum(generate([p]) for p in prompts) if bs == 1 else generate(prompts)
-            runs.append((tokens, time.perf_counter() - start))
-        result[str(bs)] = _median_rate(runs)
-    return {"tokens_per_s": result, "extra_args": params.extra_args}
+    rates = tokens_per_s(args, lambda n: _token_prompts(lm, prompts_for(n)), generate)
+    return {"tokens_per_s": rates, "extra_args": params.extra_args}
 
 
 def worker_hf(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,17 +151,7 @@ def worker_hf(args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.synchronize()
         return (out.shape[1] - enc.input_ids.shape[1]) * len(texts)
 
-    result = {}
-    for bs in args.batch_sizes:
-        texts = prompts_for(args.batch1_prompts if bs == 1 else bs)
-        generate(texts[:1])
-        runs = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            tokens = sum(generate([t]) for t in texts) if bs == 1 else generate(texts)
-            runs.append((tokens, time.perf_counter() - start))
-        result[str(bs)] = _median_rate(runs)
-    return {"tokens_per_s": result}
+    return {"tokens_per_s": tokens_per_s(args, prompts_for, generate)}
 
 
 def worker_vllm_parity(args: argparse.Namespace) -> dict[str, Any]:

@@ -14,9 +14,13 @@ SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "vllm_em_inf.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("vllm_em_inf_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(SCRIPT.parent))  # as `python bench/vllm_em_inf.py` does, for bench_prompts
+    try:
+        spec = importlib.util.spec_from_file_location("vllm_em_inf_bench", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
     return module
 
 
