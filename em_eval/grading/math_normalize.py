@@ -219,19 +219,25 @@ class Node:
 
 _MATRIX = re.compile(r"^\\begin\{([pbBvV]?matrix|smallmatrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.DOTALL)
 _OPEN = {"(": ")", "[": "]", "{": "}"}
+_ESCAPED_BRACKETS = (("\\{", 1), ("\\langle", 1), ("\\}", -1), ("\\rangle", -1))
+
+
+def _escaped_bracket(s: str, i: int) -> tuple[int, int] | None:
+    """(depth change, length) of the LaTeX bracket ``\\{ \\langle \\} \\rangle`` at ``s[i]``, if one is there."""
+    for token, change in _ESCAPED_BRACKETS:
+        if s.startswith(token, i):
+            return change, len(token)
+    return None
 
 
 def split_top(s: str, seps: tuple[str, ...]) -> list[str]:
     """Split ``s`` at separators that are outside every bracket pair."""
     parts, depth, start, i, n = [], 0, 0, 0, len(s)
     while i < n:
-        if s.startswith("\\{", i) or s.startswith("\\langle", i):
-            depth += 1
-            i += 2 if s[i + 1] == "{" else 7
-            continue
-        if s.startswith("\\}", i) or s.startswith("\\rangle", i):
-            depth -= 1
-            i += 2 if s[i + 1] == "}" else 7
+        escaped = _escaped_bracket(s, i) if s[i] == "\\" else None
+        if escaped:
+            depth += escaped[0]
+            i += escaped[1]
             continue
         if s[i] == "\\" and i + 1 < n and not s[i + 1].isalpha():
             if depth == 0 and any(s.startswith(sep, i) for sep in seps):
@@ -267,15 +273,12 @@ def _wrapped(s: str, open_: str, close: str) -> str | None:
     depth = 0
     i = 0
     while i < len(inner):
-        if inner.startswith("\\{", i) or inner.startswith("\\langle", i):
-            depth += 1
-            i += 2 if inner[i + 1] == "{" else 7
-            continue
-        if inner.startswith("\\}", i) or inner.startswith("\\rangle", i):
-            depth -= 1
+        escaped = _escaped_bracket(inner, i) if inner[i] == "\\" else None
+        if escaped:
+            depth += escaped[0]
             if depth < 0:
                 return None
-            i += 2 if inner[i + 1] == "}" else 7
+            i += escaped[1]
             continue
         c = inner[i]
         if c == "\\":
