@@ -42,6 +42,8 @@ def load_dataset(split: str = "test", with_background: bool = True, h5_path: str
     """lm-eval ``custom_dataset``: one row per problem; the test split checks its h5 first."""
     import datasets
 
+    sandbox.active_isolation()  # refuse before generation, not after, where code cannot be isolated
+
     h5 = resolve_h5(h5_path, split) if split == "test" else ""
     rows = [{"problem_id": p["problem_id"], "problem_json": json.dumps(p), "split": split,
              "with_background": bool(with_background), "h5_path": h5, "timeout_s": float(timeout_s)}

@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from em_eval import sandbox
+from em_eval.sandbox import bwrap, choose
+from em_eval.sandbox.choose import plan_for
+from em_eval.sandbox.execute import run_with
+from em_eval.sandbox.plan import Plan
 
 
 def test_passing_program_reports_output_and_isolation():
@@ -111,11 +116,86 @@ def test_cpu_limit_is_a_timeout():
 
 def test_bwrap_without_tmpfs_size_uses_the_program_folder(monkeypatch):
     """bubblewrap < 0.8 (Ubuntu 22.04 ships 0.6) lacks --size and --disable-userns."""
-    monkeypatch.setattr(sandbox, "_features", set())
-    argv = sandbox._bwrap_argv(sandbox.Program("pass"), Path("/x/work"), None, {"A": "1"})
+    monkeypatch.setattr(bwrap, "features", frozenset)
+    argv = bwrap.argv(work=Path("/x/work"), uid=None, env={"A": "1"}, visible=[], tmpfs_mb=16, collect=(),
+                      size_cap=False)
     assert "--size" not in argv and "--disable-userns" not in argv
     assert argv[argv.index("/x/work") - 1: argv.index("/x/work") + 2] == ["--bind", "/x/work", "/tmp"]
-    result = sandbox._run(sandbox.Program("open('out.txt', 'w').write('ok')\nprint(open('in.txt').read())",
-                                          files={"in.txt": "hi"}, collect=["out.txt"]),
-                          sandbox._Plan(True, os.geteuid() == 0, ("bwrap",)))
+    plan = replace(plan_for("bwrap"), size_cap=False)
+    assert "folder_size_watch" in plan.layers and "tmp_size_cap" not in plan.layers
+    result = run_with(sandbox.Program("open('out.txt', 'w').write('ok')\nprint(open('in.txt').read())",
+                                      files={"in.txt": "hi"}, collect=["out.txt"]), plan)
     assert result.passed and result.stdout == "hi\n" and result.files == {"out.txt": b"ok"}
+
+
+# ---- choosing the layers -----------------------------------------------------------------------
+@pytest.fixture
+def fresh_plans(monkeypatch):
+    """Forget the plans this process chose, so a test can decide again under its own conditions."""
+    monkeypatch.setattr(choose, "_plans", {})
+
+
+def test_without_bubblewrap_auto_refuses_code_tasks_before_generation(fresh_plans, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without bwrap
+    monkeypatch.delenv(sandbox.ENV_VAR, raising=False)
+    with pytest.raises(sandbox.SandboxError) as refused:
+        sandbox.run_program("print(1)")
+    message = str(refused.value)
+    assert "bubblewrap is not installed" in message and "apt-get install bubblewrap" in message
+    assert "EM_EVAL_SANDBOX=rlimits" in message and "auto (the default)" in message
+    from em_eval import code_tasks, scicode_task
+
+    for load in (code_tasks.load_leetcode, code_tasks.load_leetcodedataset,
+                 lambda: scicode_task.load_dataset(split="dev")):
+        with pytest.raises(sandbox.SandboxError, match="apt-get install bubblewrap"):
+            load()
+
+
+@pytest.mark.parametrize(("stderr", "needle"), [
+    ("bwrap: setting up uid map: Permission denied", "user namespaces are disabled or restricted"),
+    ("bwrap: No permission to create new namespace, likely because the kernel does not allow non-privileged user "
+     "namespaces.", "user namespaces are disabled or restricted"),
+    ("bwrap: execvp /tmp/tmp.x/venv/bin/python: No such file or directory", "em-eval bug"),
+    ("bwrap: Unknown option --size", "bubblewrap failed: bwrap: Unknown option --size"),
+])
+def test_bubblewrap_failures_name_their_cause(stderr, needle):
+    assert needle in choose.explain_bwrap_failure(stderr)
+
+
+def test_rlimits_mode_needs_seccomp(fresh_plans, monkeypatch):
+    monkeypatch.setattr(choose, "libseccomp_loads", lambda: False)
+    with pytest.raises(sandbox.SandboxError, match="libseccomp.so.2 cannot be loaded.*apt-get install libseccomp2"):
+        sandbox.active_isolation("rlimits")
+
+
+def test_rlimits_warning_names_what_is_missing_and_why(fresh_plans, caplog):
+    with caplog.at_level("WARNING", logger="em_eval.sandbox"):
+        layers = sandbox.active_isolation("rlimits")
+    warning = caplog.text
+    assert "WITHOUT bubblewrap" in warning and ", ".join(layers) in warning
+    if os.geteuid() == 0 and "throwaway_uid" not in layers:
+        assert "which other users cannot traverse" in warning or "throw-away uid cannot start" in warning
+
+
+def test_seccomp_refuses_signals_to_other_processes_where_landlock_cannot_scope_them():
+    """The rule for kernels whose Landlock ABI is below 6; signal 0 only asks for permission."""
+    root = os.geteuid() == 0
+    plan = Plan(bwrap=False, throwaway_uid=False, drop_caps=root, landlock_abi=0, seccomp=True, size_cap=False,
+                root=root)
+    assert {"seccomp_signals", "seccomp"} <= set(plan.layers) and "landlock_fs" not in plan.layers
+    code = "import os\nos.kill(os.getpid(), 0)\nprint('self ok')\nos.kill(os.getppid(), 0)\n"
+    result = run_with(sandbox.Program(code), plan)
+    assert result.stdout == "self ok\n" and result.status == "error" and "Operation not permitted" in result.reason
+
+
+def test_the_interpreter_stays_visible_when_it_lives_under_tmp(monkeypatch):
+    venv = Path(tempfile.mkdtemp(prefix="em-sandbox-venv-", dir="/tmp"))
+    try:
+        argv = bwrap.argv(work=Path("/tmp/em-sandbox-x/work"), uid=None, env={}, size_cap=True, tmpfs_mb=16,
+                          collect=(), visible=[str(venv / "lib"), str(venv / "lib" / "site"), "/usr/lib", "/tmp"])
+        after_tmpfs = argv[argv.index("--tmpfs", argv.index("--size")) + 2:]
+        lib = str(venv / "lib")  # bound back over the private /tmp, parents made traversable; /tmp itself never
+        assert after_tmpfs[:7] == ["--perms", "0755", "--dir", str(venv), "--ro-bind", lib, lib]
+        assert argv.count("--ro-bind") == 2
+    finally:
+        venv.rmdir()

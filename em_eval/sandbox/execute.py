@@ -1,0 +1,331 @@
+"""Running one program under a :class:`~em_eval.sandbox.plan.Plan` and judging how it ended."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from em_eval.sandbox import bwrap
+from em_eval.sandbox.launcher import FAILED as LAUNCHER_FAILED
+from em_eval.sandbox.paths import SANDBOX_CWD, interpreter_paths, readable_paths
+from em_eval.sandbox.plan import Plan, SandboxError
+
+STATUSES = ("passed", "failed", "timeout", "memory", "error")
+MAIN = "main.py"
+UID_BASE = 3_000_000  # throw-away uids: UID_BASE + pid * SLOTS + slot (unique per live run)
+SLOTS = 256
+WATCH_INTERVAL_S = 0.1
+_LAUNCHER_SOURCE = (Path(__file__).with_name("launcher.py")).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-program limits. Total memory is bounded by ``memory_mb * max_tasks``; ``tmpfs_mb``
+    caps what the program may write into its folder."""
+
+    timeout_s: float = 10.0
+    memory_mb: int = 4096
+    file_size_mb: int = 64
+    tmpfs_mb: int = 256
+    max_tasks: int = 8
+    max_open_files: int = 256
+    output_bytes: int = 65536
+
+
+@dataclass(frozen=True)
+class Program:
+    """Source of ``main.py``, extra files beside it, files to return, paths to keep visible."""
+
+    code: str
+    files: Mapping[str, str | bytes] = field(default_factory=dict)
+    collect: Sequence[str] = ()
+    readable_paths: Sequence[str] = ()
+    limits: Limits = Limits()
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    """Verdict of one run. ``status`` is one of :data:`STATUSES`; ``reason`` says why."""
+
+    status: str
+    reason: str
+    stdout: str
+    stderr: str
+    duration_s: float
+    returncode: int | None
+    isolation: tuple[str, ...]
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def summary(self) -> dict[str, object]:
+        """JSON-able digest for logs (no file contents)."""
+        return {"status": self.status, "reason": self.reason, "duration_s": round(self.duration_s, 3),
+                "isolation": list(self.isolation)}
+
+
+# ---- verdicts ------------------------------------------------------------------------------
+def classify(returncode: int | None, stderr: str, *, wall_timeout: bool, timeout_s: float) -> tuple[str, str]:
+    """(status, reason) from how the program ended; pure."""
+    if wall_timeout:
+        return "timeout", f"wall-clock limit of {timeout_s:g} s exceeded"
+    if returncode == 0:
+        return "passed", ""
+    last = _last_error_line(stderr)
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+        name = _signal_name(sig)
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and "CPU" in last):
+            return "timeout", f"CPU time limit exceeded ({name})"
+        if sig == signal.SIGKILL:
+            return "memory", "killed by SIGKILL (out of memory or task limit)"
+        return "error", f"killed by {name}"
+    if "MemoryError" in last:
+        return "memory", last
+    if last.startswith("AssertionError"):
+        return "failed", last
+    return "error", last or f"exit status {returncode}"
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+# ---- running ---------------------------------------------------------------------------------
+_slot_lock = threading.Lock()
+_free_slots = list(range(SLOTS))
+
+
+def run_with(program: Program, plan: Plan) -> ProgramResult:
+    """Run ``program`` under ``plan`` in a fresh folder that is removed afterwards."""
+    slot = _take_slot() if plan.throwaway_uid else None
+    uid = UID_BASE + os.getpid() * SLOTS + slot if slot is not None else None
+    base = Path(tempfile.mkdtemp(prefix="em-sandbox-"))
+    try:
+        return _run_in(program, plan, base, uid)
+    finally:
+        if uid is not None:
+            _kill_uid(uid)
+            _release_slot(slot)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> ProgramResult:
+    lim = program.limits
+    work = base / "work"
+    work.mkdir()
+    _write_files(work, {MAIN: program.code, **program.files})
+    for name in program.collect:
+        _safe_path(work, name).touch()
+    if uid is not None:
+        os.chmod(base, 0o711)
+        for path in [work, *work.rglob("*")]:
+            os.chown(path, uid, uid)
+    cwd = SANDBOX_CWD if plan.bwrap else str(work)
+    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER_SOURCE, json.dumps(_launcher_config(program, plan, uid, cwd))]
+    env = _clean_env(cwd)
+    if plan.bwrap:
+        argv = bwrap.argv(work=work, uid=uid, env=env, visible=interpreter_paths(program.readable_paths),
+                          tmpfs_mb=lim.tmpfs_mb, collect=program.collect, size_cap=plan.size_cap) + launcher
+    else:
+        argv = launcher
+    with open(base / "stdout", "wb") as out, open(base / "stderr", "wb") as err:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.Popen(argv, cwd=None if plan.bwrap else work, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
+        ended = _wait(proc, lim, None if plan.size_cap else work)
+        _kill_group(proc.pid)
+        proc.wait()
+        duration = time.perf_counter() - start
+    stdout = _read_head(base / "stdout", lim.output_bytes)
+    stderr = _read_tail(base / "stderr", lim.output_bytes)
+    returncode = proc.returncode
+    if plan.bwrap and returncode is not None and 128 < returncode < 128 + 65:
+        returncode = 128 - returncode  # bwrap reports a child killed by signal N as exit status 128 + N
+    status, reason = classify(returncode, stderr, wall_timeout=ended == "timeout", timeout_s=lim.timeout_s)
+    if ended == "folder_full":
+        status, reason = "error", f"wrote more than {lim.tmpfs_mb} MB into its folder (killed)"
+    elif (plan.bwrap and proc.returncode == 1 and stderr.startswith("bwrap:")) or (
+            proc.returncode == LAUNCHER_FAILED and stderr.startswith("sandbox:")):
+        status, reason = "error", f"sandbox failure: {stderr.strip()[:300]}"
+    files = {name: _read_head_bytes(_safe_path(work, name), lim.file_size_mb << 20) for name in program.collect}
+    return ProgramResult(status, reason, stdout, stderr, duration, returncode, plan.layers, files)
+
+
+def _wait(proc: subprocess.Popen, lim: Limits, watched: Path | None) -> str:
+    """"exited", "timeout", or "folder_full" when ``watched`` grows past ``lim.tmpfs_mb``."""
+    deadline = time.monotonic() + lim.timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout"
+        try:
+            proc.wait(timeout=left if watched is None else min(left, WATCH_INTERVAL_S))
+            return "exited"
+        except subprocess.TimeoutExpired:
+            if watched is not None and _disk_usage(watched) > lim.tmpfs_mb << 20:
+                return "folder_full"
+
+
+def _disk_usage(folder: Path) -> int:
+    total = 0
+    stack = [str(folder)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+def _launcher_config(program: Program, plan: Plan, uid: int | None, cwd: str) -> dict[str, object]:
+    return {
+        "rlimits": _rlimits(program.limits, plan, uid),
+        "uid": uid,
+        "drop_caps": plan.drop_caps,
+        "landlock": readable_paths(program.readable_paths, cwd) if plan.landlock_abi >= 1 else None,
+        "seccomp": {"signals": plan.seccomp_signals, "no_fork": plan.no_fork} if plan.seccomp else None,
+        "main": f"{cwd}/{MAIN}",
+    }
+
+
+def _rlimits(lim: Limits, plan: Plan, uid: int | None) -> dict[str, int]:
+    # Tasks already counted against the limit when the program starts: with bwrap as non-root,
+    # bwrap's init and the program share the namespace's count; as a throw-away uid, only the
+    # program; as a plain user without bwrap, every task that user already runs.
+    if uid is not None:
+        baseline = 1
+    elif plan.bwrap:
+        baseline = 2
+    else:
+        baseline = _tasks_of_user(os.getuid()) + 1
+    return {
+        "RLIMIT_CPU": max(1, int(lim.timeout_s + 0.999) + 1),
+        "RLIMIT_AS": lim.memory_mb << 20,
+        "RLIMIT_FSIZE": lim.file_size_mb << 20,
+        "RLIMIT_NOFILE": lim.max_open_files,
+        "RLIMIT_NPROC": baseline + lim.max_tasks,
+        "RLIMIT_CORE": 0,
+    }
+
+
+def _clean_env(cwd: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": cwd, "TMPDIR": cwd, "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": cwd,
+        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
+    }
+
+
+def _write_files(work: Path, files: Mapping[str, str | bytes]) -> None:
+    for name, content in files.items():
+        path = _safe_path(work, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+
+
+def _safe_path(work: Path, name: str) -> Path:
+    path = (work / name).resolve()
+    if not path.is_relative_to(work.resolve()) or path == work.resolve():
+        raise ValueError(f"sandbox file name {name!r} must be a relative path inside the program folder")
+    return path
+
+
+def _read_head_bytes(path: Path, limit: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(limit)
+
+
+def _read_head(path: Path, limit: int) -> str:
+    return _read_head_bytes(path, limit).decode("utf-8", errors="replace")
+
+
+def _read_tail(path: Path, limit: int) -> str:
+    with open(path, "rb") as fh:
+        fh.seek(max(0, os.path.getsize(path) - limit))
+        return fh.read().decode("utf-8", errors="replace")
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_uid(uid: int, deadline_s: float = 5.0) -> None:
+    """SIGKILL every process of a throw-away uid (also those that left the group) until none is left."""
+    kill = shutil.which("kill")
+    end = time.monotonic() + deadline_s
+    while pids_of_user(uid) and time.monotonic() < end:
+        if kill:
+            subprocess.run([kill, "-9", "-1"], user=uid, group=uid, extra_groups=[], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+        time.sleep(0.005)
+
+
+def pids_of_user(uid: int) -> list[int]:
+    """Live processes whose owner is ``uid``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _tasks_of_user(uid: int) -> int:
+    """Tasks (threads included) the user runs now: what RLIMIT_NPROC counts without a namespace."""
+    total = 0
+    for pid in pids_of_user(uid):
+        try:
+            total += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return total
+
+
+def _take_slot() -> int:
+    with _slot_lock:
+        if not _free_slots:
+            raise SandboxError(f"more than {SLOTS} concurrent sandboxed programs")
+        return _free_slots.pop()
+
+
+def _release_slot(slot: int) -> None:
+    with _slot_lock:
+        _free_slots.append(slot)

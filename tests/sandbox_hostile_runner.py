@@ -1,0 +1,129 @@
+"""Runs every hostile program through ``em_eval.sandbox`` and reports what happened, as JSON.
+
+Started by ``test_sandbox_hostile.py`` inside an outer PID namespace that is known to hold, so
+that a program signalling every process it can see never reaches the machine even if the
+sandbox under test is broken. This process plays the evaluator: it must survive every program
+and finish the run, and so must a canary process of the same user started beside it.
+
+    python sandbox_hostile_runner.py MODE [--uid UID --reach JSON]
+
+``--uid``: run as that normal user (the runner starts as root in its own mount namespace);
+``--reach``: ``{dir: [paths]}``, directories that user cannot traverse, to replace (in this
+mount namespace only) by a tmpfs holding just the listed paths, so the interpreter is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TIMEOUT_S = 2.0
+SECRET = "s3cr3t-token"
+
+
+def programs(me: int, home: Path, victim: Path) -> dict[str, tuple[str, float]]:
+    """name -> (code, timeout_s)."""
+    return {
+        "benign": ("import numpy\nprint(int(numpy.arange(4).sum()))\n", 30),
+        "infinite_loop": ("while True:\n    pass\n", TIMEOUT_S),
+        "fork_bomb": ("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", TIMEOUT_S),
+        "allocate_50gb": ("block = bytearray(50 * 2**30)\n", TIMEOUT_S),
+        "allocate_50gb_numpy": ("import numpy as np\nblock = np.ones(50 * 2**30 // 8)\n", TIMEOUT_S),
+        "write_10gb": ("chunk = b'x' * 2**20\nwith open('big.bin', 'wb') as fh:\n    for _ in range(10 * 1024):\n"
+                       "        fh.write(chunk)\n", 30),
+        "fill_the_folder": ("chunk = b'x' * 2**20\nfor i in range(10 * 1024):\n    with open(f'part{i}.bin', 'wb') as fh:\n"
+                            "        fh.write(chunk)\n", 30),
+        "delete_outside": (f"import os, shutil\nos.remove({str(victim)!r})\nshutil.rmtree({str(victim.parent)!r})\n",
+                           TIMEOUT_S),
+        "kill_parent": (f"import os, signal\nfor pid in sorted({{{me}, os.getppid()}} - {{os.getpid()}}):\n"
+                        "    os.kill(pid, signal.SIGKILL)\nraise SystemExit('the signals were accepted')\n", TIMEOUT_S),
+        "kill_everything": ("import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
+                            "for pid in set(range(2, 1 << 16)) - {os.getpid()}:\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+                            "    except OSError:\n        pass\nraise SystemExit(3)\n", 30),
+        "read_environment_secrets": (
+            "import glob, os\nleaks = [k for k in os.environ if 'S3CR3T' in os.environ[k].upper()]\n"
+            f"for path in glob.glob('/proc/*/environ') + ['/proc/{me}/environ']:\n"
+            "    try:\n        leaks += [path] if b's3cr3t' in open(path, 'rb').read() else []\n"
+            "    except OSError:\n        pass\n"
+            "print(sorted(os.environ))\nassert not leaks, leaks\nassert 'HF_TOKEN' in os.environ\n", TIMEOUT_S),
+        "read_home_secret": (f"print(open({str(home / '.secret-token')!r}).read())\n", TIMEOUT_S),
+        "open_socket": ("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=5)\n", TIMEOUT_S),
+    }
+
+
+def reach(masks: dict[str, list[str]]) -> None:
+    """Hide each directory behind a tmpfs and bind the listed paths back (private mounts only)."""
+    stage = Path(tempfile.mkdtemp(prefix="em-hostile-stage-", dir="/dev/shm"))
+    staged = []
+    for i, path in enumerate(p for keep in masks.values() for p in keep):
+        spot = stage / str(i)
+        spot.mkdir() if os.path.isdir(path) else spot.touch()
+        subprocess.run(["mount", "--bind", path, str(spot)], check=True)
+        staged.append((spot, path))
+    for top in masks:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", top], check=True)
+    for spot, path in staged:
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        Path(path).mkdir() if spot.is_dir() else Path(path).touch()
+        subprocess.run(["mount", "--move", str(spot), path], check=True)
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    if "--uid" in sys.argv:
+        uid = int(sys.argv[sys.argv.index("--uid") + 1])
+        reach(json.loads(sys.argv[sys.argv.index("--reach") + 1]))
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    os.environ.update({"EM_EVAL_TEST_SECRET": SECRET, "HF_TOKEN": "hf_" + SECRET})
+    scratch = Path(tempfile.mkdtemp(prefix="em-hostile-"))  # the programs' folders go here, nowhere else
+    scratch.chmod(0o711)
+    tempfile.tempdir = str(scratch)
+    home = Path(tempfile.mkdtemp(prefix="em-hostile-home-", dir="/var/tmp"))
+    (home / ".secret-token").write_text(SECRET)
+    os.environ["HOME"] = str(home)
+    victim_dir = Path(tempfile.mkdtemp(prefix="em-hostile-victim-", dir="/var/tmp"))
+    victim = victim_dir / "precious.txt"
+    victim.write_text("keep me")
+    victim_dir.chmod(0o777)  # world-writable: only the sandbox may stop the program
+    victim.chmod(0o666)
+    canary = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+
+    from em_eval import sandbox
+    from em_eval.sandbox.execute import SLOTS, UID_BASE, pids_of_user
+
+    todo = programs(os.getpid(), home, victim)
+    started = time.perf_counter()
+    results = sandbox.run_programs([sandbox.Program(code, limits=sandbox.Limits(timeout_s=timeout))
+                                    for code, timeout in todo.values()], mode=mode, jobs=2, progress=False)
+    elapsed = time.perf_counter() - started
+    first = UID_BASE + os.getpid() * SLOTS
+    leftover_uids = [p for uid in range(first, first + SLOTS) for p in pids_of_user(uid)] if os.geteuid() == 0 else []
+    report = {
+        "uid": os.geteuid(), "python": sys.executable, "elapsed_s": round(elapsed, 2),
+        "canary_alive": canary.poll() is None,
+        "victim_intact": victim.is_file() and victim.read_text() == "keep me",
+        "leftover_processes": leftover_uids,
+        "leftover_folders": os.listdir(scratch),
+        "results": {name: {"status": r.status, "reason": r.reason, "stdout": r.stdout[-2000:],
+                           "isolation": list(r.isolation), "duration_s": round(r.duration_s, 2)}
+                    for name, r in zip(todo, results)},
+    }
+    canary.kill()
+    victim.unlink(missing_ok=True)
+    victim_dir.rmdir()
+    (home / ".secret-token").unlink()
+    home.rmdir()
+    shutil.rmtree(scratch, ignore_errors=True)
+    print("HOSTILE-REPORT " + json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
