@@ -9,9 +9,8 @@ the solution, the problem's ``test`` asserts. A problem passes iff the program e
 ``em_leetcodedataset``: LeetCodeDataset v0.3.1, test split (228 problems, human-eval format,
 with reference ``completion``s): program = ``prompt`` + solution + ``test`` +
 ``check(entry_point)``. The file is read from ``--metadata '{"data_path": ...}'``, else from
-``$EM_EVAL_DATA_DIR/leetcodedataset/``, else fetched once from its pinned commit into the cache.
-Its sha256 is not pinned yet (no copy to hash was at hand): the loader checks size and fields,
-and every row records the sha256 it was read with.
+``$EM_EVAL_DATA_DIR/leetcodedataset/``, else fetched once from its pinned commit into the cache;
+its sha256 is pinned (``em_eval.data``), and every row records the sha256 of its records.
 
 Both report ``pass@1`` overall and per difficulty; execution happens in the ``sandbox``
 filter, all problems in one parallel batch.
@@ -22,13 +21,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
+import logging
 from pathlib import Path
 from typing import Any
 
 from em_eval import sandbox
-from em_eval.data import ENV_VAR, DataFileError, fetched_once, read_jsonl
+from em_eval.data import FILES, LEETCODEDATASET_JSONL_SHA256, DataFileError, data_file, read_jsonl
 from em_eval.grading.code import LEETCODE_IMPORT_HEADER, extract_leetcode_code
+
+log = logging.getLogger(__name__)
 
 LEETCODE_FILE = "leetcode/20240121-Jul.jsonl"
 PROGRAM_LIMITS = sandbox.Limits(timeout_s=10.0)  # the paper's 10 s per problem
@@ -43,11 +44,8 @@ EURUS_SYSTEM_PROMPT = (
 LEETCODE_INSTRUCTION = "\n\nWrite Python code to solve the problem. Present the code in \n```python\nYour code\n```\nat the end."
 
 LCD_VERSION = "v0.3.1"
-LCD_FILES = (f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz",
-             f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl",
-             "leetcodedataset/LeetCodeDataset-test.jsonl")  # the same file under its Hugging Face name
-LCD_SOURCE = ("https://raw.githubusercontent.com/newfacade/LeetCodeDataset/"
-              "9477c14d76dcbdef67d70f0e258ad2c2d4178fec/data/LeetCodeDataset-v0.3.1-test.jsonl.gz")
+LCD_FILE = f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz"  # pinned in em_eval.data
+LCD_SOURCE = FILES[LCD_FILE].url
 LCD_SIZE = 228
 LCD_ALSO_ON = "Hugging Face: newfacade/LeetCodeDataset, LeetCodeDataset-test.jsonl"
 # v0.3.1's flat layout (task_id, question_id, difficulty, tags, problem_description, starter_code,
@@ -59,6 +57,8 @@ LCD_FIELDS = ("task_id", "difficulty", "prompt", "entry_point", "test", "complet
 def load_leetcode(**_: Any):
     """lm-eval ``custom_dataset``: the paper's 180 problems with their difficulty."""
     import datasets
+
+    sandbox.active_isolation()  # refuse before generation, not after, where code cannot be isolated
 
     rows = [{"task_id": r["task_id"], "prompt_sft": r["prompt_sft"], "test": r["test"],
              "difficulty": r["meta"]["difficulty"]} for r in read_jsonl(LEETCODE_FILE)]
@@ -81,13 +81,22 @@ def execute_leetcode(resps: list[list[str]], docs: list[dict[str, Any]]) -> list
 
 # ---- em_leetcodedataset ------------------------------------------------------------------------
 def load_leetcodedataset(data_path: str | None = None, **_: Any):
-    """lm-eval ``custom_dataset``: LeetCodeDataset v0.3.1 test split, checked for size and fields."""
+    """lm-eval ``custom_dataset``: LeetCodeDataset v0.3.1 test split, checked for size and fields.
+
+    Without ``data_path``: the sha256-pinned file from the mirror, else fetched once from its
+    pinned commit. With it (``--metadata '{"data_path": ...}'``, ``.jsonl`` or ``.jsonl.gz``,
+    e.g. Hugging Face's ``LeetCodeDataset-test.jsonl``): records that differ from the pinned
+    ones are scored with a warning. Every row records the sha256 of the records it came from."""
     import datasets
 
-    path = _leetcodedataset_path(data_path)
+    sandbox.active_isolation()
+    path = Path(data_path).expanduser() if data_path else data_file(LCD_FILE)
+    if not path.is_file():
+        raise DataFileError(f"LeetCodeDataset {LCD_VERSION} test split not found at {path}. Download {LCD_SOURCE} "
+                            f"({LCD_ALSO_ON}) and pass --metadata '{{\"data_path\": \"/path/to/file\"}}'")
     raw = path.read_bytes()
-    text = gzip.decompress(raw).decode("utf-8") if path.suffix == ".gz" else raw.decode("utf-8")
-    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    text = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    records = [json.loads(line) for line in text.decode("utf-8").splitlines() if line.strip()]
     missing = sorted({k for r in records for k in LCD_FIELDS if k not in r})
     problems = []
     if len(records) != LCD_SIZE:
@@ -97,28 +106,13 @@ def load_leetcodedataset(data_path: str | None = None, **_: Any):
     if problems:
         raise DataFileError(f"{path} is not LeetCodeDataset {LCD_VERSION} test ({'; '.join(problems)}). "
                             f"Get it from {LCD_SOURCE} ({LCD_ALSO_ON})")
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = hashlib.sha256(text).hexdigest()
+    if digest != LEETCODEDATASET_JSONL_SHA256:
+        log.warning("%s holds records that differ from LeetCodeDataset %s's (sha256 %s, expected %s): scores "
+                    "are not comparable with the pinned test split", path, LCD_VERSION, digest,
+                    LEETCODEDATASET_JSONL_SHA256)
     rows = [{**{k: r[k] for k in LCD_FIELDS}, "data_sha256": digest} for r in records]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
-
-
-def _leetcodedataset_path(data_path: str | None) -> Path:
-    """``data_path``, else the mirror's copy, else the copy fetched once into the cache."""
-    if data_path:
-        candidates = [Path(data_path).expanduser()]
-    elif os.environ.get(ENV_VAR):
-        candidates = [Path(os.environ[ENV_VAR]) / name for name in LCD_FILES]
-    else:
-        return fetched_once(LCD_SOURCE, LCD_FILES[0])
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise DataFileError(
-        f"LeetCodeDataset {LCD_VERSION} test split not found (looked in {', '.join(map(str, candidates))}). "
-        f"Download {LCD_SOURCE} ({LCD_ALSO_ON}) and pass --metadata "
-        f"'{{\"data_path\": \"/path/to/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz\"}}', copy it to "
-        f"${ENV_VAR}/{LCD_FILES[0]}, or unset {ENV_VAR} to fetch it. (Its sha256 is not pinned yet: each row "
-        "records the sha256 it was read with.)")
 
 
 def leetcodedataset_program(doc: dict[str, Any], response: str) -> str:
@@ -126,14 +120,15 @@ def leetcodedataset_program(doc: dict[str, Any], response: str) -> str:
     return doc["prompt"] + extract_leetcode_code(response) + "\n" + doc["test"] + "\n" + f"check({doc['entry_point']})\n"
 
 
-def execute_leetcodedataset(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """lm-eval ``custom`` filter for LeetCodeDataset."""
-    return _execute([leetcodedataset_program(d, r[0]) for d, r in zip(docs, resps)], "leetcodedataset")
+def execute_leetcodedataset(resps: list[list[str]], docs: list[dict[str, Any]], jobs: int | None = None
+                            ) -> list[dict[str, Any]]:
+    """lm-eval ``custom`` filter for LeetCodeDataset (``jobs`` programs at a time; default: one per core)."""
+    return _execute([leetcodedataset_program(d, r[0]) for d, r in zip(docs, resps)], "leetcodedataset", jobs)
 
 
 # ---- shared ----------------------------------------------------------------------------------
-def _execute(programs: list[str], name: str) -> list[dict[str, Any]]:
-    results = sandbox.run_programs([sandbox.Program(p, limits=PROGRAM_LIMITS) for p in programs],
+def _execute(programs: list[str], name: str, jobs: int | None = None) -> list[dict[str, Any]]:
+    results = sandbox.run_programs([sandbox.Program(p, limits=PROGRAM_LIMITS) for p in programs], jobs=jobs,
                                    desc=f"{name}: running tests")
     return [r.summary() for r in results]
 

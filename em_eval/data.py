@@ -65,6 +65,10 @@ FILES: dict[str, DataFile] = {
                  f"{_QWEN}/olympiadbench/test.jsonl"),
         DataFile("leetcode/20240121-Jul.jsonl", "7630417651034cfef749d2b21b47163921e1199e078b39ecbc218b4e7c73fbfc",
                  f"{_GH}/deepseek-ai/DeepSeek-Coder/main/Evaluation/LeetCode/data/20240121-Jul.jsonl"),
+        DataFile("leetcodedataset/LeetCodeDataset-v0.3.1-test.jsonl.gz",
+                 "3ae536cb41342076691730b72424fdfb9264f233e05c81bf37b5f7e227ea1853",
+                 f"{_GH}/newfacade/LeetCodeDataset/9477c14d76dcbdef67d70f0e258ad2c2d4178fec/data/"
+                 "LeetCodeDataset-v0.3.1-test.jsonl.gz"),
         DataFile("scicode/problems_all.jsonl", "38797fef78f434720be6d053b4f3a86839d6f8ea5fb9115450677cd3a6edf81d",
                  f"{_SCICODE}/problems_all.jsonl"),
         DataFile("scicode/problems_dev.jsonl", "193968aff23b7ed931c8f6d196b611e2f6694adb49e6cc085444a60ad2fc4f7b",
@@ -83,6 +87,10 @@ FILES: dict[str, DataFile] = {
                  f"{_SCICODE}/multistep_template.txt"),
     )
 }
+
+
+# sha256 of the decompressed LeetCodeDataset v0.3.1 test JSONL (the same records under any file name)
+LEETCODEDATASET_JSONL_SHA256 = "aec951945feb555b4c72783519452a7a0437ca8c6e5624a83d0ae888718fa4ed"
 
 
 def sha256_of(path: Path) -> str:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from em_eval import code_tasks
-from em_eval.data import DataFileError
+from em_eval.data import LEETCODEDATASET_JSONL_SHA256, DataFileError
 
 # One problem in LeetCodeDataset v0.3.1's flat layout, written for this test (not from the dataset).
 RECORD = {
@@ -53,19 +52,38 @@ def test_wrong_file_and_missing_file_are_clear_errors(tmp_path, monkeypatch):
                     [{**{k: v for k, v in RECORD.items() if k != "difficulty"}, "meta": {"difficulty": "Easy"}}] * 228)
     with pytest.raises(DataFileError, match=r"v0.3.1 test \(records lack difficulty\)"):
         code_tasks.load_leetcodedataset(data_path=str(nested))
+    with pytest.raises(DataFileError, match="not found at .*nope.jsonl.*data_path"):
+        code_tasks.load_leetcodedataset(data_path=str(tmp_path / "nope.jsonl"))
     monkeypatch.setenv("EM_EVAL_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataFileError, match="LeetCodeDataset-v0.3.1-test.jsonl.gz.*--metadata"):
+    with pytest.raises(DataFileError, match="LeetCodeDataset-v0.3.1-test.jsonl.gz is missing .*expected sha256 3ae536cb"):
+        code_tasks.load_leetcodedataset()
+    corrupt = tmp_path / "leetcodedataset" / "LeetCodeDataset-v0.3.1-test.jsonl.gz"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(short.read_bytes())
+    with pytest.raises(DataFileError, match="corrupt or a different version"):
         code_tasks.load_leetcodedataset()
 
 
-def test_without_mirror_or_path_it_is_fetched_once_from_the_pinned_commit(tmp_path, monkeypatch):
+def test_a_file_given_by_path_with_other_records_is_scored_with_a_warning(tmp_path, caplog, data_dir):
+    with caplog.at_level("WARNING"):
+        docs = code_tasks.load_leetcodedataset(data_path=str(_write(tmp_path / "mine.jsonl.gz", [RECORD] * 228)))["test"]
+    assert len(docs) == 228 and "scores are not comparable" in caplog.text
+    caplog.clear()
+    real = gzip.decompress((data_dir / code_tasks.LCD_FILE).read_bytes())
+    (tmp_path / "LeetCodeDataset-test.jsonl").write_bytes(real)  # Hugging Face's name, uncompressed
+    with caplog.at_level("WARNING"):
+        docs = code_tasks.load_leetcodedataset(data_path=str(tmp_path / "LeetCodeDataset-test.jsonl"))["test"]
+    assert docs[0]["data_sha256"] == LEETCODEDATASET_JSONL_SHA256 and "not comparable" not in caplog.text
+
+
+def test_without_mirror_or_path_it_is_fetched_once_from_the_pinned_commit(tmp_path, monkeypatch, data_dir):
     import io
     import urllib.error
     import urllib.request
 
     monkeypatch.delenv("EM_EVAL_DATA_DIR", raising=False)
     monkeypatch.setenv("EM_EVAL_CACHE", str(tmp_path / "cache"))
-    payload = _write(tmp_path / "upstream.jsonl.gz", [RECORD] * code_tasks.LCD_SIZE).read_bytes()
+    payload = (data_dir / code_tasks.LCD_FILE).read_bytes()
     urls = []
 
     def fake_urlopen(url, timeout):
@@ -76,8 +94,8 @@ def test_without_mirror_or_path_it_is_fetched_once_from_the_pinned_commit(tmp_pa
     for _ in range(2):
         docs = code_tasks.load_leetcodedataset()["test"]
     assert urls == [code_tasks.LCD_SOURCE] and "/9477c14d76dcbdef67d70f0e258ad2c2d4178fec/" in urls[0]
-    assert len(docs) == 228 and docs[0]["difficulty"] == "Easy"
-    assert (tmp_path / "cache" / "data" / code_tasks.LCD_FILES[0]).read_bytes() == payload
+    assert len(docs) == 228 and docs[0]["data_sha256"] == LEETCODEDATASET_JSONL_SHA256
+    assert (tmp_path / "cache" / "data" / code_tasks.LCD_FILE).read_bytes() == payload
 
     def offline(url, timeout):
         raise urllib.error.URLError("no route to host")
@@ -89,15 +107,16 @@ def test_without_mirror_or_path_it_is_fetched_once_from_the_pinned_commit(tmp_pa
     assert not list((tmp_path / "empty").rglob("*.gz"))
 
 
-def _real_file() -> Path | None:
-    mirror = os.environ.get("EM_EVAL_DATA_DIR", "")
-    return next((Path(mirror) / n for n in code_tasks.LCD_FILES if (Path(mirror) / n).is_file()), None)
-
-
-@pytest.mark.skipif(_real_file() is None, reason="LeetCodeDataset v0.3.1 is not in the offline mirror "
-                    "(../shared/data/leetcodedataset/ is absent); see em_eval.code_tasks.LCD_SOURCE")
-def test_reference_solutions_pass_at_least_99_percent():
+def test_reference_solutions_pass_at_least_99_percent(data_dir):
+    """The paper's 10 s limit per problem; a program that timed out is run once more on its own, so a
+    loaded machine cannot fail a correct solution (a wrong one still fails, a slow one still times out)."""
     docs = [dict(d) for d in code_tasks.load_leetcodedataset()["test"]]
     outcomes = code_tasks.execute_leetcodedataset([[d["completion"]] for d in docs], docs)
+    timed_out = [i for i, o in enumerate(outcomes) if o["status"] == "timeout"]
+    if timed_out:
+        again = code_tasks.execute_leetcodedataset([[docs[i]["completion"]] for i in timed_out],
+                                                   [docs[i] for i in timed_out], jobs=1)
+        for i, outcome in zip(timed_out, again):
+            outcomes[i] = outcome
     passed = sum(o["status"] == "passed" for o in outcomes)
     assert passed / len(docs) >= 0.99, [(d["task_id"], o) for d, o in zip(docs, outcomes) if o["status"] != "passed"]
