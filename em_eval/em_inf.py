@@ -15,6 +15,8 @@ import torch
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPS = 1e-8
+LOG_FLOOR = -1e30  # stands in for log 0 (a -inf logit), so that 0 * log 0 terms are 0, not NaN
+BISECTION_HALVINGS = 48  # after this many the fp32 interval [t_min, t_max] has collapsed
 
 
 @dataclass(frozen=True)
@@ -26,23 +28,66 @@ class EmInfStats:
     steps: torch.Tensor  # [batch] Adam updates applied (int32)
 
 
-def _valid_rows(z: torch.Tensor) -> torch.Tensor:
-    """Rows that can be optimised: no NaN, no +inf, at least one finite logit."""
-    return ~(torch.isnan(z).any(-1) | torch.isposinf(z).any(-1)) & torch.isfinite(z).any(-1)
+@dataclass(frozen=True)
+class AdaptiveStats:
+    """Per-row telemetry of one :func:`adaptive_temperature_with_stats` call."""
+
+    temperature: torch.Tensor  # [batch] the chosen temperature (1 for rows left alone)
+    entropy_before: torch.Tensor  # [batch] nats at temperature 1
+    entropy_after: torch.Tensor  # [batch] nats at the chosen temperature
 
 
-def _entropy_terms(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return ``q = softmax(z)``, ``q*log q`` (0 where q == 0) and ``H`` per row (NaN for invalid rows)."""
-    logq = torch.log_softmax(z, dim=-1)
-    q = logq.exp()
-    plogq = torch.where(q == 0, torch.zeros_like(q), q * logq)
-    return q, plogq, -plogq.sum(-1)
+class Workspace:
+    """Reusable ``[rows, vocab]`` fp32 buffers for a decoding loop's repeated calls.
+
+    On the CPU a fresh tensor of that size costs more (page faults, in a VM especially) than
+    the arithmetic done on it; the processors of both backends keep one workspace each. A call
+    without one allocates its buffers as usual."""
+
+    def __init__(self) -> None:
+        self._flat: dict[int, torch.Tensor] = {}
+
+    def get(self, slot: int, like: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """Buffer ``slot`` shaped like ``like`` (or with ``rows`` rows); contents undefined."""
+        shape = (like.shape[0] if rows is None else rows, *like.shape[1:])
+        size = math.prod(shape)
+        flat = self._flat.get(slot)
+        if flat is None or flat.numel() < size or flat.device != like.device or flat.dtype != like.dtype:
+            flat = self._flat[slot] = torch.empty(size, dtype=like.dtype, device=like.device)
+        return flat[:size].view(shape)
+
+
+def _buffers(workspace: Workspace | None, like: torch.Tensor, rows: int | None = None):
+    """``take(slot)``: a workspace buffer, or a fresh tensor without a workspace."""
+    if workspace is None:
+        shape = (like.shape[0] if rows is None else rows, *like.shape[1:])
+        return lambda slot: torch.empty(shape, dtype=like.dtype, device=like.device)
+    return lambda slot: workspace.get(slot, like, rows)
+
+
+def _log_weights(z: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``z - max(z)`` per row with ``-inf`` entries at :data:`LOG_FLOOR` (NaN for invalid rows:
+    a NaN, a +inf, or nothing finite)."""
+    return torch.sub(z, z.amax(-1, keepdim=True), out=out).clamp_min_(LOG_FLOOR)
+
+
+def _softmax_terms(z: torch.Tensor, q: torch.Tensor | None = None, log_q: torch.Tensor | None = None,
+                   scratch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``q = softmax(z)``, ``log q`` (floored) and ``H`` per row, with one exp pass over ``z``
+    (into the buffers ``q``, ``log_q`` and ``scratch`` when given: on the CPU a fresh
+    [rows, vocab] tensor costs more page faults than the arithmetic on it)."""
+    log_q = _log_weights(z, out=log_q)
+    q = torch.exp(log_q, out=q)
+    total = q.sum(-1, keepdim=True)
+    q.div_(total)
+    log_q.sub_(total.log())
+    return q, log_q, -torch.mul(q, log_q, out=scratch).sum(-1)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy in nats of ``softmax(logits)`` per row (``-inf`` entries contribute 0; NaN for rows
     with NaN, +inf or only ``-inf``)."""
-    return _entropy_terms(logits.float())[2]
+    return _softmax_terms(logits.float())[2]
 
 
 def minimize_entropy_with_stats(
@@ -53,6 +98,8 @@ def minimize_entropy_with_stats(
     lr: float = 0.1,
     steps: int = 3,
     compact: bool = False,
+    inplace: bool = False,
+    workspace: Workspace | None = None,
 ) -> tuple[torch.Tensor, EmInfStats]:
     """EM-INF on ``[batch, vocab]`` logits, plus per-row entropy before/after and steps taken.
 
@@ -61,80 +108,116 @@ def minimize_entropy_with_stats(
     ``threshold`` stops for good. Rows with NaN, +inf or only ``-inf`` come back unchanged.
 
     ``compact=True`` optimises only the rows that start above the threshold (most tokens of a
-    confident model do not), which reads the gate on the host: fine for HF ``generate``, which
-    synchronises every token anyway; the default keeps the whole call free of host syncs (vLLM).
+    confident model do not), which reads the gate on the host: fine for HF ``generate`` and on
+    the CPU; the default keeps the whole call free of host syncs (vLLM on a GPU).
+    ``inplace=True`` writes the result into ``logits`` when they are fp32; ``workspace`` lends
+    the temporaries.
     """
     if logits.ndim != 2:
         raise ValueError(f"minimize_entropy expects [batch, vocab] logits, got shape {tuple(logits.shape)}")
     if steps < 0 or lr < 0 or kl_weight < 0:
         raise ValueError(f"steps, lr and kl_weight must be >= 0 (got steps={steps}, lr={lr}, kl_weight={kl_weight})")
     original = logits.float()
-    if compact:
-        return _minimize_compact(logits, original, threshold, kl_weight, lr, steps)
-    valid = _valid_rows(original)
-    z = torch.where(valid[:, None], original, torch.zeros_like(original))
-    p0, plogq0, h0 = _entropy_terms(z)
-    active = valid & (h0 >= threshold)
-    z_opt, h_after, taken = _adam_on_entropy(z, p0, plogq0, h0, active, threshold, kl_weight, lr, steps)
-    out = torch.where(valid[:, None], z_opt, original)
+    if not inplace and original is logits:
+        original = logits.clone()
+    minimize = _minimize_compact if compact else _minimize_sync_free
+    out, stats = minimize(original, threshold, kl_weight, lr, steps, workspace)
+    if out.dtype != logits.dtype:
+        out = out.to(logits.dtype)
+        if inplace:
+            logits.copy_(out)
+            out = logits
+    return out, stats
+
+
+# Workspace slots: the first softmax's q (p0) and log q, later q's, Adam's m and v, a scratch
+# buffer (products, the denominator), and the rows the compact path gathers (z, p0, log q).
+_P0, _LOG_Q, _Q, _M, _V, _SCRATCH, _ROWS, _ROWS_P0, _ROWS_LOG_Q = range(9)
+
+
+def _minimize_sync_free(z: torch.Tensor, threshold: float, kl_weight: float, lr: float, steps: int,
+                        workspace: Workspace | None) -> tuple[torch.Tensor, EmInfStats]:
+    """Every row through the loop, gated by masks (invalid rows worked on as zeros, restored after)."""
+    take = _buffers(workspace, z)
+    valid = torch.isfinite(z.amax(-1))
+    work = torch.where(valid[:, None], z, 0.0)
+    q, log_q, h0 = _softmax_terms(work, take(_P0), take(_LOG_Q), take(_SCRATCH))
+    h_after, taken = _adam_on_entropy(work, q, log_q, h0, valid & (h0 >= threshold), threshold, kl_weight, lr,
+                                      steps, take)
+    z.copy_(torch.where(valid[:, None], work, z))
     nan = torch.full_like(h0, float("nan"))
-    stats = EmInfStats(torch.where(valid, h0, nan), torch.where(valid, h_after, nan), taken)
-    return out.to(logits.dtype), stats
+    return z, EmInfStats(torch.where(valid, h0, nan), torch.where(valid, h_after, nan), taken)
 
 
-def _minimize_compact(
-    logits: torch.Tensor, original: torch.Tensor, threshold: float, kl_weight: float, lr: float, steps: int
-) -> tuple[torch.Tensor, EmInfStats]:
+def _minimize_compact(z: torch.Tensor, threshold: float, kl_weight: float, lr: float, steps: int,
+                      workspace: Workspace | None) -> tuple[torch.Tensor, EmInfStats]:
     """Entropy of every row, then the Adam loop only on rows at or above the threshold.
 
     Invalid rows (NaN, +inf, all ``-inf``) get a NaN entropy, fail the gate and stay as they are.
     """
-    h0 = _entropy_terms(original)[2]
+    take = _buffers(workspace, z)
+    q, log_q, h0 = _softmax_terms(z, take(_P0), take(_LOG_Q), take(_SCRATCH))
     rows = torch.nonzero(h0 >= threshold).flatten()
     taken = torch.zeros(h0.shape[0], dtype=torch.int32, device=h0.device)
     if rows.numel() == 0:
-        return logits, EmInfStats(h0, h0.clone(), taken)
-    z = original[rows]
-    p0, plogq0, h = _entropy_terms(z)
-    z, h_rows, taken_rows = _adam_on_entropy(z, p0, plogq0, h, torch.ones_like(h, dtype=torch.bool), threshold, kl_weight, lr, steps)
-    out = original.index_copy(0, rows, z)
-    h_after = h0.index_copy(0, rows, h_rows)
-    return out.to(logits.dtype), EmInfStats(h0, h_after, taken.index_copy(0, rows, taken_rows))
+        return z, EmInfStats(h0, h0.clone(), taken)
+    if rows.numel() == z.shape[0]:
+        h_after, taken = _adam_on_entropy(z, q, log_q, h0, torch.ones_like(h0, dtype=torch.bool), threshold,
+                                          kl_weight, lr, steps, take)
+        return z, EmInfStats(h0, h_after, taken)
+    take_rows = _buffers(workspace, z, rows.numel())
+    work = torch.index_select(z, 0, rows, out=take_rows(_ROWS))
+    q = torch.index_select(q, 0, rows, out=take_rows(_ROWS_P0))
+    log_q = torch.index_select(log_q, 0, rows, out=take_rows(_ROWS_LOG_Q))
+    h_rows, taken_rows = _adam_on_entropy(work, q, log_q, h0[rows], torch.ones_like(rows, dtype=torch.bool),
+                                          threshold, kl_weight, lr, steps, take_rows)
+    z.index_copy_(0, rows, work)
+    return z, EmInfStats(h0, h0.index_copy(0, rows, h_rows), taken.index_copy(0, rows, taken_rows))
 
 
 def _adam_on_entropy(
     z: torch.Tensor,
-    p0: torch.Tensor,
-    plogq: torch.Tensor,
+    q: torch.Tensor,
+    log_q: torch.Tensor,
     h: torch.Tensor,
     active: torch.Tensor,
     threshold: float,
     kl_weight: float,
     lr: float,
     steps: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The Adam loop on rows ``z`` (with their precomputed softmax terms); returns the new
-    logits, their entropy and the number of updates each row took."""
-    q, h0 = p0, h
+    take,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Adam loop on rows ``z``, in place, from their softmax terms (``q`` is p0 from now on);
+    returns their final entropy and the number of updates each row took. ``take(slot)`` lends
+    the buffers of the slots ``_Q``, ``_M``, ``_V`` and ``_SCRATCH``.
+
+    Works with the negated gradient ``g = q (log q + H) - kl (q - p0)``, so each update is one
+    ``addcdiv``; Adam's bias corrections are folded into scalars."""
+    p0, h0 = q, h
     taken = torch.zeros(z.shape[0], dtype=torch.int32, device=z.device)
-    m = torch.zeros_like(z)
-    v = torch.zeros_like(z)
+    m, v, denom = take(_M), take(_V), take(_SCRATCH)
     for i in range(1, steps + 1):
         if i > 1:
-            q, plogq, h = _entropy_terms(z)
+            q, log_q, h = _softmax_terms(z, take(_Q), log_q, denom)
         active = active & (h >= threshold)
-        grad = plogq.addcmul_(q, h[:, None]).neg_()  # -q (log q + H), in place
+        g = log_q.add_(h[:, None]).mul_(q)  # -dH/dz, in the buffer of log q
         if kl_weight and i > 1:  # q == p0 on the first step, so the KL gradient is exactly 0
-            grad.add_(q, alpha=kl_weight).sub_(p0, alpha=kl_weight)
-        m.mul_(ADAM_BETA1).add_(grad, alpha=1 - ADAM_BETA1)
-        v.mul_(ADAM_BETA2).addcmul_(grad, grad, value=1 - ADAM_BETA2)
-        # Adam's bias-corrected step, lr * m_hat / (sqrt(v_hat) + eps), with the corrections as scalars
-        denom = v.sqrt().div_(math.sqrt(1 - ADAM_BETA2**i)).add_(ADAM_EPS)
-        update = torch.div(m, denom, out=denom).mul_(active[:, None] * (lr / (1 - ADAM_BETA1**i)))
-        z.sub_(update)
+            g.add_(q, alpha=-kl_weight).add_(p0, alpha=kl_weight)
+        if i == 1:  # m_hat = g and v_hat = g**2: the update is lr * g / (|g| + eps)
+            torch.abs(g, out=denom).add_(ADAM_EPS).div_(active[:, None])  # stopped rows: g / inf == 0
+            z.addcdiv_(g, denom, value=lr)
+            if steps > 1:
+                torch.mul(g, 1 - ADAM_BETA1, out=m)
+                torch.mul(g, g, out=v).mul_(1 - ADAM_BETA2)
+        else:  # lr * m_hat / (sqrt(v_hat) + eps) == (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2))
+            m.lerp_(g, 1 - ADAM_BETA1)
+            v.mul_(ADAM_BETA2).addcmul_(g, g, value=1 - ADAM_BETA2)
+            c1, c2 = 1 - ADAM_BETA1**i, math.sqrt(1 - ADAM_BETA2**i)
+            torch.sqrt(v, out=denom).add_(ADAM_EPS * c2).div_(active[:, None])
+            z.addcdiv_(m, denom, value=lr * c2 / c1)
         taken += active.to(torch.int32)
-    h_after = _entropy_terms(z)[2] if steps else h0
-    return z, h_after, taken
+    h_after = _softmax_terms(z, take(_Q), log_q, denom)[2] if steps else h0
+    return h_after, taken
 
 
 def minimize_entropy(
@@ -162,13 +245,22 @@ def adaptive_temperature(
     """Per row, bisect a temperature so the entropy reaches ``max(threshold, target_ratio * H0)``.
 
     The paper's "Adaptive Temp" baseline. Rows with ``H0 <= threshold`` (and invalid rows)
-    are unchanged. Runs a fixed number of iterations without host synchronisation:
-    once the fp32 interval has collapsed (at most 48 halvings of ``[t_min, t_max]``), more
-    iterations cannot change any row, so ``min(max_iters, 48)`` gives the same result.
+    are unchanged. See :func:`adaptive_temperature_with_stats`.
     """
     return adaptive_temperature_with_stats(
         logits, target_ratio=target_ratio, threshold=threshold, t_min=t_min, t_max=t_max, tol=tol, max_iters=max_iters
     )[0]
+
+
+def _entropy_at(log_w: torch.Tensor, inverse_t: torch.Tensor, take) -> torch.Tensor:
+    """Entropy of ``softmax(log_w * inverse_t)`` per row, from log-weights ``log_w <= 0`` (one exp pass)."""
+    scaled = torch.mul(log_w, inverse_t[:, None], out=take(_SCALED))
+    w = torch.exp(scaled, out=take(_WEIGHTS))
+    total = w.sum(-1)
+    return total.log() - scaled.mul_(w).sum(-1) / total
+
+
+_LOG_W, _SCALED, _WEIGHTS, _LOG_W_ROWS = range(4)  # adaptive temperature's workspace slots
 
 
 def adaptive_temperature_with_stats(
@@ -180,28 +272,55 @@ def adaptive_temperature_with_stats(
     t_max: float = 1.0,
     tol: float = 0.1,
     max_iters: int = 100,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`adaptive_temperature`, also returning the chosen temperature per row."""
+    compact: bool = False,
+    workspace: Workspace | None = None,
+) -> tuple[torch.Tensor, AdaptiveStats]:
+    """:func:`adaptive_temperature`, also returning each row's temperature and entropy before/after.
+
+    The bisection of the paper's processor, on ``[t_min, t_max]``, until ``|H - target| < tol``.
+    Without ``compact`` it runs a fixed number of iterations without host synchronisation
+    (``min(max_iters, 48)``: once the fp32 interval has collapsed, more iterations cannot change
+    any row); ``compact=True`` stops when every row has converged and evaluates only the rows
+    still searching (host reads; for HF ``generate`` and the CPU). Both give the same result.
+    ``workspace`` lends the temporaries.
+    """
     if logits.ndim != 2:
         raise ValueError(f"adaptive_temperature expects [batch, vocab] logits, got shape {tuple(logits.shape)}")
     if not 0 < t_min <= t_max:
         raise ValueError(f"need 0 < t_min <= t_max (got t_min={t_min}, t_max={t_max})")
     original = logits.float()
-    valid = _valid_rows(original)
-    z = torch.where(valid[:, None], original, torch.zeros_like(original))
-    h0 = _entropy_terms(z)[2]
+    take = _buffers(workspace, original)
+    log_w = _log_weights(original, out=take(_LOG_W))
+    h0 = _entropy_at(log_w, torch.ones(log_w.shape[0], device=log_w.device), take)
     target = torch.clamp(h0 * target_ratio, min=threshold)
-    searching = valid & (h0 > threshold)
+    searching = torch.isfinite(h0) & (h0 > threshold)
     lo = torch.full_like(h0, t_min)
     hi = torch.full_like(h0, t_max)
     temp = torch.ones_like(h0)
-    for _ in range(min(max_iters, 48)):
-        mid = (lo + hi) / 2
-        temp = torch.where(searching, mid, temp)
-        h = _entropy_terms(z / mid[:, None])[2]
-        searching &= (h - target).abs() >= tol
-        too_hot = h >= target
-        hi = torch.where(searching & too_hot, mid, hi)
-        lo = torch.where(searching & ~too_hot, mid, lo)
-    out = torch.where(valid[:, None], z / temp[:, None], original).to(logits.dtype)
-    return out, temp
+    h_after = h0.clone()
+    for _ in range(min(max_iters, BISECTION_HALVINGS)):
+        if not compact:
+            mid = (lo + hi) / 2
+            h = _entropy_at(log_w, 1 / mid, take)
+            temp = torch.where(searching, mid, temp)
+            h_after = torch.where(searching, h, h_after)
+            searching &= (h - target).abs() >= tol
+            too_hot = h >= target
+            hi = torch.where(searching & too_hot, mid, hi)
+            lo = torch.where(searching & ~too_hot, mid, lo)
+            continue
+        rows = torch.nonzero(searching).flatten()
+        if rows.numel() == 0:
+            break
+        take_rows = _buffers(workspace, original, rows.numel())
+        subset = log_w if rows.numel() == log_w.shape[0] else torch.index_select(log_w, 0, rows, out=take_rows(_LOG_W_ROWS))
+        mid = (lo[rows] + hi[rows]) / 2
+        h = _entropy_at(subset, 1 / mid, take_rows)
+        temp[rows], h_after[rows] = mid, h
+        going = (h - target[rows]).abs() >= tol
+        searching[rows] = going
+        too_hot = h >= target[rows]
+        hi[rows] = torch.where(going & too_hot, mid, hi[rows])
+        lo[rows] = torch.where(going & ~too_hot, mid, lo[rows])
+    out = (original / temp[:, None]).to(logits.dtype)
+    return out, AdaptiveStats(temp, h0, h_after)

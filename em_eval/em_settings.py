@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import torch
 
-from em_eval.em_inf import adaptive_temperature_with_stats, entropy, minimize_entropy_with_stats
+from em_eval.em_inf import Workspace, adaptive_temperature_with_stats, entropy, minimize_entropy_with_stats
 
 MODES = ("em_inf", "adaptive_temp", "off")
 
@@ -67,20 +67,22 @@ class EmSettings:
         """The settings as ``em_*`` arguments (what the results file records)."""
         return {f"em_{k}": v for k, v in asdict(self).items()}
 
-    def transform(self, logits: torch.Tensor, *, compact: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def transform(self, logits: torch.Tensor, *, compact: bool = False, inplace: bool = False,
+                  workspace: Workspace | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Apply the selected method to ``[batch, vocab]`` logits; return them with per-row stats.
 
-        ``compact`` lets EM-INF skip rows below the threshold at the cost of a host sync
-        (see :func:`minimize_entropy_with_stats`); leave it off inside vLLM.
+        ``compact`` reads on the host to skip work (rows below EM-INF's threshold, bisection
+        rows that have converged); leave it off inside vLLM on a GPU. ``inplace`` lets EM-INF
+        write into fp32 ``logits``; ``workspace`` lends the temporaries (a decoding loop keeps one).
         """
         if self.mode == "em_inf":
             out, st = minimize_entropy_with_stats(
-                logits, threshold=self.threshold, kl_weight=self.kl_weight, lr=self.lr, steps=self.steps, compact=compact
+                logits, threshold=self.threshold, kl_weight=self.kl_weight, lr=self.lr, steps=self.steps,
+                compact=compact, inplace=inplace, workspace=workspace,
             )
             return out, {"entropy_before": st.entropy_before, "entropy_after": st.entropy_after, "steps": st.steps}
-        h0 = entropy(logits)
         if self.mode == "adaptive_temp":
-            out, temp = adaptive_temperature_with_stats(
+            out, ad = adaptive_temperature_with_stats(
                 logits,
                 target_ratio=self.target_ratio,
                 threshold=self.adaptive_threshold,
@@ -88,8 +90,12 @@ class EmSettings:
                 t_max=self.t_max,
                 tol=self.tol,
                 max_iters=self.max_iters,
+                compact=compact,
+                workspace=workspace,
             )
-            return out, {"entropy_before": h0, "entropy_after": entropy(out), "temperature": temp}
+            return out, {"entropy_before": ad.entropy_before, "entropy_after": ad.entropy_after,
+                         "temperature": ad.temperature}
+        h0 = entropy(logits)
         return logits, {"entropy_before": h0, "entropy_after": h0}
 
 

@@ -178,7 +178,8 @@ def reference_adaptive_temperature(row: torch.Tensor, target_ratio=0.85, thresho
 @pytest.mark.parametrize("ratio", [0.85, 0.5, 0.1])
 def test_adaptive_temperature_matches_reference(ratio: float) -> None:
     z = torch.cat([peaked_logits(6, 3000, seed=12), torch.tensor([[30.0] + [0.0] * 2999])])
-    out, temps = adaptive_temperature_with_stats(z, target_ratio=ratio)
+    out, stats = adaptive_temperature_with_stats(z, target_ratio=ratio)
+    temps = stats.temperature
     for row, o, t in zip(z, out, temps):
         ref, t_ref = reference_adaptive_temperature(row, target_ratio=ratio)
         assert t.item() == pytest.approx(t_ref, rel=1e-4, abs=1e-6)
@@ -217,3 +218,16 @@ def test_compact_mode_matches_the_sync_free_path() -> None:
     assert compact_stats.steps[-2:].tolist() == [0, 0]  # confident and NaN rows are skipped
     nothing, _ = minimize_entropy_with_stats(z[-2:-1], **PAPER, compact=True)
     assert torch.equal(nothing, z[-2:-1])
+
+
+def test_adaptive_compact_mode_matches_the_sync_free_path_and_reports_the_reached_entropy() -> None:
+    z = torch.cat([peaked_logits(6, 3000, seed=14), torch.tensor([[40.0] + [0.0] * 2999]), torch.zeros(1, 3000)])
+    z[-1, 7] = float("nan")
+    full, full_stats = adaptive_temperature_with_stats(z, target_ratio=0.5)
+    compact, compact_stats = adaptive_temperature_with_stats(z, target_ratio=0.5, compact=True)
+    assert torch.equal(full.nan_to_num(0), compact.nan_to_num(0))
+    assert torch.equal(full_stats.temperature, compact_stats.temperature)
+    reached = entropy(full)
+    assert torch.allclose(full_stats.entropy_after[:-1], reached[:-1], atol=1e-4)
+    assert torch.allclose(compact_stats.entropy_after[:-1], reached[:-1], atol=1e-4)
+    assert full_stats.temperature[-2:].tolist() == [1.0, 1.0]  # confident and NaN rows are left alone
