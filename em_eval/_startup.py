@@ -62,7 +62,8 @@ class _HookedLoader:
         return self._inner.create_module(spec)
 
     def exec_module(self, module):
-        self._inner.exec_module(module)
+        with _import_context(module.__name__):
+            self._inner.exec_module(module)
         try:
             from em_eval import plugin
 
@@ -72,6 +73,18 @@ class _HookedLoader:
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
+
+
+def _import_context(name):
+    """What em-eval wraps around the import of lm-eval's module ``name`` (see plugin.import_context)."""
+    try:
+        from em_eval import plugin
+
+        return plugin.import_context(name)
+    except Exception:
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def install(force: bool = False) -> None:

