@@ -53,6 +53,8 @@ def programs(me: int, home: Path, victim: Path) -> dict[str, tuple[str, float]]:
             "    except OSError:\n        pass\n"
             "print(sorted(os.environ))\nassert not leaks, leaks\nassert 'HF_TOKEN' in os.environ\n", TIMEOUT_S),
         "read_home_secret": (f"print(open({str(home / '.secret-token')!r}).read())\n", TIMEOUT_S),
+        "orphan_left_behind": ("import os, time\ntry:\n    child = os.fork()\nexcept OSError:  # no_fork\n    child = 1\n"
+                               "if child == 0:\n    time.sleep(60)\nprint('left a child')\n", TIMEOUT_S),
         "open_socket": ("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=5)\n", TIMEOUT_S),
     }
 
@@ -105,7 +107,7 @@ def main() -> None:
                                     for code, timeout in todo.values()], mode=mode, jobs=2, progress=False)
     elapsed = time.perf_counter() - started
     first = UID_BASE + os.getpid() * SLOTS
-    leftover_uids = [p for uid in range(first, first + SLOTS) for p in pids_of_user(uid)] if os.geteuid() == 0 else []
+    leftover_uids = [p for uid in range(first, first + SLOTS) for p in pids_of_user(uid, zombies=True)] if os.geteuid() == 0 else []
     report = {
         "uid": os.geteuid(), "python": sys.executable, "elapsed_s": round(elapsed, 2),
         "canary_alive": canary.poll() is None,

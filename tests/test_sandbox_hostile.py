@@ -46,6 +46,7 @@ EXPECTED = {  # program -> (status, any of these in the reason), per mode where 
     "kill_everything": ("error", ("exit status 3",)),
     "read_environment_secrets": ("failed", ("AssertionError",)),
     "read_home_secret": ("error", ("FileNotFoundError", "PermissionError")),
+    "orphan_left_behind": ("passed", ("",)),  # its child is killed and reaped: no leftover, no zombie
     "open_socket": ("error", ("Operation not permitted", "unreachable")),
 }
 

@@ -285,33 +285,66 @@ def _kill_group(pid: int) -> None:
 
 
 def _kill_uid(uid: int, deadline_s: float = 5.0) -> None:
-    """SIGKILL every process of a throw-away uid (also those that left the group) until none is left."""
+    """SIGKILL every process of a throw-away uid (also those that left the group) until none is left.
+
+    Orphans of the program are re-parented to this process when it is PID 1 (a container without an
+    init) or a subreaper; their zombies are reaped here, one pid at a time, so no one else's exit
+    status is taken."""
     kill = shutil.which("kill")
     end = time.monotonic() + deadline_s
-    while pids_of_user(uid) and time.monotonic() < end:
+    while time.monotonic() < end:
+        if not pids_of_user(uid):
+            _reap_our_zombies(uid)  # every orphan has been re-parented by the time its parent is dead
+            return
         if kill:
             subprocess.run([kill, "-9", "-1"], user=uid, group=uid, extra_groups=[], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=False)
+        _reap_our_zombies(uid)
         time.sleep(0.005)
 
 
-def pids_of_user(uid: int) -> list[int]:
-    """Live processes whose owner is ``uid``."""
+def _reap_our_zombies(uid: int) -> None:
+    me = os.getpid()
+    for pid in pids_of_user(uid, zombies=True):
+        state = _stat_fields(pid)
+        if state and state[0] == "Z" and state[1] == me:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def _stat_fields(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process, or None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+    return fields[0], int(fields[1])
+
+
+def pids_of_user(uid: int, zombies: bool = False) -> list[int]:
+    """Processes whose owner is ``uid``; zombies (dead, waiting to be reaped) only when asked."""
     found = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid == uid:
-                    found.append(int(entry.name))
+                if entry.stat().st_uid != uid:
+                    continue
             except OSError:
                 continue
+            pid = int(entry.name)
+            state = _stat_fields(pid)
+            if state and (zombies or state[0] != "Z"):
+                found.append(pid)
     return found
 
 
 def _tasks_of_user(uid: int) -> int:
     """Tasks (threads included) the user runs now: what RLIMIT_NPROC counts without a namespace."""
     total = 0
-    for pid in pids_of_user(uid):
+    for pid in pids_of_user(uid, zombies=True):  # zombies count against RLIMIT_NPROC
         try:
             total += len(os.listdir(f"/proc/{pid}/task"))
         except OSError:
