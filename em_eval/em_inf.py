@@ -143,7 +143,7 @@ def _minimize_sync_free(z: torch.Tensor, threshold: float, kl_weight: float, lr:
     work = torch.where(valid[:, None], z, 0.0)
     q, log_q, h0 = _softmax_terms(work, take(_P0), take(_LOG_Q), take(_SCRATCH))
     h_after, taken = _adam_on_entropy(work, q, log_q, h0, valid & (h0 >= threshold), threshold, kl_weight, lr,
-                                      steps, take)
+                                      steps, take, host_reads=False)
     z.copy_(torch.where(valid[:, None], work, z))
     nan = torch.full_like(h0, float("nan"))
     return z, EmInfStats(torch.where(valid, h0, nan), torch.where(valid, h_after, nan), taken)
@@ -163,14 +163,14 @@ def _minimize_compact(z: torch.Tensor, threshold: float, kl_weight: float, lr: f
         return z, EmInfStats(h0, h0.clone(), taken)
     if rows.numel() == z.shape[0]:
         h_after, taken = _adam_on_entropy(z, q, log_q, h0, torch.ones_like(h0, dtype=torch.bool), threshold,
-                                          kl_weight, lr, steps, take)
+                                          kl_weight, lr, steps, take, host_reads=True)
         return z, EmInfStats(h0, h_after, taken)
     take_rows = _buffers(workspace, z, rows.numel())
     work = torch.index_select(z, 0, rows, out=take_rows(_ROWS))
     q = torch.index_select(q, 0, rows, out=take_rows(_ROWS_P0))
     log_q = torch.index_select(log_q, 0, rows, out=take_rows(_ROWS_LOG_Q))
     h_rows, taken_rows = _adam_on_entropy(work, q, log_q, h0[rows], torch.ones_like(rows, dtype=torch.bool),
-                                          threshold, kl_weight, lr, steps, take_rows)
+                                          threshold, kl_weight, lr, steps, take_rows, host_reads=True)
     z.index_copy_(0, rows, work)
     return z, EmInfStats(h0, h0.index_copy(0, rows, h_rows), taken.index_copy(0, rows, taken_rows))
 
@@ -186,12 +186,14 @@ def _adam_on_entropy(
     lr: float,
     steps: int,
     take,
+    host_reads: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Adam loop on rows ``z``, in place, from their softmax terms (``q`` is p0 from now on);
     returns their final entropy and the number of updates each row took. ``take(slot)`` lends
-    the buffers of the slots ``_Q``, ``_M``, ``_V`` and ``_SCRATCH``.
+    the buffers of the slots ``_Q``, ``_M``, ``_V`` and ``_SCRATCH``; ``host_reads`` lets it skip the
+    mask when every row is still active.
 
-    Works with the negated gradient ``g = q (log q + H) - kl (q - p0)``, so each update is one
+    Works with the negated gradient ``g = q (log q + H - kl) + kl p0``, so each update is one
     ``addcdiv``; Adam's bias corrections are folded into scalars."""
     p0, h0 = q, h
     taken = torch.zeros(z.shape[0], dtype=torch.int32, device=z.device)
@@ -200,11 +202,15 @@ def _adam_on_entropy(
         if i > 1:
             q, log_q, h = _softmax_terms(z, take(_Q), log_q, denom)
         active = active & (h >= threshold)
-        g = log_q.add_(h[:, None]).mul_(q)  # -dH/dz, in the buffer of log q
-        if kl_weight and i > 1:  # q == p0 on the first step, so the KL gradient is exactly 0
-            g.add_(q, alpha=-kl_weight).add_(p0, alpha=kl_weight)
+        gate = not (host_reads and bool(active.all()))  # rows may have stopped: mask their update
+        kl = kl_weight if i > 1 else 0.0  # q == p0 on the first step, so the KL gradient is exactly 0
+        g = log_q.add_(h[:, None] - kl).mul_(q)  # q (log q + H) - kl q, in the buffer of log q
+        if kl:
+            g.add_(p0, alpha=kl)  # ... + kl p0
         if i == 1:  # m_hat = g and v_hat = g**2: the update is lr * g / (|g| + eps)
-            torch.abs(g, out=denom).add_(ADAM_EPS).div_(active[:, None])  # stopped rows: g / inf == 0
+            torch.abs(g, out=denom).add_(ADAM_EPS)
+            if gate:
+                denom.div_(active[:, None])  # stopped rows: g / inf == 0
             z.addcdiv_(g, denom, value=lr)
             if steps > 1:
                 torch.mul(g, 1 - ADAM_BETA1, out=m)
@@ -213,7 +219,9 @@ def _adam_on_entropy(
             m.lerp_(g, 1 - ADAM_BETA1)
             v.mul_(ADAM_BETA2).addcmul_(g, g, value=1 - ADAM_BETA2)
             c1, c2 = 1 - ADAM_BETA1**i, math.sqrt(1 - ADAM_BETA2**i)
-            torch.sqrt(v, out=denom).add_(ADAM_EPS * c2).div_(active[:, None])
+            torch.sqrt(v, out=denom).add_(ADAM_EPS * c2)
+            if gate:
+                denom.div_(active[:, None])
             z.addcdiv_(m, denom, value=lr * c2 / c1)
         taken += active.to(torch.int32)
     h_after = _softmax_terms(z, take(_Q), log_q, denom)[2] if steps else h0
