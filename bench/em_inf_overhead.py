@@ -29,7 +29,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, L
 
 from bench_prompts import prompts_for
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
-from em_eval.em_settings import EmSettings
+from em_eval.em_inf.settings import EmSettings
 
 SHAPES = {
     "qwen2.5-7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
@@ -70,11 +70,11 @@ def load_model(args):
         cfg = Qwen2Config(**SHAPES[args.shape])
         with torch.device(args.device):
             model = Qwen2ForCausalLM(cfg).to(getattr(torch, args.dtype))
-        from em_eval.embedded import embedded_model_dir
+        from em_eval.models.embedded import embedded_model_dir
 
         tok = AutoTokenizer.from_pretrained(embedded_model_dir())  # any tokenizer: ids < vocab
         return model.eval(), tok
-    from em_eval.embedded import embedded_model_dir
+    from em_eval.models.embedded import embedded_model_dir
 
     path = args.model or str(embedded_model_dir())
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, args.dtype)).to(args.device).eval()

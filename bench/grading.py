@@ -28,9 +28,9 @@ from typing import Callable
 
 from pathlib import Path
 
-from em_eval.grading.math import is_equiv
-from em_eval.grading.math_normalize import normalize, split_top
-from em_eval.math_tasks import documents
+from em_eval.tasks.math.grade import is_equiv
+from em_eval.tasks.math.normalize import normalize, split_top
+from em_eval.tasks.math.task import documents
 
 
 # ---- re-formatting -------------------------------------------------------------------------------

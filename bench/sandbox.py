@@ -23,11 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("EM_EVAL_DATA_DIR", str(Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
 
-from em_eval import code_tasks, sandbox  # noqa: E402
+from em_eval import sandbox  # noqa: E402
+from em_eval.tasks.leetcode import task as code_tasks  # noqa: E402
 from em_eval.data import DataFileError  # noqa: E402
-from em_eval.scicode_programs import TARGETS_FILE, scoring_program, support_files, target_program  # noqa: E402
-from em_eval.scicode_prompts import is_generated, problems  # noqa: E402
-from em_eval.scicode_task import STEP_LIMITS, gold_codes  # noqa: E402
+from em_eval.tasks.scicode.programs import TARGETS_FILE, scoring_program, support_files, target_program  # noqa: E402
+from em_eval.tasks.scicode.prompts import is_generated, problems  # noqa: E402
+from em_eval.tasks.scicode.task import STEP_LIMITS, gold_codes  # noqa: E402
 
 FAST_PROBLEMS = {"1", "3", "4", "19", "29", "38", "70", "78"}
 

@@ -109,7 +109,7 @@ def cpu_interleaved(args: argparse.Namespace) -> dict[str, Any]:
     """One em_inf_vllm engine on the CPU; plain, em_inf and adaptive_temp interleaved per repeat."""
     from vllm import SamplingParams
 
-    from em_eval.em_settings import EmSettings
+    from em_eval.em_inf.settings import EmSettings
 
     lm = _vllm_model(args, True, dtype=args.dtype, enforce_eager=args.eager, gpu_memory_utilization=None,
                      max_num_seqs=args.cpu_prompts)
@@ -232,7 +232,7 @@ def worker_hf_parity(args: argparse.Namespace, vllm_side: dict[str, Any]) -> dic
 
     from em_eval.backends.hf_processor import EntropyMinimizationProcessor
     from em_eval.backends.vllm_processor import EmInfLogitsProcessor
-    from em_eval.em_settings import settings_from
+    from em_eval.em_inf.settings import settings_from
 
     settings = settings_from(vllm_side["settings"])
 

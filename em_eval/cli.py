@@ -1,38 +1,248 @@
-"""``em-eval`` / ``python -m em_eval``: one entry point, subcommands in their own modules."""
+"""``em-eval`` / ``python -m em_eval``: every subcommand's arguments, each handed to its feature.
+
+Exit codes: 0 success, 1 the command's own failure (``check``: a regression; ``train``: a
+checkpoint that could not be written), 2 unusable input.
+"""
 
 from __future__ import annotations
 
-import importlib
+import argparse
+import os
+import re
 import sys
+from pathlib import Path
 
 COMMANDS = {
-    "eval": ("em_eval.commands.eval_cmd", "run lm-eval with em-eval's models and tasks registered"),
-    "demo": ("em_eval.commands.demo", "offline demo on the embedded model: EM-INF vs sampling on em_smoke"),
-    "train": ("em_eval.training.cli", "EM-FT / EM-RL training from a recipe YAML"),
-    "leaderboard": ("em_eval.leaderboard.cli", "tables, HTML and plots from lm-eval output folders"),
-    "check": ("em_eval.gate.cli", "statistical regression gate: candidate vs baseline run"),
+    "eval": "run lm-eval with em-eval's models and tasks registered (lm_eval's arguments)",
+    "demo": "offline demo on the embedded model: EM-INF vs sampling on em_smoke",
+    "train": "EM-FT / EM-RL training from a recipe YAML",
+    "leaderboard": "tables, HTML and plots from lm-eval output folders",
+    "check": "statistical regression gate: candidate vs baseline run",
 }
+PASS_THROUGH = ("eval", "train")  # parse their own arguments (lm_eval's; a recipe's fields)
 
 
-def _usage() -> str:
-    lines = ["usage: em-eval COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "`em-eval COMMAND --help` shows a command's options."]
-    return "\n".join(lines)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``em-eval`` parser; ``eval`` and ``train`` take the rest of the line as they are."""
+    parser = argparse.ArgumentParser(prog="em-eval", description=__doc__.split("\n\n")[0],
+                                     epilog="`em-eval COMMAND --help` shows a command's options.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in PASS_THROUGH:
+        sub.add_parser(name, help=COMMANDS[name], add_help=False).add_argument("rest", nargs=argparse.REMAINDER)
+    _demo_arguments(sub.add_parser("demo", help=COMMANDS["demo"], description=COMMANDS["demo"]))
+    _leaderboard_arguments(sub.add_parser(
+        "leaderboard", help=COMMANDS["leaderboard"],
+        description="Leaderboard (Markdown, CSV, one static HTML page, PNG plots) from lm-eval output folders "
+                    "written with --output_path OUT --log_samples."))
+    _check_arguments(sub.add_parser(
+        "check", help=COMMANDS["check"],
+        description="Paired statistical regression gate: candidate vs baseline lm-eval run (same tasks, same problems). "
+                    "Exit 0: no significant regression (warnings allowed); 1: regression; 2: unusable input."))
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a subcommand's ``main(argv)``; returns the exit code."""
+    """Run one subcommand; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
-        return 0
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"em-eval: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+    if argv and argv[0] in PASS_THROUGH:  # argparse would eat a leading --help meant for them
+        return _eval(argv[1:]) if argv[0] == "eval" else _train(argv[1:])
+    args = build_parser().parse_args(argv)
+    return {"demo": _demo, "leaderboard": _leaderboard, "check": _check}[args.command](args)
+
+
+# eval ------------------------------------------------------------------------------------------
+
+def _eval(argv: list[str]) -> int:
+    """The stock ``lm_eval`` CLI after explicit registration (no startup hook needed)."""
+    from em_eval import plugin
+
+    plugin.activate()
+    from lm_eval.__main__ import cli_evaluate
+
+    saved = sys.argv
+    sys.argv = ["lm_eval", *argv]
+    try:
+        cli_evaluate()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        sys.argv = saved
+    return 0
+
+
+# demo ------------------------------------------------------------------------------------------
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    from em_eval.demo import MATH_TASK
+
+    p.add_argument("-o", "--output", type=Path, default=Path("em-eval-demo"), help="output folder (default ./em-eval-demo)")
+    p.add_argument("--model", default="smollm2-135m", help="pretrained= value (default: the embedded SmolLM2-135M)")
+    p.add_argument("--limit", type=int, default=16, help="em_smoke problems (default 16)")
+    p.add_argument("--math-limit", type=int, default=4, help=f"{MATH_TASK} problems; 0 skips it (default 4)")
+    p.add_argument("--math-max-gen-toks", type=int, default=160, help=f"token limit on {MATH_TASK} (default 160)")
+    p.add_argument("--max-gen-toks", type=int, help="token limit for every task (overrides the defaults; for quick runs)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=1234, help="numpy/torch seed (python seed 0), as lm-eval's --seed")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy, shared machine)")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from em_eval.demo import run_demo
+
+    return run_demo(args)
+
+
+# train -----------------------------------------------------------------------------------------
+
+TRAIN_USAGE = "em-eval train RECIPE [key=value ...] [--FIELD VALUE ...] [--print-config]"
+
+
+def _train(argv: list[str]) -> int:
+    """``em-eval train RECIPE``: fields from the recipe, then ``key=value`` and ``--field value``
+    overrides, all parsed by the config's ``HfArgumentParser``. Runs the same under
+    ``accelerate launch [--num_processes N] -m em_eval train ...``."""
+    import yaml
+
+    from em_eval.models.checkpoint_format import CheckpointError
+    from em_eval.training.setup.config import ConfigParser, TrainingConfigError, load_recipe, recipe_path
+    from em_eval.training.setup.prompts import PromptDataError
+
+    head = argparse.ArgumentParser(prog="em-eval train", usage=TRAIN_USAGE, add_help=False)
+    head.add_argument("recipe", nargs="?")
+    head.add_argument("-h", "--help", action="store_true")
+    head.add_argument("--print-config", action="store_true")
+    known, rest = head.parse_known_args(argv)
+    overrides = [item for item in rest if re.match(r"\w+=", item)]  # key=value; the rest: --field [value]
+    flags = [item for item in rest if item not in overrides]
+    try:
+        if known.help and not known.recipe:
+            print(_train_help())
+            return 0
+        if not known.recipe:
+            print(f"usage: {TRAIN_USAGE}\nem-eval train: error: give a recipe (see em-eval train --help)", file=sys.stderr)
+            return 2
+        config = load_recipe(known.recipe, overrides)
+        parser = ConfigParser(type(config), prog=f"em-eval train {known.recipe}", usage=TRAIN_USAGE)
+        values = config.to_dict()
+        values.pop("method")
+        parser.set_defaults(**values)
+        if known.help:
+            print(parser.format_help())
+            return 0
+        config = parser.parse(flags)
+        if known.print_config:
+            print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+            return 0
+        from em_eval.training.run.loop import train
+        from em_eval.training.run.save_restore import CheckpointWriteError
+
+        try:
+            train(config, recipe=str(recipe_path(known.recipe).resolve()))
+        except CheckpointWriteError as exc:
+            print(f"em-eval train: error: {exc}", file=sys.stderr)
+            return 1
+    except (TrainingConfigError, PromptDataError, CheckpointError) as exc:
+        print(f"em-eval train: error: {exc}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    return 0
+
+
+def _train_help() -> str:
+    """Every field of both methods with its type, default and help (EM-RL: what it adds or changes)."""
+    from em_eval.training.setup.config import ConfigParser, EmFtConfig, EmRlConfig, recipe_names
+
+    ft = ConfigParser(EmFtConfig, prog="em-eval train", usage=TRAIN_USAGE, description=(
+        "EM-FT / EM-RL training. RECIPE: a recipe YAML, or a shipped recipe: " + ", ".join(recipe_names())
+        + ". Every field below can be overridden as key=value or --field value; `em-eval train RECIPE --help` "
+        "shows the recipe's values as defaults. Multi-GPU / multi-node: accelerate launch --num_processes N "
+        "-m em_eval train RECIPE ...\n\nFields of em_ft recipes (and those EM-RL shares):"))
+    rl = ConfigParser(EmRlConfig)
+    ft_defaults = {a.dest: a.default for a in ft._actions}
+    added = [a for a in rl._actions if a.dest != "help" and ft_defaults.get(a.dest, rl) != a.default]
+    formatter = rl._get_formatter()
+    formatter.start_section("em_rl recipes add or change")
+    formatter.add_arguments(added)
+    formatter.end_section()
+    return ft.format_help() + "\n" + formatter.format_help()
+
+
+# leaderboard -----------------------------------------------------------------------------------
+
+def _leaderboard_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="+", metavar="[LABEL=]RESULTS",
+                   help="lm-eval output folder or results_*.json (optionally LABEL=PATH to name a run)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder, e.g. leaderboards/my-run")
+    p.add_argument("--title", default="em-eval leaderboard")
+    p.add_argument("--metric", help="metric to rank by, NAME or NAME,FILTER (default: each task's primary metric)")
+    p.add_argument("--max-response-chars", type=int, default=3000, help="truncate responses in the drill-down")
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from em_eval.leaderboard.table import markdown
+    from em_eval.leaderboard.write import write_leaderboard
+    from em_eval.results import ResultsError, load_runs
+
+    try:
+        runs = load_runs(args.results, metric=args.metric)
+    except ResultsError as exc:
+        print(f"em-eval leaderboard: error: {exc}", file=sys.stderr)
+        return 2
+    rows, paths = write_leaderboard(runs, args.output, args.title, args.max_response_chars)
+    print(markdown(rows))
+    print(f"wrote {len(rows)} rows from {len(runs)} run(s): {paths['html']} (open in a browser), "
+          f"{paths['markdown']}, {paths['csv']}, {args.output / 'plots'}/")
+    return 0
+
+
+# check -----------------------------------------------------------------------------------------
+
+def _check_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline", required=True, help="baseline lm-eval --output_path folder (one run) or results_*.json")
+    p.add_argument("--candidate", required=True, help="candidate lm-eval --output_path folder (one run) or results_*.json")
+    p.add_argument("--tasks", nargs="+", help="tasks to gate (default: all; both runs must have the same tasks)")
+    p.add_argument("--alpha", type=float, default=0.05, help="family-wise false-alarm rate over tasks (default 0.05)")
+    p.add_argument("--margin", type=float, default=0.0, help="tolerated drop as a fraction, e.g. 0.02 = 2 points (default 0)")
+    p.add_argument("--power", type=float, default=0.8, help="power for the smallest detectable drop (default 0.8)")
+    p.add_argument("--suspicious-gain", type=float, default=0.10,
+                   help="warn when a significant gain exceeds this fraction (default 0.10)")
+    p.add_argument("--metric", help="metric to compare, NAME or NAME,FILTER (default: the task's primary metric)")
+    p.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples for n samples per problem")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("-o", "--output-dir", type=Path, default=Path("em-eval-gate"),
+                   help="where gate.json, gate.junit.xml and annotations.txt go (default ./em-eval-gate)")
+    p.add_argument("--annotations", choices=("auto", "always", "never"), default="auto",
+                   help="print GitHub workflow annotations (auto: when GITHUB_ACTIONS=true)")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from em_eval.gate.compare import GateSettings, MismatchError, gate
+    from em_eval.gate.report import annotations, markdown_summary, report_dict, text_report, write_outputs
+    from em_eval.results import ResultsError, load_single_run
+
+    annotate = args.annotations == "always" or (args.annotations == "auto" and os.environ.get("GITHUB_ACTIONS") == "true")
+    try:
+        settings = GateSettings(args.alpha, args.margin, args.power, args.suspicious_gain,
+                                resamples=args.resamples, seed=args.seed)
+        tasks = [t for item in args.tasks or [] for t in item.split(",") if t]
+        baseline = load_single_run(args.baseline, "baseline", args.metric)
+        candidate = load_single_run(args.candidate, "candidate", args.metric)
+        verdicts = gate(baseline, candidate, settings, tasks or None)
+    except (ResultsError, MismatchError, ValueError) as exc:
+        print(f"em-eval check: error: {exc}", file=sys.stderr)
+        if annotate:
+            print(f"::error title=em-eval check::{str(exc).replace(chr(10), '%0A')}")
+        return 2
+    report = report_dict(baseline, candidate, verdicts, settings)
+    paths = write_outputs(args.output_dir, report, verdicts)
+    print(text_report(baseline, candidate, verdicts))
+    print(f"reports: {paths['json']}  {paths['junit']}  {paths['annotations']}")
+    if annotate:
+        print("\n".join(annotations(verdicts)))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as fh:
+            fh.write(markdown_summary(report))
+    return 1 if report["status"] == "fail" else 0
 
 
 if __name__ == "__main__":

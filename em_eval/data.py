@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from em_eval.embedded import cache_root
+from em_eval.models.embedded import cache_root
 
 ENV_VAR = "EM_EVAL_DATA_DIR"
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from em_eval.assets import asset_dir
+from em_eval.asset_paths import asset_dir
 
 MODELS = {
     "em_inf": "em_eval.backends.hf:EmInfLM",
@@ -74,7 +74,7 @@ def guard_multistep(backend_cls: Any) -> None:
     @functools.wraps(original)
     def generate_until(self: Any, requests: list[Any], *args: Any, **kwargs: Any) -> list[str]:
         if not getattr(self, "RUNS_MULTISTEP", False):
-            from em_eval.multistep import refuse_multistep
+            from em_eval.decoding.multistep import refuse_multistep
 
             refuse_multistep(requests, type(self).__name__)
         return original(self, requests, *args, **kwargs)

@@ -26,7 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The embedded SmolLM2-135M-Instruct as a safetensors folder (converted once)."""
-    from em_eval.embedded import embedded_model_dir
+    from em_eval.models.embedded import embedded_model_dir
 
     return embedded_model_dir()
 

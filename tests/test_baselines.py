@@ -7,8 +7,8 @@ import random
 import pytest
 from lm_eval.api.instance import Instance
 
-from em_eval.backends.telemetry import TELEMETRY_KEY
-from em_eval.baselines import (
+from em_eval.records import TELEMETRY_KEY
+from em_eval.decoding.methods import (
     RECORD_KEY,
     DecodeMethod,
     generate_with_method,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from em_eval.checkpoints import (CheckpointError, checkpoint_info, latest_checkpoint, list_checkpoints, read_metadata,
+from em_eval.models.checkpoint_format import (CheckpointError, checkpoint_info, latest_checkpoint, list_checkpoints, read_metadata,
                                  resolve_checkpoint_args, write_metadata)
-from em_eval.embedded import embedded_model_dir
-from em_eval.presets import resolve_model_args
+from em_eval.models.embedded import embedded_model_dir
+from em_eval.models.presets import resolve_model_args
 from em_eval.training import load_recipe, train
 
 

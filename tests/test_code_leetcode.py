@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from em_eval import code_tasks
-from em_eval.grading.code import extract_leetcode_code, extract_scicode_code, match_code
+from em_eval.tasks.leetcode import task as code_tasks
+from em_eval.tasks.leetcode.extract import extract_leetcode_code, match_code
+from em_eval.tasks.scicode.extract import extract_scicode_code
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,7 +44,7 @@ def test_prompt_is_the_papers(docs):
     text = code_tasks.leetcode_doc_to_text(docs[0])
     assert text.startswith(docs[0]["prompt_sft"])
     assert text.endswith("\n\nWrite Python code to solve the problem. Present the code in \n```python\nYour code\n```\nat the end.")
-    config = yaml.safe_load((REPO / "tasks/code/em_leetcode.yaml").read_text().replace("!function", ""))
+    config = yaml.safe_load((REPO / "tasks/leetcode/em_leetcode.yaml").read_text().replace("!function", ""))
     assert config["description"] == code_tasks.EURUS_SYSTEM_PROMPT
     assert "[ASSESS]" in config["description"] and config["description"].endswith("Next action: [NEXT ACTION NAME]\n")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from em_eval import code_tasks
+from em_eval.tasks.leetcode import task as code_tasks
 from em_eval.data import LEETCODEDATASET_JSONL_SHA256, DataFileError
 
 # One problem in LeetCodeDataset v0.3.1's flat layout, written for this test (not from the dataset).

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.commands.demo import MARKER, math_data_status, prepare_output
+from em_eval.demo import MARKER, math_data_status, prepare_output
 
 
 @pytest.fixture(scope="module")

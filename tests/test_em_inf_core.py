@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from em_eval.em_inf import adaptive_temperature, adaptive_temperature_with_stats, entropy, minimize_entropy, minimize_entropy_with_stats
+from em_eval.em_inf.core import adaptive_temperature, adaptive_temperature_with_stats, entropy, minimize_entropy, minimize_entropy_with_stats
 
 PAPER = dict(threshold=0.3, kl_weight=0.05, lr=0.1, steps=3)
 

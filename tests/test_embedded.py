@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from em_eval import embedded
+from em_eval.models import embedded
 
 
 @pytest.fixture

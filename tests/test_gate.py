@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from em_eval.gate.cli import build_parser, main
+from em_eval.cli import build_parser, main
 from em_eval.gate.stats import mcnemar_exact, min_detectable_drop_binary, paired_bootstrap
 from test_gate_synthetic import bernoulli, write_run
 
@@ -80,7 +80,7 @@ def run_gate(tmp_path: Path, base: dict, cand: dict, *extra: str, base_kw: dict 
     b = write_run(tmp_path / "base", base, **(base_kw or {}))
     c = write_run(tmp_path / "cand", cand, **(cand_kw or {}))
     out = tmp_path / "gate"
-    code = main(["--baseline", str(b.parent.parent), "--candidate", str(c), "-o", str(out), "--annotations", "always", *extra])
+    code = main(["check", "--baseline", str(b.parent.parent), "--candidate", str(c), "-o", str(out), "--annotations", "always", *extra])
     report = json.loads((out / "gate.json").read_text()) if (out / "gate.json").exists() else None
     return code, report, out
 
@@ -175,10 +175,10 @@ def test_mismatched_runs_are_an_error(tmp_path: Path, capsys, cand_scores, cand_
 def test_folders_with_several_runs_or_none_are_an_error(tmp_path: Path, capsys) -> None:
     write_run(tmp_path / "b", {"t": [1, 0]}, stamp="2026-01-01T00-00-00.1")
     write_run(tmp_path / "b", {"t": [1, 0]}, stamp="2026-01-02T00-00-00.1")
-    assert main(["--baseline", str(tmp_path / "b"), "--candidate", str(tmp_path / "b"), "-o", str(tmp_path / "g")]) == 2
+    assert main(["check", "--baseline", str(tmp_path / "b"), "--candidate", str(tmp_path / "b"), "-o", str(tmp_path / "g")]) == 2
     assert "holds 2 runs" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main(["--baseline", str(tmp_path / "empty"), "--candidate", str(tmp_path / "b"), "-o", str(tmp_path / "g")]) == 2
+    assert main(["check", "--baseline", str(tmp_path / "empty"), "--candidate", str(tmp_path / "b"), "-o", str(tmp_path / "g")]) == 2
     assert "--log_samples" in capsys.readouterr().err
 
 
@@ -187,7 +187,7 @@ def test_example_ci_workflow_uses_valid_gate_options() -> None:
     steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
     runs = [s.get("run", "") for s in steps]
     gate_cmd = next(r for r in runs if r.startswith("em-eval check"))
-    parsed = build_parser().parse_args(shlex.split(gate_cmd)[2:])
+    parsed = build_parser().parse_args(shlex.split(gate_cmd)[1:])
     assert parsed.candidate == "runs/candidate" and parsed.margin == 0.01
     eval_cmd = next(r for r in runs if r.startswith("em-eval eval"))
     assert "--log_samples" in eval_cmd and "--output_path runs/candidate" in eval_cmd, "the gate needs per-sample logs"

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from em_eval.leaderboard.results import load_run, result_files
+from em_eval.results import load_run, result_files
 
 STAMP = "2026-01-01T00-00-00.000000"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.grading.math import (
+from em_eval.tasks.math.grade import (
     cluster_answers,
     extract_answer,
     grade_response,
@@ -21,9 +21,9 @@ from em_eval.grading.math import (
     majority_answer,
     math_verify_equiv,
 )
-from em_eval.grading.math_normalize import normalize, parse
-from em_eval.grading.math_worker import Worker, WorkerTimeout, worker_for
-from em_eval.math_tasks import BENCHMARKS, documents
+from em_eval.tasks.math.normalize import normalize, parse
+from em_eval.tasks.math.sympy_worker import Worker, WorkerTimeout, worker_for
+from em_eval.tasks.math.task import BENCHMARKS, documents
 
 
 # ---- gold answers ---------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_worker_kills_c_level_hangs_and_leaks_nothing(ops_module: str) -> None:
 
 def test_shared_worker_survives_timeouts() -> None:
     assert is_equiv(r"\sqrt{8}", r"2\sqrt{2}")
-    worker = worker_for("em_eval.grading.math_symbolic")
+    worker = worker_for("em_eval.tasks.math.symbolic")
     assert worker.pid is not None
     assert is_equiv(r"9^{9^{9^{9}}}", "3", timeout_s=0.5) is False
     assert is_equiv(r"\sqrt{8}", r"2\sqrt{2}")

@@ -2,14 +2,14 @@ r"""The hand-checked bank of (prediction, gold, expected) cases for ``is_equiv``
 
 Every expected value was decided by hand from the mathematics, not by running the grader.
 Where the answer depends on a convention, the convention is the one documented in
-:mod:`em_eval.grading.math` (percent, units, ``x = 3``, tolerance, letter case).
+:mod:`em_eval.tasks.math.grade` (percent, units, ``x = 3``, tolerance, letter case).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from em_eval.grading.math import extract, extract_answer, is_equiv
+from em_eval.tasks.math.grade import extract, extract_answer, is_equiv
 
 T, F = True, False
 

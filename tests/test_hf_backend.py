@@ -9,7 +9,7 @@ import torch
 from lm_eval.api.instance import Instance
 
 from em_eval.backends.hf import GREEDY_WARNING, EmInfLM
-from em_eval.backends.telemetry import TELEMETRY_KEY
+from em_eval.records import TELEMETRY_KEY
 
 PROMPTS = [
     "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n",
@@ -102,7 +102,7 @@ def test_nan_logits_give_one_clear_error(tiny_llama_dir) -> None:
 
 
 def test_preset_applies_and_explicit_args_win() -> None:
-    from em_eval.presets import load_preset, preset_names, resolve_model_args
+    from em_eval.models.presets import load_preset, preset_names, resolve_model_args
 
     assert {"smollm2-135m", "qwen2.5-math-7b-instruct", "qwen2.5-7b-instruct", "qwen2.5-32b-instruct",
             "llama-3.1-8b-instruct", "eurus-2-7b-sft", "qwen2.5-math-7b"} <= set(preset_names())
@@ -115,7 +115,7 @@ def test_preset_applies_and_explicit_args_win() -> None:
 
 
 def test_embedded_short_name_resolves_to_converted_folder(smollm2_dir) -> None:
-    from em_eval.presets import resolve_model_args
+    from em_eval.models.presets import resolve_model_args
 
     args = resolve_model_args({"pretrained": "smollm2-135m", "gguf_file": "x.gguf"})
     assert args == {"pretrained": str(smollm2_dir)}
@@ -139,7 +139,7 @@ def test_generation_budget_is_fitted_to_the_context(tiny_llama_dir, caplog) -> N
 
 def test_compiled_transform_matches_eager() -> None:
     from em_eval.backends.hf_processor import EntropyMinimizationProcessor
-    from em_eval.em_settings import EmSettings
+    from em_eval.em_inf.settings import EmSettings
 
     torch.manual_seed(0)
     scores = torch.randn(4, 2000) * 3

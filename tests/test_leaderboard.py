@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from em_eval.leaderboard import paper
-from em_eval.leaderboard.cli import main
-from em_eval.leaderboard.results import describe_method, load_runs
+from em_eval.cli import main
+from em_eval.results import describe_method, load_runs
 from em_eval.leaderboard.table import build_rows, interval
 from test_gate_synthetic import bernoulli, write_run
 
@@ -97,7 +97,7 @@ def board(tmp_path_factory) -> Path:
                   model="Qwen/Qwen2.5-7B-Instruct", em_mode=mode, sampling=sampling,
                   tokens=[40 + 30 * i + (k % 5) for k in range(60)], max_gen_toks=64 + 20 * i)
     out = tmp_path_factory.mktemp("board") / "demo"
-    assert main([str(root / "run0"), str(root / "run1"), "EM-INF<b>=" + str(root / "run2"), "-o", str(out)]) == 0
+    assert main(["leaderboard", str(root / "run0"), str(root / "run1"), "EM-INF<b>=" + str(root / "run2"), "-o", str(out)]) == 0
     return out
 
 
@@ -132,11 +132,11 @@ def test_html_is_self_contained_and_escaped(board: Path) -> None:
 
 
 def test_unreadable_input_is_a_clear_error(tmp_path: Path, capsys) -> None:
-    assert main([str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
+    assert main(["leaderboard", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
     write_run(tmp_path / "r", {"t": [1, 0]})
     next((tmp_path / "r").rglob("samples_*.jsonl")).unlink()
-    assert main([str(tmp_path / "r"), "-o", str(tmp_path / "out")]) == 2
+    assert main(["leaderboard", str(tmp_path / "r"), "-o", str(tmp_path / "out")]) == 2
     assert "--log_samples" in capsys.readouterr().err
 
 

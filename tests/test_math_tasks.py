@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from em_eval.data import FILES, DataFileError
-from em_eval.grading.math import GRADER_VERSION
-from em_eval.math_tasks import (
+from em_eval.tasks.math.grade import GRADER_VERSION
+from em_eval.tasks.math.task import (
     BENCHMARKS,
     SYSTEM_PROMPT,
     count_graded,

@@ -143,7 +143,8 @@ def test_without_bubblewrap_auto_refuses_code_tasks_before_generation(fresh_plan
     message = str(refused.value)
     assert "bubblewrap is not installed" in message and "apt-get install bubblewrap" in message
     assert "EM_EVAL_SANDBOX=rlimits" in message and "auto (the default)" in message
-    from em_eval import code_tasks, scicode_task
+    from em_eval.tasks.leetcode import task as code_tasks
+    from em_eval.tasks.scicode import task as scicode_task
 
     for load in (code_tasks.load_leetcode, code_tasks.load_leetcodedataset,
                  lambda: scicode_task.load_dataset(split="dev")):

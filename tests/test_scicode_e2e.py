@@ -13,8 +13,8 @@ import lm_eval
 import pytest
 from lm_eval.api.instance import Instance
 
-from em_eval.assets import asset_dir
-from em_eval.scicode_task import doc_to_text, load_dataset
+from em_eval.asset_paths import asset_dir
+from em_eval.tasks.scicode.task import doc_to_text, load_dataset
 
 OUR_TASKS = {"em_scicode", "em_scicode_no_background", "em_scicode_dev", "em_scicode_dev_no_background", "scicode",
              "em_leetcode", "leetcode", "em_leetcodedataset"}
@@ -84,7 +84,7 @@ def _request(gen_kwargs: dict) -> Instance:
 
 
 def test_guard_refuses_only_multistep_requests_on_backends_without_the_protocol():
-    from em_eval.multistep import MultiStepError
+    from em_eval.decoding.multistep import MultiStepError
     from em_eval.plugin import guard_multistep
 
     class Plain:
@@ -110,6 +110,6 @@ def test_our_task_names_are_ours_alone():
     names = {m.group(1).strip("'\"") for f in builtin.rglob("*.yaml")
              for m in re.finditer(r"^task:\s*(\S+)\s*$", f.read_text(errors="replace"), re.MULTILINE)}
     assert len(names) > 1000 and not names & OUR_TASKS
-    ours = {m.group(1) for f in (asset_dir("tasks") / "code").glob("*.yaml")
+    ours = {m.group(1) for kind in ("scicode", "leetcode") for f in (asset_dir("tasks") / kind).glob("*.yaml")
             for m in re.finditer(r"^task:\s*(\S+)\s*$", f.read_text(), re.MULTILINE)}
     assert ours == OUR_TASKS

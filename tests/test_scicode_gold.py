@@ -13,11 +13,11 @@ import json
 import pytest
 
 from em_eval import sandbox
-from em_eval.multistep import MARKER, RECORD_VERSION
-from em_eval.scicode_programs import (TARGETS_FILE, UnsupportedTestCase, prelude, record_targets, support_files,
+from em_eval.decoding.multistep import MARKER, RECORD_VERSION
+from em_eval.tasks.scicode.programs import (TARGETS_FILE, UnsupportedTestCase, prelude, record_targets, support_files,
                                       target_program, scoring_program)
-from em_eval.scicode_prompts import PROTOCOL, problems
-from em_eval.scicode_task import execute, gold_codes, load_dataset, process_results, subproblem_accuracy
+from em_eval.tasks.scicode.prompts import PROTOCOL, problems
+from em_eval.tasks.scicode.task import execute, gold_codes, load_dataset, process_results, subproblem_accuracy
 
 FAST_PROBLEMS = ["1", "3", "4", "19", "29", "38", "70", "78"]
 

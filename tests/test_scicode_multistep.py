@@ -7,9 +7,9 @@ import json
 import pytest
 from lm_eval.api.instance import Instance
 
-from em_eval import multistep
-from em_eval.scicode_prompts import ScicodeSession, problems
-from em_eval.scicode_task import doc_to_text, load_dataset
+from em_eval.decoding import multistep
+from em_eval.tasks.scicode.prompts import ScicodeSession, problems
+from em_eval.tasks.scicode.task import doc_to_text, load_dataset
 
 PREFIX = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
 SUFFIX = "<|im_end|>\n<|im_start|>assistant\n"

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from em_eval import scicode_prompts as sp
+from em_eval.tasks.scicode import prompts as sp
 from em_eval.data import DataFileError
-from em_eval.scicode_task import doc_to_text, load_dataset, resolve_h5
+from em_eval.tasks.scicode.task import doc_to_text, load_dataset, resolve_h5
 
 
 def _doc(problem: dict, with_background: bool = True) -> dict:

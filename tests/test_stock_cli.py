@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.backends.telemetry import sample_telemetry
+from em_eval.records import sample_telemetry
 
 pytestmark = pytest.mark.slow
 

@@ -8,15 +8,15 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from transformers import AutoModelForCausalLM
 
-from em_eval.assets import asset_dir
-from em_eval.entropy import masked_mean
-from em_eval.training.config import EmFtConfig
-from em_eval.training.evaluate import heldout_entropy
-from em_eval.training.loop import em_ft_update
-from em_eval.training.model import load_tokenizer
-from em_eval.training.prompts import load_prompt_set, render_prompt
-from em_eval.training.rewards import RewardInputs, sequence_reward, token_reward
-from em_eval.training.rollout import generate_rollouts, response_token_stats
+from em_eval.asset_paths import asset_dir
+from em_eval.training.objective.token_stats import masked_mean
+from em_eval.training.setup.config import EmFtConfig
+from em_eval.training.run.heldout import heldout_entropy
+from em_eval.training.run.loop import em_ft_update
+from em_eval.training.setup.model import load_tokenizer
+from em_eval.training.setup.prompts import load_prompt_set, render_prompt
+from em_eval.training.objective.rewards import RewardInputs, sequence_reward, token_reward
+from em_eval.training.run.rollout import generate_rollouts, response_token_stats
 
 PROMPTS = ["Hi!", "What is the capital of France? Answer in one short sentence."]
 

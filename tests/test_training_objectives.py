@@ -3,24 +3,27 @@ recipes and prompt files. No model, so these run in well under a second each."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 
-from em_eval.em_inf import entropy as decoding_entropy
-from em_eval.entropy import masked_mean, token_entropy, token_log_probs
-from em_eval.training.advantages import grpo_advantages, rloo_advantages
-from em_eval.training.config import (EmFtConfig, EmRlConfig, TrainingConfigError, config_from_dict, load_recipe,
+from em_eval.em_inf.core import entropy as decoding_entropy
+from em_eval.training.objective.token_stats import masked_mean, token_entropy, token_log_probs
+from em_eval.training.objective.advantages import grpo_advantages, rloo_advantages
+from em_eval.training.setup.config import (EmFtConfig, EmRlConfig, TrainingConfigError, config_from_dict, load_recipe,
                                      recipe_names)
-from em_eval.training.losses import low_var_kl, ppo_clip_loss
-from em_eval.training.prompts import PromptDataError, load_prompt_set, read_prompts, step_prompt_indices
-from em_eval.training.rewards import (RewardInputs, get_reward, last_boxed, math_grader, random_reward,
+from em_eval.training.objective.losses import low_var_kl, ppo_clip_loss
+from em_eval.training.setup.prompts import PromptDataError, load_prompt_set, read_prompts, step_prompt_indices
+from em_eval.training.objective.rewards import (RewardInputs, get_reward, last_boxed, math_grader, random_reward,
                                       self_consistency_reward, sequence_reward, token_reward)
-from em_eval.training.rollout import response_mask
+from em_eval.training.run.rollout import response_mask
 
 # ---- entropy helpers ------------------------------------------------------------------------
 
@@ -136,7 +139,7 @@ def test_entropy_rewards_match_brute_force() -> None:
 
 
 def test_self_consistency_reward_with_the_exact_match_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "em_eval.grading.math", None)  # grader not importable
+    monkeypatch.setitem(sys.modules, "em_eval.tasks.math.grade", None)  # grader not importable
     texts = ["so \\boxed{4}", "\\boxed{ 4 }", "no answer", "\\boxed{5}",
              "\\boxed{\\frac{1}{2}}", "\\boxed{\\frac{1}{2}}", "\\boxed{\\frac{1}{2}}", "\\boxed{x}"]
     x = RewardInputs(texts=texts, log_probs=torch.zeros(8, 1), entropies=torch.zeros(8, 1),
@@ -171,11 +174,11 @@ def test_random_reward_is_a_seeded_coin() -> None:
 
 def test_get_reward_by_name_or_import_path() -> None:
     assert get_reward("token") is token_reward
-    assert get_reward("em_eval.training.rewards:sequence_reward") is sequence_reward
+    assert get_reward("em_eval.training.objective.rewards:sequence_reward") is sequence_reward
     with pytest.raises(ValueError, match="unknown reward 'nope'"):
         get_reward("nope")
     with pytest.raises(ValueError, match="cannot be imported"):
-        get_reward("em_eval.training.rewards:missing")
+        get_reward("em_eval.training.objective.rewards:missing")
 
 
 # ---- recipes and config ---------------------------------------------------------------------
@@ -218,6 +221,36 @@ def test_overrides_are_typed_and_checked(tmp_path) -> None:
     assert EmRlConfig(prompts="p.jsonl").updates_per_step == 4
     listed = config_from_dict({"method": "em_ft", "prompts": "p.jsonl", "lora_target_modules": ["q_proj", "v_proj"]})
     assert listed.lora_target_modules == "q_proj,v_proj"
+
+
+
+def test_train_help_lists_every_field_with_default_and_help(capsys) -> None:
+    from em_eval.cli import main
+
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # the formatter wraps lines
+    for cls in (EmFtConfig, EmRlConfig):
+        for f in dataclasses.fields(cls):
+            assert f"--{f.name}" in text, f.name
+            assert " ".join(f.metadata["help"].split()) in text, f.name
+    assert "learning rate (AdamW) (default: 1e-06)" in text
+    assert "em_rl recipes add or change" in text and "(default: 100)" in text  # EM-RL's max_steps
+    assert main(["train", "em_rl_sequence", "--help"]) == 0  # the recipe's values become the defaults
+    assert "(default: sequence)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_flags_and_key_values_override_a_recipe(capsys) -> None:
+    from em_eval.cli import main
+
+    assert main(["train", "em_rl_sequence", "--lr", "3e-6", "max_steps=7", "--finetune=lora", "--resume",
+                 "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert (printed["method"], printed["lr"], printed["max_steps"], printed["finetune"], printed["resume"]) == (
+        "em_rl", 3e-6, 7, "lora", True)
+    assert main(["train", "em_ft", "--lr", "fast", "--print-config"]) == 2
+    assert "lr must be float (got 'fast')" in capsys.readouterr().err
+    assert main(["train", "em_ft", "--no_such_field", "1"]) == 2
+    assert "unrecognized arguments: --no_such_field 1" in capsys.readouterr().err
 
 
 # ---- prompt files ---------------------------------------------------------------------------

@@ -16,9 +16,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from em_eval.checkpoints import latest_checkpoint, read_metadata
-from em_eval.training.cli import main
-from em_eval.training.prompts import file_sha256
+from em_eval.models.checkpoint_format import latest_checkpoint, read_metadata
+from em_eval.cli import main
+from em_eval.training.setup.prompts import file_sha256
 
 
 
@@ -38,7 +38,7 @@ def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
 
 def test_cli_trains_and_writes_checkpoints_metadata_and_logs(tiny_llama_dir, tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    rc = main(["em_rl_token", *tiny_args(tiny_llama_dir, out, "max_steps=2", "save_every=1", "updates_per_step=1")])
+    rc = main(["train", "em_rl_token", *tiny_args(tiny_llama_dir, out, "max_steps=2", "save_every=1", "updates_per_step=1")])
     assert rc == 0
     rows = metrics(out)
     assert [r["step"] for r in rows] == [1, 2]
@@ -64,7 +64,7 @@ def test_cli_trains_and_writes_checkpoints_metadata_and_logs(tiny_llama_dir, tmp
     assert latest_checkpoint(out) == out / "checkpoint-000002"
 
     # the same command again would silently mix two runs: refused, nothing touched
-    assert main(["em_rl_token", *tiny_args(tiny_llama_dir, out, "max_steps=3", "updates_per_step=1")]) == 2
+    assert main(["train", "em_rl_token", *tiny_args(tiny_llama_dir, out, "max_steps=3", "updates_per_step=1")]) == 2
     assert "already holds checkpoints (latest: checkpoint-000002); pass resume=true" in capsys.readouterr().err
     assert len(metrics(out)) == 2
 
@@ -79,9 +79,9 @@ def test_cli_trains_and_writes_checkpoints_metadata_and_logs(tiny_llama_dir, tmp
 def test_resume_continues_exactly(tiny_llama_dir, tmp_path, recipe, extra) -> None:
     common = [*extra, "lr=1e-3", "save_every=2"]
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert main([recipe, *tiny_args(tiny_llama_dir, straight, "max_steps=4", *common)]) == 0
-    assert main([recipe, *tiny_args(tiny_llama_dir, split, "max_steps=2", *common)]) == 0
-    assert main([recipe, *tiny_args(tiny_llama_dir, split, "max_steps=4", "resume=true", *common)]) == 0
+    assert main(["train", recipe, *tiny_args(tiny_llama_dir, straight, "max_steps=4", *common)]) == 0
+    assert main(["train", recipe, *tiny_args(tiny_llama_dir, split, "max_steps=2", *common)]) == 0
+    assert main(["train", recipe, *tiny_args(tiny_llama_dir, split, "max_steps=4", "resume=true", *common)]) == 0
 
     final_a, final_b = weights(straight / "checkpoint-000004"), weights(split / "checkpoint-000004")
     assert final_a.keys() == final_b.keys()
@@ -96,19 +96,19 @@ def test_bad_input_gives_one_clear_error_and_writes_nothing(tiny_llama_dir, tmp_
     out = tmp_path / "run"
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert main(["em_ft", *tiny_args(tiny_llama_dir, out, f"prompts={empty}")]) == 2
+    assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, f"prompts={empty}")]) == 2
     assert "has no prompts; add JSON lines with a 'prompt' or 'problem' field" in capsys.readouterr().err
 
-    assert main(["em_ft", *tiny_args(tiny_llama_dir, out, "max_prompt_tokens=20")]) == 2
+    assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, "max_prompt_tokens=20")]) == 2
     assert "longer than max_prompt_tokens=20" in capsys.readouterr().err
 
     not_a_checkpoint = tmp_path / "checkpoint-000003"
     not_a_checkpoint.mkdir()
     (not_a_checkpoint / "config.json").write_text("{}")
-    assert main(["em_ft", *tiny_args(tiny_llama_dir, out, f"resume_from={not_a_checkpoint}")]) == 2
+    assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, f"resume_from={not_a_checkpoint}")]) == 2
     assert "has no em_eval_checkpoint.json, so it is not a finished em-eval checkpoint" in capsys.readouterr().err
 
-    assert main(["em_ft", *tiny_args(tiny_llama_dir, out, "prompts_per_step=0")]) == 2
+    assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, "prompts_per_step=0")]) == 2
     assert "prompts_per_step must be >= 1" in capsys.readouterr().err
     assert not out.exists()
 
@@ -116,7 +116,7 @@ def test_bad_input_gives_one_clear_error_and_writes_nothing(tiny_llama_dir, tmp_
 def test_disk_full_keeps_the_previous_checkpoint(tiny_llama_dir, tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "run"
     args = ["random_reward", *tiny_args(tiny_llama_dir, out, "save_every=1", "updates_per_step=1")]
-    assert main([*args, "max_steps=1"]) == 0
+    assert main(["train", *args, "max_steps=1"]) == 0
     real_save = torch.save
 
     def full_disk(obj, f, *a, **kw):  # the weights and RNG files are written, then the disk fills up
@@ -125,7 +125,7 @@ def test_disk_full_keeps_the_previous_checkpoint(tiny_llama_dir, tmp_path, monke
         return real_save(obj, f, *a, **kw)
 
     monkeypatch.setattr(torch, "save", full_disk)
-    assert main([*args, "max_steps=2", "resume=true"]) == 1
+    assert main(["train", *args, "max_steps=2", "resume=true"]) == 1
     err = capsys.readouterr().err
     assert "No space left on device" in err and "latest checkpoint is still" in err and "checkpoint-000001" in err
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-000001", "metrics.jsonl"]  # no half-written folder
@@ -133,13 +133,13 @@ def test_disk_full_keeps_the_previous_checkpoint(tiny_llama_dir, tmp_path, monke
 
     monkeypatch.setattr(torch, "save", real_save)
     (out / ".tmp-checkpoint-000002").mkdir()  # what a hard crash mid-write leaves behind
-    assert main([*args, "max_steps=2", "resume=true"]) == 0
+    assert main(["train", *args, "max_steps=2", "resume=true"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-000001", "checkpoint-000002", "metrics.jsonl"]
 
 
 def test_bf16_gradient_checkpointing_keep_last_and_tensorboard(tiny_llama_dir, tmp_path) -> None:
     out = tmp_path / "run"
-    assert main(["em_ft", *tiny_args(tiny_llama_dir, out, "precision=bf16", "gradient_checkpointing=true",
+    assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, "precision=bf16", "gradient_checkpointing=true",
                                      "max_steps=2", "save_every=1", "keep_last=1", "lr=1e-3",
                                      "report_to=tensorboard")]) == 0
     assert list(out.rglob("events.out.tfevents*"))  # accelerate's TensorBoard tracker (tensorboardX)
@@ -150,7 +150,7 @@ def test_bf16_gradient_checkpointing_keep_last_and_tensorboard(tiny_llama_dir, t
 
 
 def test_print_config(capsys) -> None:
-    assert main(["em_rl_sequence", "lr=2e-6", "--print-config"]) == 0
+    assert main(["train", "em_rl_sequence", "lr=2e-6", "--print-config"]) == 0
     printed = capsys.readouterr().out
     assert "method: em_rl\n" in printed and "reward: sequence\n" in printed and "lr: 2.0e-06\n" in printed
 
@@ -197,8 +197,8 @@ def test_fsdp_version_1_is_refused_with_the_fix() -> None:
 
     from accelerate.utils import DistributedType
 
-    from em_eval.training.config import TrainingConfigError
-    from em_eval.training.loop import check_distributed_setup
+    from em_eval.training.setup.config import TrainingConfigError
+    from em_eval.training.run.loop import check_distributed_setup
 
     with pytest.raises(TrainingConfigError, match="--fsdp_version 2"):
         check_distributed_setup(SimpleNamespace(distributed_type=DistributedType.FSDP, is_fsdp2=False))

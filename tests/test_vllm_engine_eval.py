@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.backends.telemetry import sample_telemetry
+from em_eval.records import sample_telemetry
 from lm_eval_cli import VLLM_CPU_ENV, lm_eval, outputs
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

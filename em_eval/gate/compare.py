@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from em_eval.gate.stats import PairedComparison, bonferroni, mcnemar_exact, paired_bootstrap
-from em_eval.leaderboard.results import Run, TaskRun
+from em_eval.results import Run, TaskRun
 
 
 class MismatchError(ValueError):

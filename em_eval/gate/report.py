@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from em_eval.gate.compare import GateSettings, TaskVerdict
-from em_eval.leaderboard.results import Run
+from em_eval.results import Run
 
 
 def report_dict(baseline: Run, candidate: Run, verdicts: Sequence[TaskVerdict], settings: GateSettings) -> dict[str, Any]:

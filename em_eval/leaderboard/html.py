@@ -13,7 +13,7 @@ import jinja2
 
 import em_eval
 from em_eval.leaderboard import paper
-from em_eval.leaderboard.results import FLAG_LABELS, FLAG_SHORT, FLAGS, Problem, Run
+from em_eval.results import FLAG_LABELS, FLAG_SHORT, FLAGS, Problem, Run
 from em_eval.leaderboard.table import Row, num, pct
 
 TEMPLATE = "page.html.j2"

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from em_eval.assets import asset_dir
+from em_eval.asset_paths import asset_dir
 
 STATUS = "reported-not-reproduced"
 

@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 from scipy import stats
 
 from em_eval.leaderboard import paper
-from em_eval.leaderboard.results import FLAG_LABELS, FLAGS, METHOD_ORDER, Run, TaskRun
+from em_eval.results import FLAG_LABELS, FLAGS, METHOD_ORDER, Run, TaskRun
 from em_eval.metrics import mean_stderr
 
 LEVEL = 0.95

@@ -12,15 +12,15 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "train": "em_eval.training.loop",
-    "TrainResult": "em_eval.training.loop",
-    "TrainConfig": "em_eval.training.config",
-    "EmFtConfig": "em_eval.training.config",
-    "EmRlConfig": "em_eval.training.config",
-    "TrainingConfigError": "em_eval.training.config",
-    "load_recipe": "em_eval.training.config",
-    "config_from_dict": "em_eval.training.config",
-    "heldout_entropy": "em_eval.training.evaluate",
+    "train": "em_eval.training.run.loop",
+    "TrainResult": "em_eval.training.run.loop",
+    "TrainConfig": "em_eval.training.setup.config",
+    "EmFtConfig": "em_eval.training.setup.config",
+    "EmRlConfig": "em_eval.training.setup.config",
+    "TrainingConfigError": "em_eval.training.setup.config",
+    "load_recipe": "em_eval.training.setup.config",
+    "config_from_dict": "em_eval.training.setup.config",
+    "heldout_entropy": "em_eval.training.run.heldout",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,85 @@
+"""What both em-eval backends add to an lm-eval model class.
+
+``EmGenerationMixin`` goes first in the bases (``class EmInfLM(EmGenerationMixin, HFLM)``), so
+its ``super()`` calls reach lm-eval's own generation. It takes the ``preset``, ``em_*`` and
+``decode_*`` args out, routes generation through the multi-step protocol and the baselines,
+fits the generation budget to the context and attaches per-sample telemetry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from em_eval.records import RecordingCacheHook, TelemetryRouter
+from em_eval.decoding.methods import generate_with_method, pop_method_args
+from em_eval.em_inf.settings import EmSettings
+from em_eval.decoding.multistep import generate_until_with_steps
+from em_eval.models.presets import resolve_model_args
+
+log = logging.getLogger(__name__)
+
+
+class EmGenerationMixin:
+    """Shared by ``em_inf`` (HF) and ``em_inf_vllm``."""
+
+    RUNS_MULTISTEP = True  # see em_eval.plugin.guard_multistep
+
+    def _take_em_args(self, pretrained: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Resolve preset and checkpoint args, keep the EM and decode settings, return the rest."""
+        args = resolve_model_args({"pretrained": pretrained, **kwargs} if pretrained is not None else kwargs)
+        self.em_settings = EmSettings.pop_from(args)
+        self.decode_method = pop_method_args(args)
+        self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
+        self._warned_greedy = False
+        self._router: TelemetryRouter | None = None
+        return args
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        def plain(reqs: list[Any]) -> list[str]:
+            return self._generate_plain(reqs, disable_tqdm)
+
+        return generate_until_with_steps(requests, lambda reqs: generate_with_method(self.decode_method, reqs, plain))
+
+    def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
+        """lm-eval's generation of ``requests``, with telemetry attached to each request."""
+        self._fit_generation_budget(requests)
+        self._router = TelemetryRouter()
+        inner_hook = self.cache_hook
+        self.cache_hook = RecordingCacheHook(inner_hook, self._router)
+        try:
+            responses = super().generate_until(requests, disable_tqdm=disable_tqdm)
+        finally:
+            self.cache_hook = inner_hook
+        self._router.attach(requests, responses)
+        self._router = None
+        return responses
+
+    def _fit_generation_budget(self, requests: list[Any]) -> None:
+        """Lower ``max_gen_toks`` so the longest prompt plus its generation fits the context.
+
+        lm-eval would otherwise assert (``max_gen_toks >= max_length``) or silently cut the
+        prompt's beginning. Requests with the same budget keep one budget, so batches stay whole.
+        """
+        longest: dict[int, int] = {}
+        for req in requests:
+            budget = int(req.args[1].get("max_gen_toks") or self.max_gen_toks)
+            longest[budget] = max(longest.get(budget, 0), len(self.tok_encode(req.args[0])))
+        fitted = {}
+        for budget, prompt in longest.items():
+            room = self.max_length - prompt
+            if room < 1:
+                raise ValueError(
+                    f"a prompt of {prompt} tokens fills the model's context of {self.max_length} tokens; "
+                    "raise max_length in --model_args or shorten the prompt"
+                )
+            fitted[budget] = min(budget, room)
+            if fitted[budget] < budget:
+                log.warning(
+                    "max_gen_toks=%d does not fit the context (%d tokens, longest prompt %d): "
+                    "generating at most %d tokens", budget, self.max_length, prompt, fitted[budget],
+                )
+        for req in requests:
+            budget = int(req.args[1].get("max_gen_toks") or self.max_gen_toks)
+            if fitted[budget] < budget:
+                req.args[1]["max_gen_toks"] = fitted[budget]

@@ -1,1 +1,0 @@
-"""Graders: math answers, code extraction, SciCode comparison rules."""

@@ -1,0 +1,31 @@
+"""Write a leaderboard folder: Markdown, CSV, JSON, one static HTML page and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from em_eval.leaderboard.html import render
+from em_eval.leaderboard.plots import write_plots
+from em_eval.leaderboard.table import Row, build_rows, csv_text, markdown, paper_markdown
+from em_eval.results import Run
+
+
+def write_leaderboard(runs: Sequence[Run], out: Path, title: str = "em-eval leaderboard",
+                      max_chars: int = 3000) -> tuple[list[Row], dict[str, Path]]:
+    """Write every output into ``out``; returns the rows and the written paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = build_rows(runs)
+    plots = write_plots(rows, out / "plots")
+    reported = paper_markdown(r.task for r in rows)
+    md = f"# {title}\n\nScore = per-problem mean of the task's metric, 95% CI in brackets; tokens and seconds per problem count every sample. † = reported by the paper, not reproduced.\n\n" + markdown(rows)
+    if reported:
+        md += "\n## The paper's numbers on these benchmarks (reported, not reproduced)\n\n" + reported
+    paths = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv", "json": out / "leaderboard.json",
+             "html": out / "index.html"}
+    paths["markdown"].write_text(md)
+    paths["csv"].write_text(csv_text(rows))
+    paths["json"].write_text(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
+    paths["html"].write_text(render(rows, runs, plots, title, max_chars))
+    return rows, {**paths, **{f"plot:{k}": v for k, v in plots.items()}}

@@ -1,0 +1,262 @@
+r"""Math answer grading: extraction, equivalence, majority clusters, and the math-verify second opinion.
+
+Public API:
+
+* :func:`extract_answer` / :func:`extract`: the final answer of a response (see
+  :mod:`em_eval.tasks.math.extract`), with an "unfinished output" flag.
+* :func:`is_equiv`: our grader. Normalise (:mod:`~em_eval.tasks.math.normalize`), compare
+  structure (tuples and intervals in order with matching brackets, sets and comma lists in any
+  order, matrices by shape), then each scalar: same string, exact numbers
+  (:mod:`~em_eval.tasks.math.numeric`), and finally sympy (:mod:`~em_eval.tasks.math.symbolic`)
+  in a time-limited child process (:mod:`~em_eval.tasks.math.sympy_worker`). Never raises, never hangs.
+* :func:`math_verify_equiv`: the math-verify package's verdict on the whole response, in the same worker.
+* :func:`grade_response`: both graders on one response, as a JSON-ready record.
+* :func:`cluster_answers` / :func:`majority_answer`: equivalence clusters for majority voting.
+
+Decisions: a written percent sign makes ``50\%`` equal to both ``50`` and ``0.5`` (without a
+percent sign, ``0.5`` and ``50`` differ); units, degrees and ``\text{}`` wrappers are dropped;
+``x = 3`` equals ``3`` when the left side is a plain variable or ``f(x)``; decimals match within
+a relative 1e-4 (the paper's graders) except against an integer gold; ``\pi`` is symbolic, never 3.14.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from em_eval.tasks.math.extract import Extraction, extract
+from em_eval.tasks.math.normalize import MAX_ANSWER_CHARS, Node, normalize, parse
+from em_eval.tasks.math.numeric import numbers_equal, parse_number, Number
+from em_eval.tasks.math.sympy_worker import WorkerCallError, WorkerTimeout, worker_for
+
+GRADER_VERSION = "em-eval-math-1"
+TIMEOUT_S = 3.0  # per symbolic comparison (Qwen2.5-Math's evaluator allows 3 s per sample)
+MATH_VERIFY_TIMEOUT_S = 5.0
+TOTAL_BUDGET_CALLS = 5  # a whole comparison (tuples, sets, ...) gets at most 5 x TIMEOUT_S of sympy time
+MAX_SYMBOLIC_CHARS = 400
+_SYMBOLIC = "em_eval.tasks.math.symbolic"
+
+__all__ = [
+    "Extraction", "GRADER_VERSION", "ResponseGrade", "cluster_answers", "extract", "extract_answer",
+    "grade_response", "is_equiv", "majority_answer", "math_verify_equiv",
+]
+
+
+def extract_answer(text: str | None) -> str | None:
+    """The final answer written in a model response, or None."""
+    return extract(text).answer
+
+
+def is_equiv(pred: str | None, gold: str | None, *, timeout_s: float = TIMEOUT_S) -> bool:
+    """Whether answer ``pred`` is equivalent to ``gold``. Each sympy call is limited to ``timeout_s``
+    and all of one comparison's sympy calls together to 5 x ``timeout_s``; what is left undecided is False."""
+    if pred is None or gold is None:
+        return False
+    try:
+        p, g = normalize(str(pred)), normalize(str(gold))
+        if not p or not g:
+            return False
+        if _squash(p) == _squash(g):
+            return True
+        if len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS:
+            return False
+        return _nodes_equal(parse(p), parse(g), _Budget(timeout_s))
+    except (RecursionError, ValueError, ArithmeticError):  # malformed input is a wrong answer, not a crash
+        return False
+
+
+def _squash(s: str) -> str:
+    return s.replace(" ", "")
+
+
+# ---- structure ---------------------------------------------------------------------------
+
+_UNORDERED = {"set", "list"}
+_WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
+
+
+class _Budget:
+    """Time for the symbolic calls of one comparison: ``per_call`` each, TOTAL_BUDGET_CALLS x that for all."""
+
+    def __init__(self, per_call: float) -> None:
+        self.per_call = per_call
+        self.deadline = time.monotonic() + TOTAL_BUDGET_CALLS * per_call
+
+    def next_call(self) -> float:
+        return min(self.per_call, self.deadline - time.monotonic())
+
+
+def _nodes_equal(p: Node, g: Node, budget: _Budget) -> bool:
+    if p.kind == "scalar" and g.kind == "scalar":
+        return _scalars_equal(p, g, budget)
+    if p.kind in _UNORDERED and g.kind in _UNORDERED:
+        return _multiset_equal(p.children, g.children, budget)
+    if p.kind == "union" and g.kind == "union":
+        return _multiset_equal(p.children, g.children, budget)
+    if {p.kind, g.kind} <= {"tuple", "interval"}:
+        if (p.kind == "interval" or g.kind == "interval") and p.brackets != g.brackets:
+            return False
+        return _sequence_equal(p.children, g.children, budget)
+    if p.kind == "matrix" and g.kind == "matrix":
+        return len(p.children) == len(g.children) and all(
+            _sequence_equal(pr.children, gr.children, budget) for pr, gr in zip(p.children, g.children))
+    vector_p, vector_g = _as_vector(p), _as_vector(g)
+    if vector_p is not None and vector_g is not None:
+        return _sequence_equal(vector_p, vector_g, budget)
+    single_p, single_g = _single(p), _single(g)
+    if single_p is not None or single_g is not None:
+        return _nodes_equal(single_p or p, single_g or g, budget)
+    return False
+
+
+def _as_vector(node: Node) -> tuple[Node, ...] | None:
+    """Entries of a one-row/one-column matrix, a tuple, or an ordered comma list."""
+    if node.kind == "matrix":
+        rows = node.children
+        if len(rows) == 1:
+            return rows[0].children
+        if all(len(r.children) == 1 for r in rows):
+            return tuple(r.children[0] for r in rows)
+        return None
+    if node.kind in ("tuple", "list"):
+        return node.children
+    return None
+
+
+def _single(node: Node) -> Node | None:
+    """The only element of a one-element set or list (``\\{5\\}`` vs ``5``)."""
+    if node.kind in _UNORDERED and len(node.children) == 1:
+        return node.children[0]
+    return None
+
+
+def _sequence_equal(ps: Sequence[Node], gs: Sequence[Node], budget: _Budget) -> bool:
+    return len(ps) == len(gs) and all(_nodes_equal(p, g, budget) for p, g in zip(ps, gs))
+
+
+def _multiset_equal(ps: Sequence[Node], gs: Sequence[Node], budget: _Budget) -> bool:
+    if len(ps) != len(gs):
+        return False
+    unmatched = list(gs)
+    for p in ps:
+        for k, g in enumerate(unmatched):
+            if _nodes_equal(p, g, budget):
+                del unmatched[k]
+                break
+        else:
+            return False
+    return True
+
+
+# ---- scalars ------------------------------------------------------------------------------
+
+
+def _scalars_equal(p: Node, g: Node, budget: _Budget) -> bool:
+    pt, gt = p.text, g.text
+    if _squash(pt) == _squash(gt) and p.percent == g.percent:
+        return True
+    if _WORDS.fullmatch(pt) and _WORDS.fullmatch(gt):
+        return _squash(pt).lower() == _squash(gt).lower()
+    pn, gn = parse_number(pt), parse_number(gt)
+    if pn is not None and gn is not None:
+        return any(numbers_equal(a, b) for a, b in _percent_variants(pn, p.percent, gn, g.percent))
+    if p.percent or g.percent:
+        return False
+    return _symbolic_equal(pt, gt, budget)
+
+
+def _percent_variants(p: Number, p_pct: bool, g: Number, g_pct: bool) -> list[tuple[Number, Number]]:
+    """``50%`` may be read as 50 or 0.5, but only on the side that wrote the percent sign."""
+    ps = [p, Number(p.value / 100, p.approx)] if p_pct else [p]
+    gs = [g, Number(g.value / 100, g.approx)] if g_pct else [g]
+    return [(a, b) for a in ps for b in gs]
+
+
+def _symbolic_equal(pred: str, gold: str, budget: _Budget) -> bool:
+    seconds = budget.next_call()
+    if len(pred) > MAX_SYMBOLIC_CHARS or len(gold) > MAX_SYMBOLIC_CHARS or seconds < 0.05:
+        return False
+    try:
+        return bool(worker_for(_SYMBOLIC).call("sympy_equal", [pred, gold], seconds))
+    except (WorkerTimeout, WorkerCallError):
+        return False
+
+
+# ---- second grader and per-response record ------------------------------------------------
+
+
+def math_verify_equiv(response: str, gold: str, *, timeout_s: float = MATH_VERIFY_TIMEOUT_S) -> tuple[bool, str | None]:
+    """math-verify's verdict on a full response (its own extraction) and the answer it extracted."""
+    try:
+        ok, answer = worker_for(_SYMBOLIC).call("math_verify", [response or "", gold], timeout_s)
+        return bool(ok), answer
+    except (WorkerTimeout, WorkerCallError):
+        return False, None
+
+
+@dataclass(frozen=True)
+class ResponseGrade:
+    """Both graders' verdicts on one response, plus the flags a leaderboard shows per sample."""
+
+    answer: str | None
+    exact_match: bool
+    math_verify: bool
+    math_verify_answer: str | None
+    no_answer: bool
+    unfinished: bool
+    disagree: bool
+
+    def as_record(self) -> dict:
+        """A JSON-ready dict (long extracted strings cut to 200 characters)."""
+        record = asdict(self)
+        for key in ("answer", "math_verify_answer"):
+            if isinstance(record[key], str) and len(record[key]) > 200:
+                record[key] = record[key][:200] + "..."
+        return record
+
+
+def grade_response(response: str, gold: str) -> ResponseGrade:
+    """Grade one response against ``gold`` with our grader and with math-verify."""
+    found = extract(response)
+    ours = is_equiv(found.answer, gold)
+    theirs, their_answer = math_verify_equiv(response, gold)
+    return ResponseGrade(
+        answer=found.answer, exact_match=ours, math_verify=theirs, math_verify_answer=their_answer,
+        no_answer=found.answer is None, unfinished=found.unfinished, disagree=ours != theirs,
+    )
+
+
+# ---- majority voting ----------------------------------------------------------------------
+
+
+def cluster_answers(answers: Sequence[str | None]) -> list[int | None]:
+    """An equivalence-cluster id per answer (None for no answer); ids count up from 0 in order of first appearance."""
+    representatives: list[str] = []
+    by_text: dict[str, int] = {}
+    ids: list[int | None] = []
+    for answer in answers:
+        if answer is None or not normalize(answer):
+            ids.append(None)
+            continue
+        key = _squash(normalize(answer))
+        if key not in by_text:
+            by_text[key] = next((k for k, rep in enumerate(representatives) if is_equiv(answer, rep)), len(representatives))
+            if by_text[key] == len(representatives):
+                representatives.append(answer)
+        ids.append(by_text[key])
+    return ids
+
+
+def majority_answer(answers: Sequence[str | None]) -> tuple[str | None, int]:
+    """The most common answer up to equivalence (first seen wins ties) and its vote count."""
+    ids = cluster_answers(answers)
+    counts: dict[int, int] = {}
+    for cid in ids:
+        if cid is not None:
+            counts[cid] = counts.get(cid, 0) + 1
+    if not counts:
+        return None, 0
+    best = max(counts, key=lambda c: (counts[c], -c))
+    return next(a for a, cid in zip(answers, ids) if cid == best), counts[best]

@@ -1,0 +1,1 @@
+"""em_smoke: tiny offline arithmetic for demos and tests."""

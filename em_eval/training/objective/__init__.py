@@ -1,0 +1,1 @@
+"""What a run optimises: token statistics, rewards, advantages and losses (pure tensor code)."""

@@ -1,0 +1,1 @@
+"""How a run proceeds: rollouts, the update loop, checkpoints, logs and held-out entropy."""
