@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 ASSET_DIRS = ("tasks", "models", "training", "leaderboards")
 
 
@@ -23,3 +25,20 @@ def asset_dir(name: str) -> Path:
         f"em-eval's {name}/ folder is missing next to {here}; reinstall with `pip install em-eval` "
         "or `pip install -e .` from a full checkout"
     )
+
+
+def asset_names(name: str) -> list[str]:
+    """Stems of the YAML files in an asset folder (preset or recipe names)."""
+    return sorted(p.stem for p in asset_dir(name).glob("*.yaml"))
+
+
+def read_mapping(path: Path, what: str, required: str, hint: str, error: type[Exception]) -> dict:
+    """A YAML file that must be a mapping with the key ``required``; ``error`` names ``what``, the
+    file and the problem (``hint`` says what the key may be)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or required not in data:
+        raise error(f"{what} {path} must be a mapping with a {required!r} key{hint}")
+    return data

@@ -10,17 +10,15 @@ a missing or corrupt file is one clear error, never an empty task.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from em_eval.models.embedded import cache_root
+from em_eval.local_files import cache_root, file_sha256, jsonl_rows
 
 ENV_VAR = "EM_EVAL_DATA_DIR"
 
@@ -93,15 +91,6 @@ FILES: dict[str, DataFile] = {
 LEETCODEDATASET_JSONL_SHA256 = "aec951945feb555b4c72783519452a7a0437ca8c6e5624a83d0ae888718fa4ed"
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def data_file(path: str) -> Path:
     """Local path of a verified benchmark file (mirror first, else download once)."""
     if path not in FILES:
@@ -117,7 +106,7 @@ def data_file(path: str) -> Path:
             )
     else:
         local = fetched_once(spec.url, spec.path)
-    actual = sha256_of(local)
+    actual = file_sha256(local)
     if actual != spec.sha256:
         raise DataFileError(
             f"benchmark file {local} is corrupt or a different version: sha256 {actual}, expected {spec.sha256}. "
@@ -154,17 +143,6 @@ def _download(url: str, local: Path, name: str) -> None:
             os.unlink(tmp)
 
 
-def iter_jsonl(path: str) -> Iterator[dict[str, Any]]:
-    """Records of a verified JSONL benchmark file."""
-    with open(data_file(path), encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataFileError(f"{path} line {line_no} is not valid JSON: {exc}") from exc
-
-
 def read_jsonl(path: str) -> list[dict[str, Any]]:
     """All records of a verified JSONL benchmark file."""
-    return list(iter_jsonl(path))
+    return [row for _, row in jsonl_rows(data_file(path), DataFileError, "replace the file (see its sha256 above)")]

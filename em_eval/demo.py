@@ -46,7 +46,7 @@ def math_data_status() -> tuple[bool, str]:
     """Whether the math slice can run offline, and why not."""
     from em_eval.asset_paths import asset_dir
     from em_eval.data import ENV_VAR, FILES, DataFileError, data_file
-    from em_eval.models.embedded import cache_root
+    from em_eval.local_files import cache_root
 
     if not any(asset_dir("tasks").rglob(f"{MATH_TASK}.yaml")):
         return False, f"task {MATH_TASK} is not installed"

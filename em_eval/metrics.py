@@ -1,4 +1,4 @@
-"""Sampling metrics with standard errors: avg@n, unbiased pass@k, maj@k, confidence intervals.
+"""Sampling metrics per problem (unbiased pass@k, maj@k) and means with standard errors.
 
 Pure functions of per-problem outcomes; no lm-eval, no grading imports. The unit of sampling
 is the problem: a per-problem score is computed first (pass@k estimate, majority-vote
@@ -67,16 +67,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
-def avg_at_n(correct: Sequence[Sequence[bool]]) -> Estimate:
-    """Mean accuracy over all samples, averaged per problem first (avg@n)."""
-    return mean_stderr([sum(map(bool, row)) / len(row) for row in _nonempty(correct)])
-
-
-def pass_at_k_estimate(correct: Sequence[Sequence[bool]], k: int) -> Estimate:
-    """pass@k over problems, each problem's value the unbiased estimator."""
-    return mean_stderr([pass_at_k(len(row), sum(map(bool, row)), k) for row in _nonempty(correct)])
-
-
 def majority_correct(clusters: Sequence[Hashable | None], correct: Sequence[bool]) -> float:
     """Majority-vote correctness of one group of samples.
 
@@ -105,31 +95,3 @@ def maj_at_k(clusters: Sequence[Hashable | None], correct: Sequence[bool], k: in
         raise ValueError(f"maj@k needs 1 <= k <= n; got k={k}, n={n}")
     groups = n // k
     return sum(majority_correct(clusters[g * k:(g + 1) * k], correct[g * k:(g + 1) * k]) for g in range(groups)) / groups
-
-
-def maj_at_k_estimate(clusters: Sequence[Sequence[Hashable | None]], correct: Sequence[Sequence[bool]], k: int) -> Estimate:
-    """maj@k over problems."""
-    if len(clusters) != len(correct):
-        raise ValueError("one cluster row per problem is required")
-    return mean_stderr([maj_at_k(cl, ok, k) for cl, ok in zip(clusters, _nonempty(correct))])
-
-
-def sampling_metrics(clusters: Sequence[Sequence[Hashable | None]], correct: Sequence[Sequence[bool]]) -> dict[str, Estimate]:
-    """``avg@n``, ``pass@k`` and ``maj@k`` for every k in :func:`k_values` (all problems need the same n)."""
-    sizes = {len(row) for row in correct}
-    if len(sizes) != 1:
-        raise ValueError(f"every problem needs the same number of samples, got sizes {sorted(sizes)}")
-    n = sizes.pop()
-    out = {f"avg@{n}": avg_at_n(correct)}
-    for k in k_values(n):
-        out[f"pass@{k}"] = pass_at_k_estimate(correct, k)
-        out[f"maj@{k}"] = maj_at_k_estimate(clusters, correct, k)
-    return out
-
-
-def _nonempty(rows: Sequence[Sequence[bool]]) -> Sequence[Sequence[bool]]:
-    if not rows:
-        raise ValueError("no problems given")
-    if any(len(r) == 0 for r in rows):
-        raise ValueError("every problem needs at least one sample")
-    return rows

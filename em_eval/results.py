@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from em_eval.decoding.sampling import is_sampling
+from em_eval.local_files import jsonl_rows
 from em_eval.records import TELEMETRY_KEY, logged_gen_kwargs
 
 FLAGS = ("no_answer", "hit_token_limit", "graders_disagree")
@@ -151,25 +153,13 @@ def load_run(results_file: Path, label: str | None = None, metric: str | None = 
                 f"{results_file} has no per-sample log for task {task} ({samples_file.name}); "
                 "re-run lm_eval with --log_samples"
             )
-        rows = _read_rows(samples_file)
+        rows = [row for _, row in jsonl_rows(samples_file, ResultsError, "re-run lm_eval with --log_samples")]
         if first_gen_kwargs is None and rows:
             first_gen_kwargs = row_gen_kwargs(rows[0])
         tasks[task] = _task_run(task, results, rows, metric)
     model = str(results.get("model_name") or (results.get("config") or {}).get("model") or "model")
     method, method_label = describe_method(results.get("config") or {}, first_gen_kwargs or {})
     return Run(results_file, model, method, method_label, label or method_label, results.get("config") or {}, tasks)
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open() as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ResultsError(f"{path}:{n} is not JSON ({exc})") from None
-    return rows
 
 
 def row_gen_kwargs(row: dict[str, Any]) -> dict[str, Any]:
@@ -292,10 +282,8 @@ def describe_method(config: dict[str, Any], gen_kwargs: dict[str, Any]) -> tuple
     decode = config.get("decode_method") or {}
     name = decode.get("decode_method") or model_args.get("decode_method") or (gen_kwargs.get("decode") or {}).get("decode_method")
     n = decode.get("decode_n") or model_args.get("decode_n") or (gen_kwargs.get("decode") or {}).get("decode_n")
-    sampling = gen_kwargs.get("do_sample")
+    sampling = is_sampling(gen_kwargs)
     temperature = float(gen_kwargs.get("temperature") or 0.0)
-    if sampling is None:
-        sampling = temperature > 0
     parts: list[tuple[str, str]] = []
     if name in ("self_consistency", "sc"):
         parts.append(("self_consistency", f"Self-consistency (N={n or 4})"))

@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedded SmolLM2, a tiny random llama, the offline data mirror."""
+"""Shared fixtures (the embedded SmolLM2, a tiny random llama, the offline data mirror) and the
+test lanes: every test is marked by its folder, ``unit``, ``integration`` or ``e2e``."""
 
 from __future__ import annotations
 
@@ -17,10 +18,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("EM_EVAL_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
 
+LANES = ("unit", "integration", "e2e")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        lane = next((part for part in item.path.relative_to(REPO / "tests").parts[:1] if part in LANES), None)
+        if lane is None:
+            raise pytest.UsageError(f"{item.path}: tests live in tests/unit, tests/integration or tests/e2e")
+        item.add_marker(lane)
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +69,26 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
+    """One-step EM-FT runs on the tiny llama: a full and a LoRA checkpoint."""
+    import torch
+
+    from em_eval.training import load_recipe, train
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("trained")
+    runs = {}
+    for kind in ("full", "lora"):
+        out = root / kind
+        train(load_recipe("em_ft", [f"model={tiny_llama_dir}", f"output_dir={out}", f"finetune={kind}", "max_steps=1",
+                                    "max_new_tokens=4", "prompts_per_step=2", "report_to=none", "lr=1e-3"]))
+        runs[kind] = out
+    torch.set_num_threads(before)
+    return runs
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import em_eval
+from em_eval.decoding.sampling import is_sampling
 from em_eval.records import RecordingCacheHook, TelemetryRouter
 from em_eval.decoding.methods import generate_with_method, pop_method_args
 from em_eval.em_inf.settings import EmSettings
@@ -19,11 +21,17 @@ from em_eval.models.presets import resolve_model_args
 
 log = logging.getLogger(__name__)
 
+GREEDY_WARNING = (
+    "decoding is greedy, and EM-INF keeps the argmax of every token, so outputs equal plain greedy "
+    "decoding. The paper's recipe samples after EM-INF at temperature 0.1: --gen_kwargs do_sample=true,temperature=0.1"
+)
+
 
 class EmGenerationMixin:
     """Shared by ``em_inf`` (HF) and ``em_inf_vllm``."""
 
     RUNS_MULTISTEP = True  # see em_eval.plugin.guard_multistep
+    MODEL_NAME = ""  # the --model name, in messages
 
     def _take_em_args(self, pretrained: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Resolve preset and checkpoint args, keep the EM and decode settings, return the rest."""
@@ -34,6 +42,22 @@ class EmGenerationMixin:
         self._warned_greedy = False
         self._router: TelemetryRouter | None = None
         return args
+
+    def _warn_if_greedy(self, settings: EmSettings, gen_kwargs: dict[str, Any]) -> None:
+        """Once per model: EM-INF without sampling changes nothing."""
+        if settings.mode != "off" and not is_sampling(gen_kwargs) and not self._warned_greedy:
+            self._warned_greedy = True
+            log.warning("%s: %s", self.MODEL_NAME, GREEDY_WARNING)
+
+    def get_model_info(self) -> dict[str, Any]:
+        """What a results file needs to reproduce the run: versions, settings, sources, checkpoint."""
+        return {
+            "em_eval_version": em_eval.__version__,
+            "em_settings": self.em_settings.as_args(),
+            "em_model_source": self._em_source,
+            "decode_method": self.decode_method.as_args(),
+            "em_checkpoint": self._em_checkpoint,  # trained checkpoint and step, if any
+        }
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         def plain(reqs: list[Any]) -> list[str]:

@@ -17,20 +17,13 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from transformers import LogitsProcessorList
 
-import em_eval
 from em_eval.backends.generation import EmGenerationMixin
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
 from em_eval.models.checkpoint_format import checkpoint_info
+from em_eval.models.stop_tokens import stop_token_ids
 from em_eval.em_inf.settings import EmSettings
 
 log = logging.getLogger(__name__)
-
-GREEDY_WARNING = (
-    "em_inf: decoding is greedy, and EM-INF keeps the argmax of every token, so outputs equal "
-    "plain greedy decoding. The paper's recipe samples after EM-INF at temperature 0.1: "
-    "--gen_kwargs do_sample=true,temperature=0.1"
-)
-
 
 @register_model("em_inf")
 class EmInfLM(EmGenerationMixin, HFLM):
@@ -39,14 +32,19 @@ class EmInfLM(EmGenerationMixin, HFLM):
     fields of :class:`EmSettings`), ``em_compile`` (auto: torch.compile the transform on CUDA),
     ``preset=NAME``, ``decode_method``/``decode_n``; the rest as for ``--model hf``."""
 
+    MODEL_NAME = "em_inf"
+
     def __init__(self, pretrained: Any = None, em_compile: Any = "auto", **kwargs: Any) -> None:
         self.em_compile = _compile_flag(em_compile)
-        super().__init__(**self._take_em_args(pretrained, kwargs))
+        args = self._take_em_args(pretrained, kwargs)
+        self._em_checkpoint = checkpoint_info(args.get("peft") or args.get("pretrained"))
+        super().__init__(**args)
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any):
         settings = EmSettings.pop_from(generation_kwargs, base=self.em_settings)
         self._warn_if_greedy(settings, generation_kwargs)
-        processor = EntropyMinimizationProcessor(settings, self._stop_token_ids(), compile=self.em_compile)
+        processor = EntropyMinimizationProcessor(settings, stop_token_ids(self.tokenizer, self.model, with_pad=True),
+                                                 compile=self.em_compile)
         extra = list(generation_kwargs.pop("logits_processor", None) or [])
         generation_kwargs["logits_processor"] = LogitsProcessorList([processor, *extra])
         start = time.perf_counter()
@@ -55,28 +53,9 @@ class EmInfLM(EmGenerationMixin, HFLM):
             self._router.add_batch(processor.row_telemetry(time.perf_counter() - start))
         return out
 
-    def _stop_token_ids(self) -> list[int]:
-        ids = [self.tokenizer.pad_token_id, self.tokenizer.eos_token_id]
-        eos = getattr(self.model.generation_config, "eos_token_id", None)
-        ids += eos if isinstance(eos, list) else [eos]
-        return [int(i) for i in ids if i is not None]
-
-    def _warn_if_greedy(self, settings: EmSettings, gen_kwargs: dict[str, Any]) -> None:
-        sampling = gen_kwargs.get("do_sample")
-        if sampling is None:
-            sampling = float(gen_kwargs.get("temperature") or 0.0) > 0
-        if settings.mode != "off" and not sampling and not self._warned_greedy:
-            self._warned_greedy = True
-            log.warning(GREEDY_WARNING)
-
-    # ---- reproducibility --------------------------------------------------------------
     def get_model_info(self) -> dict[str, Any]:
-        info = super().get_model_info()
-        info["em_eval_version"] = em_eval.__version__
-        info["em_settings"] = {**self.em_settings.as_args(), "em_compile": self.em_compile}
-        info["em_model_source"] = self._em_source
-        info["decode_method"] = self.decode_method.as_args()
-        info["em_checkpoint"] = checkpoint_info(self.peft or self.pretrained)  # trained checkpoint and step, if any
+        info = {**HFLM.get_model_info(self), **super().get_model_info()}
+        info["em_settings"]["em_compile"] = self.em_compile
         return info
 
 

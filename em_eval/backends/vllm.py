@@ -31,7 +31,6 @@ except ImportError as exc:  # vLLM missing or broken: only this backend is unava
 
 from lm_eval.api.registry import register_model
 
-import em_eval
 from em_eval.backends.generation import EmGenerationMixin
 from em_eval.records import TELEMETRY_KEY, telemetry_record
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION, request_settings
@@ -41,13 +40,6 @@ from em_eval.em_inf.settings import EmSettings
 log = logging.getLogger(__name__)
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM accepts as max_lora_rank
-GREEDY_WARNING = (
-    "em_inf_vllm: decoding is greedy, and EM-INF keeps the argmax of every token, so outputs equal "
-    "plain greedy decoding. The paper's recipe samples after EM-INF at temperature 0.1: "
-    "--gen_kwargs do_sample=true,temperature=0.1"
-)
-
-
 def lora_args(args: dict[str, Any]) -> dict[str, Any]:
     """vLLM loads LoRA adapters from ``lora_local_path``: map ``peft=`` (what a LoRA checkpoint
     of our trainer resolves to) onto it and size ``max_lora_rank`` from the adapter's rank."""
@@ -77,6 +69,8 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
     the ``em_*`` fields of :class:`EmSettings`, ``preset=NAME``, ``decode_method``/``decode_n``;
     the rest as for ``--model vllm`` (``peft=`` is accepted as ``lora_local_path``)."""
 
+    MODEL_NAME = "em_inf_vllm"
+
     def __init__(self, pretrained: Any = None, **kwargs: Any) -> None:
         args = lora_args(self._take_em_args(pretrained, kwargs))
         self._em_checkpoint = checkpoint_info(args.get("lora_local_path") or args.get("pretrained"))
@@ -100,9 +94,7 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
             gen_kwargs, eos=eos, default_max_gen_toks=default_max_gen_toks
         )
         kwargs["extra_args"] = {**(kwargs.get("extra_args") or {}), **settings.as_args()}
-        if settings.mode != "off" and not float(kwargs.get("temperature") or 0.0) > 0 and not self._warned_greedy:
-            self._warned_greedy = True
-            log.warning(GREEDY_WARNING)
+        self._warn_if_greedy(settings, kwargs)
         return kwargs, until, max_gen_toks
 
     def _model_generate(self, requests: list[list[int]], generate: bool = False, sampling_params: Any = None):
@@ -134,11 +126,7 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
     # ---- reproducibility --------------------------------------------------------------
     def get_model_info(self) -> dict[str, Any]:
         return {
-            "em_eval_version": em_eval.__version__,
-            "em_settings": self.em_settings.as_args(),
-            "em_model_source": self._em_source,
-            "decode_method": self.decode_method.as_args(),
-            "em_checkpoint": self._em_checkpoint,  # trained checkpoint and step, if any
+            **super().get_model_info(),
             "vllm_version": vllm_version(),
             "vllm_engine_args": {k: _json_or_repr(v) for k, v in self.model_args.items()},
             "data_parallel_size": self.data_parallel_size,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Sequence
 
 from em_eval.records import TELEMETRY_KEY
+from em_eval.decoding.sampling import is_sampling
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def majority_index(cluster_ids: Sequence[Hashable | None], rng: random.Random) -
 def _self_consistency(
     method: DecodeMethod, requests: list[Any], plain: PlainGenerate, extract: Extract, cluster: Cluster
 ) -> list[str]:
-    if method.n > 1 and any(not _samples(req) for req in requests):
+    if method.n > 1 and any(not is_sampling(_gen_kwargs(req)) for req in requests):
         log.warning("self-consistency with greedy decoding draws %d identical samples; sample instead "
                     "(--gen_kwargs do_sample=true,temperature=0.1)", method.n)
     copies = [_copy_request(req, req.args[0]) for req in requests for _ in range(method.n)]
@@ -202,14 +203,6 @@ def _record(req: Any, record: dict[str, Any]) -> None:
     target = _gen_kwargs(req)
     if isinstance(target, dict):
         target[RECORD_KEY] = record
-
-
-def _samples(req: Any) -> bool:
-    """Whether the request samples (lm-eval's rule: do_sample, else temperature > 0)."""
-    kwargs = _gen_kwargs(req)
-    if kwargs.get("do_sample") is not None:
-        return bool(kwargs["do_sample"])
-    return float(kwargs.get("temperature") or 0.0) > 0
 
 
 def _gen_kwargs(req: Any) -> dict[str, Any]:

@@ -18,6 +18,11 @@ ADAM_EPS = 1e-8
 LOG_FLOOR = -1e30  # stands in for log 0 (a -inf logit), so that 0 * log 0 terms are 0, not NaN
 BISECTION_HALVINGS = 48  # after this many the fp32 interval [t_min, t_max] has collapsed
 
+# The paper's released EM-INF script (em_methods.md section 1); EmSettings and both backends use these.
+EM_THRESHOLD, EM_KL_WEIGHT, EM_LR, EM_STEPS = 0.3, 0.05, 0.1, 3
+# Its adaptive-temperature baseline processor.
+AT_TARGET_RATIO, AT_THRESHOLD, AT_T_MIN, AT_T_MAX, AT_TOL, AT_MAX_ITERS = 0.85, 1e-5, 0.01, 1.0, 0.1, 100
+
 
 @dataclass(frozen=True)
 class EmInfStats:
@@ -93,10 +98,10 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 def minimize_entropy_with_stats(
     logits: torch.Tensor,
     *,
-    threshold: float = 0.3,
-    kl_weight: float = 0.05,
-    lr: float = 0.1,
-    steps: int = 3,
+    threshold: float = EM_THRESHOLD,
+    kl_weight: float = EM_KL_WEIGHT,
+    lr: float = EM_LR,
+    steps: int = EM_STEPS,
     compact: bool = False,
     inplace: bool = False,
     workspace: Workspace | None = None,
@@ -231,10 +236,10 @@ def _adam_on_entropy(
 def minimize_entropy(
     logits: torch.Tensor,
     *,
-    threshold: float = 0.3,
-    kl_weight: float = 0.05,
-    lr: float = 0.1,
-    steps: int = 3,
+    threshold: float = EM_THRESHOLD,
+    kl_weight: float = EM_KL_WEIGHT,
+    lr: float = EM_LR,
+    steps: int = EM_STEPS,
 ) -> torch.Tensor:
     """EM-INF on ``[batch, vocab]`` logits (the paper's released defaults); see the ``_with_stats`` variant."""
     return minimize_entropy_with_stats(logits, threshold=threshold, kl_weight=kl_weight, lr=lr, steps=steps)[0]
@@ -243,12 +248,12 @@ def minimize_entropy(
 def adaptive_temperature(
     logits: torch.Tensor,
     *,
-    target_ratio: float = 0.85,
-    threshold: float = 1e-5,
-    t_min: float = 0.01,
-    t_max: float = 1.0,
-    tol: float = 0.1,
-    max_iters: int = 100,
+    target_ratio: float = AT_TARGET_RATIO,
+    threshold: float = AT_THRESHOLD,
+    t_min: float = AT_T_MIN,
+    t_max: float = AT_T_MAX,
+    tol: float = AT_TOL,
+    max_iters: int = AT_MAX_ITERS,
 ) -> torch.Tensor:
     """Per row, bisect a temperature so the entropy reaches ``max(threshold, target_ratio * H0)``.
 
@@ -274,12 +279,12 @@ _LOG_W, _SCALED, _WEIGHTS, _LOG_W_ROWS = range(4)  # adaptive temperature's work
 def adaptive_temperature_with_stats(
     logits: torch.Tensor,
     *,
-    target_ratio: float = 0.85,
-    threshold: float = 1e-5,
-    t_min: float = 0.01,
-    t_max: float = 1.0,
-    tol: float = 0.1,
-    max_iters: int = 100,
+    target_ratio: float = AT_TARGET_RATIO,
+    threshold: float = AT_THRESHOLD,
+    t_min: float = AT_T_MIN,
+    t_max: float = AT_T_MAX,
+    tol: float = AT_TOL,
+    max_iters: int = AT_MAX_ITERS,
     compact: bool = False,
     workspace: Workspace | None = None,
 ) -> tuple[torch.Tensor, AdaptiveStats]:

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 import torch
 
+from em_eval.em_inf import core
 from em_eval.em_inf.core import Workspace, adaptive_temperature_with_stats, entropy, minimize_entropy_with_stats
 
 MODES = ("em_inf", "adaptive_temp", "off")
@@ -17,16 +18,16 @@ class EmSettings:
     """What the ``em_*`` model/gen args select. Defaults: the paper's released EM-INF script."""
 
     mode: str = "em_inf"
-    threshold: float = 0.3
-    kl_weight: float = 0.05
-    lr: float = 0.1
-    steps: int = 3
-    target_ratio: float = 0.85
-    adaptive_threshold: float = 1e-5
-    t_min: float = 0.01
-    t_max: float = 1.0
-    tol: float = 0.1
-    max_iters: int = 100
+    threshold: float = core.EM_THRESHOLD
+    kl_weight: float = core.EM_KL_WEIGHT
+    lr: float = core.EM_LR
+    steps: int = core.EM_STEPS
+    target_ratio: float = core.AT_TARGET_RATIO
+    adaptive_threshold: float = core.AT_THRESHOLD
+    t_min: float = core.AT_T_MIN
+    t_max: float = core.AT_T_MAX
+    tol: float = core.AT_TOL
+    max_iters: int = core.AT_MAX_ITERS
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

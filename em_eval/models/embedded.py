@@ -22,14 +22,11 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
+from em_eval.local_files import cache_root
+
 EMBEDDED_NAMES = ("smollm2-135m", "smollm2-135m-instruct", "SmolLM2-135M-Instruct")
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER = "smollm2-135m-instruct"
-
-
-def cache_root() -> Path:
-    """Where converted models live: ``$EM_EVAL_CACHE`` or ``~/.cache/em_eval``."""
-    return Path(os.environ.get("EM_EVAL_CACHE") or Path.home() / ".cache" / "em_eval")
 
 
 def is_embedded(name: object) -> bool:

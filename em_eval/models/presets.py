@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
 
-from em_eval.asset_paths import asset_dir
+from em_eval.asset_paths import asset_dir, asset_names, read_mapping
 from em_eval.models.checkpoint_format import resolve_checkpoint_args
 from em_eval.models.embedded import embedded_model_dir, is_embedded
 
 
 def preset_names() -> list[str]:
     """Names of the shipped presets."""
-    return sorted(p.stem for p in asset_dir("models").glob("*.yaml"))
+    return asset_names("models")
 
 
 def load_preset(name: str) -> dict[str, Any]:
@@ -22,13 +20,7 @@ def load_preset(name: str) -> dict[str, Any]:
     path = asset_dir("models") / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"preset file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or "pretrained" not in data:
-        raise ValueError(f"preset file {path} must be a mapping with at least a 'pretrained' key")
-    return data
+    return read_mapping(path, "preset file", "pretrained", " (the model to load)", ValueError)
 
 
 def resolve_model_args(args: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +39,3 @@ def resolve_model_args(args: dict[str, Any]) -> dict[str, Any]:
         args["pretrained"] = str(embedded_model_dir())
         args.pop("gguf_file", None)
     return args
-
-
-def preset_path(name: str) -> Path:
-    """Path of a shipped preset file."""
-    return asset_dir("models") / f"{name}.yaml"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from em_eval.training.objective.token_stats import masked_mean
+from em_eval.tasks.math.grade import extract_answer, is_equiv
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,12 @@ def sequence_reward(x: RewardInputs) -> torch.Tensor:
 def self_consistency_reward(x: RewardInputs) -> torch.Tensor:
     """SC-RL: the fraction of the group's answers equivalent to this one (itself included);
     a response with no extractable answer gets ``1 / group_size``."""
-    extract, equivalent = math_grader()
-    answers = [extract(text) for text in x.texts]
+    answers = [extract_answer(text) for text in x.texts]
     out = []
     for start in range(0, len(answers), x.group_size):
         group = answers[start:start + x.group_size]
         for a in group:
-            agree = 1 if a is None else sum(b is not None and (a is b or equivalent(a, b)) for b in group)
+            agree = 1 if a is None else sum(b is not None and (a is b or is_equiv(a, b)) for b in group)
             out.append(agree / x.group_size)
     return torch.tensor(out, dtype=torch.float32, device=x.mask.device)
 
@@ -81,26 +81,3 @@ def get_reward(name: str) -> RewardFn:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"reward {name!r} cannot be imported ({exc}); check the module path and function name") from exc
-
-
-def math_grader() -> tuple[Callable[[str], str | None], Callable[[str, str], bool]]:
-    """``(extract_answer, is_equiv)`` from ``em_eval.tasks.math.grade`` when installed, else the
-    last ``\\boxed{}`` content compared by exact match after stripping whitespace."""
-    try:
-        from em_eval.tasks.math.grade import extract_answer, is_equiv
-    except ImportError:
-        return last_boxed, lambda a, b: a == b
-    return extract_answer, is_equiv
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (braces matched), whitespace removed; None if absent."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return "".join(text[i + 1:j].split()) or None
-    return None

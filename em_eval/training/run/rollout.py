@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from em_eval.training.objective.token_stats import token_entropy, token_log_probs
+from em_eval.models.stop_tokens import stop_token_ids
 
 # Plain sampling, as the paper's vLLM rollouts (top_p 1, top_k -1): these override any
 # filtering a model's own generation_config would add (P4 in em_methods.md).
@@ -45,14 +46,6 @@ class Rollouts:
         """A contiguous slice of rows (a micro-batch)."""
         return Rollouts(self.input_ids[start:stop], self.attention_mask[start:stop], self.response_mask[start:stop],
                         self.prompt_len, self.texts[start:stop])
-
-
-def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
-    """Token ids that end a response: the tokenizer's EOS and the model's generation EOS ids."""
-    ids = [tokenizer.eos_token_id]
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids += eos if isinstance(eos, list) else [eos]
-    return sorted({int(i) for i in ids if i is not None})
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

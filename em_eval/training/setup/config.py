@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
 from transformers import HfArgumentParser
 
-from em_eval.asset_paths import asset_dir
+from em_eval.asset_paths import asset_dir, asset_names, read_mapping
 
 
 class TrainingConfigError(ValueError):
@@ -174,7 +173,7 @@ def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 def recipe_names() -> list[str]:
     """Names of the shipped recipes."""
-    return sorted(p.stem for p in asset_dir("training").glob("*.yaml"))
+    return asset_names("training")
 
 
 def recipe_path(name_or_path: str) -> Path:
@@ -195,12 +194,7 @@ def load_recipe(name_or_path: str, overrides: list[str] | dict[str, Any] | None 
     in overrides, and ``output_dir`` always, to the current directory.
     """
     path = recipe_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise TrainingConfigError(f"recipe {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or "method" not in data:
-        raise TrainingConfigError(f"recipe {path} must be a mapping with a 'method' key ({' or '.join(METHODS)})")
+    data = read_mapping(path, "recipe", "method", f" ({' or '.join(METHODS)})", TrainingConfigError)
     for key in ("prompts", "resume_from"):
         if data.get(key) and not Path(str(data[key])).is_absolute():
             data[key] = str((path.parent / str(data[key])).resolve())

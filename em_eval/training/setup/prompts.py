@@ -3,13 +3,13 @@ chat template, tokenized once, and served in a seeded order that depends only on
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from em_eval.local_files import file_sha256, jsonl_rows
 
 PROMPT_FIELDS = ("prompt", "problem")
 
@@ -28,29 +28,12 @@ class PromptSet:
     dropped: int  # rows over max_prompt_tokens left out (overlong_prompts=drop)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_prompts(path: Path, field: str | None = None) -> list[str]:
     """Prompt texts of a JSONL file (blank lines skipped); one clear error for any bad row."""
     if not path.is_file():
         raise PromptDataError(f"prompt file {path} does not exist; set prompts=<file.jsonl>")
-    texts = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PromptDataError(f"{path}:{lineno} is not valid JSON ({exc.msg}); write one object per line") from None
-            texts.append(_prompt_text(row, field, f"{path}:{lineno}"))
+    texts = [_prompt_text(row, field, f"{path}:{lineno}")
+             for lineno, row in jsonl_rows(path, PromptDataError, "write one object per line")]
     if not texts:
         raise PromptDataError(
             f"prompt file {path} has no prompts; add JSON lines with a 'prompt' or 'problem' field"

@@ -1,5 +1,5 @@
-"""Math grader behaviour: gold answers of every benchmark, pathological inputs, the worker's limits,
-majority clusters and the two-grader record."""
+"""The math grader through its sympy worker: gold answers of every benchmark, pathological inputs,
+the worker's time limits and the two-grader record."""
 
 from __future__ import annotations
 
@@ -14,11 +14,8 @@ from pathlib import Path
 import pytest
 
 from em_eval.tasks.math.grade import (
-    cluster_answers,
-    extract_answer,
     grade_response,
     is_equiv,
-    majority_answer,
     math_verify_equiv,
 )
 from em_eval.tasks.math.normalize import normalize, parse
@@ -35,14 +32,6 @@ def golds(data_dir: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("name", list(BENCHMARKS))
-def test_gold_answers_grade_against_themselves(golds: dict[str, list[str]], name: str) -> None:
-    answers = golds[name]
-    assert len(answers) == BENCHMARKS[name].size
-    failed = [g for g in answers if not is_equiv(extract_answer(f"Hence the result is $\\boxed{{{g}}}$."), g)]
-    assert failed == []
-
-
-@pytest.mark.parametrize("name", list(BENCHMARKS))
 def test_gold_answers_reject_the_next_problems_answer(golds: dict[str, list[str]], name: str) -> None:
     answers = golds[name]
     pairs = [(answers[(i + 1) % len(answers)], g) for i, g in enumerate(answers)]
@@ -50,11 +39,6 @@ def test_gold_answers_reject_the_next_problems_answer(golds: dict[str, list[str]
     assert len(accepted) <= 0.1 * len(pairs)  # contests repeat small answers (AMC 2023: 7, 7)
     # every accepted pair is a genuinely equal answer (same number, or x=5 vs 5)
     assert all(normalize(p).replace("x=", "").replace(" ", "") == normalize(g).replace(" ", "") for p, g in accepted)
-
-
-def test_gold_answers_of_reformatted_values() -> None:
-    assert is_equiv("204", "204") and is_equiv("204", "0204") and is_equiv("27", "27.0")
-    assert not is_equiv("205", "204")
 
 
 # ---- pathological inputs --------------------------------------------------------------------
@@ -104,15 +88,6 @@ def test_one_comparison_has_a_total_time_budget() -> None:
     start = time.monotonic()
     assert is_equiv(slow, ", ".join(["3"] * 8), timeout_s=0.5) is False
     assert time.monotonic() - start < 5 * 0.5 + SLACK_S
-
-
-def test_pathological_responses_extract_fast() -> None:
-    for text in (_garbage(100_000, 4), "\\boxed{" * 20_000, "\\boxed{1}" * 10_000, "<think>" + "a" * 100_000,
-                 "the answer is " * 8_000, "$" * 100_000):
-        start = time.monotonic()
-        extract_answer(text)
-        normalize(text)
-        assert time.monotonic() - start < 0.5
 
 
 def test_grade_response_on_garbage_is_bounded() -> None:
@@ -204,21 +179,6 @@ def test_shared_worker_survives_timeouts() -> None:
     assert worker.pid is not None
     assert is_equiv(r"9^{9^{9^{9}}}", "3", timeout_s=0.5) is False
     assert is_equiv(r"\sqrt{8}", r"2\sqrt{2}")
-
-
-# ---- majority clusters and the two-grader record ------------------------------------------------
-
-
-def test_cluster_answers_groups_equivalent_forms() -> None:
-    answers = [r"\frac{1}{2}", "0.5", None, "3", r"\dfrac12", "3.0", "x=3", "7"]
-    assert cluster_answers(answers) == [0, 0, None, 1, 0, 1, 1, 2]
-
-
-def test_majority_answer_counts_equivalents_together() -> None:
-    assert majority_answer(["1/2", "3", "0.5", r"\frac{1}{2}", "3", None]) == ("1/2", 3)
-    assert majority_answer(["3", "4"]) == ("3", 1)  # tie: first seen wins
-    assert majority_answer([None, None]) == (None, 0)
-    assert majority_answer([]) == (None, 0)
 
 
 def test_grade_response_records_both_graders() -> None:

@@ -18,8 +18,7 @@ from safetensors.torch import load_file
 
 from em_eval.models.checkpoint_format import latest_checkpoint, read_metadata
 from em_eval.cli import main
-from em_eval.training.setup.prompts import file_sha256
-
+from em_eval.local_files import file_sha256
 
 
 def tiny_args(tiny_llama_dir: Path, out: Path, *extra: str) -> list[str]:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from em_eval.backends.hf import GREEDY_WARNING, EmInfLM
+from em_eval.backends.generation import GREEDY_WARNING
+from em_eval.backends.hf import EmInfLM
 from em_eval.records import TELEMETRY_KEY
 
 PROMPTS = [

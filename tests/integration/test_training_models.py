@@ -21,7 +21,6 @@ from em_eval.training.run.rollout import generate_rollouts, response_token_stats
 PROMPTS = ["Hi!", "What is the capital of France? Answer in one short sentence."]
 
 
-
 @pytest.fixture(scope="module", params=["tiny_llama_dir", "smollm2_dir"])
 def loaded(request):
     path = request.getfixturevalue(request.param)

@@ -13,9 +13,9 @@ import yaml
 
 from em_eval.cli import build_parser, main
 from em_eval.gate.stats import mcnemar_exact, min_detectable_drop_binary, paired_bootstrap
-from test_gate_synthetic import bernoulli, write_run
+from synthetic_runs import bernoulli, write_run
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ---- statistics ------------------------------------------------------------------------------

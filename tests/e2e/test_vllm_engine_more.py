@@ -15,7 +15,7 @@ from em_eval.records import sample_telemetry
 from lm_eval_cli import VLLM_CPU_ENV, lm_eval, outputs
 from test_vllm_engine_eval import ENGINE
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+pytestmark = pytest.mark.vllm
 
 SCICODE_AND_SMOKE = json.dumps({"em_smoke": [0, 1, 2, 3], "em_scicode_dev": [6]})  # problem 19: two steps
 

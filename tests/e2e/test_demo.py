@@ -26,7 +26,6 @@ def demo_run(tmp_path_factory, smollm2_dir, data_dir) -> tuple[Path, str]:
     return out, proc.stdout
 
 
-@pytest.mark.slow
 def test_demo_evaluates_three_methods_and_prints_a_table(demo_run) -> None:
     out, stdout = demo_run
     table = stdout[stdout.index("Results"):stdout.index("Gate,")]
@@ -37,7 +36,6 @@ def test_demo_evaluates_three_methods_and_prints_a_table(demo_run) -> None:
     assert "Where to look:" in stdout and str(out / "leaderboard" / "index.html") in stdout
 
 
-@pytest.mark.slow
 def test_demo_writes_runs_leaderboard_and_gate(demo_run) -> None:
     out, _ = demo_run
     for method, mode, sampling in (("greedy", "off", False), ("sampling", "off", True), ("em_inf", "em_inf", True)):

