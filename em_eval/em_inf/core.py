@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -233,36 +234,19 @@ def _adam_on_entropy(
     return h_after, taken
 
 
-def minimize_entropy(
-    logits: torch.Tensor,
-    *,
-    threshold: float = EM_THRESHOLD,
-    kl_weight: float = EM_KL_WEIGHT,
-    lr: float = EM_LR,
-    steps: int = EM_STEPS,
-) -> torch.Tensor:
-    """EM-INF on ``[batch, vocab]`` logits (the paper's released defaults); see the ``_with_stats`` variant."""
-    return minimize_entropy_with_stats(logits, threshold=threshold, kl_weight=kl_weight, lr=lr, steps=steps)[0]
+def minimize_entropy(logits: torch.Tensor, **settings: Any) -> torch.Tensor:
+    """EM-INF on ``[batch, vocab]`` logits (the paper's released defaults); ``settings`` as for
+    :func:`minimize_entropy_with_stats`, which also returns per-row telemetry."""
+    return minimize_entropy_with_stats(logits, **settings)[0]
 
 
-def adaptive_temperature(
-    logits: torch.Tensor,
-    *,
-    target_ratio: float = AT_TARGET_RATIO,
-    threshold: float = AT_THRESHOLD,
-    t_min: float = AT_T_MIN,
-    t_max: float = AT_T_MAX,
-    tol: float = AT_TOL,
-    max_iters: int = AT_MAX_ITERS,
-) -> torch.Tensor:
+def adaptive_temperature(logits: torch.Tensor, **settings: Any) -> torch.Tensor:
     """Per row, bisect a temperature so the entropy reaches ``max(threshold, target_ratio * H0)``.
 
     The paper's "Adaptive Temp" baseline. Rows with ``H0 <= threshold`` (and invalid rows)
-    are unchanged. See :func:`adaptive_temperature_with_stats`.
+    are unchanged. ``settings`` as for :func:`adaptive_temperature_with_stats`.
     """
-    return adaptive_temperature_with_stats(
-        logits, target_ratio=target_ratio, threshold=threshold, t_min=t_min, t_max=t_max, tol=tol, max_iters=max_iters
-    )[0]
+    return adaptive_temperature_with_stats(logits, **settings)[0]
 
 
 def _entropy_at(log_w: torch.Tensor, inverse_t: torch.Tensor, take) -> torch.Tensor:

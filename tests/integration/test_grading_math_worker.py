@@ -20,15 +20,10 @@ from em_eval.tasks.math.grade import (
 )
 from em_eval.tasks.math.normalize import normalize, parse
 from em_eval.tasks.math.sympy_worker import Worker, WorkerTimeout, worker_for
-from em_eval.tasks.math.task import BENCHMARKS, documents
+from em_eval.tasks.math.task import BENCHMARKS
 
 
 # ---- gold answers ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def golds(data_dir: Path) -> dict[str, list[str]]:
-    return {name: [d["answer"] for d in documents(name)] for name in BENCHMARKS}
 
 
 @pytest.mark.parametrize("name", list(BENCHMARKS))

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.cli import main
-from synthetic_runs import bernoulli, write_run
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -17,18 +15,6 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 
 
 # ---- the command ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def board(tmp_path_factory) -> Path:
-    """Three methods of one paper model on two tasks (one with 4 samples per problem), then the leaderboard."""
-    root = tmp_path_factory.mktemp("runs")
-    for i, (mode, sampling, p) in enumerate([("off", False, 0.5), ("off", True, 0.45), ("em_inf", True, 0.6)]):
-        write_run(root / f"run{i}", {"em_math500": bernoulli(60, p, seed=i),
-                                     "em_amc": [bernoulli(4, p, seed=10 * i + k) for k in range(20)]},
-                  model="Qwen/Qwen2.5-7B-Instruct", em_mode=mode, sampling=sampling,
-                  tokens=[40 + 30 * i + (k % 5) for k in range(60)], max_gen_toks=64 + 20 * i)
-    out = tmp_path_factory.mktemp("board") / "demo"
-    assert main(["leaderboard", str(root / "run0"), str(root / "run1"), "EM-INF<b>=" + str(root / "run2"), "-o", str(out)]) == 0
-    return out
 
 
 # ---- a real browser ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import string
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,15 +15,10 @@ from em_eval.tasks.math.grade import (
     majority_answer,
 )
 from em_eval.tasks.math.normalize import normalize
-from em_eval.tasks.math.task import BENCHMARKS, documents
+from em_eval.tasks.math.task import BENCHMARKS
 
 
 # ---- gold answers ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def golds(data_dir: Path) -> dict[str, list[str]]:
-    return {name: [d["answer"] for d in documents(name)] for name in BENCHMARKS}
 
 
 @pytest.mark.parametrize("name", list(BENCHMARKS))
