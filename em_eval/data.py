@@ -40,6 +40,7 @@ _GH = "https://raw.githubusercontent.com"
 _QWEN = f"{_GH}/QwenLM/Qwen2.5-Math/a45202bd/evaluation/data"
 _PRIME = f"{_GH}/PRIME-RL/PRIME/main/eval/data/AI-MO"
 _SCICODE = f"{_GH}/scicode-bench/SciCode/a005915/eval/data"
+_UGPHYSICS = f"{_GH}/chotkrin/EM_PT/cafe72e/eval/UGPhysics/data/SemiconductorPhysics"
 
 FILES: dict[str, DataFile] = {
     f.path: f
@@ -67,6 +68,10 @@ FILES: dict[str, DataFile] = {
                  "3ae536cb41342076691730b72424fdfb9264f233e05c81bf37b5f7e227ea1853",
                  f"{_GH}/newfacade/LeetCodeDataset/9477c14d76dcbdef67d70f0e258ad2c2d4178fec/data/"
                  "LeetCodeDataset-v0.3.1-test.jsonl.gz"),
+        DataFile("ugphysics/SemiconductorPhysics/en.jsonl",
+                 "a2945b39140a7ce7ac7fa114f5efe969c660b9ef925496b6cf83d9e0414eeae6", f"{_UGPHYSICS}/en.jsonl"),
+        DataFile("ugphysics/SemiconductorPhysics/zh.jsonl",
+                 "090bcf39650d724f864b55b8e4d541729dff223f1e468c0421ec6e5024e084bf", f"{_UGPHYSICS}/zh.jsonl"),
         DataFile("scicode/problems_all.jsonl", "38797fef78f434720be6d053b4f3a86839d6f8ea5fb9115450677cd3a6edf81d",
                  f"{_SCICODE}/problems_all.jsonl"),
         DataFile("scicode/problems_dev.jsonl", "193968aff23b7ed931c8f6d196b611e2f6694adb49e6cc085444a60ad2fc4f7b",

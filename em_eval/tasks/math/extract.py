@@ -118,3 +118,9 @@ def _after_marker(text: str) -> str | None:
         rest = rest[: cut.start()] if cut else rest
     rest = rest.strip().strip("*").strip().rstrip(".,;").strip()
     return rest or None
+
+
+def boxed_contents(text: str) -> list[str]:
+    r"""The contents of every closed ``\boxed{}`` / ``\fbox{}`` in ``text``, in order."""
+    spans = (_box_span(text, m.start()) for m in _BOX.finditer(text))
+    return [text[a:b].strip() for a, b in (s for s in spans if s is not None)]
