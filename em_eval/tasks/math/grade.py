@@ -16,7 +16,11 @@ Public API:
 Decisions: a written percent sign makes ``50\%`` equal to both ``50`` and ``0.5`` (without a
 percent sign, ``0.5`` and ``50`` differ); units, degrees and ``\text{}`` wrappers are dropped;
 ``x = 3`` equals ``3`` when the left side is a plain variable or ``f(x)``; decimals match within
-a relative 1e-4 (the paper's graders) except against an integer gold; ``\pi`` is symbolic, never 3.14.
+a relative 1e-4 (the paper's graders) except against an integer gold, and never equal an exact
+irrational gold (``0.7854`` is not ``\pi/4``); exact values compare exactly (``1 + 10^{-30}`` is not
+1); ``\pi`` is symbolic, never 3.14. Labelled answers compare by label (``m=1, n=2`` is not
+``m=2, n=1``) or, against an unlabelled gold, by value in order (``BC=6, CA=8`` is ``6, 8``);
+conditions on one variable compare as intervals (``y > 3`` is ``(3,\infty)``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+from em_eval.tasks.math.answer_forms import as_intervals, clean_notation, has_relation, labelled_items
 from em_eval.tasks.math.extract import Extraction, extract
 from em_eval.tasks.math.normalize import MAX_ANSWER_CHARS, Node, normalize, parse
 from em_eval.tasks.math.numeric import numbers_equal, parse_number, Number
@@ -55,16 +60,63 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout_s: float = TIMEOUT_S
     if pred is None or gold is None:
         return False
     try:
-        p, g = normalize(str(pred)), normalize(str(gold))
+        p, g = normalize(_prepared(str(pred))), normalize(_prepared(str(gold)))
         if not p or not g:
             return False
         if _squash(p) == _squash(g):
             return True
         if len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS:
             return False
-        return _nodes_equal(parse(p), parse(g), _Budget(timeout_s))
+        budget = _Budget(timeout_s)
+        verdict = _forms_equal(p, g, budget)
+        return verdict if verdict is not None else _nodes_equal(parse(p), parse(g), budget)
     except (RecursionError, ValueError, ArithmeticError):  # malformed input is a wrong answer, not a crash
         return False
+
+
+def _prepared(answer: str) -> str:
+    """A whole sentence with a box becomes the box's content; notation is cleaned (answer_forms)."""
+    if "\\boxed" in answer or "\\fbox" in answer:
+        answer = extract_answer(answer) or answer
+    return clean_notation(answer)
+
+
+def _forms_equal(p: str, g: str, budget: _Budget) -> bool | None:
+    """Conditions on one variable as intervals, labelled answers and equations; None: none of these."""
+    ip, ig = as_intervals(p), as_intervals(g)
+    if ip is not None or ig is not None:
+        return _nodes_equal(parse(ip or p), parse(ig or g), budget)
+    lp, lg = labelled_items(p), labelled_items(g)
+    if lp and lg:
+        return _labelled_equal(lp, lg, budget)
+    if (lp and not has_relation(g)) or (lg and not has_relation(p)):
+        items, other = (lp, g) if lp else (lg, p)
+        values = [parse(v) for _, v in items]
+        if len(values) == 1:
+            return _nodes_equal(values[0], parse(other), budget)
+        node = parse(other)
+        others = _as_vector(node) if node.kind != "set" else node.children
+        if others is None:
+            return False
+        same_variable = len({label for label, _ in items}) == 1  # x = 3 or x = 5: solutions, any order
+        return (_multiset_equal if same_variable else _sequence_equal)(values, others, budget)
+    if has_relation(p) and has_relation(g):
+        return _symbolic_equal(p, g, budget)
+    return None
+
+
+def _labelled_equal(lp: list[tuple[str, str]], lg: list[tuple[str, str]], budget: _Budget) -> bool:
+    """Both labelled: the same value for each label (``m=1, n=2`` is not ``m=2, n=1``); values in
+    order when the labels differ, any order when every label is one variable (solutions)."""
+    if len(lp) != len(lg):
+        return False
+    gold = dict(lg)
+    if len(gold) == len(lg) and set(dict(lp)) == set(gold) and len(dict(lp)) == len(lp):
+        return all(_nodes_equal(parse(v), parse(gold[label]), budget) for label, v in lp)
+    values_p, values_g = [parse(v) for _, v in lp], [parse(v) for _, v in lg]
+    if len({label for label, _ in lp + lg}) == 1:
+        return _multiset_equal(values_p, values_g, budget)
+    return _sequence_equal(values_p, values_g, budget)
 
 
 def _squash(s: str) -> str:

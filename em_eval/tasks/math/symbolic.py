@@ -9,8 +9,10 @@ the comparison itself is ours:
 * inequalities: same direction after canonicalisation and equal ``lhs - rhs``;
 * expressions: symbols are taken as positive reals (so ``\sqrt{1/n} = 1/\sqrt{n}``); equal if
   ``a - b`` expands to 0; without free symbols, numerically (relative 1e-4 when a side has a
-  decimal, else 1e-9; an integer gold needs a match to 1e-12); with free symbols, at five
-  random positive points (1e-8), falling back to ``simplify`` when they cannot be evaluated.
+  decimal, else exactly, to 60 digits; an integer gold needs a match to 1e-12; a decimal never
+  equals an exact irrational gold); with free symbols, at five random positive points (1e-8),
+  and at small integers and powers of 2 when floor or ceiling appear, falling back to
+  ``simplify`` when they cannot be evaluated.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import sympy
 from sympy.core.relational import Equality, Relational
 
 REL_TOL_APPROX = 1e-4
-REL_TOL_EXACT = 1e-9
+REL_TOL_EXACT = 1e-40  # exact sides, evaluated at EXACT_DIGITS
+EXACT_DIGITS = 60
+INTEGER_POINTS = (1, 2, 3, 4, 5, 7, 8, 16)  # where floor/ceiling expressions must also agree
 SPOT_CHECKS = 5
 _SPOT_RNG_SEED = 1729
 
@@ -67,22 +71,39 @@ def _expressions_equal(a: Any, b: Any) -> bool:
         return sympy.simplify(a - b) == 0 if not (a.is_infinite or b.is_infinite) else False
     approx = _has_float(a) or _has_float(b)
     exact_integer_gold = b.is_Integer and not _has_float(b)
-    tol = 0.0 if exact_integer_gold else (REL_TOL_APPROX if approx else REL_TOL_EXACT)
+    tol = REL_TOL_EXACT if not approx else (0.0 if exact_integer_gold else REL_TOL_APPROX)
     symbols = a.free_symbols | b.free_symbols
     if not symbols:
+        if _has_float(a) and not _has_float(b) and b.is_rational is False:
+            return False  # a decimal is not an exact irrational gold: 0.7854 is not pi/4
         return _close(a, b, tol)
     diff = a - b
     if diff == 0 or sympy.expand(diff) == 0:
         return True
+    if (a.has(sympy.floor, sympy.ceiling) or b.has(sympy.floor, sympy.ceiling)) and not _agree_at_integers(a, b, symbols):
+        return False  # ceil(log2 n) and floor(log2 n) + 1 agree at random reals, not at powers of 2
     verdict = _spot_check(a, b, symbols, max(tol, 1e-8))
     return verdict if verdict is not None else sympy.simplify(diff) == 0
 
 
+def _agree_at_integers(a: Any, b: Any, symbols: set) -> bool:
+    for n in INTEGER_POINTS:
+        point = {s: sympy.Integer(n) for s in symbols}
+        try:
+            if abs(complex(sympy.N(a.xreplace(point) - b.xreplace(point), 30))) > 1e-9:
+                return False
+        except (TypeError, ValueError, ZeroDivisionError, AttributeError):
+            continue
+    return True
+
+
 def _close(a: Any, b: Any, tol: float) -> bool:
-    va, vb = complex(sympy.N(a, 30)), complex(sympy.N(b, 30))
+    """Within ``tol`` relative, at 60 significant digits (exact sides: ``1 + 10^{-30}`` is not 1)."""
+    size = max(abs(sympy.N(a, EXACT_DIGITS)), abs(sympy.N(b, EXACT_DIGITS)), 1)
+    gap = abs(sympy.N(a - b, EXACT_DIGITS))
     if tol == 0.0:
-        return abs(va - vb) <= 1e-12 * max(abs(vb), 1.0)
-    return abs(va - vb) <= tol * max(abs(va), abs(vb)) or abs(va - vb) <= 1e-12
+        return bool(gap <= 1e-12 * max(abs(sympy.N(b, EXACT_DIGITS)), 1))
+    return bool(gap <= tol * size)
 
 
 def _spot_check(a: Any, b: Any, symbols: set, tol: float) -> bool | None:

@@ -1,0 +1,151 @@
+r"""Rewrites that turn answer notations into the forms the grader compares (pure string functions).
+
+* :func:`clean_notation`: unicode radicals and powers, currency signs, a trailing ``\pmod{n}``,
+  a unit after a number (``3 m^2``), ``\quad`` spacing, a bracketed ``array`` (a matrix), repeating decimals (``0.\overline{6}`` -> ``\frac{2}{3}``), a stray trailing backslash.
+* :func:`labelled_items`: ``BC=6, CA=8`` -> ``[("BC", "6"), ("CA", "8")]`` when every item has
+  a simple label (a variable, ``f(x)``, ``|PQ|``, ``(x,y)``, ``S_1:S_2``).
+* :func:`as_intervals`: a condition on one variable as interval notation: ``-1 \le t \le 4`` ->
+  ``[-1,4]``, ``y > 3`` -> ``(3,\infty)``, ``x<0 \text{ or } x>1`` -> ``(-\infty,0)\cup(1,\infty)``,
+  ``\{x \mid x \ge 2\}`` and ``t \in [-1,4]`` likewise.
+
+Written here because math-verify's own rewrites work on whole responses inside its parser and
+cannot be called on one answer string; latex2sympy2_extended parses relations but has no
+inequality-to-interval step.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from em_eval.tasks.math.normalize import split_top
+
+_CURRENCY = re.compile(r"[€£¥₹]|\\euro\b|\\pounds\b|\\yen\b")
+_POWERS = {"²": "^2", "³": "^3", "¹": "^1", "⁴": "^4"}
+_RADICAL = re.compile(r"√\s*(\([^()]*\)|\{[^{}]*\}|[\w.]+)")
+_PMOD = re.compile(r"\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*\\bmod\s*[^()]*\)|\\bmod\s*\w+|\\mod\s*\w+)\s*$")
+_UNIT = re.compile(r"(?<=\d)\s+(?:m|cm|mm|km|kg|g|mg|s|ms|min|h|L|mL|ml|N|J|kJ|W|kW|V|A|K|Pa|kPa|Hz|mol|in|ft)"
+                   r"(?:\^\{?[23]\}?)?\s*$")
+_BRACKETED_ARRAY = re.compile(r"^\s*(?:\\left\s*)?[\[(]\s*(\\begin\{array\}.*\\end\{array\})\s*(?:\\right\s*)?[\])]\s*$", re.DOTALL)
+_REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
+
+
+def clean_notation(s: str) -> str:
+    """Notation that means the same as plainer LaTeX, rewritten (see the module doc)."""
+    s = _CURRENCY.sub("", s)
+    for char, power in _POWERS.items():
+        s = s.replace(char, power)
+    s = _RADICAL.sub(lambda m: "\\sqrt{" + m.group(1).strip("(){}") + "}", s)
+    s = _PMOD.sub("", s)
+    s = re.sub(r"\\q?quad(?![a-zA-Z])", " ", s)
+    s = _BRACKETED_ARRAY.sub(r"\1", s)  # [\begin{array}...\end{array}] is a matrix, as pmatrix is
+    s = _UNIT.sub("", s)
+    s = _REPEATING.sub(_repeating_fraction, s)
+    s = s.rstrip()
+    if s.endswith("\\") and not s.endswith("\\\\"):
+        s = s[:-1].rstrip()
+    return s
+
+
+def _repeating_fraction(m: re.Match) -> str:
+    sign, whole, fixed, cycle = m.groups()
+    value = Fraction(int(whole or "0")) + (Fraction(int(fixed), 10 ** len(fixed)) if fixed else 0)
+    value += Fraction(int(cycle), (10 ** len(cycle) - 1) * 10 ** len(fixed))
+    value = -value if sign else value
+    return f"\\frac{{{value.numerator}}}{{{value.denominator}}}" if value.denominator != 1 else str(value.numerator)
+
+
+# ---- labels ------------------------------------------------------------------------------
+
+_NAME = r"(?:[A-Za-z]|\\[a-zA-Z]+)(?:_\{?[\w\\]+\}?)?'*"
+_LABEL = re.compile(
+    rf"^\s*(?:[A-Z]{{2,3}}|{_NAME}(?:\(\s*{_NAME}\s*\))?|\|\s*[A-Za-z]{{1,3}}\s*\||\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\)"
+    rf"|{_NAME}(?:\s*:\s*{_NAME})+)\s*=(?!=)")
+_CONNECTIVE = re.compile(r"\\text\{\s*(?:and|or)\s*\}|and|or|\\quad|\\qquad")
+_SEPARATORS = (",", ";", "\\text{ and }", " and ", "\\quad", "\\qquad", "\\text{ or }", " or ")
+
+
+def labelled_items(s: str) -> list[tuple[str, str]] | None:
+    """``[(label, value), ...]`` when every top-level item is ``label = value`` with a simple label."""
+    items = [i.strip() for i in split_top(s, _SEPARATORS) if i.strip() and not _CONNECTIVE.fullmatch(i.strip())]
+    out = []
+    for item in items:
+        m = _LABEL.match(item)
+        value = item[m.end():].strip() if m else ""
+        if not m or not value or "=" in value:
+            return None
+        out.append((re.sub(r"\s+", "", item[:m.end() - 1]), value))
+    return out or None
+
+
+def has_relation(s: str) -> bool:
+    """Whether ``s`` holds an ``=`` outside brackets (an equation or a labelled answer)."""
+    return len(split_top(s, ("=",))) > 1
+
+
+# ---- conditions on one variable as intervals ------------------------------------------------
+
+_LESS = {"<": False, "\\lt": False, "\\le": True, "\\leq": True, "\\leqslant": True, "≤": True}
+_MORE = {">": False, "\\gt": False, "\\ge": True, "\\geq": True, "\\geqslant": True, "≥": True}
+_OPS = sorted({**_LESS, **_MORE}, key=len, reverse=True)
+_OP = re.compile("(" + "|".join(re.escape(o) + (r"(?![a-zA-Z])" if o[0] == "\\" else "") for o in _OPS) + ")")
+_VARIABLE = re.compile(rf"^{_NAME}$")
+_SET_BUILDER = re.compile(rf"^\\\{{\s*({_NAME})\s*(?:\\mid|\||:)\s*(.+?)\s*\\\}}$")
+_IN = re.compile(rf"^\s*({_NAME})\s*\\in\s*(.+)$")
+_OR = ("\\text{ or }", " or ", "\\text{or}", "\\lor", "\\vee", ",")
+INFINITY = "\\infty"
+
+
+def as_intervals(s: str) -> str | None:
+    """``s`` as interval notation when it is a condition on one variable (see the module doc)."""
+    s = s.strip()
+    m = _SET_BUILDER.match(s)
+    if m:
+        return _conditions(m.group(2), m.group(1))
+    m = _IN.match(s)
+    if m and not _OP.search(m.group(2)):
+        return m.group(2).strip()
+    return _conditions(s, None) if _OP.search(s) else None
+
+
+def _conditions(s: str, variable: str | None) -> str | None:
+    parts = [p.strip() for p in split_top(s, _OR) if p.strip()]
+    intervals = []
+    for part in parts:
+        found = _chain(part)
+        if found is None or (variable is not None and found[0] != variable):
+            return None
+        variable = found[0]
+        intervals.append(found[1])
+    return "\\cup".join(intervals) if intervals else None
+
+
+def _chain(s: str) -> tuple[str, str] | None:
+    """``(variable, interval)`` of ``a < x``, ``x \\ge b`` or ``a \\le x < b``."""
+    pieces = _OP.split(s)
+    terms, ops = [p.strip() for p in pieces[0::2]], pieces[1::2]
+    if len(ops) not in (1, 2) or any(not t for t in terms):
+        return None
+    if len(ops) == 2:
+        if not _VARIABLE.match(terms[1]):
+            return None
+        lower_op, upper_op = ops
+        if lower_op in _MORE and upper_op in _MORE:  # b > x > a
+            return terms[1], _interval(terms[2], _MORE[upper_op], terms[0], _MORE[lower_op])
+        if lower_op in _LESS and upper_op in _LESS:
+            return terms[1], _interval(terms[0], _LESS[lower_op], terms[2], _LESS[upper_op])
+        return None
+    op = ops[0]
+    if _VARIABLE.match(terms[0]) and not _VARIABLE.match(terms[1]):
+        var, bound, var_left = terms[0], terms[1], True
+    elif _VARIABLE.match(terms[1]) and not _VARIABLE.match(terms[0]):
+        var, bound, var_left = terms[1], terms[0], False
+    else:
+        return None
+    below = (op in _LESS) == var_left  # x < b, or b > x: bounded above
+    closed = _LESS.get(op, _MORE.get(op))
+    return var, (_interval("-" + INFINITY, False, bound, closed) if below else _interval(bound, closed, INFINITY, False))
+
+
+def _interval(low: str, low_closed: bool, high: str, high_closed: bool) -> str:
+    return ("[" if low_closed else "(") + f"{low},{high}" + ("]" if high_closed else ")")
