@@ -62,3 +62,15 @@ def test_majority_answer_counts_equivalents_together() -> None:
     assert majority_answer(["3", "4"]) == ("3", 1)  # tie: first seen wins
     assert majority_answer([None, None]) == (None, 0)
     assert majority_answer([]) == (None, 0)
+
+
+def test_each_answer_is_parsed_once_and_clusters_reuse_the_forms() -> None:
+    from em_eval.tasks.math.grade import comparable_form
+
+    comparable_form.cache_clear()
+    samples = ["\\frac{1}{2}", "0.5", "\\frac{1}{2}", "1/2", "3", "0.5", "3", "\\frac12"]
+    assert [is_equiv(s, "\\frac{1}{2}") for s in samples] == [True, True, True, True, False, True, False, True]
+    assert comparable_form.cache_info().misses == 1 + len(set(samples) - {"\\frac{1}{2}"})  # the gold once
+    before = comparable_form.cache_info().misses
+    assert cluster_answers(samples) == [0, 0, 0, 0, 1, 0, 1, 0]
+    assert comparable_form.cache_info().misses == before  # clustering parsed nothing again

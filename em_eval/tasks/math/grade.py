@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Sequence
 
 from em_eval.tasks.math.answer_forms import as_intervals, clean_notation, has_relation, labelled_items
@@ -60,18 +61,55 @@ def is_equiv(pred: str | None, gold: str | None, *, timeout_s: float = TIMEOUT_S
     if pred is None or gold is None:
         return False
     try:
-        p, g = normalize(_prepared(str(pred))), normalize(_prepared(str(gold)))
-        if not p or not g:
-            return False
-        if _squash(p) == _squash(g):
-            return True
-        if len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS:
-            return False
-        budget = _Budget(timeout_s)
-        verdict = _forms_equal(p, g, budget)
-        return verdict if verdict is not None else _nodes_equal(parse(p), parse(g), budget)
-    except (RecursionError, ValueError, ArithmeticError):  # malformed input is a wrong answer, not a crash
+        return forms_equal(comparable_form(str(pred)), comparable_form(str(gold)), timeout_s=timeout_s)
+    except _MALFORMED:  # malformed input is a wrong answer, not a crash
         return False
+
+
+_MALFORMED = (RecursionError, ValueError, ArithmeticError)
+
+
+@dataclass(frozen=True)
+class Form:
+    """An answer parsed once: its normal text, structure, interval reading and labels."""
+
+    text: str
+    key: str  # the text without spaces: equal keys are equal answers
+    node: Node | None  # None when the answer is too long to parse
+    intervals: str | None
+    labels: tuple[tuple[str, str], ...] | None
+    relation: bool  # an ``=`` outside brackets
+
+
+@lru_cache(maxsize=1 << 16)
+def comparable_form(answer: str) -> Form:
+    """The :class:`Form` of one answer string, computed once per distinct string (golds are
+    compared with every sample, clusters with every representative)."""
+    try:
+        text = normalize(_prepared(answer))
+    except _MALFORMED:
+        return Form("", "", None, None, None, False)  # no usable answer
+    if len(text) > MAX_ANSWER_CHARS:
+        return Form(text, _squash(text), None, None, None, False)
+    try:
+        labels = labelled_items(text)
+        return Form(text, _squash(text), parse(text), as_intervals(text), tuple(labels) if labels else None,
+                    has_relation(text))
+    except _MALFORMED:  # compared by its text only
+        return Form(text, _squash(text), None, None, None, False)
+
+
+def forms_equal(p: Form, g: Form, *, timeout_s: float = TIMEOUT_S) -> bool:
+    """:func:`is_equiv` on two parsed answers."""
+    if not p.text or not g.text:
+        return False
+    if p.key == g.key:
+        return True
+    if p.node is None or g.node is None:
+        return False
+    budget = _Budget(timeout_s)
+    verdict = _special_forms_equal(p, g, budget)
+    return verdict if verdict is not None else _nodes_equal(p.node, g.node, budget)
 
 
 def _prepared(answer: str) -> str:
@@ -81,27 +119,25 @@ def _prepared(answer: str) -> str:
     return clean_notation(answer)
 
 
-def _forms_equal(p: str, g: str, budget: _Budget) -> bool | None:
+def _special_forms_equal(p: Form, g: Form, budget: _Budget) -> bool | None:
     """Conditions on one variable as intervals, labelled answers and equations; None: none of these."""
-    ip, ig = as_intervals(p), as_intervals(g)
-    if ip is not None or ig is not None:
-        return _nodes_equal(parse(ip or p), parse(ig or g), budget)
-    lp, lg = labelled_items(p), labelled_items(g)
+    if p.intervals is not None or g.intervals is not None:
+        return _nodes_equal(parse(p.intervals or p.text), parse(g.intervals or g.text), budget)
+    lp, lg = p.labels, g.labels
     if lp and lg:
-        return _labelled_equal(lp, lg, budget)
-    if (lp and not has_relation(g)) or (lg and not has_relation(p)):
-        items, other = (lp, g) if lp else (lg, p)
+        return _labelled_equal(list(lp), list(lg), budget)
+    if (lp and not g.relation) or (lg and not p.relation):
+        items, other = (lp, g.node) if lp else (lg, p.node)
         values = [parse(v) for _, v in items]
         if len(values) == 1:
-            return _nodes_equal(values[0], parse(other), budget)
-        node = parse(other)
-        others = _as_vector(node) if node.kind != "set" else node.children
+            return _nodes_equal(values[0], other, budget)
+        others = _as_vector(other) if other.kind != "set" else other.children
         if others is None:
             return False
         same_variable = len({label for label, _ in items}) == 1  # x = 3 or x = 5: solutions, any order
         return (_multiset_equal if same_variable else _sequence_equal)(values, others, budget)
-    if has_relation(p) and has_relation(g):
-        return _symbolic_equal(p, g, budget)
+    if p.relation and g.relation:
+        return _symbolic_equal(p.text, g.text, budget)
     return None
 
 
@@ -285,20 +321,28 @@ def grade_response(response: str, gold: str) -> ResponseGrade:
 
 def cluster_answers(answers: Sequence[str | None]) -> list[int | None]:
     """An equivalence-cluster id per answer (None for no answer); ids count up from 0 in order of first appearance."""
-    representatives: list[str] = []
-    by_text: dict[str, int] = {}
+    representatives: list[Form] = []
+    by_key: dict[str, int] = {}
     ids: list[int | None] = []
     for answer in answers:
-        if answer is None or not normalize(answer):
+        form = comparable_form(answer) if answer is not None else None
+        if form is None or not form.text:
             ids.append(None)
             continue
-        key = _squash(normalize(answer))
-        if key not in by_text:
-            by_text[key] = next((k for k, rep in enumerate(representatives) if is_equiv(answer, rep)), len(representatives))
-            if by_text[key] == len(representatives):
-                representatives.append(answer)
-        ids.append(by_text[key])
+        if form.key not in by_key:
+            by_key[form.key] = next((k for k, rep in enumerate(representatives) if _safe_forms_equal(form, rep)),
+                                    len(representatives))
+            if by_key[form.key] == len(representatives):
+                representatives.append(form)
+        ids.append(by_key[form.key])
     return ids
+
+
+def _safe_forms_equal(p: Form, g: Form) -> bool:
+    try:
+        return forms_equal(p, g)
+    except _MALFORMED:
+        return False
 
 
 def majority_answer(answers: Sequence[str | None]) -> tuple[str | None, int]:
