@@ -6,10 +6,11 @@ Two pair sets, graded by both on the same (prediction, gold) strings:
   ``3\\sqrt{13}`` -> ``\\sqrt{117}``, ``90^\\circ`` -> ``90``, reordered sums and lists,
   ``pmatrix`` -> ``bmatrix``, ``x=5`` -> ``5``, thousands separators, ...); label True;
 * wrong: an integer or fraction off by one, else the next problem's gold; label False;
-* bank: the hand-checked cases of ``tests/test_grading_math_cases.py`` (ours passes them by
+* bank: the hand-checked cases of ``tests/integration/test_grading_math_cases.py`` (ours passes them by
   construction; the row shows where math-verify's conventions differ).
 
-Reports items/s, median and worst single-item latency, accuracy against the labels and the
+Each grader starts every set with nothing parsed (our per-answer cache is cleared). Reports
+items/s, median and worst single-item latency, accuracy against the labels and the
 agreement between the two graders. Our grader's worker is started before timing.
 math-verify runs in process with its default (signal-based) time limits, as it is usually used.
 
@@ -28,7 +29,7 @@ from typing import Callable
 
 from pathlib import Path
 
-from em_eval.tasks.math.grade import is_equiv
+from em_eval.tasks.math.grade import comparable_form, is_equiv
 from em_eval.tasks.math.normalize import normalize, split_top
 from em_eval.tasks.math.task import documents
 
@@ -166,7 +167,7 @@ def run(grader: Callable[[str, str], bool], pairs: list[tuple[str, str]]) -> tup
 
 def bank_pairs() -> list[tuple[str, str, bool]]:
     """The hand-checked (prediction, gold, expected) bank of the test suite."""
-    path = Path(__file__).resolve().parent.parent / "tests" / "test_grading_math_cases.py"
+    path = Path(__file__).resolve().parent.parent / "tests" / "integration" / "test_grading_math_cases.py"
     spec = importlib.util.spec_from_file_location("math_equiv_cases", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -199,6 +200,7 @@ def main() -> None:
     for set_name, (pairs, labels) in sets.items():
         results, rates = {}, {}
         for grader_name, grader in (("em-eval", is_equiv), ("math-verify", math_verify_equiv)):
+            comparable_form.cache_clear()  # each set starts cold: no answer parsed in an earlier set
             verdicts, latencies = run(grader, pairs)
             results[grader_name] = verdicts
             rates[grader_name] = len(pairs) / sum(latencies)
