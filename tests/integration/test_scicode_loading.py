@@ -26,3 +26,12 @@ def test_dev_split_loads_offline():
     rows = load_dataset(split="dev", with_background=False)["test"]
     assert len(rows) == 15 and rows[0]["split"] == "dev" and rows[0]["with_background"] is False
     assert json.loads(rows[0]["problem_json"])["problem_id"] == rows[0]["problem_id"]
+
+
+def test_h5_with_missing_steps_is_refused(tmp_path):
+    import h5py
+    path = tmp_path / "partial.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("77.1/test1/var1", data=1.0)
+    with pytest.raises(DataFileError, match="lacks the targets of 287 SciCode steps"):
+        resolve_h5(str(path))
