@@ -498,6 +498,25 @@ EQUIV_CASES: list[tuple[str, str, bool]] = [
     (r"2:30", r"12:30", F),
     (r"\lceil \log_2 n\rceil", r"\lfloor \log_2 n\rfloor + 1", F),
     (r"\lfloor \frac{n}{2} \rfloor", r"\lfloor n/2 \rfloor", T),
+    (r"\lceil n/2 \rceil", r"\lfloor (n+1)/2 \rfloor", T),  # equal at every integer n
+    (r"1.0000000001", r"1", F),
+    # ---- more of the same kinds ----
+    (r"\{1, 2\}", r"1, 2", T),
+    (r"\{x : x \geq 2\}", r"[2,\infty)", T),
+    (r"x \in (3, \infty)", r"(3,\infty)", T),
+    (r"2x-y-1=0", r"y=2x-1", T),
+    (r"5 \text{ m}^2", r"5", T),
+    (r"3 (\bmod 7)", r"3", T),
+    (r"√(x+1)", r"\sqrt{x+1}", T),
+    (r"x=2 \text{ and } y=3", r"(2,3)", T),
+    (r"x=3, y=2", r"(2,3)", F),
+    (r"a=2, b=3", r"a=3, b=2", F),
+    (r"x \le 5", r"(-\infty, 5]", T),
+    (r"x < 5", r"(-\infty, 5]", F),
+    (r"-3 \leq x < 2", r"[-3,2)", T),
+    (r"x > 1 \text{ or } x < -1", r"(-\infty,-1)\cup(1,\infty)", T),
+    (r"x=-2 \text{ or } x=2", r"\pm 2", T),
+    (r"\begin{bmatrix}1&2\\3&4\end{bmatrix}", r"\left(\begin{array}{cc}1&2\\3&4\end{array}\right)", T),
 ]
 
 # (response, expected extracted answer)
