@@ -40,6 +40,7 @@ class EmGenerationMixin:
         self.decode_method = pop_method_args(args)
         self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
         self._warned_greedy = False
+        self._checked_chat_template = False
         self._router: TelemetryRouter | None = None
         return args
 
@@ -48,6 +49,19 @@ class EmGenerationMixin:
         if settings.mode != "off" and not is_sampling(gen_kwargs) and not self._warned_greedy:
             self._warned_greedy = True
             log.warning("%s: %s", self.MODEL_NAME, GREEDY_WARNING)
+
+    def _warn_if_chat_template_unused(self, requests: list[Any]) -> None:
+        """Once per model: an instruct model on em-eval's tasks without its chat template answers
+        empty or off-format and scores 0 without a word, so say what to add."""
+        if self._checked_chat_template:
+            return
+        self._checked_chat_template = True
+        ours = [r for r in requests if str(getattr(r, "task_name", "") or "").startswith(("em_", "scicode", "leetcode"))]
+        marker = _assistant_marker(getattr(self, "tokenizer", None))
+        if ours and marker and not any(marker in str(r.args[0]) for r in ours):
+            log.warning("%s: the model has a chat template, but the prompts of %s do not use it; instruct models "
+                        "then often answer empty or off-format. Add --apply_chat_template (and, for the paper's "
+                        "protocol, keep the task's system prompt)", self.MODEL_NAME, ours[0].task_name)
 
     def get_model_info(self) -> dict[str, Any]:
         """What a results file needs to reproduce the run: versions, settings, sources, checkpoint."""
@@ -67,6 +81,7 @@ class EmGenerationMixin:
 
     def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
         """lm-eval's generation of ``requests``, with telemetry attached to each request."""
+        self._warn_if_chat_template_unused(requests)
         self._fit_generation_budget(requests)
         self._router = TelemetryRouter()
         inner_hook = self.cache_hook
@@ -107,3 +122,17 @@ class EmGenerationMixin:
             budget = int(req.args[1].get("max_gen_toks") or self.max_gen_toks)
             if fitted[budget] < budget:
                 req.args[1]["max_gen_toks"] = fitted[budget]
+
+
+def _assistant_marker(tokenizer: Any) -> str | None:
+    """The text a chat template puts before the assistant's answer (``<|im_start|>assistant``), if any."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return None
+    probe = "em-eval-probe-7c1"
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": probe}], tokenize=False,
+                                             add_generation_prompt=True)
+    except Exception:  # a template that needs more than one user turn: no check
+        return None
+    tail = str(text).split(probe, 1)[-1].strip()
+    return tail or None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
-
 
 from em_eval.asset_paths import asset_dir, asset_names, read_mapping
 from em_eval.models.checkpoint_format import resolve_checkpoint_args
@@ -34,8 +34,27 @@ def resolve_model_args(args: dict[str, Any]) -> dict[str, Any]:
         merged.update(preset.get("em") or {})
         merged.update(args)
         args = merged
+    for key in ("pretrained", "peft"):
+        missing_local_path(args.get(key), key)
     args = resolve_checkpoint_args(args)  # em-eval checkpoint: LoRA -> base + peft=, run folder -> latest
     if is_embedded(args.get("pretrained")):
         args["pretrained"] = str(embedded_model_dir())
         args.pop("gguf_file", None)
     return args
+
+
+def missing_local_path(value: Any, key: str) -> None:
+    """Raise at once when ``value`` is a local path in form (``./x``, ``/x``, ``~/x``, or a folder
+    that exists here followed by more) that does not exist, instead of asking the hub for it."""
+    if not isinstance(value, str) or not value or is_embedded(value):
+        return
+    path = Path(value).expanduser()
+    local_form = value.startswith((".", "/", "~")) or (len(path.parts) > 1 and Path(path.parts[0]).is_dir())
+    if local_form and not path.exists():
+        near = path.parent if path.parent.is_dir() else None
+        listing = ""
+        if near is not None:
+            names = sorted(p.name for p in near.iterdir())[:8]
+            listing = f"; {near} holds: {', '.join(names) or 'nothing'}"
+        raise FileNotFoundError(f"{key}={value}: no such file or folder{listing}. Give an existing checkpoint or "
+                                "model folder, or a Hugging Face id such as Qwen/Qwen2.5-7B-Instruct")

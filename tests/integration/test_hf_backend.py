@@ -71,6 +71,24 @@ def test_greedy_with_em_inf_warns_once(smol: EmInfLM, caplog) -> None:
     assert sum(GREEDY_WARNING in r.getMessage() for r in caplog.records) == 1
 
 
+def test_em_task_without_the_chat_template_warns_once_saying_what_to_add(smol: EmInfLM, caplog) -> None:
+    def requests(prompts: list[str]) -> list[Instance]:
+        gen = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 2}
+        return [Instance("generate_until", {"i": i}, (p, dict(gen)), idx=0, metadata=("em_smoke", i, 1))
+                for i, p in enumerate(prompts)]
+
+    smol._checked_chat_template = False
+    with caplog.at_level(logging.WARNING):
+        smol.generate_until(requests(PROMPTS))  # templated: nothing to say
+    assert not any("--apply_chat_template" in r.getMessage() for r in caplog.records)
+    smol._checked_chat_template = False
+    with caplog.at_level(logging.WARNING):
+        smol.generate_until(requests(["What is 2 + 3?", "Name a colour."]))
+        smol.generate_until(requests(["What is 2 + 3?"]))
+    warnings = [r.getMessage() for r in caplog.records if "--apply_chat_template" in r.getMessage()]
+    assert len(warnings) == 1 and "em_smoke do not use it" in warnings[0]
+
+
 def test_telemetry_per_sample_and_per_task_em_overrides(smol: EmInfLM) -> None:
     torch.manual_seed(0)
     smol.batch_size_per_gpu = 2

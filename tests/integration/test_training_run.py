@@ -87,10 +87,20 @@ def test_bad_input_gives_one_clear_error_and_writes_nothing(tiny_llama_dir, tmp_
     (not_a_checkpoint / "config.json").write_text("{}")
     assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, f"resume_from={not_a_checkpoint}")]) == 2
     assert "has no em_eval_checkpoint.json, so it is not a finished em-eval checkpoint" in capsys.readouterr().err
+    assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, f"resume_from={tmp_path / 'nope'}")]) == 2
+    assert f"resume_from={tmp_path / 'nope'} does not exist" in capsys.readouterr().err
 
     assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, "prompts_per_step=0")]) == 2
     assert "prompts_per_step must be >= 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_resume_with_nothing_to_resume_says_so_and_starts_fresh(tiny_llama_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "fresh"
+    assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, "max_steps=1", "resume=true")]) == 0
+    captured = capsys.readouterr()
+    assert f"resume=true: {out} holds no checkpoint yet (the folder does not exist); starting at step 0" in captured.out
+    assert latest_checkpoint(out).name == "checkpoint-000001"
 
 
 def test_disk_full_keeps_the_previous_checkpoint(tiny_llama_dir, tmp_path, monkeypatch, capsys) -> None:

@@ -22,7 +22,8 @@ from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 import em_eval
-from em_eval.models.checkpoint_format import CheckpointError, CheckpointMetadata, latest_checkpoint, read_metadata
+from em_eval.models.checkpoint_format import (CheckpointError, CheckpointMetadata, has_metadata, latest_checkpoint,
+                                              read_metadata)
 from em_eval.training.objective.token_stats import masked_mean
 from em_eval.training.objective.advantages import ADVANTAGES
 from em_eval.training.run.save_restore import load_trainer_state, remove_temporaries, save_checkpoint
@@ -287,6 +288,11 @@ def _resume_checkpoint(config: TrainConfig, run_dir: Path, prompts: PromptSet) -
     """The checkpoint to continue from, checked against this run; refuses to overwrite a run by accident."""
     if config.resume_from:
         folder = Path(config.resume_from)
+        if not folder.exists():
+            raise CheckpointError(f"resume_from={config.resume_from} does not exist; give a checkpoint folder "
+                                  f"(checkpoint-NNNNNN) or a run folder, or drop resume_from to start fresh")
+        latest = latest_checkpoint(folder) if not has_metadata(folder) else None
+        folder = latest or folder  # a run folder means its latest checkpoint
     else:
         folder = latest_checkpoint(run_dir)
         if folder is not None and not config.resume:
@@ -295,6 +301,8 @@ def _resume_checkpoint(config: TrainConfig, run_dir: Path, prompts: PromptSet) -
                 "that run, or choose another output_dir"
             )
         if folder is None:
+            if config.resume:
+                tqdm.write(f"resume=true: {run_dir} holds no checkpoint yet ({_listing(run_dir)}); starting at step 0")
             return None
     meta = read_metadata(folder)
     expected = {"method": config.method, "base_model": base_model_id(config.model),
@@ -305,6 +313,13 @@ def _resume_checkpoint(config: TrainConfig, run_dir: Path, prompts: PromptSet) -
     if diffs:
         raise CheckpointError(f"cannot resume from {folder}: it belongs to a different run ({'; '.join(diffs)})")
     return folder
+
+
+def _listing(folder: Path) -> str:
+    if not folder.is_dir():
+        return "the folder does not exist"
+    names = sorted(p.name for p in folder.iterdir())
+    return f"it has {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}" if names else "it is empty"
 
 
 def _metadata(config: TrainConfig, recipe: str | None, prompts: PromptSet, step: int, world: int) -> CheckpointMetadata:
