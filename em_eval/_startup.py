@@ -97,3 +97,7 @@ def install(force: bool = False) -> None:
 
 
 install()
+if getattr(sys, "_em_eval_site_import", False) and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+    # started by the .pth outside lm-eval: leave nothing behind, so an explicit `import em_eval` runs afresh
+    for _name in [m for m in sys.modules if m == "em_eval" or m.startswith("em_eval.")]:
+        del sys.modules[_name]
