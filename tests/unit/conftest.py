@@ -1,5 +1,5 @@
 """The unit lane: pure code only. A test here that loads a model or starts a process fails and
-says where it belongs, so the lane stays fast (under a minute on two cores)."""
+says where it belongs, so the lane stays fast (about half a minute on two cores)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,16 @@ import subprocess
 
 import pytest
 
-MODEL_FIXTURES = {"smollm2_dir", "tiny_llama_dir"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if "unit" in item.keywords and MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.usefixtures("_refuse_model_fixture"))
-
-
-@pytest.fixture
-def _refuse_model_fixture(request: pytest.FixtureRequest) -> None:
-    pytest.fail(f"{request.node.nodeid} loads a model ({', '.join(MODEL_FIXTURES & set(request.fixturenames))}): "
-                "move it to tests/integration", pytrace=False)
+MODEL_FIXTURES = {"smollm2_dir", "tiny_llama_dir", "trained"}
 
 
 @pytest.fixture(autouse=True)
-def _no_processes(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+def _pure_code_only(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    models = MODEL_FIXTURES & set(request.fixturenames)  # every fixture the test uses, directly or not
+    if models:
+        pytest.fail(f"{request.node.nodeid} loads a model ({', '.join(sorted(models))}): move it to tests/integration",
+                    pytrace=False)
+
     def refuse(*args, **kwargs):
         raise RuntimeError(f"{request.node.nodeid} started a process: move it to tests/integration")
 

@@ -7,6 +7,8 @@ import random
 import pytest
 from lm_eval.api.instance import Instance
 
+from lm_requests import make_requests
+
 from em_eval.records import TELEMETRY_KEY
 from em_eval.decoding.methods import (
     RECORD_KEY,
@@ -16,16 +18,6 @@ from em_eval.decoding.methods import (
     pop_method_args,
     refinement_prompt,
 )
-
-SAMPLE = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 8}
-
-
-def make_requests(prompts: list[str], gen_kwargs: dict = SAMPLE) -> list[Instance]:
-    return [
-        Instance("generate_until", {"i": i}, (p, dict(gen_kwargs)), idx=0, metadata=("t", i, 1))
-        for i, p in enumerate(prompts)
-    ]
-
 
 class ScriptedPlain:
     """A stand-in for backend generation: scripted outputs per prompt, telemetry like the HF backend."""
@@ -131,38 +123,3 @@ def test_refinement_rereads_previous_attempts_for_n_rounds() -> None:
     assert reqs[0].args[1][RECORD_KEY]["rounds"] == ["first", "second", "third"]
     assert len(reqs[0].args[1][TELEMETRY_KEY]) == 3
     assert reqs[0].args[0] == q1, "the logged prompt stays the original question"
-
-
-# ---- through the real HF backend ---------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_lm_factory(tiny_llama_dir):
-    from em_eval.backends.hf import EmInfLM
-
-    def make(**kwargs) -> EmInfLM:
-        return EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=8, em_mode="off", **kwargs)
-
-    return make
-
-
-def test_backend_self_consistency_records_all_samples(tiny_lm_factory) -> None:
-    lm = tiny_lm_factory(decode_method="self_consistency", decode_n=3)
-    assert lm.get_model_info()["decode_method"] == {"decode_method": "self_consistency", "decode_n": 3, "decode_seed": 42}
-    reqs = make_requests(["<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", "Count: 1, 2,"],
-                         {**SAMPLE, "temperature": 1.0, "max_gen_toks": 6})
-    out = lm.generate_until(reqs)
-    for req, text in zip(reqs, out):
-        record, telemetry = req.args[1][RECORD_KEY], req.args[1][TELEMETRY_KEY]
-        assert len(record["samples"]) == 3 and text == record["samples"][record["chosen"]]
-        assert len(telemetry) == 3 and all(t["gen_tokens"] <= 6 for t in telemetry)
-
-
-def test_backend_refinement_equals_manual_greedy_rounds(tiny_lm_factory) -> None:
-    greedy = {"until": [], "do_sample": False, "max_gen_toks": 5}
-    prompt = "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n"
-    plain_lm = tiny_lm_factory()
-    first = plain_lm.generate_until(make_requests([prompt], greedy))[0]
-    second = plain_lm.generate_until(make_requests([refinement_prompt(prompt, first, prompt)], greedy))[0]
-    reqs = make_requests([prompt], greedy)
-    assert tiny_lm_factory(decode_method="refinement", decode_n=2).generate_until(reqs) == [second]
-    assert reqs[0].args[1][RECORD_KEY]["rounds"] == [first, second]
-    assert len(reqs[0].args[1][TELEMETRY_KEY]) == 2
