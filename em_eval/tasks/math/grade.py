@@ -76,8 +76,8 @@ class Form:
     text: str
     key: str  # the text without spaces: equal keys are equal answers
     node: Node | None  # None when the answer is too long to parse
-    intervals: str | None
-    labels: tuple[tuple[str, str], ...] | None
+    intervals: Node | None  # the answer read as a condition on one variable, as intervals
+    labels: tuple[tuple[str, Node], ...] | None  # (label, value) of a labelled answer
     relation: bool  # an ``=`` outside brackets
 
 
@@ -92,9 +92,9 @@ def comparable_form(answer: str) -> Form:
     if len(text) > MAX_ANSWER_CHARS:
         return Form(text, _squash(text), None, None, None, False)
     try:
-        labels = labelled_items(text)
-        return Form(text, _squash(text), parse(text), as_intervals(text), tuple(labels) if labels else None,
-                    has_relation(text))
+        intervals, labels = as_intervals(text), labelled_items(text)
+        return Form(text, _squash(text), parse(text), parse(intervals) if intervals is not None else None,
+                    tuple((label, parse(value)) for label, value in labels) if labels else None, has_relation(text))
     except _MALFORMED:  # compared by its text only
         return Form(text, _squash(text), None, None, None, False)
 
@@ -122,13 +122,13 @@ def _prepared(answer: str) -> str:
 def _special_forms_equal(p: Form, g: Form, budget: _Budget) -> bool | None:
     """Conditions on one variable as intervals, labelled answers and equations; None: none of these."""
     if p.intervals is not None or g.intervals is not None:
-        return _nodes_equal(parse(p.intervals or p.text), parse(g.intervals or g.text), budget)
+        return _nodes_equal(p.intervals or p.node, g.intervals or g.node, budget)
     lp, lg = p.labels, g.labels
     if lp and lg:
         return _labelled_equal(list(lp), list(lg), budget)
     if (lp and not g.relation) or (lg and not p.relation):
         items, other = (lp, g.node) if lp else (lg, p.node)
-        values = [parse(v) for _, v in items]
+        values = [v for _, v in items]
         if len(values) == 1:
             return _nodes_equal(values[0], other, budget)
         others = _as_vector(other) if other.kind != "set" else other.children
@@ -141,15 +141,15 @@ def _special_forms_equal(p: Form, g: Form, budget: _Budget) -> bool | None:
     return None
 
 
-def _labelled_equal(lp: list[tuple[str, str]], lg: list[tuple[str, str]], budget: _Budget) -> bool:
+def _labelled_equal(lp: list[tuple[str, Node]], lg: list[tuple[str, Node]], budget: _Budget) -> bool:
     """Both labelled: the same value for each label (``m=1, n=2`` is not ``m=2, n=1``); values in
     order when the labels differ, any order when every label is one variable (solutions)."""
     if len(lp) != len(lg):
         return False
     gold = dict(lg)
     if len(gold) == len(lg) and set(dict(lp)) == set(gold) and len(dict(lp)) == len(lp):
-        return all(_nodes_equal(parse(v), parse(gold[label]), budget) for label, v in lp)
-    values_p, values_g = [parse(v) for _, v in lp], [parse(v) for _, v in lg]
+        return all(_nodes_equal(v, gold[label], budget) for label, v in lp)
+    values_p, values_g = [v for _, v in lp], [v for _, v in lg]
     if len({label for label, _ in lp + lg}) == 1:
         return _multiset_equal(values_p, values_g, budget)
     return _sequence_equal(values_p, values_g, budget)

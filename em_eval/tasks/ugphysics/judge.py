@@ -121,7 +121,9 @@ def number_of(text: str) -> Fraction | None:
 def _units(raw: object, count: int) -> list[str | None]:
     parts = split_answers(str(raw)) if raw not in (None, "") else []
     units = [None if p.replace("\\text{None}", "None").strip() in ("None", "") else p for p in parts]
-    return (units + [None] * count)[:count] if len(units) >= count or len(units) != 1 else units * count
+    if len(units) == 1 and count > 1:  # one unit for several answers
+        return units * count
+    return (units + [None] * count)[:count]
 
 
 def _without_unit(answer: str, unit: str | None) -> str:
