@@ -100,7 +100,10 @@ def on_models_imported(_module: Any) -> None:
 
 def on_task_manager_imported(module: Any) -> None:
     """Startup-hook callback: ``lm_eval.tasks.manager`` has just been executed."""
+    from em_eval import lm_eval_output
+
     add_task_path(module.TaskManager)
+    lm_eval_output.install()
 
 
 def on_backend_imported(module: Any) -> None:
@@ -110,10 +113,11 @@ def on_backend_imported(module: Any) -> None:
 
 def activate() -> None:
     """Register models, the task path and the backend guards now (for ``em-eval eval`` and Python callers)."""
-    from em_eval import _startup
+    from em_eval import _startup, lm_eval_output
 
     register_models()
     add_task_path()
+    lm_eval_output.install()
     for name in PLAIN_BACKENDS:
         if name in sys.modules:
             on_backend_imported(sys.modules[name])
