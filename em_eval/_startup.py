@@ -87,11 +87,24 @@ def _import_context(name):
         return contextlib.nullcontext()
 
 
-def install(force: bool = False) -> None:
-    """Install the import hook once, if the program is lm-eval (or ``force``)."""
+def _short_user_errors(kind, value, tb):
+    """``sys.excepthook`` of lm-eval runs: em-eval's user errors in one line (see em_eval.user_errors)."""
     try:
-        if (force or _running_lm_eval()) and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        from em_eval.user_errors import excepthook
+    except Exception:
+        return sys.__excepthook__(kind, value, tb)
+    return excepthook(kind, value, tb)
+
+
+def install(force: bool = False) -> None:
+    """Install the import hook once, if the program is lm-eval (or ``force``); in lm-eval itself
+    also the short report of user errors."""
+    try:
+        running = _running_lm_eval()
+        if (force or running) and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
             sys.meta_path.insert(0, _AfterImport())
+        if running and sys.excepthook is sys.__excepthook__:
+            sys.excepthook = _short_user_errors
     except Exception:
         pass
 

@@ -59,12 +59,20 @@ def _eval(argv: list[str]) -> int:
     plugin.activate()
     from lm_eval.__main__ import cli_evaluate
 
+    from em_eval.user_errors import TRACEBACK_VAR, find_user_error
+
     saved = sys.argv
     sys.argv = ["lm_eval", *argv]
     try:
         cli_evaluate()
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except Exception as exc:
+        found = find_user_error(exc)
+        if found is None or os.environ.get(TRACEBACK_VAR):
+            raise
+        print(f"em-eval eval: error: {found}\n(the full traceback: {TRACEBACK_VAR}=1)", file=sys.stderr)
+        return 2
     finally:
         sys.argv = saved
     return 0

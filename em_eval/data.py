@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from em_eval.local_files import cache_root, file_sha256, jsonl_rows
+from em_eval.user_errors import UserError
 
 ENV_VAR = "EM_EVAL_DATA_DIR"
 
 
-class DataFileError(RuntimeError):
+class DataFileError(UserError, RuntimeError):
     """A benchmark file is missing, unreachable or does not match its sha256."""
 
 

@@ -17,7 +17,8 @@ def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | Non
                      batch_size: int) -> dict[str, Any]:
     """One response's record: generated tokens, mean token entropy before and after the adjustment
     (from ``sums`` over the processed tokens, left out when nothing was measured), EM steps (``em_inf``) or mean temperature
-    (``adaptive_temp``), and the wall time and size of its batch. Both backends write these."""
+    (``adaptive_temp``), the share of tokens whose distribution the method changed (``adjusted_share``),
+    and the wall time and size of its batch. Both backends write these."""
     record: dict[str, Any] = {"em_mode": mode, "gen_tokens": gen_tokens}
     if sums is not None and not sums["tokens"]:
         sums = None  # nothing was measured
@@ -31,6 +32,8 @@ def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | Non
         record["em_steps_per_token"] = round(float(sums["steps"]) / n, 4)
     if sums is not None and mode == "adaptive_temp":
         record["mean_temperature"] = round(float(sums["temperature"]) / n, 6)
+    if sums is not None and mode != "off" and "adjusted" in sums:
+        record["adjusted_share"] = round(float(sums["adjusted"]) / n, 4)
     return record
 
 

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from em_eval.decoding.sampling import is_sampling
 from em_eval.local_files import jsonl_rows
 from em_eval.records import TELEMETRY_KEY, logged_gen_kwargs
+from em_eval.user_errors import UserError
 
 FLAGS = ("no_answer", "hit_token_limit", "graders_disagree")
 FLAG_LABELS = {"no_answer": "no answer extracted", "hit_token_limit": "hit the token limit",
@@ -26,7 +27,7 @@ PREFERRED_METRICS = ("exact_match", "acc", "pass@1", "accuracy")
 _RESULTS_FILE = re.compile(r"^results_(?P<ts>.+)\.json$")
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError, ValueError):
     """A results folder or file that cannot be read as an lm-eval run."""
 
 

@@ -18,6 +18,7 @@ from em_eval.decoding.methods import generate_with_method, pop_method_args
 from em_eval.em_inf.settings import EmSettings
 from em_eval.decoding.multistep import generate_until_with_steps
 from em_eval.models.presets import resolve_model_args
+from em_eval.user_errors import ArgumentValueError
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class EmGenerationMixin:
         for budget, prompt in longest.items():
             room = self.max_length - prompt
             if room < 1:
-                raise ValueError(
+                raise ArgumentValueError(
                     f"a prompt of {prompt} tokens fills the model's context of {self.max_length} tokens; "
                     "raise max_length in --model_args or shorten the prompt"
                 )

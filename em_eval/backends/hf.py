@@ -8,6 +8,7 @@ call. Everything else is ``--model hf``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from typing import Any
@@ -20,8 +21,11 @@ from transformers import LogitsProcessorList
 from em_eval.backends.generation import EmGenerationMixin
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
 from em_eval.models.checkpoint_format import checkpoint_info
+from em_eval.models.presets import hub_load_error
 from em_eval.models.stop_tokens import stop_token_ids
+from em_eval.decoding.sampling import is_sampling
 from em_eval.em_inf.settings import EmSettings
+from em_eval.user_errors import ArgumentNameError, ArgumentValueError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +41,23 @@ class EmInfLM(EmGenerationMixin, HFLM):
     def __init__(self, pretrained: Any = None, em_compile: Any = "auto", **kwargs: Any) -> None:
         self.em_compile = _compile_flag(em_compile)
         args = self._take_em_args(pretrained, kwargs)
+        _refuse_near_misses(args)
         self._em_checkpoint = checkpoint_info(args.get("peft") or args.get("pretrained"))
-        super().__init__(**args)
+        try:
+            super().__init__(**args)
+        except OSError as exc:
+            short = hub_load_error(args.get("pretrained"), "pretrained", exc)
+            if short is None:
+                raise
+            raise short from exc
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any):
         settings = EmSettings.pop_from(generation_kwargs, base=self.em_settings)
         self._warn_if_greedy(settings, generation_kwargs)
+        if not is_sampling(generation_kwargs):  # the task's sampling knobs would make transformers warn
+            for knob in ("top_k", "top_p", "min_p"):
+                generation_kwargs.pop(knob, None)
+            generation_kwargs.update(do_sample=False, temperature=0.0)
         processor = EntropyMinimizationProcessor(settings, stop_token_ids(self.tokenizer, self.model, with_pad=True),
                                                  compile=self.em_compile)
         extra = list(generation_kwargs.pop("logits_processor", None) or [])
@@ -59,10 +74,20 @@ class EmInfLM(EmGenerationMixin, HFLM):
         return info
 
 
+def _refuse_near_misses(args: dict[str, Any]) -> None:
+    """HFLM passes unknown args on to ``from_pretrained``; one that is a near miss of HFLM's own
+    (``dtpye=``, ``batchsize=``) is a typo, refused here with the name it missed."""
+    named = [p for p in inspect.signature(HFLM.__init__).parameters if p not in ("self", "kwargs")]
+    for key in args:
+        hint = did_you_mean(key, named) if key not in named else ""
+        if hint:
+            raise ArgumentNameError(f"unknown model argument {key!r}{hint}")
+
+
 def _compile_flag(value: Any) -> bool | None:
     """``em_compile``: ``auto`` (torch.compile on CUDA only), ``true`` or ``false``."""
     if value in ("auto", None):
         return None
     if isinstance(value, bool):
         return value
-    raise ValueError(f"em_compile={value!r} must be auto, true or false")
+    raise ArgumentValueError(f"em_compile={value!r} must be auto, true or false")

@@ -11,9 +11,10 @@ from transformers import LogitsProcessor
 from em_eval.records import telemetry_record
 from em_eval.em_inf.core import Workspace
 from em_eval.em_inf.settings import EmSettings
+from em_eval.user_errors import UserError
 
 
-class NonFiniteLogitsError(RuntimeError):
+class NonFiniteLogitsError(UserError, RuntimeError):
     """The model produced NaN logits, which no decoding method can sample from."""
 
 

@@ -36,6 +36,7 @@ from em_eval.records import TELEMETRY_KEY, telemetry_record
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION, request_settings
 from em_eval.models.checkpoint_format import checkpoint_info
 from em_eval.em_inf.settings import EmSettings
+from em_eval.user_errors import ArgumentValueError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def lora_args(args: dict[str, Any]) -> dict[str, Any]:
     peft = args.pop("peft", None)
     path = args.get("lora_local_path")
     if peft and path and str(peft) != str(path):
-        raise ValueError(f"give the LoRA adapter once: peft={peft} and lora_local_path={path} differ")
+        raise ArgumentValueError(f"give the LoRA adapter once: peft={peft} and lora_local_path={path} differ")
     path = path or peft
     if not path:
         return args
@@ -58,7 +59,7 @@ def lora_args(args: dict[str, Any]) -> dict[str, Any]:
         rank = max([int(spec.get("r", 0)), *(int(r) for r in (spec.get("rank_pattern") or {}).values())])
         fitting = [r for r in LORA_RANKS if r >= rank]
         if not fitting:
-            raise ValueError(f"LoRA rank {rank} of {path} exceeds vLLM's largest max_lora_rank {LORA_RANKS[-1]}")
+            raise ArgumentValueError(f"LoRA rank {rank} of {path} exceeds vLLM's largest max_lora_rank {LORA_RANKS[-1]}")
         args["max_lora_rank"] = fitting[0]
     return args
 

@@ -55,7 +55,7 @@ DEFAULT_CHUNK_MB = 512
 # adaptive temperature 7.3), plus the gathered input rows and the transformed copy.
 ROW_TEMPORARIES = 16
 NO_SETTINGS = -1
-STAT_FIELDS = ("tokens", "entropy_before", "entropy_after", "steps", "temperature")
+STAT_FIELDS = ("tokens", "entropy_before", "entropy_after", "steps", "temperature", "adjusted")
 MAX_FINISHED = 100_000  # telemetry of requests nobody collected is dropped beyond this many
 _LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()  # this process's processors, for the telemetry RPC
 
@@ -120,7 +120,7 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
 def _row_stats(settings: EmSettings, block: torch.Tensor, compact: bool, workspace: Workspace
                ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Transform ``block`` (in place where the method allows); return the rows to write back (None
-    when they are already in ``block``) and ``[rows, 5]`` stats in :data:`STAT_FIELDS` order."""
+    when they are already in ``block``) and ``[rows, len(STAT_FIELDS)]`` stats in :data:`STAT_FIELDS` order."""
     if settings.mode == "off":
         h0 = entropy(block)
         out, stats = None, {"entropy_before": h0, "entropy_after": h0}

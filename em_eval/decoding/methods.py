@@ -27,6 +27,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 from em_eval.records import TELEMETRY_KEY
 from em_eval.decoding.sampling import is_sampling
+from em_eval.user_errors import ArgumentNameError, ArgumentValueError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,12 @@ class DecodeMethod:
 
     def __post_init__(self) -> None:
         if self.name not in METHODS:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"decode_method={self.name!r} is not one of {', '.join(METHODS)} "
                 f"(aliases: {', '.join(f'{a}->{m}' for a, m in ALIASES.items())})"
             )
         if self.n < 1 or (self.name == "plain" and self.n != 1):
-            raise ValueError(f"decode_n={self.n} is invalid for decode_method={self.name}: use n >= 1 (plain: n = 1)")
+            raise ArgumentValueError(f"decode_n={self.n} is invalid for decode_method={self.name}: use n >= 1 (plain: n = 1)")
 
     def as_args(self) -> dict[str, Any]:
         """The method as model args (what the results file records)."""
@@ -76,14 +77,15 @@ def pop_method_args(args: dict[str, Any]) -> DecodeMethod:
     known = {"decode_method", "decode_n", "decode_seed"}
     unknown = [k for k in args if k.startswith("decode_") and k not in known]
     if unknown:
-        raise ValueError(f"unknown decoding argument(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ArgumentNameError(f"unknown decoding argument(s) {', '.join(unknown)}"
+                                f"{did_you_mean(unknown[0], known) if len(unknown) == 1 else ''}; known: {', '.join(sorted(known))}")
     name = str(args.pop("decode_method", "plain")).strip().lower()
     name = ALIASES.get(name, name)
     try:
         n = int(args.pop("decode_n", DEFAULT_N.get(name, 1)))
         seed = int(args.pop("decode_seed", 42))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"decode_n and decode_seed must be integers ({exc})") from None
+        raise ArgumentValueError(f"decode_n and decode_seed must be integers ({exc})") from None
     return DecodeMethod(name=name, n=n, seed=seed)
 
 

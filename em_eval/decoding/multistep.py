@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from em_eval.records import TELEMETRY_KEY
+from em_eval.user_errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Session(Protocol):
         """JSON-able record of the whole run (must include ``steps``)."""
 
 
-class MultiStepError(ValueError):
+class MultiStepError(UserError, ValueError):
     """A multi-step request that cannot be run as asked."""
 
 

@@ -9,6 +9,7 @@ import torch
 
 from em_eval.em_inf import core
 from em_eval.em_inf.core import Workspace, adaptive_temperature_with_stats, entropy, minimize_entropy_with_stats
+from em_eval.user_errors import ArgumentNameError, ArgumentValueError, did_you_mean
 
 MODES = ("em_inf", "adaptive_temp", "off")
 
@@ -31,7 +32,7 @@ class EmSettings:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"em_mode={self.mode!r} is not one of {', '.join(MODES)}")
+            raise ArgumentValueError(f"em_mode={self.mode!r} is not one of {', '.join(MODES)}")
         checks = {
             "em_steps": self.steps >= 0,
             "em_lr": self.lr >= 0,
@@ -44,7 +45,7 @@ class EmSettings:
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid EM setting(s) {', '.join(bad)} in {self.as_args()}")
+            raise ArgumentValueError(f"invalid EM setting(s) {', '.join(bad)} in {self.as_args()}")
 
     @classmethod
     def arg_names(cls) -> tuple[str, ...]:
@@ -59,7 +60,8 @@ class EmSettings:
         for key in [k for k in args if k.startswith("em_")]:
             name = key[3:]
             if name not in known:
-                raise ValueError(f"unknown EM argument {key!r}; known: {', '.join(cls.arg_names())}")
+                raise ArgumentNameError(f"unknown EM argument {key!r}{did_you_mean(key, cls.arg_names())}; "
+                                        f"known: {', '.join(cls.arg_names())}")
             value = args.pop(key)
             picked[name] = _coerce(key, value, known[name])
         return replace(base or cls(), **picked)
@@ -81,7 +83,8 @@ class EmSettings:
                 logits, threshold=self.threshold, kl_weight=self.kl_weight, lr=self.lr, steps=self.steps,
                 compact=compact, inplace=inplace, workspace=workspace,
             )
-            return out, {"entropy_before": st.entropy_before, "entropy_after": st.entropy_after, "steps": st.steps}
+            return out, {"entropy_before": st.entropy_before, "entropy_after": st.entropy_after, "steps": st.steps,
+                         "adjusted": st.steps > 0}
         if self.mode == "adaptive_temp":
             out, ad = adaptive_temperature_with_stats(
                 logits,
@@ -95,7 +98,7 @@ class EmSettings:
                 workspace=workspace,
             )
             return out, {"entropy_before": ad.entropy_before, "entropy_after": ad.entropy_after,
-                         "temperature": ad.temperature}
+                         "temperature": ad.temperature, "adjusted": ad.temperature != 1}
         h0 = entropy(logits)
         return logits, {"entropy_before": h0, "entropy_after": h0}
 
@@ -107,7 +110,7 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             raise ValueError
         return kind(value)
     except (TypeError, ValueError):
-        raise ValueError(f"EM argument {key}={value!r} must be {kind.__name__}") from None
+        raise ArgumentValueError(f"EM argument {key}={value!r} must be {kind.__name__}") from None
 
 
 def settings_from(mapping: Mapping[str, Any]) -> EmSettings:

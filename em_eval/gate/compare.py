@@ -17,9 +17,10 @@ from typing import Any, Sequence
 
 from em_eval.gate.stats import PairedComparison, bonferroni, mcnemar_exact, paired_bootstrap
 from em_eval.results import Run, TaskRun
+from em_eval.user_errors import UserError
 
 
-class MismatchError(ValueError):
+class MismatchError(UserError, ValueError):
     """The two runs do not evaluate the same thing."""
 
 

@@ -16,13 +16,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from em_eval.user_errors import UserError
 
 METADATA_FILE = "em_eval_checkpoint.json"
 FORMAT_VERSION = 1
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A folder that is not a usable em-eval checkpoint."""
 
 

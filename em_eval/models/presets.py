@@ -8,6 +8,7 @@ from typing import Any
 from em_eval.asset_paths import asset_dir, asset_names, read_mapping
 from em_eval.models.checkpoint_format import resolve_checkpoint_args
 from em_eval.models.embedded import embedded_model_dir, is_embedded
+from em_eval.user_errors import ArgumentNameError, MissingPathError, did_you_mean
 
 
 def preset_names() -> list[str]:
@@ -19,7 +20,7 @@ def load_preset(name: str) -> dict[str, Any]:
     """Read one preset; a clear error names the known presets or the YAML problem."""
     path = asset_dir("models") / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}")
+        raise ArgumentNameError(f"unknown preset {name!r}{did_you_mean(name, preset_names())}; known presets: {', '.join(preset_names())}")
     return read_mapping(path, "preset file", "pretrained", " (the model to load)", ValueError)
 
 
@@ -56,5 +57,17 @@ def missing_local_path(value: Any, key: str) -> None:
         if near is not None:
             names = sorted(p.name for p in near.iterdir())[:8]
             listing = f"; {near} holds: {', '.join(names) or 'nothing'}"
-        raise FileNotFoundError(f"{key}={value}: no such file or folder{listing}. Give an existing checkpoint or "
+        raise MissingPathError(f"{key}={value}: no such file or folder{listing}. Give an existing checkpoint or "
                                 "model folder, or a Hugging Face id such as Qwen/Qwen2.5-7B-Instruct")
+
+
+def hub_load_error(value: Any, key: str, exc: OSError) -> MissingPathError | None:
+    """The one-line error for a ``value`` that is neither a local path here nor loadable from the
+    hub (``exc`` is what transformers raised), or None when ``value`` is a local path."""
+    if not isinstance(value, str) or Path(value).expanduser().exists():
+        return None
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return MissingPathError(f"{key}={value}: there is no such file or folder here, and the Hugging Face hub did not "
+                            f"give it ({reason}). Give an existing checkpoint or model folder, or the id of a hub "
+                            "model you can download (on an offline node: one already in the HF cache)")
+

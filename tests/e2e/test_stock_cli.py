@@ -86,3 +86,19 @@ def test_python_api_after_import_em_eval(tiny_llama_dir, tmp_path, order: str) -
     proc = run([sys.executable, "-c", code], EM_EVAL_DISABLE_HOOK="1")
     line = next(x for x in proc.stdout.splitlines() if x.startswith("SCORE"))
     assert line.split()[2] == "em_inf" and 0.0 <= float(line.split()[1]) <= 1.0
+
+
+@pytest.mark.parametrize(("model_args", "says"), [
+    ("pretrained={tiny},em_treshold=0.3", "unknown EM argument 'em_treshold' (did you mean 'em_threshold'?)"),
+    ("pretrained={tiny},dtpye=float32", "unknown model argument 'dtpye' (did you mean 'dtype'?)"),
+    ("pretrained=no_runs_here/em_nope", "pretrained=no_runs_here/em_nope: there is no such file or folder here"),
+])
+def test_a_user_mistake_under_lm_eval_is_one_short_error(tiny_llama_dir, tmp_path, model_args: str, says: str) -> None:
+    cmd = [shutil.which("lm_eval"), *lm_eval_args("em_inf", model_args.format(tiny=tiny_llama_dir), tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert proc.returncode == 1
+    assert says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.rstrip().endswith("(the full traceback: EM_EVAL_TRACEBACK=1)")
+    full = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "EM_EVAL_TRACEBACK": "1"})
+    assert full.returncode == 1 and "Traceback" in full.stderr and says.split(" (")[0] in full.stderr

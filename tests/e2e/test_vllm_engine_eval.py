@@ -55,7 +55,7 @@ def test_the_processor_is_applied_entropy_falls_and_telemetry_matches_em_inf(run
     assert len(records) == 6 and {r["em_mode"] for r in records} == {"em_inf"}
     for record in records:
         assert set(record) >= {"gen_tokens", "entropy_before", "entropy_after", "em_steps", "batch_wall_s"}
-        assert 0 < record["gen_tokens"] <= 32 and record["em_steps"] > 0
+        assert 0 < record["gen_tokens"] <= 32 and record["em_steps"] > 0 and 0 < record["adjusted_share"] <= 1
     before = sum(r["entropy_before"] for r in records) / len(records)
     after = sum(r["entropy_after"] for r in records) / len(records)
     assert after < before - 0.05, (before, after)

@@ -172,6 +172,10 @@ def test_compiled_transform_matches_eager() -> None:
     assert tv.max().item() < 1e-4
     ra, rb = eager.row_telemetry(1.0), fused.row_telemetry(1.0)
     assert [r["em_steps"] for r in ra] == [r["em_steps"] for r in rb]
+    # rows above the entropy threshold were adjusted, the others left alone: the share EM-INF changed
+    above = [float(h > EmSettings().threshold) for h in torch.special.entr(torch.softmax(scores, -1)).sum(-1)]
+    assert [r["adjusted_share"] for r in ra] == [r["adjusted_share"] for r in rb] == above
+    assert above[0] == 0.0 and above[1] == 1.0
 
 
 def test_bad_compile_flag_is_one_clear_error(tiny_llama_dir) -> None:

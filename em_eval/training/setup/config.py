@@ -18,9 +18,10 @@ from typing import Any, ClassVar
 from transformers import HfArgumentParser
 
 from em_eval.asset_paths import asset_dir, asset_names, read_mapping
+from em_eval.user_errors import UserError
 
 
-class TrainingConfigError(ValueError):
+class TrainingConfigError(UserError, ValueError):
     """A recipe or override that cannot be turned into a valid training config."""
 
 

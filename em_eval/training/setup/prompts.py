@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from em_eval.local_files import file_sha256, jsonl_rows
+from em_eval.user_errors import UserError
 
 PROMPT_FIELDS = ("prompt", "problem")
 
 
-class PromptDataError(ValueError):
+class PromptDataError(UserError, ValueError):
     """A prompt file that cannot be used for training."""
 
 
