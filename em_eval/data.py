@@ -10,8 +10,8 @@ a missing or corrupt file is one clear error, never an empty task.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from typing import Any
 from em_eval.local_files import cache_root, file_sha256, jsonl_rows
 
 ENV_VAR = "EM_EVAL_DATA_DIR"
+DOWNLOADABLE = ("https://raw.", "https://huggingface.co/")
 
 
 class DataFileError(RuntimeError):
@@ -129,14 +130,20 @@ def fetched_once(url: str, name: str) -> Path:
 
 
 def _download(url: str, local: Path, name: str) -> None:
-    """Fetch ``url`` to ``local`` atomically; one clear error offline."""
-    if not url.startswith("https://raw."):
+    """Fetch ``url`` to ``local`` atomically, with a progress bar; one clear error offline.
+
+    A Hugging Face LFS file is checked against the sha256 the hub declares for it (``X-Linked-Etag``)."""
+    if not url.startswith(DOWNLOADABLE):
         raise DataFileError(f"{name} has no downloadable canonical file ({url}); set {ENV_VAR} to a mirror")
     local.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".download-")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
+            digest = _copy_with_progress(resp, out, name)
+        declared = (resp.headers.get("X-Linked-Etag") or "").strip('"')
+        if len(declared) == 64 and declared != digest:
+            raise DataFileError(f"download of {name} from {url} is corrupt: sha256 {digest}, the server declares "
+                                f"{declared}; delete {local.parent} and try again")
         os.replace(tmp, local)
     except OSError as exc:
         raise DataFileError(
@@ -146,6 +153,20 @@ def _download(url: str, local: Path, name: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _copy_with_progress(resp: Any, out: Any, name: str) -> str:
+    """Copy a response to ``out`` in 1 MiB blocks under a tqdm bar; the sha256 of what was copied."""
+    from tqdm.auto import tqdm
+
+    digest = hashlib.sha256()
+    total = int(resp.headers.get("Content-Length") or 0) or None
+    with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}") as bar:
+        for block in iter(lambda: resp.read(1 << 20), b""):
+            out.write(block)
+            digest.update(block)
+            bar.update(len(block))
+    return digest.hexdigest()
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
