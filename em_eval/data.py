@@ -138,10 +138,9 @@ def _download(url: str, local: Path, name: str) -> None:
     local.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".download-")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            digest = _copy_with_progress(resp, out, name)
-        declared = (resp.headers.get("X-Linked-Etag") or "").strip('"')
-        if len(declared) == 64 and declared != digest:
+        with os.fdopen(fd, "wb") as out:
+            digest, declared = fetch(url, out, name)
+        if declared and declared != digest:
             raise DataFileError(f"download of {name} from {url} is corrupt: sha256 {digest}, the server declares "
                                 f"{declared}; delete {local.parent} and try again")
         os.replace(tmp, local)
@@ -155,18 +154,39 @@ def _download(url: str, local: Path, name: str) -> None:
             os.unlink(tmp)
 
 
-def _copy_with_progress(resp: Any, out: Any, name: str) -> str:
-    """Copy a response to ``out`` in 1 MiB blocks under a tqdm bar; the sha256 of what was copied."""
+class _DeclaredSha256(urllib.request.HTTPRedirectHandler):
+    """Follows redirects and keeps the sha256 a response on the way declares (the hub sends
+    ``X-Linked-Etag`` on its redirect to the storage host, not on the file itself)."""
+
+    def __init__(self) -> None:
+        self.sha256: str | None = None
+
+    def note(self, headers: Any) -> None:
+        tag = (headers.get("X-Linked-Etag") or "").strip('"')
+        if len(tag) == 64:
+            self.sha256 = tag
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        self.note(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch(url: str, out: Any, name: str) -> tuple[str, str | None]:
+    """Stream ``url`` into ``out`` in 1 MiB blocks under a tqdm bar: (sha256 of what came, sha256
+    the server declared or None)."""
     from tqdm.auto import tqdm
 
+    declared = _DeclaredSha256()
     digest = hashlib.sha256()
-    total = int(resp.headers.get("Content-Length") or 0) or None
-    with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}") as bar:
-        for block in iter(lambda: resp.read(1 << 20), b""):
-            out.write(block)
-            digest.update(block)
-            bar.update(len(block))
-    return digest.hexdigest()
+    with urllib.request.build_opener(declared).open(url, timeout=60) as resp:
+        declared.note(resp.headers)
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}") as bar:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                out.write(block)
+                digest.update(block)
+                bar.update(len(block))
+    return digest.hexdigest(), declared.sha256
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
