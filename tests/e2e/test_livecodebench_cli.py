@@ -6,13 +6,9 @@ from __future__ import annotations
 import ast
 import json
 import math
-import sys
-from pathlib import Path
 
+from livecodebench_records import IN_WINDOW, write_jsonl
 from lm_eval_cli import lm_eval, outputs
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from livecodebench_records import IN_WINDOW, write_jsonl  # noqa: E402
 
 
 def test_stock_lm_eval_runs_em_livecodebench_on_the_embedded_model(tmp_path) -> None:

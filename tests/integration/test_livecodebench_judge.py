@@ -13,6 +13,8 @@ def docs(tmp_path_factory) -> list[dict]:
     path = write_jsonl(tmp_path_factory.mktemp("lcb") / "lcb.jsonl")
     rows = [dict(r) for r in task.load_livecodebench(data_path=str(path))["test"]]
     assert [r["question_id"] for r in rows] == IN_WINDOW
+    earlier = task.load_livecodebench(data_path=str(path), window=["2023-01-01", "2023-12-31"])["test"]
+    assert earlier["question_id"] == ["abc299_a", "abc300_a"] and earlier["window_size"] == [2, 2]
     return rows
 
 

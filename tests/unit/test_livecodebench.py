@@ -21,7 +21,7 @@ from em_eval.tasks.livecodebench.dataset import documents, record_of
 from em_eval.tasks.livecodebench.decode import UnsafePickleError, decode_test_cases, encode_test_cases
 from em_eval.tasks.livecodebench.extract import last_code_block
 from em_eval.tasks.livecodebench.harness import as_function, compare_stdout, unwrap_main_guard
-from em_eval.tasks.livecodebench.problems import in_window, cases_of
+from em_eval.tasks.livecodebench.problems import END_DATE, START_DATE, cases_of, in_window
 from em_eval.tasks.livecodebench.prompt import SYSTEM_PROMPT, doc_to_text
 from em_eval.tasks.livecodebench.score import verdict
 from em_eval.tasks.livecodebench.source import ENV_VAR, release_files
@@ -133,6 +133,7 @@ def test_task_yaml_has_the_papers_generation_settings():
     assert config["generation_kwargs"] == {"until": ["###"], "do_sample": True, "temperature": 0.2, "top_p": 0.95,
                                            "max_gen_toks": 4096}
     assert config["repeats"] == 1 and config["metadata"]["paper_problems"] == 511
+    assert config["metadata"]["window"] == [START_DATE, END_DATE] == ["2023-05-01", "2024-05-31"]
 
 
 def test_extraction_takes_the_last_fenced_block():

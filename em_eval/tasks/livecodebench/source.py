@@ -13,8 +13,8 @@ mirror cannot hold it). In order of precedence:
 
 The files' own sha256 could not be read on the machine this was written on (no hub access; the
 docs and the mirror's README do not list them), so :data:`SHA256` is unknown rather than made up:
-every loaded file's sha256 is computed, logged and recorded in each document and in the results'
-task config, so runs can be compared by it.
+every loaded file's sha256 is computed, logged and recorded in each document (so in
+``--log_samples`` output), so runs can be compared by it.
 """
 
 from __future__ import annotations

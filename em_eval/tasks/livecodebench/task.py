@@ -1,7 +1,7 @@
 """lm-eval hooks of ``em_livecodebench`` (``tasks/livecodebench/em_livecodebench.yaml``).
 
 * :func:`load_livecodebench`: release_v2 (:mod:`~em_eval.tasks.livecodebench.source`), problems
-  dated 2023-05-01 .. 2024-05-31 (``start_date`` / ``end_date`` in ``--metadata`` change the window);
+  dated 2023-05-01 .. 2024-05-31 (the YAML's ``window``; ``--metadata '{"window": [start, end]}'`` changes it);
 * prompt: :func:`~em_eval.tasks.livecodebench.prompt.doc_to_text` (user turn), the system turn is the
   task description;
 * :func:`execute_livecodebench`: the ``sandbox`` filter, last fenced block of each response judged
@@ -27,13 +27,13 @@ __all__ = ["count_items", "doc_to_text", "execute_livecodebench", "load_livecode
            "process_results", "window_size"]
 
 
-def load_livecodebench(data_path: str | None = None, start_date: str = START_DATE, end_date: str = END_DATE,
-                       **_: Any):
-    """lm-eval ``custom_dataset``: one ``test`` split of the problems in the date window."""
+def load_livecodebench(data_path: str | None = None, window: tuple[str, str] = (START_DATE, END_DATE), **_: Any):
+    """lm-eval ``custom_dataset``: one ``test`` split of the problems in the date window (inclusive)."""
     import datasets
 
     sandbox.active_isolation()  # refuse before generation where programs cannot be isolated
-    docs = documents(release_files(data_path), start_date, end_date)
+    start, end = window
+    docs = documents(release_files(data_path), start, end)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
