@@ -166,7 +166,7 @@ class _DeclaredSha256(urllib.request.HTTPRedirectHandler):
         if len(tag) == 64:
             self.sha256 = tag
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         self.note(headers)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 

@@ -17,7 +17,7 @@ It follows upstream's rules (``lcb_runner/evaluation/testing_util.py``), rewritt
 The verdict goes to ``verdict.json``: one result per test run (True, -2 wrong answer, -3 time
 limit, -4 runtime error) and the first failure's details. Containment is the sandbox's job, so
 upstream's ``reliability_guard`` (which blanks ``os.kill`` and friends) is not applied.
-Standard library only; :func:`compare_stdout` and :func:`stripped_lines` are pure and imported by tests.
+Standard library only; the comparison and program-preparation functions are pure (unit-tested).
 """
 
 from __future__ import annotations
