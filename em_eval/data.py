@@ -10,8 +10,8 @@ a missing or corrupt file is one clear error, never an empty task.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from em_eval.local_files import cache_root, file_sha256, jsonl_rows
 from em_eval.user_errors import UserError
 
 ENV_VAR = "EM_EVAL_DATA_DIR"
+DOWNLOADABLE = ("https://raw.", "https://huggingface.co/")
 
 
 class DataFileError(UserError, RuntimeError):
@@ -130,14 +131,19 @@ def fetched_once(url: str, name: str) -> Path:
 
 
 def _download(url: str, local: Path, name: str) -> None:
-    """Fetch ``url`` to ``local`` atomically; one clear error offline."""
-    if not url.startswith("https://raw."):
+    """Fetch ``url`` to ``local`` atomically, with a progress bar; one clear error offline.
+
+    A Hugging Face LFS file is checked against the sha256 the hub declares for it (``X-Linked-Etag``)."""
+    if not url.startswith(DOWNLOADABLE):
         raise DataFileError(f"{name} has no downloadable canonical file ({url}); set {ENV_VAR} to a mirror")
     local.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".download-")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
+        with os.fdopen(fd, "wb") as out:
+            digest, declared = fetch(url, out, name)
+        if declared and declared != digest:
+            raise DataFileError(f"download of {name} from {url} is corrupt: sha256 {digest}, the server declares "
+                                f"{declared}; delete {local.parent} and try again")
         os.replace(tmp, local)
     except OSError as exc:
         raise DataFileError(
@@ -147,6 +153,41 @@ def _download(url: str, local: Path, name: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class _DeclaredSha256(urllib.request.HTTPRedirectHandler):
+    """Follows redirects and keeps the sha256 a response on the way declares (the hub sends
+    ``X-Linked-Etag`` on its redirect to the storage host, not on the file itself)."""
+
+    def __init__(self) -> None:
+        self.sha256: str | None = None
+
+    def note(self, headers: Any) -> None:
+        tag = (headers.get("X-Linked-Etag") or "").strip('"')
+        if len(tag) == 64:
+            self.sha256 = tag
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self.note(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch(url: str, out: Any, name: str) -> tuple[str, str | None]:
+    """Stream ``url`` into ``out`` in 1 MiB blocks under a tqdm bar: (sha256 of what came, sha256
+    the server declared or None)."""
+    from tqdm.auto import tqdm
+
+    declared = _DeclaredSha256()
+    digest = hashlib.sha256()
+    with urllib.request.build_opener(declared).open(url, timeout=60) as resp:
+        declared.note(resp.headers)
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}") as bar:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                out.write(block)
+                digest.update(block)
+                bar.update(len(block))
+    return digest.hexdigest(), declared.sha256
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:

@@ -95,3 +95,9 @@ def maj_at_k(clusters: Sequence[Hashable | None], correct: Sequence[bool], k: in
         raise ValueError(f"maj@k needs 1 <= k <= n; got k={k}, n={n}")
     groups = n // k
     return sum(majority_correct(clusters[g * k:(g + 1) * k], correct[g * k:(g + 1) * k]) for g in range(groups)) / groups
+
+
+def mean_of_members(items: Sequence[tuple[bool, float]]) -> float:
+    """Mean score of the items that belong to a breakdown group, ``(belongs, score)`` each (NaN for none)."""
+    scores = [score for member, score in items if member]
+    return sum(scores) / len(scores) if scores else math.nan

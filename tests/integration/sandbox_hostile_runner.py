@@ -5,11 +5,12 @@ that a program signalling every process it can see never reaches the machine eve
 sandbox under test is broken. This process plays the evaluator: it must survive every program
 and finish the run, and so must a canary process of the same user started beside it.
 
-    python sandbox_hostile_runner.py MODE [--uid UID --reach JSON]
+    python sandbox_hostile_runner.py MODE [--uid UID --reach JSON] [--via-livecodebench]
 
 ``--uid``: run as that normal user (the runner starts as root in its own mount namespace);
 ``--reach``: ``{dir: [paths]}``, directories that user cannot traverse, to replace (in this
-mount namespace only) by a tmpfs holding just the listed paths, so the interpreter is reachable.
+mount namespace only) by a tmpfs holding just the listed paths, so the interpreter is reachable;
+``--via-livecodebench``: judge each program as an em_livecodebench stdin/stdout solution instead.
 """
 
 from __future__ import annotations
@@ -76,6 +77,27 @@ def reach(masks: dict[str, list[str]]) -> None:
         subprocess.run(["mount", "--move", str(spot), path], check=True)
 
 
+def directly(todo: dict[str, tuple[str, float]], mode: str) -> list[dict]:
+    """Each program as ``main.py`` of its own sandboxed run."""
+    from em_eval import sandbox
+
+    results = sandbox.run_programs([sandbox.Program(code, limits=sandbox.Limits(timeout_s=timeout))
+                                    for code, timeout in todo.values()], mode=mode, jobs=2, progress=False)
+    return [{"status": r.status, "reason": r.reason, "stdout": r.stdout[-2000:], "isolation": list(r.isolation),
+             "duration_s": round(r.duration_s, 2)} for r in results]
+
+
+def as_livecodebench_solutions(todo: dict[str, tuple[str, float]], mode: str) -> list[dict]:
+    """Each program as a stdin/stdout solution judged by em_livecodebench (one test, expected "6")."""
+    from em_eval.tasks.livecodebench.score import judge
+
+    os.environ["EM_EVAL_SANDBOX"] = mode
+    verdicts = judge([code for code, _ in todo.values()], [{"inputs": [""], "outputs": ["6\n"], "fn_name": None}] * len(todo),
+                     timeout_s=int(TIMEOUT_S), jobs=2)
+    return [{"status": v["status"], "reason": v["reason"], "stdout": v["reason"], "isolation": v["isolation"],
+             "duration_s": v["duration_s"]} for v in verdicts]
+
+
 def main() -> None:
     mode = sys.argv[1]
     if "--uid" in sys.argv:
@@ -98,13 +120,11 @@ def main() -> None:
     victim.chmod(0o666)
     canary = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 
-    from em_eval import sandbox
     from em_eval.sandbox.execute import SLOTS, UID_BASE, pids_of_user
 
     todo = programs(os.getpid(), home, victim)
     started = time.perf_counter()
-    results = sandbox.run_programs([sandbox.Program(code, limits=sandbox.Limits(timeout_s=timeout))
-                                    for code, timeout in todo.values()], mode=mode, jobs=2, progress=False)
+    results = (as_livecodebench_solutions if "--via-livecodebench" in sys.argv else directly)(todo, mode)
     elapsed = time.perf_counter() - started
     first = UID_BASE + os.getpid() * SLOTS
     leftover_uids = [p for uid in range(first, first + SLOTS) for p in pids_of_user(uid, zombies=True)] if os.geteuid() == 0 else []
@@ -114,9 +134,7 @@ def main() -> None:
         "victim_intact": victim.is_file() and victim.read_text() == "keep me",
         "leftover_processes": leftover_uids,
         "leftover_folders": os.listdir(scratch),
-        "results": {name: {"status": r.status, "reason": r.reason, "stdout": r.stdout[-2000:],
-                           "isolation": list(r.isolation), "duration_s": round(r.duration_s, 2)}
-                    for name, r in zip(todo, results)},
+        "results": dict(zip(todo, results)),
     }
     canary.kill()
     victim.unlink(missing_ok=True)

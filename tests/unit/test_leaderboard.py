@@ -51,6 +51,14 @@ def test_paper_lookup_matches_model_method_and_task() -> None:
     assert sub.value == 16.7 and sub.table == "table1"
 
 
+def test_papers_livecodebench_column_maps_to_em_livecodebench() -> None:
+    base = paper.lookup("Qwen2.5-Math-7B", "base", "em_livecodebench", "pass@1")
+    assert base.value == 18.4 and base.table == "table2" and base.benchmark == "LiveCodeBench"  # 94/511
+    assert paper.lookup("Qwen2.5-Math-7B", "em_rl_token", "em_livecodebench", "pass@1").value == 24.5
+    assert paper.lookup("Qwen2.5-Math-7B", "em_ft_kl_n1", "em_livecodebench", "pass@1").value == 13.7  # Appendix C
+    assert {r.value for r in paper.for_tasks(["em_livecodebench"])} == {18.4, 18.3, 26.7, 25.8, 17.2, 21.7, 24.5, 16.8, 13.7}
+
+
 # ---- methods and intervals --------------------------------------------------------------------
 @pytest.mark.parametrize(
     "config,gen_kwargs,expected",

@@ -14,10 +14,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from em_eval.data import DataFileError, read_jsonl
+from em_eval.metrics import mean_of_members  # noqa: F401 (the task YAMLs name it here)
 from em_eval.tasks.ugphysics.judge import judge
 from em_eval.tasks.ugphysics.prompt import answer_types, user_turn
 
@@ -69,12 +69,6 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     out["judged"] = {"correct": verdict.correct, "parts": list(verdict.parts),
                      "predicted": list(verdict.predicted) if verdict.predicted is not None else None}
     return out
-
-
-def mean_of_members(items: list[tuple[bool, float]]) -> float:
-    """Mean correctness of the items that belong to a breakdown group (NaN for an empty group)."""
-    scores = [score for member, score in items if member]
-    return sum(scores) / len(scores) if scores else math.nan
 
 
 def count_judged(items: list[Any]) -> int:
