@@ -19,11 +19,12 @@ import json
 import pickle
 import zlib
 from typing import Any
+from em_eval.user_errors import UserError
 
 ALLOWED_TYPES = (str, list, dict, int, float, bool, type(None))
 
 
-class UnsafePickleError(ValueError):
+class UnsafePickleError(UserError, ValueError):
     """A pickle in the data file asked for something other than plain data."""
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from em_eval.tasks.livecodebench.decode import decode_test_cases
+from em_eval.user_errors import UserError
 
 # The paper scores release_v2 on contests dated 2023-05-01 .. 2024-05-31 (em_methods.md 4.3).
 START_DATE = "2023-05-01"
@@ -25,7 +26,7 @@ PLATFORMS = ("leetcode", "codeforces", "atcoder")
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A record does not follow the code_generation_lite schema."""
 
 
