@@ -42,6 +42,7 @@ class EmGenerationMixin:
         self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
         self._warned_greedy = False
         self._checked_chat_template = False
+        self._token_progress = True  # a backend's own per-token bar (set per generate_until call)
         self._router: TelemetryRouter | None = None
         return args
 
@@ -75,10 +76,11 @@ class EmGenerationMixin:
         }
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        def plain(reqs: list[Any]) -> list[str]:
-            return self._generate_plain(reqs, disable_tqdm)
+        self._token_progress = not disable_tqdm
+        def plain(reqs: list[Any], quiet: bool = False) -> list[str]:
+            return generate_with_method(self.decode_method, reqs, lambda r: self._generate_plain(r, disable_tqdm or quiet))
 
-        return generate_until_with_steps(requests, lambda reqs: generate_with_method(self.decode_method, reqs, plain))
+        return generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True), progress=not disable_tqdm)
 
     def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
         """lm-eval's generation of ``requests``, with telemetry attached to each request."""

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
 from em_eval.backends.generation import EmGenerationMixin
@@ -61,9 +62,15 @@ class EmInfLM(EmGenerationMixin, HFLM):
         processor = EntropyMinimizationProcessor(settings, stop_token_ids(self.tokenizer, self.model, with_pad=True),
                                                  compile=self.em_compile)
         extra = list(generation_kwargs.pop("logits_processor", None) or [])
-        generation_kwargs["logits_processor"] = LogitsProcessorList([processor, *extra])
+        # lm-eval's bar moves once a whole batch is done; this one shows the batch's tokens meanwhile
+        tokens = tqdm(total=max_length - context.shape[1], desc="tokens of this batch", unit="tok", leave=False,
+                      disable=not self._token_progress)
+        generation_kwargs["logits_processor"] = LogitsProcessorList([processor, *extra, _TokenTicker(tokens)])
         start = time.perf_counter()
-        out = super()._model_generate(context, max_length, stop, **generation_kwargs)
+        try:
+            out = super()._model_generate(context, max_length, stop, **generation_kwargs)
+        finally:
+            tokens.close()
         if self._router is not None:
             self._router.add_batch(processor.row_telemetry(time.perf_counter() - start))
         return out
@@ -72,6 +79,17 @@ class EmInfLM(EmGenerationMixin, HFLM):
         info = {**HFLM.get_model_info(self), **super().get_model_info()}
         info["em_settings"]["em_compile"] = self.em_compile
         return info
+
+
+class _TokenTicker:
+    """A logits processor that leaves the scores alone and ticks a progress bar per generated token."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.bar.update()
+        return scores
 
 
 def _refuse_near_misses(args: dict[str, Any]) -> None:

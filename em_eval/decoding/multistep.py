@@ -51,6 +51,8 @@ class Session(Protocol):
     def result(self) -> dict[str, Any]:
         """JSON-able record of the whole run (must include ``steps``)."""
 
+    # optional: ``steps_to_generate() -> int``, the model's steps in all, for the progress bar
+
 
 class MultiStepError(UserError, ValueError):
     """A multi-step request that cannot be run as asked."""
@@ -136,8 +138,13 @@ class _Run:
                            **self.session.result()})
 
 
-def generate_until_with_steps(requests: list[Any], plain: PlainGenerate) -> list[str]:
-    """Generate every request; multi-step ones step by step, batched across problems."""
+def generate_until_with_steps(requests: list[Any], plain: PlainGenerate, quiet_plain: PlainGenerate | None = None,
+                              progress: bool = True) -> list[str]:
+    """Generate every request; multi-step ones step by step, batched across problems.
+
+    Step rounds go through ``quiet_plain`` (``plain`` without its own progress bar, when given)
+    under one bar for the whole run: steps generated of the total, problems finished.
+    """
     multi = [i for i, req in enumerate(requests) if is_multistep(req)]
     if not multi:
         return plain(requests)
@@ -147,16 +154,25 @@ def generate_until_with_steps(requests: list[Any], plain: PlainGenerate) -> list
         for i, text in zip(single, plain([requests[i] for i in single]), strict=True):
             outputs[i] = text
     runs = [_Run(requests[i], session_factory(requests[i].args[1][MARKER])(requests[i].doc)) for i in multi]
+    counts = [getattr(run.session, "steps_to_generate", lambda: None)() for run in runs]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=None if None in counts else sum(counts), desc=f"{MARKER}: steps generated", unit="step",
+               disable=not progress)
     round_no = 0
-    while True:
-        pending = [(run, prompt) for run in runs if (prompt := run.session.next_prompt()) is not None]
-        if not pending:
-            break
-        round_no += 1
-        step_requests = [run.step_request(prompt) for run, prompt in pending]
-        log.info("%s: step round %d, %d prompts", MARKER, round_no, len(step_requests))
-        for (run, _), step_req, text in zip(pending, step_requests, plain(step_requests), strict=True):
-            run.record(step_req, text, round_no)
+    with bar:
+        while True:
+            pending = [(run, prompt) for run in runs if (prompt := run.session.next_prompt()) is not None]
+            bar.set_postfix_str(f"problems done {len(runs) - len(pending)}/{len(runs)}", refresh=True)
+            if not pending:
+                break
+            round_no += 1
+            step_requests = [run.step_request(prompt) for run, prompt in pending]
+            log.info("%s: step round %d, %d prompts", MARKER, round_no, len(step_requests))
+            texts = (quiet_plain or plain)(step_requests)
+            for (run, _), step_req, text in zip(pending, step_requests, texts, strict=True):
+                run.record(step_req, text, round_no)
+            bar.update(len(step_requests))
     for i, run in zip(multi, runs):
         outputs[i] = run.finish()
     missing = [i for i, text in enumerate(outputs) if text is None]

@@ -71,6 +71,14 @@ def test_greedy_with_em_inf_warns_once(smol: EmInfLM, caplog) -> None:
     assert sum(GREEDY_WARNING in r.getMessage() for r in caplog.records) == 1
 
 
+def test_a_batch_shows_its_tokens_while_it_generates_unless_bars_are_off(smol: EmInfLM, capsys) -> None:
+    smol.generate_until(make_requests({"until": [], "do_sample": False, "max_gen_toks": 3}))
+    err = capsys.readouterr().err
+    assert "tokens of this batch" in err and "3/3" in err
+    smol.generate_until(make_requests({"until": [], "do_sample": False, "max_gen_toks": 3}), disable_tqdm=True)
+    assert "tokens of this batch" not in capsys.readouterr().err
+
+
 def test_em_task_without_the_chat_template_warns_once_saying_what_to_add(smol: EmInfLM, caplog) -> None:
     def requests(prompts: list[str]) -> list[Instance]:
         gen = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 2}

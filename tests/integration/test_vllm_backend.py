@@ -254,9 +254,9 @@ def test_generation_routes_through_multistep_and_decode_method(backend, tiny_lla
     seen: list[int] = []
     real = common.generate_until_with_steps
 
-    def spy(requests, plain):
+    def spy(requests, plain, *args, **kwargs):
         seen.append(len(requests))
-        return real(requests, plain)
+        return real(requests, plain, *args, **kwargs)
 
     monkeypatch.setattr(common, "generate_until_with_steps", spy)
     lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), decode_method="refinement", decode_n=2)

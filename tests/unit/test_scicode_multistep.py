@@ -95,3 +95,15 @@ def test_plain_text_from_a_backend_that_ignored_the_marker_is_refused():
 def test_sessions_are_registered_by_name():
     assert multistep.session_factory("scicode") is ScicodeSession
     assert len(problems("dev")) == 15
+
+
+def test_one_progress_bar_counts_steps_and_problems_while_step_rounds_run_quietly(dev_docs, capsys):
+    docs = [dev_docs["19"], dev_docs["29"], dev_docs["1"]]  # 2, 3 and 1 generated steps
+    loud, quiet = FakeModel(), FakeModel()
+    multistep.generate_until_with_steps([_request(d, i) for i, d in enumerate(docs)], loud, quiet)
+    assert loud.calls == [] and [len(c) for c in quiet.calls] == [3, 2, 1], "step rounds never show their own bar"
+    err = capsys.readouterr().err
+    assert "em_multistep: steps generated" in err and "6/6" in err and "problems done 3/3" in err
+    assert err.count("problems done 0/3") >= 1
+    multistep.generate_until_with_steps([_request(dev_docs["1"])], FakeModel(), progress=False)
+    assert "steps generated" not in capsys.readouterr().err

@@ -96,6 +96,10 @@ class ScicodeSession:
             return None
         return step_prompt(self.problem, len(self.codes), self.codes, self.with_background)
 
+    def steps_to_generate(self) -> int:
+        """How many steps the model writes (the others are prewritten)."""
+        return sum(1 for step in self.problem["sub_steps"] if is_generated(step))
+
     def record(self, output: str) -> None:
         """Store the model's answer to the prompt :meth:`next_prompt` just returned."""
         number = self.problem["sub_steps"][len(self.codes)]["step_number"]
