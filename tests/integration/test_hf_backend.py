@@ -189,3 +189,21 @@ def test_compiled_transform_matches_eager() -> None:
 def test_bad_compile_flag_is_one_clear_error(tiny_llama_dir) -> None:
     with pytest.raises(ValueError, match="em_compile='maybe' must be auto, true or false"):
         EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", em_compile="maybe")
+
+
+def test_the_token_trace_replays_what_em_inf_did_during_decoding(smol: EmInfLM) -> None:
+    from em_eval.em_inf.settings import EmSettings
+    from em_eval.em_inf.trace import trace_response
+
+    torch.manual_seed(0)
+    reqs = make_requests({"until": [], "do_sample": True, "temperature": 0.7, "max_gen_toks": 12, "em_mode": "em_inf"})
+    texts = smol.generate_until(reqs[2:3])
+    (record,) = reqs[2].args[1][TELEMETRY_KEY]
+    steps = trace_response(smol.model, smol.tokenizer, PROMPTS[2], texts[0], EmSettings(), temperature=0.7)
+    assert "".join(s.text for s in steps) == texts[0] and len(steps) == record["gen_tokens"] == 12
+    n = len(steps)
+    assert sum(s.entropy_before for s in steps) / n == pytest.approx(record["entropy_before"], abs=2e-3)
+    assert sum(s.entropy_after for s in steps) / n == pytest.approx(record["entropy_after"], abs=2e-3)
+    assert sum(s.adjusted for s in steps) / n == pytest.approx(record["adjusted_share"], abs=1e-4)
+    for s in steps:
+        assert (s.entropy_after < s.entropy_before) == s.adjusted and (s.tv > 0) == s.adjusted
