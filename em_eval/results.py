@@ -47,6 +47,7 @@ class Problem:
     wall_s: float | None
     flags: dict[str, bool | None]
     decode: dict[str, Any] | None = None
+    effect: dict[str, float] | None = None  # token-weighted telemetry means: see decoding_effect
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,27 @@ def _problem(row: dict[str, Any], metric: str) -> Problem:
             "graders_disagree": _fraction_flag(row.get("graders_disagree")),
         },
         decode=gen_kwargs.get("decode") if isinstance(gen_kwargs.get("decode"), dict) else None,
+        effect=decoding_effect(telemetry),
     )
+
+
+EFFECT_FIELDS = ("entropy_before", "entropy_after", "adjusted_share")
+
+
+def decoding_effect(telemetry: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Token-weighted means of the telemetry's per-response ``entropy_before``, ``entropy_after``
+    and ``adjusted_share`` (those present), with ``tokens``, their weight; None without any."""
+    weighted = [t for t in telemetry if "entropy_before" in t and int(t.get("gen_tokens") or 0) > 0]
+    if not weighted:
+        return None
+    tokens = sum(int(t["gen_tokens"]) for t in weighted)
+    effect = {"tokens": float(tokens)}
+    for name in EFFECT_FIELDS:
+        known = [t for t in weighted if name in t]
+        if known:
+            effect[name] = math.fsum(float(t[name]) * int(t["gen_tokens"]) for t in known) / sum(
+                int(t["gen_tokens"]) for t in known)
+    return effect
 
 
 def _fraction_flag(value: Any) -> bool | None:

@@ -116,11 +116,12 @@ def board(tmp_path_factory) -> Path:
     from em_eval.cli import main
 
     root = tmp_path_factory.mktemp("runs")
+    entropies = [(0.8, 0.8, 0.0), (1.1, 1.1, 0.0), (1.2, 0.9, 0.6)]  # EM-INF removes entropy
     for i, (mode, sampling, p) in enumerate([("off", False, 0.5), ("off", True, 0.45), ("em_inf", True, 0.6)]):
         write_run(root / f"run{i}", {"em_math500": bernoulli(60, p, seed=i),
                                      "em_amc": [bernoulli(4, p, seed=10 * i + k) for k in range(20)]},
                   model="Qwen/Qwen2.5-7B-Instruct", em_mode=mode, sampling=sampling,
-                  tokens=[40 + 30 * i + (k % 5) for k in range(60)], max_gen_toks=64 + 20 * i)
+                  tokens=[40 + 30 * i + (k % 5) for k in range(60)], max_gen_toks=64 + 20 * i, entropy=entropies[i])
     out = tmp_path_factory.mktemp("board") / "demo"
     assert main(["leaderboard", str(root / "run0"), str(root / "run1"), "EM-INF<b>=" + str(root / "run2"), "-o", str(out)]) == 0
     return out

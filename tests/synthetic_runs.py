@@ -37,9 +37,11 @@ def write_run(
     tokens: int | Sequence[int] = 20,
     math_flags: bool = True,
     decode: dict[str, Any] | None = None,
+    entropy: tuple[float, float, float] | None = None,
 ) -> Path:
     """Write one run: ``scores[task]`` is a list of per-problem outcomes (0/1) or of per-problem
-    lists of per-response outcomes (n samples). Returns the results file."""
+    lists of per-response outcomes (n samples); ``entropy``: the telemetry's (entropy before,
+    after, share of tokens adjusted) of every response. Returns the results file."""
     folder = Path(out) / model
     folder.mkdir(parents=True, exist_ok=True)
     gen_kwargs = {"until": [], "do_sample": sampling, "temperature": 0.1 if sampling else 0.0, "max_gen_toks": max_gen_toks}
@@ -51,6 +53,9 @@ def write_run(
             n_tok = tokens[i] if isinstance(tokens, (list, tuple)) else tokens
             telemetry = [{"em_mode": em_mode, "gen_tokens": int(n_tok), "batch_wall_s": 0.4, "batch_size": 4}
                          for _ in outcomes]
+            if entropy:
+                for record in telemetry:
+                    record.update(entropy_before=entropy[0], entropy_after=entropy[1], adjusted_share=entropy[2])
             kwargs = {**gen_kwargs, "em_telemetry": telemetry}
             if decode:
                 kwargs["decode"] = decode
