@@ -10,10 +10,10 @@ import pytest
 
 from em_eval.data import FILES, DataFileError
 from em_eval.tasks.math.grade import GRADER_VERSION
+from em_eval.metrics import count_graded
 from em_eval.tasks.math.task import (
     BENCHMARKS,
     SYSTEM_PROMPT,
-    count_graded,
     documents,
     keep_all_responses,
     load_dataset,

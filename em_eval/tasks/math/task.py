@@ -19,7 +19,7 @@ list that the metric's ``aggregation`` reduces over problems. So the numeric fie
 ``pass@k``, ``maj@k``, ``n``) are per-problem values whose ``mean`` is the task score, with
 lm-eval's ``mean`` standard error over problems. The ``grading`` field is the list of
 per-response records (both verdicts, extracted answers, flags, majority cluster); its
-aggregation :func:`count_graded` just counts responses, so the results table shows how many
+aggregation :func:`em_eval.metrics.count_graded` just counts responses, so the results table shows how many
 were graded. :func:`sample_status` reads a row back and adds ``hit_token_limit`` from the
 backend telemetry.
 """
@@ -171,11 +171,6 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
             out[f"maj@{k}"] = maj_at_k(clusters, correct, k)
     out["grading"] = [{**g.as_record(), "cluster": c} for g, c in zip(grades, clusters)]
     return out
-
-
-def count_graded(items: list[list[dict[str, Any]]]) -> int:
-    """Aggregation of the ``grading`` field: how many responses were graded in total."""
-    return sum(len(records) for records in items)
 
 
 # ---- reading a --log_samples row back ------------------------------------------------------

@@ -54,7 +54,10 @@ def last_number(text: str) -> float | None:
         return None
 
 
-def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, int]:
-    """Exact number match of the response's last number against the answer."""
+def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
+    """Exact number match of the response's last number against the answer, and the number
+    read (``grading``, as the math tasks record it, for the leaderboard's drill-down)."""
     value = last_number(results[0])
-    return {"exact_match": int(value is not None and value == float(doc["answer"]))}
+    answer = None if value is None else (f"{value:g}" if value != int(value) else str(int(value)))
+    return {"exact_match": int(value is not None and value == float(doc["answer"])),
+            "grading": [{"answer": answer, "exact_match": value is not None and value == float(doc["answer"])}]}
