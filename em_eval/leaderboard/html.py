@@ -43,8 +43,16 @@ def _trim(problem: Problem, max_chars: int) -> Problem:
     return replace(problem, response=text, decode=decode_note(problem.decode) or None)
 
 
-def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], title: str, max_chars: int = 3000) -> str:
-    """The page as one HTML string (no external resources)."""
+def shade(nats: float, full: float) -> float:
+    """Background opacity for a token's entropy (or entropy removed), in nats: 0 at 0, 0.85 from
+    ``full`` nats up."""
+    return round(0.85 * min(max(nats, 0.0) / full, 1.0), 3)
+
+
+def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], title: str, max_chars: int = 3000,
+           story: Any = None) -> str:
+    """The page as one HTML string (no external resources); ``story``: the demo's
+    :class:`em_eval.leaderboard.story.Story` (its EM-INF section), if any."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     tasks = list(dict.fromkeys(r.task for r in rows))
@@ -56,13 +64,17 @@ def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], tit
     images = {
         "accuracy_vs_tokens": data_uri(plots["accuracy_vs_tokens"]) if "accuracy_vs_tokens" in plots else None,
         "tasks": [(t, data_uri(plots[f"task:{t}"])) for t in tasks if f"task:{t}" in plots],
+        "views": [data_uri(plots[f"view:{i}"]) if f"view:{i}" in plots else None
+                  for i in range(1, len(story.views) + 1)] if story else [],
     }
     drill = [{"model": run.model, "label": run.label, "task": name, "problems": [_trim(p, max_chars) for p in task.problems]}
              for run in runs for name, task in run.tasks.items()]
     return env.get_template(TEMPLATE).render(
         title=title, generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"), version=em_eval.__version__,
         runs=runs, rows=rows, flags=FLAGS, flag_labels=FLAG_LABELS, flag_short=FLAG_SHORT, images=images,
-        paper_tasks={r.task for r in reported}, paper_columns=columns,
+        paper_tasks={r.task for r in rows if r.paper_value is not None}, paper_columns=columns,
+        effect_rows=[r for r in rows if r.entropy_before is not None and r.entropy_after is not None],
+        story=story, shade=shade,
         paper_rows=[{"table": k[0], "model": k[1], "label": k[2], "values": v} for k, v in grid.items()],
         paper_source=paper.load_reference()["source"], drill=drill, pct=pct, num=num,
     )

@@ -7,17 +7,20 @@ from pathlib import Path
 from typing import Sequence
 
 from em_eval.leaderboard.html import render
-from em_eval.leaderboard.plots import write_plots
+from em_eval.leaderboard.plots import entropy_trace, write_plots
+from em_eval.leaderboard.story import Story
 from em_eval.leaderboard.table import Row, build_rows, csv_text, markdown, paper_markdown
 from em_eval.results import Run
 
 
 def write_leaderboard(runs: Sequence[Run], out: Path, title: str = "em-eval leaderboard",
-                      max_chars: int = 3000) -> tuple[list[Row], dict[str, Path]]:
+                      max_chars: int = 3000, story: Story | None = None) -> tuple[list[Row], dict[str, Path]]:
     """Write every output into ``out``; returns the rows and the written paths."""
     out.mkdir(parents=True, exist_ok=True)
     rows = build_rows(runs)
     plots = write_plots(rows, out / "plots")
+    for i, view in enumerate(story.views if story else (), 1):
+        plots[f"view:{i}"] = entropy_trace(view.steps, out / "plots" / f"em_inf_trace_{i}.png")
     reported = paper_markdown(r.task for r in rows)
     md = f"# {title}\n\nScore = per-problem mean of the task's metric, 95% CI in brackets; tokens and seconds per problem count every sample. † = reported by the paper, not reproduced.\n\n" + markdown(rows)
     if reported:
@@ -27,5 +30,5 @@ def write_leaderboard(runs: Sequence[Run], out: Path, title: str = "em-eval lead
     paths["markdown"].write_text(md)
     paths["csv"].write_text(csv_text(rows))
     paths["json"].write_text(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
-    paths["html"].write_text(render(rows, runs, plots, title, max_chars))
+    paths["html"].write_text(render(rows, runs, plots, title, max_chars, story))
     return rows, {**paths, **{f"plot:{k}": v for k, v in plots.items()}}

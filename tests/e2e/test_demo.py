@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,19 +28,27 @@ def demo_run(tmp_path_factory, smollm2_dir, data_dir) -> tuple[Path, str]:
     return out, proc.stdout
 
 
-def test_demo_evaluates_three_methods_and_prints_a_table(demo_run) -> None:
+LABELS = ("Greedy (t=0)", "Sampling (t=0.1)", "EM-INF (t=0.1)", "Sampling (t=0.7)", "EM-INF (t=0.7)")
+
+
+def test_demo_evaluates_five_methods_and_prints_a_table(demo_run) -> None:
     out, stdout = demo_run
-    table = stdout[stdout.index("Results"):stdout.index("Gate,")]
-    for method in ("Greedy (t=0)", "Sampling (t=0.1)", "EM-INF"):
-        assert f"{method}" in table and table.count(method) == 2, "one row per task"
+    table = stdout[stdout.index("Results"):stdout.index("EM-INF against plain sampling")]
+    for method in LABELS:
+        assert table.count(method) == 2, f"{method}: one row per task"
     assert "em_smoke" in table and "em_math500" in table
+    against = stdout[stdout.index("EM-INF against plain sampling"):stdout.index("Gate,")]
+    assert re.search(r"t=0\.1  em_smoke: \d of 2 responses differ; \d+% of tokens adjusted", against)
+    assert re.search(r"t=0\.7  em_math500: \d of 1 responses differ", against)
+    assert "Gate, EM-INF (t=0.1) (candidate) vs Sampling (t=0.1) (baseline)" in stdout
     assert "RESULT: no significant regression" in stdout or "RESULT: regression" in stdout
     assert "Where to look:" in stdout and str(out / "leaderboard" / "index.html") in stdout
 
 
 def test_demo_writes_runs_leaderboard_and_gate(demo_run) -> None:
     out, _ = demo_run
-    for method, mode, sampling in (("greedy", "off", False), ("sampling", "off", True), ("em_inf", "em_inf", True)):
+    for method, mode, sampling in (("greedy", "off", False), ("sampling", "off", True), ("em_inf", "em_inf", True),
+                                   ("sampling_hot", "off", True), ("em_inf_hot", "em_inf", True)):
         rows = [json.loads(line) for f in (out / "runs" / method).rglob("samples_em_smoke_*.jsonl") for line in f.open()]
         assert len(rows) == 2
         kwargs = rows[0]["arguments"]["gen_args_0"]["arg_1"]
@@ -47,9 +57,9 @@ def test_demo_writes_runs_leaderboard_and_gate(demo_run) -> None:
     board = out / "leaderboard"
     assert (board / "index.html").stat().st_size > 5000 and (board / "plots" / "accuracy_vs_tokens.png").exists()
     csv_lines = (board / "leaderboard.csv").read_text().splitlines()
-    assert len(csv_lines) == 1 + 3 * 2
+    assert len(csv_lines) == 1 + 5 * 2
     gate = json.loads((out / "gate" / "gate.json").read_text())
-    assert gate["baseline"]["label"] == "Sampling (t=0.1)" and gate["candidate"]["label"] == "EM-INF"
+    assert gate["baseline"]["label"] == "Sampling (t=0.1)" and gate["candidate"]["label"] == "EM-INF (t=0.1)"
     assert {t["task"] for t in gate["tasks"]} == {"em_smoke", "em_math500"}
     assert (out / "gate" / "gate.junit.xml").exists()
 
@@ -75,3 +85,53 @@ def test_math_slice_is_skipped_with_a_reason_when_data_is_missing(tmp_path: Path
 
 def test_math_slice_runs_with_the_mirror(data_dir: Path) -> None:
     assert math_data_status() == (True, "math500/test.jsonl found")
+
+
+def test_the_page_shows_what_em_inf_did(demo_run) -> None:
+    out, _ = demo_run
+    rows = {r["label"] + "|" + r["task"]: r for r in csv.DictReader((out / "leaderboard" / "leaderboard.csv").open())}
+    for t in ("0.1", "0.7"):
+        em, plain = rows[f"EM-INF (t={t})|em_smoke"], rows[f"Sampling (t={t})|em_smoke"]
+        assert float(em["entropy_after"]) < float(em["entropy_before"]) and 0 < float(em["adjusted_share"]) <= 1
+        assert float(plain["entropy_after"]) == float(plain["entropy_before"])
+    html = (out / "leaderboard" / "index.html").read_text()
+    section = html[html.index('id="em-inf-at-work"'):html.index('id="paper"')]
+    assert section.count('class="token-view"') == 4 and section.count('class="tok') >= 4 * 2
+    assert "temperature 0.1" in section and "t=0.7" in section and "warmed up" in section
+    assert html.count('class="trace"') == 4
+
+
+def _pixels_near(image, rgb, tol: int = 12) -> int:
+    import numpy as np
+
+    return int((np.abs(image[..., :3].astype(int) - np.array(rgb)).max(-1) <= tol).sum())
+
+
+def test_the_demo_page_looks_right_in_chromium(demo_run, tmp_path) -> None:
+    """Looked at, not only parsed: a real browser's screenshot of the page and of its charts."""
+    import numpy as np
+    from headless_browser import open_page
+    from matplotlib import colormaps
+    from PIL import Image
+
+    out, _ = demo_run
+    with open_page(out / "leaderboard" / "index.html") as (page, errors):
+        widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(widths) == 1 + 2 + 4 and min(widths) > 200, "scatter, two bar charts, four token traces decode"
+        view = page.locator(".token-view").first
+        view.scroll_into_view_if_needed()
+        view.screenshot(path=str(tmp_path / "view.png"))
+        scatter = page.locator("img[alt='accuracy vs generated tokens']")
+        scatter.screenshot(path=str(tmp_path / "scatter.png"))
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+    assert not errors, errors
+    shot = np.asarray(Image.open(tmp_path / "view.png").convert("RGB"))
+    reds = np.sum((shot[..., 0] > shot[..., 2] + 40) & (shot[..., 1] < 230))
+    blues = np.sum((shot[..., 2] > shot[..., 0] + 40) & (shot[..., 2] > 150))
+    assert reds > 500 and blues > 500, "tokens are shaded by entropy (red) and by entropy removed (blue)"
+    plot = np.asarray(Image.open(tmp_path / "scatter.png").convert("RGB"))
+    plot = plot[:, : int(plot.shape[1] * (1 - 1.8 / (4.2 * 2 + 1.8)))]  # the panels only: the legend has every colour
+    tab10 = colormaps["tab10"]
+    for i, label in enumerate(LABELS):
+        rgb = [round(255 * c) for c in tab10(i)[:3]]
+        assert _pixels_near(plot, rgb) > 40, f"the point of {label} is visible in the scatter (not hidden by another)"

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
-
-
-# ---- the command ------------------------------------------------------------------------------
+from headless_browser import open_page
 
 
 # ---- a real browser ---------------------------------------------------------------------------
 def test_page_renders_without_script_errors_and_sorts_in_chromium(board: Path, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.fail("needs Debian's chromium: apt-get install -y chromium")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        pytest.fail("needs the playwright Python package (pip install playwright; no browser download)")
-    errors: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_page()
-        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-        page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
-        page.goto((board / "index.html").as_uri())
-        page.wait_for_selector("body[data-ready='1']")
+    with open_page(board / "index.html") as (page, errors):
         table = page.locator("#leaderboard-table")
         assert table.locator("tbody tr").count() == 6
 
@@ -64,6 +41,5 @@ def test_page_renders_without_script_errors_and_sorts_in_chromium(board: Path, t
         assert visible == flagged and 0 < flagged < total
         assert drill.locator("tbody tr:visible .b-hit_token_limit").count() == flagged
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-        browser.close()
     assert not errors, errors
     assert (tmp_path / "page.png").stat().st_size > 10_000

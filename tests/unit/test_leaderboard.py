@@ -145,3 +145,47 @@ def test_rows_for_runs_loaded_in_python(board: Path, tmp_path: Path) -> None:
 def test_paper_reference_csv_is_the_yaml_flattened() -> None:
     assert (REPO / "leaderboards" / "paper_reference.csv").read_text() == paper.csv_text(), \
         "regenerate: python -c 'from em_eval.leaderboard.paper import csv_text; print(csv_text(), end=\"\")' > leaderboards/paper_reference.csv"
+
+
+def test_the_decoding_effect_is_in_the_rows_and_on_the_page(board: Path) -> None:
+    rows = {(r["task"], r["method"]): r for r in csv.DictReader((board / "leaderboard.csv").open())}
+    em, plain = rows[("em_math500", "em_inf")], rows[("em_math500", "sampling")]
+    assert (float(em["entropy_before"]), float(em["entropy_after"]), float(em["adjusted_share"])) == \
+        pytest.approx((1.2, 0.9, 0.6))
+    assert em["entropy_before"] > em["entropy_after"] and plain["entropy_before"] == plain["entropy_after"]
+    assert float(plain["adjusted_share"]) == 0.0
+    html = (board / "index.html").read_text()
+    effect = html[html.index('id="effect-table"'):html.index("</table>", html.index('id="effect-table"'))]
+    assert effect.count("<tr>") == 1 + 6 and "-0.300" in effect and ">60<" in effect
+
+
+def test_coinciding_points_are_spread_evenly_and_lone_points_stay() -> None:
+    from em_eval.leaderboard.plots import spread_ties
+
+    offsets = spread_ties([(48.0, 0.0), (48.0, 0.0), (90.0, 20.0), (48.1, 0.4)], width=2.0)
+    assert offsets == [-1.0, 0.0, 0.0, 1.0]
+    assert spread_ties([(10.0, 50.0), (10.0, 80.0)], width=2.0) == [0.0, 0.0], "same x, different score: apart already"
+
+
+def test_a_page_without_paper_numbers_promises_no_paper_markers_and_shows_no_stray_dots(tmp_path: Path) -> None:
+    from em_eval.cli import main
+
+    write_run(tmp_path / "run", {"em_math500": [0, 0, 0], "em_smoke": [1, 0, 0]}, model="tiny-model", math_flags=False)
+    assert main(["leaderboard", str(tmp_path / "run"), "-o", str(tmp_path / "board")]) == 0
+    html = (tmp_path / "board" / "index.html").read_text()
+    assert "◇ = paper" not in html and "the value written on each bar" in html
+    cells = re.findall(r"<tbody>.*?</tbody>", html[html.index('id="samples"'):], re.S)
+    assert cells and not any("·" in c for c in cells), "flags a task does not report leave the cell empty"
+
+
+def test_story_counts_responses_that_differ_and_weights_the_adjusted_share(tmp_path: Path) -> None:
+    from em_eval.em_inf.trace import TokenStep
+    from em_eval.leaderboard.story import compare
+    from em_eval.results import load_run
+
+    plain = load_run(write_run(tmp_path / "a", {"em_smoke": [1, 0, 1, 0]}, entropy=(1.0, 1.0, 0.0)))
+    em = load_run(write_run(tmp_path / "b", {"em_smoke": [1, 1, 1, 0]}, em_mode="em_inf", entropy=(1.0, 0.7, 0.5)))
+    step = TokenStep("x", 1.0, 0.7, True, 0.5, 0.6, 0.25)
+    (row,) = compare(plain, em, 0.7, {"em_smoke": [[step, step], [step]]})
+    assert (row.task, row.changed, row.total, row.temperature) == ("em_smoke", 1, 4, 0.7)
+    assert row.adjusted_share == pytest.approx(0.5) and row.mean_tv == pytest.approx(0.25)
