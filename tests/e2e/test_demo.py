@@ -99,6 +99,11 @@ def test_the_page_shows_what_em_inf_did(demo_run) -> None:
     assert section.count('class="token-view"') == 4 and section.count('class="tok') >= 4 * 2
     assert "temperature 0.1" in section and "t=0.7" in section and "warmed up" in section
     assert html.count('class="trace"') == 4
+    from em_eval.demo import merged_run
+
+    smoke = merged_run(out / "runs" / "greedy", "greedy").tasks["em_smoke"].problems
+    assert all(p.answer is None or p.answer.lstrip("-").isdigit() for p in smoke)
+    assert any(p.answer is not None for p in smoke), "the drill-down shows the number em_smoke read"
 
 
 def _pixels_near(image, rgb, tol: int = 12) -> int:
