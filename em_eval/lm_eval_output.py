@@ -7,15 +7,20 @@
   (every task with a Python loader gets it, whether or not it takes any).
 - Its "Ensure 'do_sample=True' for non-greedy decoding" warning is dropped when ``--gen_kwargs``
   already sets ``do_sample``.
+- Its git-hash probe no longer lets git print "fatal: not a git repository" outside a checkout.
 
 lm-eval has no switch for these, so :func:`install` wraps ``lm_eval.utils.make_table`` (the CLI
-imports it at call time) and adds a logging filter; both are idempotent.
+imports it at call time), adds a logging filter and, through :func:`quiet_git_probe`, replaces
+``get_git_commit_hash``; all idempotent.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import subprocess
+import sys
 from typing import Any
 
 BOOKKEEPING_METRICS = ("grading", "n")
@@ -54,12 +59,31 @@ class _DropNoise(logging.Filter):
         return not is_noise(record)
 
 
+def git_commit_hash() -> str | None:
+    """lm-eval's ``get_git_commit_hash``, with git's complaint outside a checkout kept off stderr."""
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    try:
+        return subprocess.run(["git", "describe", "--always"], capture_output=True, check=True, text=True).stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return get_commit_from_path(os.getcwd())
+
+
+def quiet_git_probe(module: Any) -> None:
+    """Give ``module`` (``lm_eval.loggers.utils`` or a module that imported its probe) ours."""
+    if getattr(module, "get_git_commit_hash", None) is not None:
+        module.get_git_commit_hash = git_commit_hash
+
+
 def install() -> None:
     """Wrap lm-eval's table printer and filter its two noisy warnings (idempotent)."""
     for name in _FILTERED_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropNoise) for f in logger.filters):
             logger.addFilter(_DropNoise())
+    for name in ("lm_eval.loggers.utils", "lm_eval.evaluator"):  # loaded already; else the startup hook does it
+        if name in sys.modules:
+            quiet_git_probe(sys.modules[name])
     import lm_eval.utils
 
     original = lm_eval.utils.make_table

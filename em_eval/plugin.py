@@ -106,6 +106,13 @@ def on_task_manager_imported(module: Any) -> None:
     lm_eval_output.install()
 
 
+def on_logger_utils_imported(module: Any) -> None:
+    """Startup-hook callback: ``lm_eval.loggers.utils`` (its git-hash probe) has just loaded."""
+    from em_eval import lm_eval_output
+
+    lm_eval_output.quiet_git_probe(module)
+
+
 def on_backend_imported(module: Any) -> None:
     """Startup-hook callback: one of lm-eval's :data:`PLAIN_BACKENDS` modules has just loaded."""
     guard_multistep(getattr(module, PLAIN_BACKENDS[module.__name__]))
