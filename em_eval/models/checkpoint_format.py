@@ -16,6 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
 from em_eval.user_errors import UserError
 
 METADATA_FILE = "em_eval_checkpoint.json"

@@ -19,6 +19,7 @@ import json
 import pickle
 import zlib
 from typing import Any
+
 from em_eval.user_errors import UserError
 
 ALLOWED_TYPES = (str, list, dict, int, float, bool, type(None))
