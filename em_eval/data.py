@@ -122,18 +122,20 @@ def data_file(path: str) -> Path:
     return local
 
 
-def fetched_once(url: str, name: str) -> Path:
-    """The cached copy of the data root's file ``name``, downloaded from ``url`` on first use."""
+def fetched_once(url: str, name: str, sha256: str | None = None) -> Path:
+    """The cached copy of the data root's file ``name``, downloaded from ``url`` on first use
+    (and checked against ``sha256`` when given)."""
     local = cache_root() / "data" / name
     if not local.is_file():
-        _download(url, local, name)
+        _download(url, local, name, sha256)
     return local
 
 
-def _download(url: str, local: Path, name: str) -> None:
+def _download(url: str, local: Path, name: str, sha256: str | None = None) -> None:
     """Fetch ``url`` to ``local`` atomically, with a progress bar; one clear error offline.
 
-    A Hugging Face LFS file is checked against the sha256 the hub declares for it (``X-Linked-Etag``)."""
+    The file is checked against the pinned ``sha256`` when given, and a Hugging Face LFS file also
+    against the sha256 the hub declares for it (``X-Linked-Etag``)."""
     if not url.startswith(DOWNLOADABLE):
         raise DataFileError(f"{name} has no downloadable canonical file ({url}); set {ENV_VAR} to a mirror")
     local.parent.mkdir(parents=True, exist_ok=True)
@@ -141,9 +143,10 @@ def _download(url: str, local: Path, name: str) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             digest, declared = fetch(url, out, name)
-        if declared and declared != digest:
-            raise DataFileError(f"download of {name} from {url} is corrupt: sha256 {digest}, the server declares "
-                                f"{declared}; delete {local.parent} and try again")
+        for expected, whose in ((sha256, "em-eval pins"), (declared, "the server declares")):
+            if expected and expected != digest:
+                raise DataFileError(f"download of {name} from {url} is corrupt: sha256 {digest}, {whose} "
+                                    f"{expected}; delete {local.parent} and try again")
         os.replace(tmp, local)
     except OSError as exc:
         raise DataFileError(

@@ -59,3 +59,12 @@ def test_a_download_that_differs_from_the_declared_sha256_is_refused(server, tmp
     with pytest.raises(data.DataFileError, match="is corrupt: sha256 [0-9a-f]{64}, the server declares 0{64}"):
         data._download(url, tmp_path / "bad" / "test.jsonl", "test.jsonl")
     assert list((tmp_path / "bad").iterdir()) == []  # nothing half-written is left
+
+
+def test_a_download_that_differs_from_the_pinned_sha256_is_refused(server, tmp_path, monkeypatch):
+    url, declared = server
+    monkeypatch.setattr(data, "DOWNLOADABLE", ("http://127.0.0.1",))
+    data._download(url, tmp_path / "ok" / "test.jsonl", "test.jsonl", declared["sha256"])
+    with pytest.raises(data.DataFileError, match="is corrupt: sha256 [0-9a-f]{64}, em-eval pins 1{64}"):
+        data._download(url, tmp_path / "bad" / "test.jsonl", "test.jsonl", "1" * 64)
+    assert list((tmp_path / "bad").iterdir()) == []

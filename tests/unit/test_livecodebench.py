@@ -81,9 +81,11 @@ def test_date_window_is_upstreams_inclusive_filter():
     assert in_window("2024-01-01T00:00:00", "2024-01-01", "2024-01-01")
 
 
-def test_documents_keep_the_window_sorted_by_id_with_its_size(tmp_path):
+def test_documents_keep_the_window_sorted_by_id_with_its_size(tmp_path, caplog):
     path = write_jsonl(tmp_path / "lcb.jsonl")
-    docs = documents([path])
+    with caplog.at_level("WARNING"):
+        docs = documents([path])
+    assert "is not a pinned release_v2 file" in caplog.text and "not comparable with the paper's" in caplog.text
     assert [d["question_id"] for d in docs] == IN_WINDOW
     assert {d["window_size"] for d in docs} == {3} and [d["n_tests"] for d in docs] == [2, 3, 3]
     assert len({d["data_sha256"] for d in docs}) == 1 and len(docs[0]["data_sha256"]) == 64
@@ -192,3 +194,10 @@ def test_schema_of_the_test_records_is_upstreams():
     fields = set(record("x", "2024-01-01T00:00:00", "atcoder", "easy", "", [], []))
     assert fields == {"question_title", "question_content", "platform", "question_id", "contest_id", "contest_date",
                       "starter_code", "difficulty", "public_test_cases", "private_test_cases", "metadata"}
+
+
+def test_release_v2_files_are_pinned_by_sha256():
+    from em_eval.tasks.livecodebench import source
+
+    assert set(source.SHA256) == set(source.RELEASE_V2)
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in source.SHA256.values())

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from em_eval.data import DataFileError
 from em_eval.local_files import file_sha256
 from em_eval.tasks.livecodebench.decode import UnsafePickleError
+from em_eval.tasks.livecodebench.source import RELEASE_V2, REVISION, SHA256
 from em_eval.tasks.livecodebench.problems import (END_DATE, PAPER_WINDOW_SIZE, START_DATE, RecordError, in_window,
                                                   problem_doc, cases_of)
 
@@ -39,6 +40,10 @@ def _lines(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
 def documents(files: list[Path], start: str = START_DATE, end: str = END_DATE) -> list[dict[str, Any]]:
     """The problems dated ``start`` .. ``end`` (inclusive), sorted by ``question_id`` as upstream."""
     digests = {str(f): file_sha256(f) for f in files}
+    unpinned = [f"{f} (sha256 {d})" for f, d in digests.items() if d not in SHA256.values()]
+    if unpinned:
+        log.warning("LiveCodeBench: %s is not a pinned release_v2 file (%s at %s): scores are not comparable with "
+                    "the paper's", ", ".join(unpinned), " / ".join(RELEASE_V2), REVISION[:12])
     docs = []
     for path in files:
         for line_no, offset, record in _lines(path):

@@ -11,10 +11,10 @@ mirror cannot hold it). In order of precedence:
    ``https://huggingface.co/datasets/livecodebench/code_generation_lite/resolve/<REVISION>/``
    with a progress bar; each file is checked against the sha256 the hub declares for it.
 
-The files' own sha256 could not be read on the machine this was written on (no hub access; the
-docs and the mirror's README do not list them), so :data:`SHA256` is unknown rather than made up:
-every loaded file's sha256 is computed, logged and recorded in each document (so in
-``--log_samples`` output), so runs can be compared by it.
+:data:`SHA256` pins both files (the hub's LFS sha256 at :data:`REVISION`, as its tree API lists
+them; 1 252 609 773 and 713 377 060 bytes): a download must match, and a local copy that does not
+is named in a warning, since its scores are not comparable with the paper's. Every loaded file's
+sha256 is also recorded in each document (so in ``--log_samples`` output).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from em_eval.data import DataFileError, fetched_once
 REPO = "livecodebench/code_generation_lite"
 REVISION = "0fe84c3912ea0c4d4a78037083943e8f0c4dd505"  # holds test.jsonl .. test6.jsonl (release_v6)
 RELEASE_V2 = ("test.jsonl", "test2.jsonl")
-SHA256: dict[str, str | None] = {"test.jsonl": None, "test2.jsonl": None}  # unknown here, see the module note
+SHA256 = {"test.jsonl": "2bd02b38beb48e8c46b5b9987095d999ff38cd8efc255ea5d58974317c48f63f",
+          "test2.jsonl": "095df7c5daf15f882c51a9deb84085cff1e073495a5dbcf95015a564d485f3a3"}
 ENV_VAR = "EM_EVAL_LIVECODEBENCH"
 
 
@@ -39,7 +40,7 @@ def release_files(data_path: str | None = None) -> list[Path]:
     """The JSONL files to read, downloading release_v2 once when no local path is given."""
     chosen = data_path or os.environ.get(ENV_VAR)
     if not chosen:
-        return [fetched_once(hub_url(name), f"livecodebench/release_v2/{name}") for name in RELEASE_V2]
+        return [fetched_once(hub_url(name), f"livecodebench/release_v2/{name}", SHA256[name]) for name in RELEASE_V2]
     path = Path(chosen).expanduser()
     files = [path / name for name in RELEASE_V2] if path.is_dir() else [path]
     missing = [str(f) for f in files if not f.is_file()]
