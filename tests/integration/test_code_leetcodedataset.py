@@ -86,11 +86,18 @@ def test_without_mirror_or_path_it_is_fetched_once_from_the_pinned_commit(tmp_pa
     payload = (data_dir / code_tasks.LCD_FILE).read_bytes()
     urls = []
 
-    def fake_urlopen(url, timeout):
-        urls.append(url)
-        return io.BytesIO(payload)
+    class Response(io.BytesIO):
+        headers: dict = {}
 
-    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    class Opener:  # what urllib.request.build_opener gives em_eval.data.fetch
+        def __init__(self, open_url):
+            self.open = open_url
+
+    def fake_open(url, timeout):
+        urls.append(url)
+        return Response(payload)
+
+    monkeypatch.setattr(urllib.request, "build_opener", lambda *handlers: Opener(fake_open))
     for _ in range(2):
         docs = code_tasks.load_leetcodedataset()["test"]
     assert urls == [code_tasks.LCD_SOURCE] and "/9477c14d76dcbdef67d70f0e258ad2c2d4178fec/" in urls[0]
@@ -100,7 +107,7 @@ def test_without_mirror_or_path_it_is_fetched_once_from_the_pinned_commit(tmp_pa
     def offline(url, timeout):
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "build_opener", lambda *handlers: Opener(offline))
     monkeypatch.setenv("EM_EVAL_CACHE", str(tmp_path / "empty"))
     with pytest.raises(DataFileError, match="could not download .*LeetCodeDataset-v0.3.1-test.jsonl.gz.*EM_EVAL_DATA_DIR"):
         code_tasks.load_leetcodedataset()
