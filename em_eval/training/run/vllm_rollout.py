@@ -25,12 +25,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import torch
 
 from em_eval.models.stop_tokens import stop_token_ids
 from em_eval.training.run.rollout import Rollouts, left_pad
+from em_eval.training.run.save_restore import capture_rng, restore_rng
 from em_eval.training.setup.config import TrainConfig, TrainingConfigError
 from em_eval.training.setup.model import model_location
 
@@ -180,14 +182,16 @@ class VllmRolloutEngine:
 
     def __init__(self, config: TrainConfig, tokenizer: Any, policy: Any, *, rank: int, world: int,
                  device: torch.device) -> None:
-        os.environ.update(IN_PROCESS)  # before vLLM reads it: weights are passed by reference
         from vllm import LLM
         from vllm.platforms import current_platform
 
         self.config, self.tokenizer, self.rank, self.world, self.device = config, tokenizer, rank, world, device
         self.sleep_mode = current_platform.is_sleep_mode_available()
-        location = model_location(config.model)
-        self.llm = LLM(**engine_args(config, location, world=world, sleep_mode=self.sleep_mode))
+        args = engine_args(config, model_location(config.model), world=world, sleep_mode=self.sleep_mode)
+        rng = capture_rng()  # an in-process engine seeds the global RNGs; training keeps its own stream
+        with mock.patch.dict(os.environ, IN_PROCESS):  # read at start-up: weights then pass by reference
+            self.llm = LLM(**args)
+        restore_rng(rng)
         self.stop_ids = stop_token_ids(tokenizer, policy)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.asleep = False
