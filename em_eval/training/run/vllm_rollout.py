@@ -155,9 +155,9 @@ def check_supported_model(location: str) -> None:
     if not any(a in supported for a in architectures):
         from em_eval.backends.vllm_dist import vllm_version
 
-        raise TrainingConfigError(
-            f"rollout_engine=vllm: vLLM {vllm_version()} does not implement {', '.join(architectures) or 'the'} "
-            f"architecture of {location}; use rollout_engine=hf for this model")
+        found = f"the {', '.join(architectures)} architecture" if architectures else "an unnamed architecture"
+        raise TrainingConfigError(f"rollout_engine=vllm: vLLM {vllm_version()} does not implement {found} of "
+                                  f"{location}; use rollout_engine=hf for this model")
 
 
 # ---- the engine -------------------------------------------------------------------------------
