@@ -83,8 +83,9 @@ def test_a_model_vllm_does_not_implement_is_refused(smollm2_dir: Path, tmp_path:
 
     folder = tmp_path / "gpt_neo"
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    GPTNeoForCausalLM(GPTNeoConfig(vocab_size=len(tokenizer), hidden_size=32, num_layers=2, num_heads=4,
-                                   attention_types=[[["global"], 2]], max_position_embeddings=512)).save_pretrained(folder)
+    config = GPTNeoConfig(vocab_size=len(tokenizer), hidden_size=32, num_layers=2, num_heads=4,
+                          attention_types=[[["global"], 2]], max_position_embeddings=512)
+    GPTNeoForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     out = tmp_path / "run"
     assert main(["train", "em_ft", f"model={folder}", f"output_dir={out}", *COMMON]) == 2

@@ -44,7 +44,8 @@ def test_engine_args_follow_the_recipe() -> None:
     args = engine_args(bf16, "/m", world=4, sleep_mode=True)
     assert args["dtype"] == "bfloat16" and args["enforce_eager"] and args["enable_sleep_mode"]
     assert (args["distributed_executor_backend"], args["data_parallel_size"]) == ("external_launcher", 4)
-    assert engine_args(load_recipe("em_ft", ["vllm_dtype=float16"]), "/m", world=1, sleep_mode=False)["dtype"] == "float16"
+    fp16 = load_recipe("em_ft", ["vllm_dtype=float16"])
+    assert engine_args(fp16, "/m", world=1, sleep_mode=False)["dtype"] == "float16"
 
 
 def test_sampling_is_plain_at_the_recipe_temperature() -> None:
@@ -115,7 +116,8 @@ def test_policy_weights_of_a_lora_model_are_the_merged_weights_and_the_model_is_
 def test_fsdp1_and_a_missing_vllm_are_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_recipe("em_ft", ["rollout_engine=vllm"])
     fsdp1 = SimpleNamespace(distributed_type=DistributedType.FSDP, is_fsdp2=False)
-    with pytest.raises(TrainingConfigError, match="rollout_engine=vllm does not work with FSDP version 1.*--fsdp_version 2"):
+    with pytest.raises(TrainingConfigError, match="rollout_engine=vllm does not work with FSDP version 1.*"
+                                                  "--fsdp_version 2"):
         check_vllm_setup(config, fsdp1)
     check_vllm_setup(load_recipe("em_ft"), fsdp1)  # hf rollouts: the vLLM checks do not run
     monkeypatch.setattr(vllm_dist, "vllm_version", lambda: None)

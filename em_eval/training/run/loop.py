@@ -132,7 +132,8 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
             if engine is not None and step + 1 < config.max_steps:
                 engine.sync(accelerator.unwrap_model(model))  # the next rollouts come from the updated policy
             tokens = accelerator.reduce(batch.response_mask.sum().float().to(accelerator.device), "sum").item()
-            metrics = {**_mean_across(accelerator, stats), "lr": lr, "tokens_per_s": tokens / (time.perf_counter() - started)}
+            metrics = {**_mean_across(accelerator, stats), "lr": lr,
+                       "tokens_per_s": tokens / (time.perf_counter() - started)}
             log.log(step + 1, metrics)
             progress.set_postfix(entropy=f"{metrics['entropy']:.3f}", loss=f"{metrics['loss']:.4f}")
             if (step + 1) % config.save_every == 0 or step + 1 == config.max_steps:
