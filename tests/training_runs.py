@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import torch
@@ -21,3 +22,10 @@ def metrics(out: Path) -> list[dict]:
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     name = "adapter_model.safetensors" if (checkpoint / "adapter_config.json").exists() else "model.safetensors"
     return load_file(checkpoint / name)
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (for a launcher's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

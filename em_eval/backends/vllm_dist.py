@@ -69,11 +69,12 @@ def broken_torch_companions() -> list[str]:
     return broken
 
 
-def check_install() -> None:
-    """One clear error for the installs that start vLLM but break it later."""
+def check_install(needed_by: str = "--model em_inf_vllm") -> None:
+    """One clear error for the installs that start vLLM but break it later; ``needed_by`` names
+    what the user asked for."""
     version = vllm_version()
     if version is None:
-        raise ImportError(f"--model em_inf_vllm needs vLLM: {PIP_CUDA} (GPU) or {PIP_CPU} (CPU)")
+        raise ImportError(f"{needed_by} needs vLLM: {PIP_CUDA} (GPU) or {PIP_CPU} (CPU)")
     broken = broken_torch_companions() if version.endswith("+cpu") else []
     if broken:
         raise ImportError(

@@ -35,3 +35,22 @@ def outputs(out: Path) -> tuple[dict, dict[str, list[dict]]]:
         task = path.name.removeprefix("samples_").rsplit("_", 1)[0]
         samples[task] = sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda s: s["doc_id"])
     return results, samples
+
+
+def evaluate_checkpoints(runs: Mapping[str, Path], out: Path) -> dict[str, dict]:
+    """``lm_eval --model em_inf`` on two em_smoke problems for each run folder, all at once (one
+    thread each); the results file of each, after asserting that every run succeeded."""
+    procs = {}
+    for kind, run in runs.items():
+        cmd = [shutil.which("lm_eval") or "lm_eval", "--model", "em_inf", "--model_args", f"pretrained={run}",
+               "--tasks", "em_smoke", "--limit", "2", "--device", "cpu", "--batch_size", "2",
+               "--gen_kwargs", "max_gen_toks=4", "--output_path", str(out / kind)]
+        procs[kind] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    results = {}
+    for kind, proc in procs.items():
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-3000:]
+        results[kind] = json.loads(next((out / kind).rglob("results_*.json")).read_text())
+        assert "exact_match,none" in results[kind]["results"]["em_smoke"]
+    return results

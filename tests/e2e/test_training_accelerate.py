@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-from training_runs import metrics, tiny_args, weights
+from training_runs import free_port, metrics, tiny_args, weights
 
 from em_eval.models.checkpoint_format import read_metadata
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_two_processes(tiny_llama_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:

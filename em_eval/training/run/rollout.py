@@ -1,4 +1,5 @@
-"""Rollouts through HF ``generate`` and the per-token statistics of a batch of them.
+"""Rollouts through HF ``generate`` and the per-token statistics of a batch of them (vLLM rollouts:
+``vllm_rollout.py``, same :class:`Rollouts`).
 
 A rollout batch is one rectangle: prompts left-padded to a common length ``P``, responses
 right-padded to ``R``. Every response therefore starts at column ``P``, so one forward pass
@@ -30,6 +31,7 @@ class Rollouts:
     response_mask: torch.Tensor  # [B, R] bool: response tokens up to and including the stop token
     prompt_len: int  # P
     texts: list[str]  # decoded responses (special tokens skipped)
+    sampler_log_probs: torch.Tensor | None = None  # [B, R]: the sampling engine's log-probs (vLLM), 0 past the end
 
     @property
     def response_ids(self) -> torch.Tensor:
@@ -44,8 +46,9 @@ class Rollouts:
 
     def rows(self, start: int, stop: int) -> Rollouts:
         """A contiguous slice of rows (a micro-batch)."""
+        sampler = None if self.sampler_log_probs is None else self.sampler_log_probs[start:stop]
         return Rollouts(self.input_ids[start:stop], self.attention_mask[start:stop], self.response_mask[start:stop],
-                        self.prompt_len, self.texts[start:stop])
+                        self.prompt_len, self.texts[start:stop], sampler)
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -55,8 +55,16 @@ class TrainConfig:
     overlong_prompts: str = _field("error", '"error" or "drop" (verl\'s filter_overlong_prompts)')
 
     # rollouts
-    max_new_tokens: int = _field(3072, 'response tokens per rollout (HF generate, plain sampling: no top-k, no top-p)')
+    max_new_tokens: int = _field(3072, 'response tokens per rollout (plain sampling: no top-k, no top-p)')
     temperature: float = _field(1.0, 'sampling temperature; entropies and log-probs use the same')
+    rollout_engine: str = _field("hf", '"hf" (transformers generate) or "vllm" (a vLLM engine in this process, '
+                                 'weights synced after every optimiser step)')
+    vllm_gpu_memory_utilization: float = _field(0.3, "share of the GPU's memory the vLLM engine may take "
+                                                "(it shares the GPU with training)")
+    vllm_dtype: str = _field("auto", '"auto" (bfloat16 with precision=bf16, else float32), "float32", "bfloat16" '
+                             'or "float16"')
+    vllm_enforce_eager: bool = _field(False, 'no CUDA graphs / torch.compile in vLLM: starts in seconds, decodes '
+                                      'slower (use on CPU)')
 
     # optimisation
     prompts_per_step: int = _field(512, 'prompts per optimiser step, across all processes')
@@ -85,6 +93,11 @@ class TrainConfig:
         _one_of("precision", self.precision, ("fp32", "bf16"))
         _one_of("overlong_prompts", self.overlong_prompts, ("error", "drop"))
         _one_of("report_to", self.report_to, ("auto", "none", "tensorboard", "wandb"))
+        _one_of("rollout_engine", self.rollout_engine, ("hf", "vllm"))
+        _one_of("vllm_dtype", self.vllm_dtype, ("auto", "float32", "bfloat16", "float16"))
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise TrainingConfigError("vllm_gpu_memory_utilization must be in (0, 1], a share of the GPU's memory "
+                                      f"(got {self.vllm_gpu_memory_utilization})")
         if not self.prompts:
             raise TrainingConfigError("no prompt file: set prompts=<file.jsonl> (one JSON object per line)")
         if "{prompt}" not in self.user_template:
