@@ -74,7 +74,8 @@ def test_stock_hf_backend_refuses_the_protocol_with_our_error(tiny_llama_dir, tm
     proc = _lm_eval("--model", "hf", "--model_args", f"pretrained={tiny_llama_dir}", "--tasks", "em_scicode_dev",
                     "--samples", json.dumps({"em_scicode_dev": [6]}), "--gen_kwargs", "max_gen_toks=2", cwd=tmp_path)
     assert proc.returncode != 0
-    assert "MultiStepError: task em_scicode_dev runs a multi-step protocol" in proc.stderr, proc.stderr[-3000:]
+    assert "lm_eval: error: task em_scicode_dev runs a multi-step protocol" in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, "a user error is one line, not lm-eval's chain of frames"
     assert "--model em_inf" in proc.stderr and "model_kwargs" not in proc.stderr
 
 
