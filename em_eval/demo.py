@@ -116,10 +116,9 @@ def evaluate(method: Method, tasks: list[tuple[str, int, int | None]], args: arg
 def warm_up(lm: Any, method: Method) -> None:
     """One short generation through the method's own path, so its first timed batch does not pay
     for one-time set-up (kernel selection, allocator growth)."""
-    context = lm.tok_encode("Hello", add_special_tokens=False)
     import torch
 
-    ids = torch.tensor([context], device=lm.device)
+    ids = torch.tensor([lm.tok_encode("Hello", add_special_tokens=False)], device=lm.device)
     lm._model_generate(ids, ids.shape[1] + 4, [], **dict(method.gen_kwargs))
 
 
@@ -144,7 +143,7 @@ def em_inf_story(out: Path, runs: dict[str, Any], model: str) -> Any:
 
     from em_eval.em_inf.settings import EmSettings
     from em_eval.em_inf.trace import trace_response
-    from em_eval.leaderboard.story import Story, TokenView, changed_responses, compare
+    from em_eval.leaderboard.story import Story, TokenView, compare
     from em_eval.models.presets import resolve_model_args
 
     path = resolve_model_args({"pretrained": model})["pretrained"]
@@ -168,7 +167,7 @@ def em_inf_story(out: Path, runs: dict[str, Any], model: str) -> Any:
         # responses that differ from plain sampling first: they show where EM-INF changed the sample
         views += [view for _, view in sorted(candidates, key=lambda c: c[0]) if view.steps][:VIEWS_PER_TEMPERATURE]
         comparisons += compare(plain, em, t, traced)
-    changed_cold = sum(changed_responses(runs["sampling"], runs["em_inf"], task)[0] for task in runs["em_inf"].tasks)
+    changed_cold = sum(c.changed for c in comparisons if c.temperature == PAPER_T)
     notes = (
         f"EM-INF lowers the entropy of every next-token distribution above its threshold (a few Adam steps on "
         f"the logits) and keeps its most likely token. At the paper's temperature {PAPER_T} sampling is already "

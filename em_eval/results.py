@@ -266,6 +266,18 @@ def decoding_effect(telemetry: list[dict[str, Any]]) -> dict[str, float] | None:
     return effect
 
 
+def task_effect(problems: Iterable[Problem]) -> dict[str, float | None]:
+    """The token-weighted :func:`decoding_effect` over ``problems``: each of :data:`EFFECT_FIELDS`,
+    None where no problem reports it."""
+    out: dict[str, float | None] = {}
+    effects = [p.effect for p in problems if p.effect]
+    for name in EFFECT_FIELDS:
+        known = [e for e in effects if name in e]
+        weight = sum(e["tokens"] for e in known)
+        out[name] = sum(e[name] * e["tokens"] for e in known) / weight if weight else None
+    return out
+
+
 def _fraction_flag(value: Any) -> bool | None:
     """A per-problem fraction of responses (math tasks) as a flag: any response flagged."""
     return None if not isinstance(value, (int, float)) else value > 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from em_eval.em_inf.trace import TokenStep
-from em_eval.results import Run
+from em_eval.results import Run, task_effect
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,6 @@ def compare(plain: Run, em: Run, temperature: float,
     for task in [t for t in em.tasks if t in plain.tasks]:
         tvs = [s.tv for steps in (traced or {}).get(task, ()) for s in steps]
         changed, total = changed_responses(plain, em, task)
-        effects = [p.effect for p in em.tasks[task].problems if p.effect and "adjusted_share" in p.effect]
-        weight = sum(e["tokens"] for e in effects)
-        share = sum(e["adjusted_share"] * e["tokens"] for e in effects) / weight if weight else None
+        share = task_effect(em.tasks[task].problems)["adjusted_share"]
         rows.append(Comparison(temperature, task, changed, total, share, statistics.fmean(tvs) if tvs else None))
     return rows

@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 from scipy import stats
 
 from em_eval.leaderboard import paper
-from em_eval.results import EFFECT_FIELDS, FLAG_LABELS, FLAGS, METHOD_ORDER, Problem, Run, TaskRun
+from em_eval.results import FLAG_LABELS, FLAGS, METHOD_ORDER, Run, TaskRun, task_effect
 from em_eval.metrics import mean_stderr
 
 LEVEL = 0.95
@@ -102,18 +102,8 @@ def _row(run: Run, task: TaskRun, reference_model: str | None) -> Row:
         paper_value=None if ref is None else ref.value / 100,
         paper_source=None if ref is None else f"{ref.table}: {ref.model}, {ref.label} (reported, not reproduced)",
         run=str(run.path),
-        **_effect(task.problems),
+        **task_effect(task.problems),
     )
-
-
-def _effect(problems: Sequence[Problem]) -> dict[str, float | None]:
-    """The run's token-weighted decoding effect over its problems' telemetry."""
-    out: dict[str, float | None] = {}
-    for name in EFFECT_FIELDS:
-        known = [p.effect for p in problems if p.effect and name in p.effect]
-        weight = sum(e["tokens"] for e in known)
-        out[name] = sum(e[name] * e["tokens"] for e in known) / weight if weight else None
-    return out
 
 
 # ---- formatting ------------------------------------------------------------------------------
