@@ -100,9 +100,10 @@ def on_models_imported(_module: Any) -> None:
 
 def on_task_manager_imported(module: Any) -> None:
     """Startup-hook callback: ``lm_eval.tasks.manager`` has just been executed."""
-    from em_eval import lm_eval_output
+    from em_eval import lm_eval_output, lm_eval_task_index
 
     add_task_path(module.TaskManager)
+    lm_eval_task_index.install()
     lm_eval_output.install()
 
 
@@ -120,10 +121,11 @@ def on_backend_imported(module: Any) -> None:
 
 def activate() -> None:
     """Register models, the task path and the backend guards now (for ``em-eval eval`` and Python callers)."""
-    from em_eval import _startup, lm_eval_output
+    from em_eval import _startup, lm_eval_output, lm_eval_task_index
 
     register_models()
     add_task_path()
+    lm_eval_task_index.install()
     lm_eval_output.install()
     for name in PLAIN_BACKENDS:
         if name in sys.modules:
