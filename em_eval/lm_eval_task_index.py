@@ -12,6 +12,7 @@ A cache that cannot be read or written is rebuilt or skipped; it never fails a r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -25,6 +26,7 @@ from typing import Any, Callable, Iterable
 from em_eval.local_files import cache_root
 
 FORMAT = 1  # bump when the stored layout changes
+ENTRY_FIELDS = ("name", "kind", "yaml_path", "cfg", "tags")  # lm-eval 0.4.13's Entry, as stored here
 SKIPPED_DIRS = {"__pycache__", ".ipynb_checkpoints"}  # lm-eval's own _IGNORE_DIRS
 _WRAPPED = "_em_eval_cached_index"
 log = logging.getLogger(__name__)
@@ -46,9 +48,14 @@ def fingerprint(root: Path) -> str:
     return digest.hexdigest()
 
 
+def _short_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+
+
 def cache_file(root: Path, version: str, resolve_includes: bool) -> Path:
-    key = json.dumps([FORMAT, version, str(root), resolve_includes, fingerprint(root)])
-    return cache_root() / "lm_eval_task_index" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+    """``<folder>-<contents>.json``: one lm-eval install keeps one file, whatever its state."""
+    contents = _short_hash([FORMAT, version, resolve_includes, fingerprint(root)])
+    return cache_root() / "lm_eval_task_index" / f"{_short_hash(str(root))}-{contents}.json"
 
 
 def to_rows(index: dict[str, Any]) -> list[list[Any]]:
@@ -98,6 +105,9 @@ def cached_index(root: Path, build: Callable[..., dict[str, Any]], resolve_inclu
     index = build([root], resolve_includes=resolve_includes)
     try:
         _write_atomically(path, json.dumps(to_rows(index)))
+        for stale in path.parent.glob(f"{path.name.split('-')[0]}-*.json"):  # this folder's older states
+            if stale != path:
+                stale.unlink(missing_ok=True)
     except (OSError, TypeError, ValueError) as err:  # read-only cache, full disk, a non-JSON config
         log.debug("task index cache not written to %s (%s)", path, err)
     return index
@@ -118,6 +128,9 @@ def install(index_cls: Any = None) -> None:
     if getattr(original, _WRAPPED, False):
         return
     module = sys.modules[index_cls.__module__]  # lm_eval/tasks/_index.py, beside the built-in task folders
+    if tuple(f.name for f in dataclasses.fields(module.Entry)) != ENTRY_FIELDS:
+        log.debug("task index cache off: lm-eval's index entries changed shape")
+        return
     builtin = Path(module.__file__).parent.resolve()
     lm_eval_log = logging.getLogger(module.__name__)
 

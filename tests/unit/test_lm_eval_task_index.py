@@ -69,6 +69,7 @@ def test_a_changed_or_added_file_rebuilds(index) -> None:
     os.utime(common, ns=(1, 1))
     assert index.cls.build([index.builtin])["alpha"].cfg["output_type"] == "loglikelihood"
     assert len(index.built) == 3
+    assert len(list(index.cache.glob("*.json"))) == 1  # the folder's older states are gone
 
 
 def test_a_damaged_cache_is_rebuilt_and_an_unwritable_one_skipped(index, tmp_path: Path,
@@ -108,3 +109,24 @@ def test_the_switch_turns_it_off_and_install_is_idempotent(index, monkeypatch: p
     index.cls.build([index.builtin])
     index.cls.build([index.builtin])
     assert len(index.built) == 2 and not index.cache.exists()
+
+
+def test_entries_of_another_shape_are_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class NewEntry:  # a later lm-eval that adds a field the cache would drop
+        name: str
+        kind: Kind
+        yaml_path: Path | None
+        cfg: dict | None = None
+        tags: set = dataclasses.field(default_factory=set)
+        aliases: set = dataclasses.field(default_factory=set)
+
+    module = types.ModuleType("newer_lm_eval_index")
+    module.__file__ = str(tmp_path / "_index.py")
+    module.Entry, module.Kind = NewEntry, Kind
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    cls = type("NewerIndex", (), {"build": staticmethod(TaskIndex.build), "__module__": module.__name__})
+    lm_eval_task_index.install(cls)
+    assert cls.__dict__["build"].__func__ is TaskIndex.build
