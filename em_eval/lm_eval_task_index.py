@@ -136,11 +136,12 @@ def install(index_cls: Any = None) -> None:
 
     def build(paths: Iterable[Path], *, resolve_includes: bool = True) -> dict[str, Any]:
         paths = list(paths)
-        if not enabled() or not any(_same_folder(p, builtin) for p in paths):
+        ours = [_same_folder(p, builtin) for p in paths]
+        if not enabled() or not any(ours):
             return original(paths, resolve_includes=resolve_includes)
         index: dict[str, Any] = {}
-        for root in paths:  # lm-eval's merge: later folders override earlier ones, with its warning
-            if _same_folder(root, builtin):
+        for root, is_builtin in zip(paths, ours):  # lm-eval's merge: later folders override earlier ones, with its warning
+            if is_builtin:
                 part = cached_index(Path(root), original, resolve_includes, module.Entry, module.Kind)
             else:
                 part = original([root], resolve_includes=resolve_includes)

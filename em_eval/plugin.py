@@ -121,12 +121,12 @@ def on_backend_imported(module: Any) -> None:
 
 def activate() -> None:
     """Register models, the task path and the backend guards now (for ``em-eval eval`` and Python callers)."""
-    from em_eval import _startup, lm_eval_output, lm_eval_task_index
+    import lm_eval.tasks.manager
+
+    from em_eval import _startup
 
     register_models()
-    add_task_path()
-    lm_eval_task_index.install()
-    lm_eval_output.install()
+    on_task_manager_imported(lm_eval.tasks.manager)
     for name in PLAIN_BACKENDS:
         if name in sys.modules:
             on_backend_imported(sys.modules[name])
