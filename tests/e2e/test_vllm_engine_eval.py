@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 
 from em_eval.records import sample_telemetry
-from lm_eval_cli import ONE_PROCESS, VLLM_CPU_ENV, VLLM_ONE_PROCESS_ENV, lm_eval, outputs
+from lm_eval_cli import VLLM_CPU_ENV, VLLM_ENGINE, VLLM_ONE_PROCESS_ENGINE, VLLM_ONE_PROCESS_ENV, lm_eval, outputs
 
 pytestmark = pytest.mark.vllm
 
-# enforce_eager: the engine starts in seconds instead of minutes of torch.compile on two cores
-ENGINE = "max_model_len=2048,enforce_eager=true,dtype=float32"
 SMOKE = json.dumps({"em_smoke": [0, 1, 2, 3, 4, 5]})
 # seed: each request samples from its own seeded generator, so runs compare token for token
 
@@ -22,11 +20,11 @@ SMOKE = json.dumps({"em_smoke": [0, 1, 2, 3, 4, 5]})
 def evaluate(out: Path, model: str, pretrained: Path, model_args: str = "",
              one_process: bool = True) -> tuple[dict, list[dict], str]:
     """One stock ``lm_eval`` run on six em_smoke problems at temperature 1: results, samples, log."""
-    args = ",".join(a for a in (f"pretrained={pretrained}", ENGINE, ONE_PROCESS if one_process else "", model_args) if a)
+    engine, env = (VLLM_ONE_PROCESS_ENGINE, VLLM_ONE_PROCESS_ENV) if one_process else (VLLM_ENGINE, VLLM_CPU_ENV)
+    args = ",".join(a for a in (f"pretrained={pretrained}", engine, model_args) if a)
     proc = lm_eval("--model", model, "--model_args", args, "--tasks",
                    "em_smoke", "--samples", SMOKE, "--apply_chat_template", "--batch_size", "auto", "--gen_kwargs",
-                   "temperature=1.0,max_gen_toks=32,seed=1234", "--log_samples", "--output_path", str(out),
-                   env=VLLM_ONE_PROCESS_ENV if one_process else VLLM_CPU_ENV)
+                   "temperature=1.0,max_gen_toks=32,seed=1234", "--log_samples", "--output_path", str(out), env=env)
     results, samples = outputs(out)
     return results, samples["em_smoke"], proc.stdout + proc.stderr
 

@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 
 from em_eval.records import sample_telemetry
-from lm_eval_cli import ONE_PROCESS, VLLM_ONE_PROCESS_ENV, lm_eval, outputs
-from test_vllm_engine_eval import ENGINE as DEFAULT_ENGINE
-
-ENGINE = f"{DEFAULT_ENGINE},{ONE_PROCESS}"
+from lm_eval_cli import VLLM_ONE_PROCESS_ENGINE as ENGINE, VLLM_ONE_PROCESS_ENV, lm_eval, outputs
 
 pytestmark = pytest.mark.vllm
 
