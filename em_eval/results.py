@@ -155,10 +155,10 @@ def load_run(results_file: Path, label: str | None = None, metric: str | None = 
                 f"{results_file} has no per-sample log for task {task} ({samples_file.name}); "
                 "re-run lm_eval with --log_samples"
             )
-        rows = [row for _, row in jsonl_rows(samples_file, ResultsError, "re-run lm_eval with --log_samples")]
-        if first_gen_kwargs is None and rows:
-            first_gen_kwargs = row_gen_kwargs(rows[0])
-        tasks[task] = _task_run(task, results, rows, metric)
+        numbered = list(jsonl_rows(samples_file, ResultsError, "re-run lm_eval with --log_samples"))
+        if first_gen_kwargs is None and numbered:
+            first_gen_kwargs = row_gen_kwargs(numbered[0][1])
+        tasks[task] = _task_run(task, results, numbered, metric, samples_file)
     model = str(results.get("model_name") or (results.get("config") or {}).get("model") or "model")
     method, method_label = describe_method(results.get("config") or {}, first_gen_kwargs or {})
     return Run(results_file, model, method, method_label, label or method_label, results.get("config") or {}, tasks)
@@ -169,14 +169,17 @@ def row_gen_kwargs(row: dict[str, Any]) -> dict[str, Any]:
     return next(iter(logged_gen_kwargs(row)), {})
 
 
-def _task_run(task: str, results: dict[str, Any], rows: list[dict[str, Any]], metric: str | None) -> TaskRun:
+def _task_run(task: str, results: dict[str, Any], numbered: list[tuple[int, dict[str, Any]]], metric: str | None,
+              samples_file: Path) -> TaskRun:
+    rows = [row for _, row in numbered]
     name, filt = _primary_metric(task, results, rows, metric)
-    chosen = [r for r in rows if r.get("filter", "none") == filt]
+    chosen = [(line, r) for line, r in numbered if r.get("filter", "none") == filt]
     if not chosen:
         raise ResultsError(f"task {task}: no logged samples with filter {filt!r}")
     seen: set[int] = set()
     problems = []
-    for row in chosen:
+    for line, row in chosen:
+        _check_sample(row, name, f"{samples_file}:{line}")
         doc_id = int(row["doc_id"])
         if doc_id in seen:
             raise ResultsError(f"task {task}: doc_id {doc_id} is logged twice for filter {filt!r}")
@@ -187,6 +190,19 @@ def _task_run(task: str, results: dict[str, Any], rows: list[dict[str, Any]], me
     reported = (results["results"].get(task) or {}).get(f"{name},{filt}")
     return TaskRun(task, name, filt, tuple(problems), reported if isinstance(reported, (int, float)) else None,
                    grader_signature(task, results), _max_gen_toks(rows, config))
+
+
+def _check_sample(row: dict[str, Any], metric: str, where: str) -> None:
+    """A logged sample must name its problem and carry a finite score: anything else is unusable input
+    (a NaN would otherwise compare as neither better nor worse and let a broken run pass)."""
+    doc_id = row.get("doc_id")
+    if isinstance(doc_id, bool) or not isinstance(doc_id, int) and not (isinstance(doc_id, str) and doc_id.isdigit()):
+        raise ResultsError(f"{where}: the sample has no integer doc_id ({doc_id!r}); the samples file is damaged: "
+                           "re-run lm_eval with --log_samples")
+    score = row.get(metric)
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise ResultsError(f"{where}: doc_id {doc_id}: {metric} is {score!r}, not a finite number; the run cannot be "
+                           "compared: re-grade it (or re-run it) so every sample has a score")
 
 
 def _primary_metric(task: str, results: dict[str, Any], rows: list[dict[str, Any]], metric: str | None) -> tuple[str, str]:

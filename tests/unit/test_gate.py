@@ -172,6 +172,35 @@ def test_mismatched_runs_are_an_error(tmp_path: Path, capsys, cand_scores, cand_
     assert message in err.err and "::error title=em-eval check::" in err.out
 
 
+def _rewrite_sample(results_file: Path, task: str, doc_id: int, edit) -> str:
+    """Apply ``edit`` to one logged sample of ``task``; returns the samples file's name."""
+    samples = next(results_file.parent.glob(f"samples_{task}_*.jsonl"))
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    edit(rows[doc_id])
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))  # json writes NaN as a bare NaN, as lm-eval would
+    return samples.name
+
+
+def test_a_non_finite_score_is_unusable_input_not_a_pass(tmp_path: Path, capsys) -> None:
+    """A candidate that falls from 100% to 0% with one NaN sample must not pass (it did: exit 0)."""
+    b = write_run(tmp_path / "base", {"t": [1] * 40})
+    c = write_run(tmp_path / "cand", {"t": [0] * 40})
+    name = _rewrite_sample(c, "t", 3, lambda row: row.update(exact_match=float("nan")))
+    code = main(["check", "--baseline", str(b), "--candidate", str(c), "-o", str(tmp_path / "g")])
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "g" / "gate.json").exists()
+    assert f"{name}:4: doc_id 3: exact_match is nan, not a finite number" in err
+
+
+def test_a_sample_without_doc_id_is_unusable_input_exit_2(tmp_path: Path, capsys) -> None:
+    b = write_run(tmp_path / "base", {"t": [1, 0] * 10})
+    c = write_run(tmp_path / "cand", {"t": [1, 0] * 10})
+    name = _rewrite_sample(c, "t", 5, lambda row: row.pop("doc_id"))
+    assert main(["check", "--baseline", str(b), "--candidate", str(c), "-o", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert f"{name}:6: the sample has no integer doc_id" in err and "Traceback" not in err
+
+
 def test_folders_with_several_runs_or_none_are_an_error(tmp_path: Path, capsys) -> None:
     write_run(tmp_path / "b", {"t": [1, 0]}, stamp="2026-01-01T00-00-00.1")
     write_run(tmp_path / "b", {"t": [1, 0]}, stamp="2026-01-02T00-00-00.1")
