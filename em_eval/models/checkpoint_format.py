@@ -74,10 +74,12 @@ def read_metadata(folder: str | Path) -> CheckpointMetadata:
         )
     try:
         data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
         if data.get("format") != FORMAT_VERSION:
             raise ValueError(f"format {data.get('format')!r}, expected {FORMAT_VERSION}")
         return CheckpointMetadata(**data)
-    except (ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path} is unreadable ({exc}); it was not written by this em-eval version") from None
 
 

@@ -26,6 +26,9 @@ def test_metadata_errors_name_the_problem(tmp_path, trained) -> None:
     write_metadata(broken, replace(meta, format=99))
     with pytest.raises(CheckpointError, match="format 99"):
         read_metadata(broken)
+    (broken / "em_eval_checkpoint.json").write_text("[1, 2]")  # valid JSON, wrong shape: not an AttributeError
+    with pytest.raises(CheckpointError, match="holds a JSON list, not an object"):
+        read_metadata(broken)
 
 
 def test_latest_skips_unfinished_folders(tmp_path, trained) -> None:

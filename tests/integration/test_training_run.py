@@ -127,6 +127,29 @@ def test_disk_full_keeps_the_previous_checkpoint(tiny_llama_dir, tmp_path, monke
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-000001", "checkpoint-000002", "metrics.jsonl"]
 
 
+class _RunsCode:
+    """A pickle that would create ``marker`` when unpickled: what a tampered checkpoint can hold."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_unpickles_nothing_but_plain_data(tiny_llama_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["random_reward", *tiny_args(tiny_llama_dir, out, "save_every=1", "updates_per_step=1")]
+    assert main(["train", *args, "max_steps=1"]) == 0
+    marker = tmp_path / "pwned"
+    rng = out / "checkpoint-000001" / "trainer_state" / "rng_rank0.pt"
+    torch.save({"python": _RunsCode(marker)}, rng)
+    assert main(["train", *args, "max_steps=2", "resume=true"]) == 2
+    err = capsys.readouterr().err
+    assert not marker.exists()
+    assert f"{rng} holds more than plain tensors and numbers, or is damaged" in err and "Traceback" not in err
+
+
 def test_bf16_gradient_checkpointing_keep_last_and_tensorboard(tiny_llama_dir, tmp_path) -> None:
     out = tmp_path / "run"
     assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, "precision=bf16", "gradient_checkpointing=true",

@@ -33,10 +33,12 @@ class CheckpointWriteError(OSError):
 
 
 def capture_rng() -> dict[str, Any]:
-    """This process's python, numpy, torch (and CUDA) RNG states."""
+    """This process's python, numpy, torch (and CUDA) RNG states, as tuples, numbers and tensors only,
+    so the file reads back with ``torch.load(weights_only=True)`` (no unpickling of arbitrary objects)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
@@ -45,7 +47,8 @@ def capture_rng() -> dict[str, Any]:
 def restore_rng(state: dict[str, Any]) -> None:
     """Undo :func:`capture_rng`."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -162,5 +165,18 @@ def load_trainer_state(folder: Path, model: Any, optimizer: Any, process_index: 
     state = folder / TRAINER_STATE
     if not (state / OPTIMIZER_FILE).is_file() or not rng_file(folder, process_index).is_file():
         raise CheckpointError(f"{folder} has no {TRAINER_STATE}/ files, so it cannot be resumed (it still evaluates)")
-    load_full_optimizer_state(model, optimizer, torch.load(state / OPTIMIZER_FILE, map_location="cpu", weights_only=True))
-    restore_rng(torch.load(rng_file(folder, process_index), weights_only=False))
+    load_full_optimizer_state(model, optimizer, _load_plain(state / OPTIMIZER_FILE))
+    restore_rng(_load_plain(rng_file(folder, process_index)))
+
+
+def _load_plain(path: Path) -> Any:
+    """A trainer-state file holding tensors, numbers and containers only: nothing else is unpickled, so a
+    tampered or downloaded checkpoint cannot run code on resume."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for anything beyond plain data, or a damaged file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} holds more than plain tensors and numbers, or is damaged ({reason}); em-eval does not "
+            "unpickle it. Resume from a checkpoint this em-eval wrote, or start without resume"
+        ) from None
