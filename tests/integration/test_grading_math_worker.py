@@ -19,7 +19,8 @@ from em_eval.tasks.math.grade import (
     math_verify_equiv,
 )
 from em_eval.tasks.math.normalize import normalize, parse
-from em_eval.tasks.math.sympy_worker import Worker, WorkerTimeout, worker_for
+from em_eval.tasks.math import grade
+from em_eval.tasks.math.sympy_worker import Worker, WorkerCallError, WorkerTimeout, worker_for
 from em_eval.tasks.math.task import BENCHMARKS
 
 
@@ -196,3 +197,20 @@ def test_math_verify_runs_on_the_full_response() -> None:
     ok, extracted = math_verify_equiv(r"The answer is $\boxed{\frac{1}{2}}$.", "0.5")
     assert ok and extracted is not None
     assert math_verify_equiv("no math here", "0.5")[0] is False
+
+
+def test_worker_ignores_the_working_folder_and_survives_a_failed_start(tmp_path: Path, monkeypatch) -> None:
+    """A user's ``random.py`` in the working folder must not reach the worker's imports, and a worker that
+    dies at start-up is a failed comparison (False), never an exception out of ``is_equiv``."""
+    (tmp_path / "random.py").write_text("raise SystemExit('shadowed the standard library')\n")
+    monkeypatch.chdir(tmp_path)
+    worker = Worker("em_eval.tasks.math.symbolic")
+    try:
+        assert worker.call("sympy_equal", [r"\sqrt{8}", r"2\sqrt{2}"], 30.0) is True
+    finally:
+        worker.close()
+    broken = Worker("em_eval_no_such_ops_module")
+    with pytest.raises(WorkerCallError, match="did not start"):
+        broken.call("echo", [1], 5.0)
+    monkeypatch.setattr(grade, "_SYMBOLIC", "em_eval_no_such_ops_module")
+    assert is_equiv(r"\frac{x^2-4}{x-2}", "x+2") is False  # needs sympy, whose worker cannot start

@@ -93,12 +93,16 @@ class Worker:
         self._stop()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", __name__, self.module],
+            [sys.executable, "-c", _CHILD_MAIN.format(root=_PACKAGE_ROOT, module=self.module)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
         )
         self.restarts += 1
-        ready = self._read_line(time.monotonic() + STARTUP_TIMEOUT_S)
-        if ready is None or json.loads(ready).get("ready") is not True:
+        try:
+            ready = self._read_line(time.monotonic() + STARTUP_TIMEOUT_S)
+            started = ready is not None and json.loads(ready).get("ready") is True
+        except (EOFError, OSError, ValueError, AttributeError):  # died at start-up, or wrote garbage
+            started = False
+        if not started:
             self._stop()
             raise WorkerCallError(f"grading worker for {self.module} did not start")
 
@@ -133,6 +137,11 @@ class Worker:
                 except OSError:
                     pass
 
+
+# The child's import path starts with em-eval's own root, not the working folder (``python -m`` would
+# put it first, and a user's ``random.py`` there would shadow the standard library's).
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+_CHILD_MAIN = "import sys; sys.path[0] = {root!r}; from em_eval.tasks.math.sympy_worker import serve; serve({module!r})"
 
 _WORKERS: dict[str, Worker] = {}
 
