@@ -13,11 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.tasks.math.grade import (
-    grade_response,
-    is_equiv,
-    math_verify_equiv,
-)
+from em_eval.tasks.math.grade import TIMEOUT_S, cluster_answers, grade_response, is_equiv, math_verify_equiv
 from em_eval.tasks.math.normalize import normalize, parse
 from em_eval.tasks.math import grade
 from em_eval.tasks.math.sympy_worker import Worker, WorkerCallError, WorkerTimeout, worker_for
@@ -84,6 +80,18 @@ def test_one_comparison_has_a_total_time_budget() -> None:
     start = time.monotonic()
     assert is_equiv(slow, ", ".join(["3"] * 8), timeout_s=0.5) is False
     assert time.monotonic() - start < 5 * 0.5 + SLACK_S
+
+
+def test_clustering_one_problem_has_a_total_time_budget() -> None:
+    """Majority clustering compares every pair of distinct answers: hostile answers used to cost a full
+    comparison budget per pair (8 answers: about two minutes). Now the problem's total is bounded, and
+    answers still cluster by their text once the budget is spent."""
+    hostile = [rf"9^{{9^{{9^{{{k}}}}}}}+{k}" for k in range(3, 11)]  # each pair: sympy calls that hit their limit
+    assert is_equiv("x+1", "1+x")
+    start = time.monotonic()
+    ids = cluster_answers([*hostile, hostile[0], "7", " 7"], budget_s=2.0)
+    assert time.monotonic() - start < 2.0 + TIMEOUT_S + SLACK_S
+    assert ids[8] == ids[0] and ids[9] == ids[10] and len(set(ids[:8])) == 8
 
 
 def test_grade_response_on_garbage_is_bounded() -> None:

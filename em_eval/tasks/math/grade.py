@@ -41,6 +41,7 @@ GRADER_VERSION = "em-eval-math-1"
 TIMEOUT_S = 3.0  # per symbolic comparison (Qwen2.5-Math's evaluator allows 3 s per sample)
 MATH_VERIFY_TIMEOUT_S = 5.0
 TOTAL_BUDGET_CALLS = 5  # a whole comparison (tuples, sets, ...) gets at most 5 x TIMEOUT_S of sympy time
+CLUSTER_BUDGET_S = 20.0  # all symbolic work of clustering one problem's answers; past it, answers match by text
 MAX_SYMBOLIC_CHARS = 400
 _SYMBOLIC = "em_eval.tasks.math.symbolic"
 
@@ -99,15 +100,15 @@ def comparable_form(answer: str) -> Form:
         return Form(text, _squash(text), None, None, None, False)
 
 
-def forms_equal(p: Form, g: Form, *, timeout_s: float = TIMEOUT_S) -> bool:
-    """:func:`is_equiv` on two parsed answers."""
+def forms_equal(p: Form, g: Form, *, timeout_s: float = TIMEOUT_S, deadline: float | None = None) -> bool:
+    """:func:`is_equiv` on two parsed answers; no symbolic call runs past ``deadline`` (``time.monotonic``)."""
     if not p.text or not g.text:
         return False
     if p.key == g.key:
         return True
     if p.node is None or g.node is None:
         return False
-    budget = _Budget(timeout_s)
+    budget = _Budget(timeout_s, deadline)
     verdict = _special_forms_equal(p, g, budget)
     return verdict if verdict is not None else _nodes_equal(p.node, g.node, budget)
 
@@ -168,9 +169,10 @@ _WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
 class _Budget:
     """Time for the symbolic calls of one comparison: ``per_call`` each, TOTAL_BUDGET_CALLS x that for all."""
 
-    def __init__(self, per_call: float) -> None:
+    def __init__(self, per_call: float, deadline: float | None = None) -> None:
         self.per_call = per_call
-        self.deadline = time.monotonic() + TOTAL_BUDGET_CALLS * per_call
+        own = time.monotonic() + TOTAL_BUDGET_CALLS * per_call
+        self.deadline = own if deadline is None else min(own, deadline)
 
     def next_call(self) -> float:
         return min(self.per_call, self.deadline - time.monotonic())
@@ -319,8 +321,13 @@ def grade_response(response: str, gold: str) -> ResponseGrade:
 # ---- majority voting ----------------------------------------------------------------------
 
 
-def cluster_answers(answers: Sequence[str | None]) -> list[int | None]:
-    """An equivalence-cluster id per answer (None for no answer); ids count up from 0 in order of first appearance."""
+def cluster_answers(answers: Sequence[str | None], *, budget_s: float = CLUSTER_BUDGET_S) -> list[int | None]:
+    """An equivalence-cluster id per answer (None for no answer); ids count up from 0 in order of first appearance.
+
+    All symbolic comparisons of one call share ``budget_s`` seconds, so hostile answers cannot make one problem
+    cost minutes (every pair of distinct answers is compared); once it is spent, answers match by normal text only.
+    """
+    deadline = time.monotonic() + budget_s
     representatives: list[Form] = []
     by_key: dict[str, int] = {}
     ids: list[int | None] = []
@@ -330,17 +337,17 @@ def cluster_answers(answers: Sequence[str | None]) -> list[int | None]:
             ids.append(None)
             continue
         if form.key not in by_key:
-            by_key[form.key] = next((k for k, rep in enumerate(representatives) if _safe_forms_equal(form, rep)),
-                                    len(representatives))
+            by_key[form.key] = next((k for k, rep in enumerate(representatives)
+                                     if _safe_forms_equal(form, rep, deadline)), len(representatives))
             if by_key[form.key] == len(representatives):
                 representatives.append(form)
         ids.append(by_key[form.key])
     return ids
 
 
-def _safe_forms_equal(p: Form, g: Form) -> bool:
+def _safe_forms_equal(p: Form, g: Form, deadline: float) -> bool:
     try:
-        return forms_equal(p, g)
+        return forms_equal(p, g, deadline=deadline)
     except _MALFORMED:
         return False
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from em_eval.training.objective.token_stats import masked_mean
-from em_eval.tasks.math.grade import extract_answer, is_equiv
+from em_eval.tasks.math.grade import cluster_answers, extract_answer
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,14 @@ def sequence_reward(x: RewardInputs) -> torch.Tensor:
 
 def self_consistency_reward(x: RewardInputs) -> torch.Tensor:
     """SC-RL: the fraction of the group's answers equivalent to this one (itself included);
-    a response with no extractable answer gets ``1 / group_size``."""
+    a response with no extractable answer gets ``1 / group_size``. Answers are grouped by the math grader's
+    clustering, whose symbolic work per group is bounded (hostile answers cannot stall a step)."""
     answers = [extract_answer(text) for text in x.texts]
     out = []
     for start in range(0, len(answers), x.group_size):
-        group = answers[start:start + x.group_size]
-        for a in group:
-            agree = 1 if a is None else sum(b is not None and (a is b or is_equiv(a, b)) for b in group)
+        clusters = cluster_answers(answers[start:start + x.group_size])
+        for cid in clusters:
+            agree = 1 if cid is None else clusters.count(cid)
             out.append(agree / x.group_size)
     return torch.tensor(out, dtype=torch.float32, device=x.mask.device)
 
