@@ -73,6 +73,50 @@ def test_garbage_is_refused_with_a_reason():
         decode_test_cases("not base64 at all!")
 
 
+def _packed(value) -> str:
+    return base64.b64encode(zlib.compress(pickle.dumps(value))).decode()
+
+
+def _shared_levels(levels: int) -> list:
+    node: list = []
+    for _ in range(levels):
+        node = [node, node]  # pickle memoises it: a few bytes a level, 2**levels paths to walk
+    return node
+
+
+def _self_referencing() -> list:
+    loop: list = []
+    loop.append(loop)
+    return loop
+
+
+@pytest.mark.parametrize("value", [_self_referencing(), _shared_levels(60)], ids=["self-referencing", "60-shared"])
+def test_a_pickle_that_is_not_a_tree_is_refused_at_once(value):
+    raw = _packed(value)
+    assert len(raw) < 600
+    with pytest.raises(UnsafePickleError, match="shared or self-referencing"):
+        decode_test_cases(raw)
+
+
+def test_a_zlib_bomb_is_refused_without_inflating_it():
+    raw = _packed("A" * (40 << 20))  # 40 MB of tests in ~60 kB
+    assert len(raw) < 100_000
+    with pytest.raises(UnsafePickleError, match="inflate past 16777216 bytes.*zlib bomb"):
+        decode_test_cases(raw)
+
+
+def test_deeply_nested_json_is_one_clear_error_naming_file_and_line(tmp_path):
+    deep = "[" * 200_000 + "]" * 200_000
+    with pytest.raises(UnsafePickleError, match="nest too deeply"):
+        decode_test_cases(deep)
+    with pytest.raises(UnsafePickleError, match="nest too deeply"):
+        decode_test_cases(_packed(deep))
+    path = tmp_path / "lcb.jsonl"
+    path.write_text(json.dumps(RECORDS[1]) + "\n" + deep + "\n")
+    with pytest.raises(DataFileError, match=r"lcb\.jsonl:2 nests too deeply"):
+        documents([path])
+
+
 # ---- the date window and the documents ------------------------------------------------------------
 def test_date_window_is_upstreams_inclusive_filter():
     assert in_window("2023-05-01T00:00:00") and in_window("2024-05-31T00:00:00")

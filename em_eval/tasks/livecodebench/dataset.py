@@ -34,6 +34,9 @@ def _lines(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
                     yield line_no, offset, json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise DataFileError(f"{path}:{line_no} is not valid JSON ({exc.msg}); replace the file") from None
+                except RecursionError:
+                    raise DataFileError(f"{path}:{line_no} nests too deeply to be a LiveCodeBench record; "
+                                        "replace the file") from None
             offset += len(line)
 
 

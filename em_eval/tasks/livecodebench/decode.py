@@ -23,6 +23,10 @@ from typing import Any
 from em_eval.user_errors import UserError
 
 ALLOWED_TYPES = (str, list, dict, int, float, bool, type(None))
+# Compressed test cases may inflate to at most this many times their size (and 16 MB whatever the ratio):
+# real test data compresses 3-20x, a zlib bomb 1000x.
+MAX_INFLATION = 100
+MIN_INFLATED_CAP = 16 << 20
 
 
 class UnsafePickleError(UserError, ValueError):
@@ -54,17 +58,43 @@ def plain_data_loads(payload: bytes) -> Any:
 
 
 def _check_plain(value: Any) -> None:
-    stack = [value]
+    """Plain data as JSON makes it: a tree. A container met twice (shared, or holding itself) is refused,
+    so the walk visits each object once and ends (a 24-byte self-referencing pickle walked forever)."""
+    stack, seen = [value], set()
     while stack:
         item = stack.pop()
         if type(item) not in ALLOWED_TYPES:
             raise UnsafePickleError(f"the pickle holds a {type(item).__name__}; only str/list/dict/int/float/"
                                     "bool/None are accepted")
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+        if isinstance(item, (list, dict)):
+            if id(item) in seen:
+                raise UnsafePickleError("the pickle holds a shared or self-referencing list/dict, which JSON test "
+                                        "cases never do; refused")
+            seen.add(id(item))
+            stack.extend(item.keys() if isinstance(item, dict) else item)
+            if isinstance(item, dict):
+                stack.extend(item.values())
+
+
+def _inflate(packed: bytes) -> bytes:
+    """``zlib.decompress`` with a cap on the output (:data:`MAX_INFLATION`), so a bomb costs no memory."""
+    cap = max(MIN_INFLATED_CAP, MAX_INFLATION * len(packed))
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(packed, cap)
+    except zlib.error as exc:
+        raise UnsafePickleError(f"corrupt zlib test cases ({exc})") from None
+    if inflater.unconsumed_tail:
+        raise UnsafePickleError(f"compressed test cases of {len(packed)} bytes inflate past {cap} bytes "
+                                f"({MAX_INFLATION}x): a zlib bomb, refused")
+    return out
+
+
+def _json(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UnsafePickleError("the test cases nest too deeply to be JSON test data; refused") from None
 
 
 def decode_test_cases(raw: str) -> list[dict[str, Any]]:
@@ -72,16 +102,18 @@ def decode_test_cases(raw: str) -> list[dict[str, Any]]:
 
     Each case is ``{"input": str, "output": str, "testtype": "stdin" | "functional"}``."""
     try:
-        cases = json.loads(raw)
+        cases = _json(raw)
     except (json.JSONDecodeError, TypeError):
         try:
-            packed = zlib.decompress(base64.b64decode(raw.encode("ascii"), validate=True))
+            compressed = base64.b64decode(raw.encode("ascii"), validate=True)
+            inflater = zlib.decompressobj()
+            inflater.decompress(compressed, 1)  # fails at once when this is no zlib stream
         except (binascii.Error, zlib.error, UnicodeEncodeError, ValueError) as exc:
             raise UnsafePickleError(f"neither JSON nor base64/zlib test cases ({type(exc).__name__}: {exc})") from None
-        text = plain_data_loads(packed)
+        text = plain_data_loads(_inflate(compressed))
         if not isinstance(text, str):
             raise UnsafePickleError(f"the pickle holds a {type(text).__name__}, expected the JSON string of the tests")
-        cases = json.loads(text)
+        cases = _json(text)
     if not isinstance(cases, list) or not all(isinstance(c, dict) and {"input", "output"} <= c.keys() for c in cases):
         raise UnsafePickleError("test cases must be a list of {input, output, testtype} objects")
     return cases
