@@ -200,3 +200,25 @@ def test_the_interpreter_stays_visible_when_it_lives_under_tmp(monkeypatch):
         assert argv.count("--ro-bind") == 2
     finally:
         venv.rmdir()
+
+
+@pytest.mark.parametrize("mode", ["rlimits", None])
+def test_a_collected_file_replaced_by_the_program_is_its_verdict_not_the_batchs_end(mode):
+    """A FIFO, a link or a folder in place of the file to return used to block the evaluator forever or end the
+    whole batch with an exception; now that program's verdict says so and the batch goes on."""
+    swaps = {
+        "fifo": "import os\nos.remove('verdict.json')\nos.mkfifo('verdict.json')\n",
+        "symlink": "import os\nos.remove('verdict.json')\nos.symlink('/etc/passwd', 'verdict.json')\n",
+        "directory": "import os\nos.remove('verdict.json')\nos.mkdir('verdict.json')\n",
+    }
+    programs = [sandbox.Program(code, collect=("verdict.json",), limits=sandbox.Limits(timeout_s=10))
+                for code in swaps.values()]
+    programs.append(sandbox.Program("open('verdict.json', 'w').write('{}')\n", collect=("verdict.json",)))
+    results = sandbox.run_programs(programs, mode=mode, progress=False)
+    last = results.pop()
+    assert last.passed and last.files == {"verdict.json": b"{}"}
+    for kind, result in zip(swaps, results):
+        replaced = "cannot be read back" in result.reason
+        refused = mode is None and "Operation not permitted" in result.reason  # bubblewrap binds the file
+        assert result.status == "error" and (replaced or refused), (kind, result.reason)
+        assert "root:" not in repr(result.files)
