@@ -13,8 +13,8 @@ import jinja2
 
 import em_eval
 from em_eval.leaderboard import paper
-from em_eval.results import FLAG_LABELS, FLAG_SHORT, FLAGS, Problem, Run
 from em_eval.leaderboard.table import Row, num, pct
+from em_eval.results import FLAG_LABELS, FLAG_SHORT, FLAGS, Problem, Run
 
 TEMPLATE = "page.html.j2"
 
@@ -67,7 +67,8 @@ def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], tit
         "views": [data_uri(plots[f"view:{i}"]) if f"view:{i}" in plots else None
                   for i in range(1, len(story.views) + 1)] if story else [],
     }
-    drill = [{"model": run.model, "label": run.label, "task": name, "problems": [_trim(p, max_chars) for p in task.problems]}
+    drill = [{"model": run.model, "label": run.label, "task": name,
+              "problems": [_trim(p, max_chars) for p in task.problems]}
              for run in runs for name, task in run.tasks.items()]
     return env.get_template(TEMPLATE).render(
         title=title, generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"), version=em_eval.__version__,

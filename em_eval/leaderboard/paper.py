@@ -21,7 +21,7 @@ STATUS = "reported-not-reproduced"
 
 @dataclass(frozen=True)
 class Reported:
-    """One number from the paper."""
+    """One number from the paper, with the settings that produced it."""
 
     table: str
     model: str
@@ -31,6 +31,9 @@ class Reported:
     task: str | None
     metric: str | None
     value: float
+    temperature: float | None  # 0 = greedy; None = not compared (adaptive temperature replaces it)
+    top_p: float | None
+    decode_n: int | None  # self-consistency samples / refinement rounds (em-eval's decode_n)
 
 
 def reference_file() -> Path:
@@ -53,7 +56,8 @@ def load_reference(path: Path | None = None) -> dict[str, Any]:
 
 
 def reported_values(path: Path | None = None) -> list[Reported]:
-    """Every non-empty value of every table, one record each."""
+    """Every non-empty value of every table, one record each, with its model and settings resolved
+    (``model_by_column``; ``sampling`` of the table, then the benchmark, then the row; ``decode_n``)."""
     data = load_reference(path)
     benchmarks = data["benchmarks"]
     out = []
@@ -63,8 +67,13 @@ def reported_values(path: Path | None = None) -> list[Reported]:
                 if value is None:
                     continue
                 bench = benchmarks.get(column) or {}
-                out.append(Reported(table["id"], row["model"], row["method"], row["label"], column,
-                                    bench.get("task"), bench.get("metric"), float(value)))
+                sampling = {**table.get("sampling", {}), **bench.get("sampling", {}), **row.get("sampling", {})}
+                n = (table.get("decode_n") or {}).get(row["method"])
+                out.append(Reported(
+                    table["id"], (table.get("model_by_column") or {}).get(column, row["model"]), row["method"],
+                    row["label"], column, bench.get("task"), bench.get("metric"), float(value),
+                    sampling.get("temperature"), sampling.get("top_p"), n.get(column) if isinstance(n, dict) else n,
+                ))
     return out
 
 
@@ -84,14 +93,13 @@ def paper_model(names: Iterable[str], path: Path | None = None) -> str | None:
     return None
 
 
-def lookup(model: str | None, method: str, task: str, metric: str, path: Path | None = None) -> Reported | None:
-    """The reported number for this paper model, method key and task/metric (Table 3 first)."""
-    if model is None:
-        return None
-    for rec in reported_values(path):
-        if rec.model == model and rec.method == method and rec.task == task and (rec.metric in (None, metric)):
-            return rec
-    return None
+def candidates(model: str | None, methods: Iterable[str], task: str, metric: str,
+               path: Path | None = None) -> list[Reported]:
+    """The reported numbers for this paper model, any of these method keys and task/metric, in table
+    order (Table 3 first), whatever their settings."""
+    wanted = set(methods)
+    return [rec for rec in reported_values(path) if model is not None and rec.model == model
+            and rec.method in wanted and rec.task == task and rec.metric in (None, metric)]
 
 
 def for_tasks(tasks: Iterable[str], path: Path | None = None) -> list[Reported]:

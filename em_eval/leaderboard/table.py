@@ -10,9 +10,9 @@ from typing import Iterable, Sequence
 
 from scipy import stats
 
-from em_eval.leaderboard import paper
-from em_eval.results import FLAG_LABELS, FLAGS, METHOD_ORDER, Run, TaskRun, task_effect
+from em_eval.leaderboard import matching, paper
 from em_eval.metrics import mean_stderr
+from em_eval.results import FLAG_LABELS, FLAGS, METHOD_ORDER, Run, TaskRun, task_effect
 
 LEVEL = 0.95
 
@@ -40,6 +40,7 @@ class Row:
     graders_disagree: float | None
     paper_value: float | None
     paper_source: str | None
+    paper_mismatch: str | None  # why the paper's number for this model, method and task is not shown
     run: str
     entropy_before: float | None = None  # mean token entropy (nats) before the method's adjustment
     entropy_after: float | None = None  # ... and after it (equal for plain decoding)
@@ -75,11 +76,9 @@ def build_rows(runs: Sequence[Run]) -> list[Row]:
     """One row per (run, task), sorted by task, then model, then method order."""
     rows = []
     for run in runs:
-        model_names = [run.model, (run.config.get("model_args") or {}).get("pretrained"),
-                       ((run.config.get("em_model_source") or {}).get("preset"))]
-        reference_model = paper.paper_model([n for n in model_names if isinstance(n, str)])
+        gen_kwargs = matching.task_generation_kwargs(run)
         for task in run.tasks.values():
-            rows.append(_row(run, task, reference_model))
+            rows.append(_row(run, task, matching.run_settings(run, gen_kwargs.get(task.task))))
     return sorted(rows, key=lambda r: (r.task, r.model, _method_rank(r.method), r.label))
 
 
@@ -87,10 +86,11 @@ def _method_rank(method: str) -> int:
     return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
 
 
-def _row(run: Run, task: TaskRun, reference_model: str | None) -> Row:
+def _row(run: Run, task: TaskRun, settings: matching.RunSettings) -> Row:
     scores = task.scores
     low, high, how = interval(scores)
-    ref = paper.lookup(reference_model, run.method, task.task, task.metric)
+    found = matching.match(settings, task.task, task.metric)
+    ref = found.reported
     flags = {f: _rate(p.flags.get(f) for p in task.problems) for f in FLAGS}
     return Row(
         model=run.model, method=run.method, method_label=run.method_label, label=run.label, task=task.task,
@@ -98,9 +98,10 @@ def _row(run: Run, task: TaskRun, reference_model: str | None) -> Row:
         score=statistics.fmean(scores) if scores else float("nan"), ci_low=low, ci_high=high, interval=how,
         tokens_per_problem=_mean(p.gen_tokens for p in task.problems),
         wall_s_per_problem=_mean(p.wall_s for p in task.problems),
-        no_answer=flags["no_answer"], hit_token_limit=flags["hit_token_limit"], graders_disagree=flags["graders_disagree"],
+        no_answer=flags["no_answer"], hit_token_limit=flags["hit_token_limit"],
+        graders_disagree=flags["graders_disagree"],
         paper_value=None if ref is None else ref.value / 100,
-        paper_source=None if ref is None else f"{ref.table}: {ref.model}, {ref.label} (reported, not reproduced)",
+        paper_source=matching.source(found, settings), paper_mismatch=found.mismatch,
         run=str(run.path),
         **task_effect(task.problems),
     )
@@ -126,10 +127,17 @@ def markdown(rows: Sequence[Row]) -> str:
         n = f"{r.n}" if r.samples_per_problem <= 1 else f"{r.n} × {r.samples_per_problem}"
         cells = [r.model, r.label, f"{r.task} ({r.metric})", n,
                  f"{pct(r.score)} [{pct(r.ci_low)}, {pct(r.ci_high)}]",
-                 "–" if r.paper_value is None else f"{pct(r.paper_value)}†", num(r.tokens_per_problem, 0),
-                 num(r.wall_s_per_problem, 2), pct(r.no_answer, 0), pct(r.hit_token_limit, 0), pct(r.graders_disagree, 0)]
+                 _paper_cell(r), num(r.tokens_per_problem, 0),
+                 num(r.wall_s_per_problem, 2), pct(r.no_answer, 0), pct(r.hit_token_limit, 0),
+                 pct(r.graders_disagree, 0)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _paper_cell(r: Row) -> str:
+    if r.paper_value is not None:
+        return f"{pct(r.paper_value)}†"
+    return f"– ({r.paper_mismatch})" if r.paper_mismatch else "–"
 
 
 def csv_text(rows: Sequence[Row]) -> str:

@@ -9,7 +9,13 @@ from typing import Sequence
 from em_eval.leaderboard.html import render
 from em_eval.leaderboard.plots import entropy_trace, write_plots
 from em_eval.leaderboard.story import Story
-from em_eval.leaderboard.table import Row, build_rows, csv_text, markdown, paper_markdown
+from em_eval.leaderboard.table import (
+    Row,
+    build_rows,
+    csv_text,
+    markdown,
+    paper_markdown,
+)
 from em_eval.results import Run
 
 
@@ -22,7 +28,10 @@ def write_leaderboard(runs: Sequence[Run], out: Path, title: str = "em-eval lead
     for i, view in enumerate(story.views if story else (), 1):
         plots[f"view:{i}"] = entropy_trace(view.steps, out / "plots" / f"em_inf_trace_{i}.png")
     reported = paper_markdown(r.task for r in rows)
-    md = f"# {title}\n\nScore = per-problem mean of the task's metric, 95% CI in brackets; tokens and seconds per problem count every sample. † = reported by the paper, not reproduced.\n\n" + markdown(rows)
+    md = (f"# {title}\n\nScore = per-problem mean of the task's metric, 95% CI in brackets; tokens and seconds per "
+          "problem count every sample. † = reported by the paper, not reproduced, shown only where the model, "
+          "method, temperature, top_p and N match the run's; \"– (not comparable ...)\" names the settings that "
+          "differ.\n\n" + markdown(rows))
     if reported:
         md += "\n## The paper's numbers on these benchmarks (reported, not reproduced)\n\n" + reported
     paths = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv", "json": out / "leaderboard.json",

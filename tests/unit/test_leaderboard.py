@@ -10,12 +10,12 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import yaml
-
-from em_eval.leaderboard import paper
-from em_eval.cli import main
-from em_eval.results import describe_method, load_runs
-from em_eval.leaderboard.table import build_rows, interval
 from synthetic_runs import write_run
+
+from em_eval.cli import main
+from em_eval.leaderboard import matching, paper
+from em_eval.leaderboard.table import build_rows, interval, markdown
+from em_eval.results import describe_method, load_runs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,26 +37,101 @@ def test_paper_reference_is_marked_reported_and_internally_consistent() -> None:
     assert checked == 18 + 8 + 3, "every Table 2/3 row's math average re-derives from its columns"
     presets = {p.stem for p in (REPO / "models").glob("*.yaml")}
     assert {m["preset"] for m in data["models"].values()} <= presets
-    task_names = {m for p in (REPO / "tasks").rglob("*.yaml") for m in re.findall(r"^task:\s*(\S+)", p.read_text(), re.M)}
+    task_names = {m for p in (REPO / "tasks").rglob("*.yaml")
+                  for m in re.findall(r"^task:\s*(\S+)", p.read_text(), re.M)}
     mapped = {b["task"] for b in data["benchmarks"].values() if b.get("task")}
     assert mapped <= task_names, f"benchmarks mapped to missing tasks: {mapped - task_names}"
 
 
-def test_paper_lookup_matches_model_method_and_task() -> None:
+def test_paper_candidates_by_model_method_and_task() -> None:
     model = paper.paper_model(["Qwen/Qwen2.5-7B-Instruct"])
     assert model == "Qwen2.5-7B-Instruct" and paper.paper_model(["smollm2-135m"]) is None
-    assert paper.lookup(model, "em_inf", "em_math500", "exact_match").value == 73.8
-    assert paper.lookup(model, "self_consistency", "em_leetcode", "pass@1") is None  # "–" in the paper
-    sub = paper.lookup(model, "em_inf", "em_scicode", "subproblem_accuracy")
-    assert sub.value == 16.7 and sub.table == "table1"
+    assert paper.candidates(model, ["em_inf"], "em_math500", "exact_match")[0].value == 73.8
+    assert paper.candidates(model, ["self_consistency"], "em_leetcode", "pass@1") == []  # "–" in the paper
+    (sub,) = paper.candidates(model, ["em_inf"], "em_scicode", "subproblem_accuracy")
+    assert sub.value == 16.7 and sub.table == "table1" and sub.temperature == 0.1
 
 
-def test_papers_livecodebench_column_maps_to_em_livecodebench() -> None:
-    base = paper.lookup("Qwen2.5-Math-7B", "base", "em_livecodebench", "pass@1")
-    assert base.value == 18.4 and base.table == "table2" and base.benchmark == "LiveCodeBench"  # 94/511
-    assert paper.lookup("Qwen2.5-Math-7B", "em_rl_token", "em_livecodebench", "pass@1").value == 24.5
-    assert paper.lookup("Qwen2.5-Math-7B", "em_ft_kl_n1", "em_livecodebench", "pass@1").value == 13.7  # Appendix C
-    assert {r.value for r in paper.for_tasks(["em_livecodebench"])} == {18.4, 18.3, 26.7, 25.8, 17.2, 21.7, 24.5, 16.8, 13.7}
+def test_table2_coding_columns_are_eurus_runs_at_their_own_sampling() -> None:
+    (base,) = paper.candidates("Eurus-2-7B-SFT", ["base"], "em_livecodebench", "pass@1")
+    assert (base.value, base.table, base.benchmark) == (18.4, "table2", "LiveCodeBench")  # 94/511
+    assert (base.temperature, base.top_p) == (0.2, 0.95)
+    assert paper.candidates("Eurus-2-7B-SFT", ["em_rl_token"], "em_leetcode", "pass@1")[0].value == 29.5
+    assert paper.candidates("Eurus-2-7B-SFT", ["em_ft_kl_n1"], "em_livecodebench", "pass@1")[0].value == 13.7  # App. C
+    for task in ("em_leetcode", "em_livecodebench"):
+        assert paper.candidates("Qwen2.5-Math-7B", ["base", "em_rl_token"], task, "pass@1") == []
+    assert paper.candidates("Qwen2.5-Math-7B", ["base"], "em_math500", "exact_match")[0].value == 43.8
+    assert {r.model for r in paper.for_tasks(["em_livecodebench", "em_leetcode"]) if r.table.startswith("table2")} \
+        == {"Eurus-2-7B-SFT"}
+    assert {r.value for r in paper.for_tasks(["em_livecodebench"])} == \
+        {18.4, 18.3, 26.7, 25.8, 17.2, 21.7, 24.5, 16.8, 13.7}
+
+
+def _settings(model: str, methods: tuple, temperature: float = 0.1, top_p: float = 1.0, n: int | None = None,
+              trained: str | None = None) -> matching.RunSettings:
+    return matching.RunSettings(model, methods, temperature, top_p, n, trained)
+
+
+@pytest.mark.parametrize("settings,task,metric,value,why", [
+    (_settings("Qwen2.5-7B-Instruct", ("sampling", "base")), "em_math500", "exact_match", 74.0, None),
+    (_settings("Qwen2.5-7B-Instruct", ("sampling", "base"), temperature=0.7), "em_math500", "exact_match", None,
+     "temperature 0.7, paper 0.1"),
+    (_settings("Qwen2.5-7B-Instruct", ("greedy", "base"), temperature=0), "em_math500", "exact_match", 74.2, None),
+    (_settings("Qwen2.5-7B-Instruct", ("adaptive_temp",), temperature=0.1), "em_math500", "exact_match", 74.4, None),
+    (_settings("Qwen2.5-7B-Instruct", ("adaptive_temp",), temperature=0), "em_math500", "exact_match", None,
+     "greedy; the paper sampled"),
+    (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=2), "em_scicode", "subproblem_accuracy", 12.1, None),
+    (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=3), "em_scicode", "subproblem_accuracy", None,
+     "N=3, paper N=2"),
+    (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=3), "em_minerva", "exact_match", 41.5, None),
+    (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=3), "em_math500", "exact_match", None, "N=3, paper N=4"),
+    (_settings("Qwen2.5-7B-Instruct", ("self_consistency",), n=8), "em_amc", "exact_match", None, "N=8, paper N=4"),
+    (_settings("Eurus-2-7B-SFT", ("sampling", "base"), temperature=0.2, top_p=0.95), "em_livecodebench", "pass@1",
+     18.4, None),
+    (_settings("Eurus-2-7B-SFT", ("sampling", "base")), "em_livecodebench", "pass@1", None,
+     "temperature 0.1, paper 0.2; top_p 1, paper 0.95"),
+    (_settings("Qwen2.5-Math-7B", ("sampling", "base")), "em_leetcode", "pass@1", None, None),
+    (_settings("Eurus-2-7B-SFT", ("em_rl_token",), trained="checkpoint step 15"), "em_leetcode", "pass@1", 29.5, None),
+])
+def test_a_paper_number_is_shown_only_for_the_same_model_method_and_settings(settings, task, metric, value,
+                                                                             why) -> None:
+    found = matching.match(settings, task, metric)
+    assert (found.reported and found.reported.value) == value
+    assert (found.mismatch is None) if why is None else (why in found.mismatch)
+
+
+def _edit(results: Path, config: dict | None = None, gen_kwargs: dict | None = None) -> Path:
+    data = json.loads(results.read_text())
+    data["config"].update(config or {})
+    for task_config in data["configs"].values():
+        task_config["generation_kwargs"].update(gen_kwargs or {})
+    results.write_text(json.dumps(data))
+    return results
+
+
+def test_rows_read_model_temperature_and_n_from_the_results_file(tmp_path: Path) -> None:
+    runs = {
+        "t07": _edit(write_run(tmp_path / "a", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-7B-Instruct"),
+                     gen_kwargs={"temperature": 0.7}),
+        "n3": _edit(write_run(tmp_path / "b", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-7B-Instruct"),
+                    config={"decode_method": {"decode_method": "refinement", "decode_n": 3}}),
+        "n4": _edit(write_run(tmp_path / "c", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-7B-Instruct"),
+                    config={"decode_method": {"decode_method": "refinement", "decode_n": 4}}),
+        "trained": _edit(write_run(tmp_path / "d", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-Math-7B"),
+                         config={"em_checkpoint": {"method": "em_rl", "reward": "token", "step": 70,
+                                                   "base_model": "Qwen/Qwen2.5-Math-7B"}}),
+        "base": write_run(tmp_path / "e", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-Math-7B"),
+    }
+    names = {path.resolve(): name for name, path in runs.items()}
+    rows = {names[Path(r.run)]: r for r in build_rows(load_runs([str(tmp_path)]))}
+    assert rows["t07"].paper_value is None and "temperature 0.7, paper 0.1" in rows["t07"].paper_mismatch
+    assert rows["n3"].paper_value is None and "N=3, paper N=4" in rows["n3"].paper_mismatch
+    assert rows["n4"].paper_value == pytest.approx(0.738) and rows["n4"].paper_mismatch is None
+    assert rows["trained"].paper_value == pytest.approx(0.708), "Table 2 EM-RL-token, not the Base row"
+    assert "trained here (checkpoint step 70)" in rows["trained"].paper_source
+    assert rows["base"].paper_value == pytest.approx(0.438) and "table2" in rows["base"].paper_source
+    assert "– (not comparable with table3 Qwen2.5-7B-Instruct 'Iterative refinement (N=3)': N=3, paper N=4)" \
+        in markdown([rows["n3"]])
 
 
 # ---- methods and intervals --------------------------------------------------------------------
@@ -67,13 +142,17 @@ def test_papers_livecodebench_column_maps_to_em_livecodebench() -> None:
         ({"model": "vllm"}, {"temperature": 0.1}, ("sampling", "Sampling (t=0.1)")),
         ({"model": "em_inf", "em_settings": {"em_mode": "off"}}, {"do_sample": True, "temperature": 0.1},
          ("sampling", "Sampling (t=0.1)")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "em_inf"}}, {"do_sample": True, "temperature": 0.1}, ("em_inf", "EM-INF")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "off"}}, {"do_sample": True, "em_telemetry": [{"em_mode": "em_inf"}]},
+        ({"model": "em_inf", "em_settings": {"em_mode": "em_inf"}}, {"do_sample": True, "temperature": 0.1},
          ("em_inf", "EM-INF")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "adaptive_temp"}}, {"do_sample": True}, ("adaptive_temp", "Adaptive Temp")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "off"}, "decode_method": {"decode_method": "self_consistency", "decode_n": 4}},
+        ({"model": "em_inf", "em_settings": {"em_mode": "off"}},
+         {"do_sample": True, "em_telemetry": [{"em_mode": "em_inf"}]}, ("em_inf", "EM-INF")),
+        ({"model": "em_inf", "em_settings": {"em_mode": "adaptive_temp"}}, {"do_sample": True},
+         ("adaptive_temp", "Adaptive Temp")),
+        ({"model": "em_inf", "em_settings": {"em_mode": "off"},
+          "decode_method": {"decode_method": "self_consistency", "decode_n": 4}},
          {"do_sample": True, "temperature": 0.1}, ("self_consistency", "Self-consistency (N=4)")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "off"}, "model_args": {"decode_method": "refinement", "decode_n": 3}},
+        ({"model": "em_inf", "em_settings": {"em_mode": "off"},
+          "model_args": {"decode_method": "refinement", "decode_n": 3}},
          {"do_sample": True}, ("refinement", "Iterative refinement (N=3)")),
     ],
 )
@@ -144,7 +223,8 @@ def test_rows_for_runs_loaded_in_python(board: Path, tmp_path: Path) -> None:
 
 def test_paper_reference_csv_is_the_yaml_flattened() -> None:
     assert (REPO / "leaderboards" / "paper_reference.csv").read_text() == paper.csv_text(), \
-        "regenerate: python -c 'from em_eval.leaderboard.paper import csv_text; print(csv_text(), end=\"\")' > leaderboards/paper_reference.csv"
+        "regenerate: python -c 'from em_eval.leaderboard.paper import csv_text; print(csv_text(), end=\"\")' " \
+        "> leaderboards/paper_reference.csv"
 
 
 def test_the_decoding_effect_is_in_the_rows_and_on_the_page(board: Path) -> None:

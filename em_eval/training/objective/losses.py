@@ -1,4 +1,4 @@
-"""Per-token loss terms of EM-RL (verl's forms); the trainer takes their masked token mean."""
+"""Per-token loss terms of EM-RL (verl's forms) and how a micro-batch's tokens are averaged into the loss."""
 
 from __future__ import annotations
 
@@ -24,3 +24,28 @@ def low_var_kl(log_probs: torch.Tensor, ref_log_probs: torch.Tensor) -> torch.Te
     clamped to [-10, 10] as in verl."""
     d = ref_log_probs - log_probs
     return torch.clamp(torch.exp(d) - d - 1, min=-10, max=10)
+
+
+LOSS_AGGREGATIONS = ("micro_batch_token_mean", "mini_batch_token_mean")
+
+
+def aggregate_tokens(values: torch.Tensor, mask: torch.Tensor, *, mode: str, mini_rows: int,
+                     mini_tokens: torch.Tensor) -> torch.Tensor:
+    """One micro-batch's share of its mini-batch's loss, from per-token ``values`` ``[b, R]``.
+
+    Summed over the mini-batch's micro-batches (gradient accumulation), the shares give:
+
+    * ``micro_batch_token_mean`` (the paper's verl fork): each micro-batch's masked token mean,
+      weighted by its share of the mini-batch's sequences, ``b / mini_rows`` (``1 / #micro-batches``
+      when they are equal). A token's weight depends on the lengths of the responses it shares
+      its micro-batch with.
+    * ``mini_batch_token_mean``: the masked token sum over the mini-batch's ``mini_tokens``:
+      every token of the mini-batch weighs the same.
+    """
+    mask = mask.to(values.dtype)
+    total = (values * mask).sum()
+    if mode == "micro_batch_token_mean":
+        return total / mask.sum().clamp(min=1) * (values.shape[0] / mini_rows)
+    if mode == "mini_batch_token_mean":
+        return total / mini_tokens.clamp(min=1)
+    raise ValueError(f"loss_agg must be one of {', '.join(LOSS_AGGREGATIONS)} (got {mode!r})")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +24,24 @@ from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 import em_eval
-from em_eval.models.checkpoint_format import (CheckpointError, CheckpointMetadata, has_metadata, latest_checkpoint,
-                                              read_metadata)
-from em_eval.training.objective.token_stats import masked_mean
+from em_eval.models.checkpoint_format import (
+    CheckpointError,
+    CheckpointMetadata,
+    has_metadata,
+    latest_checkpoint,
+    read_metadata,
+)
 from em_eval.training.objective.advantages import ADVANTAGES
-from em_eval.training.run.save_restore import load_trainer_state, remove_temporaries, save_checkpoint
-from em_eval.training.setup.config import EmFtConfig, EmRlConfig, TrainConfig, TrainingConfigError
-from em_eval.training.objective.losses import low_var_kl, ppo_clip_loss
+from em_eval.training.objective.losses import aggregate_tokens, low_var_kl, ppo_clip_loss
+from em_eval.training.objective.rewards import RewardInputs, get_reward
+from em_eval.training.objective.token_stats import masked_mean
 from em_eval.training.run.metrics_log import MetricsLog, tracker_names
+from em_eval.training.run.rollout import Rollouts, generate_rollouts, response_token_stats
+from em_eval.training.run.save_restore import load_trainer_state, remove_temporaries, save_checkpoint
+from em_eval.training.run.vllm_rollout import check_vllm_setup, rollout_engine
+from em_eval.training.setup.config import EmFtConfig, EmRlConfig, TrainConfig, TrainingConfigError
 from em_eval.training.setup.model import base_model_id, load_policy, load_reference, load_tokenizer, reference_context
 from em_eval.training.setup.prompts import PromptSet, load_prompt_set, step_prompt_indices
-from em_eval.training.objective.rewards import RewardInputs, get_reward
-from em_eval.training.run.rollout import Rollouts, generate_rollouts, response_token_stats
-from em_eval.training.run.vllm_rollout import check_vllm_setup, rollout_engine
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,8 @@ def em_ft_update(accelerator: Accelerator, model: Any, reference: Any | None, op
 
 def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, optimizer: Any, batch: Rollouts,
                  config: EmRlConfig, *, step: int) -> dict[str, float]:
-    """Score the rollouts with the policy before the update, then PPO-clip updates on RLOO/GRPO advantages."""
+    """Score the rollouts with the policy before the update, then PPO-clip updates on RLOO/GRPO advantages;
+    the per-token loss is averaged as ``config.loss_agg`` says (:func:`aggregate_tokens`)."""
     n = config.rollouts_per_prompt
     old_log_probs, old_entropy = _policy_stats(accelerator, model, batch, config)
     ref_log_probs = _reference_log_probs(accelerator, model, reference, batch, config) if config.kl_coef else None
@@ -195,25 +202,26 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
     for update in range(config.updates_per_step):
         first = update * rows_per_update
         mini = batch.rows(first, first + rows_per_update)
-        n_tokens = mini.response_mask.sum().clamp(min=1)
+        n_tokens = mini.response_mask.sum()
         for part, rows in _micro_batches(accelerator, model, mini, config.micro_batch_size):
             rows = slice(first + rows.start, first + rows.stop)
             log_probs, entropy = response_token_stats(model, part, temperature=config.temperature,
                                                       entropy=config.entropy_coeff > 0)
-            m = part.response_mask
+            mean = partial(aggregate_tokens, mask=part.response_mask, mode=config.loss_agg, mini_rows=len(mini),
+                           mini_tokens=n_tokens)
             pg, clipped = ppo_clip_loss(log_probs, old_log_probs[rows], advantages[rows], config.clip_ratio)
-            pg_loss = (pg * m).sum() / n_tokens
+            pg_loss = mean(pg)
             loss = pg_loss
             if ref_log_probs is not None:
-                kl = (low_var_kl(log_probs, ref_log_probs[rows]) * m).sum() / n_tokens
+                kl = mean(low_var_kl(log_probs, ref_log_probs[rows]))
                 loss = loss + config.kl_coef * kl
                 totals["kl"] += kl.item() / config.updates_per_step
             if entropy is not None:
-                loss = loss - config.entropy_coeff * (entropy * m).sum() / n_tokens
+                loss = loss - config.entropy_coeff * mean(entropy)
             accelerator.backward(loss)
             totals["loss"] += loss.item() / config.updates_per_step
             totals["pg_loss"] += pg_loss.item() / config.updates_per_step
-            totals["clip_frac"] += ((clipped & m).sum() / n_tokens).item() / config.updates_per_step
+            totals["clip_frac"] += mean(clipped.float()).item() / config.updates_per_step
         grad_norm = _optimizer_step(accelerator, model, optimizer, config.max_grad_norm)
     return {
         **totals,
@@ -230,7 +238,8 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
 # ---- helpers --------------------------------------------------------------------------------
 
 
-def _micro_batches(accelerator: Accelerator, model: Any, batch: Rollouts, size: int) -> Iterator[tuple[Rollouts, slice]]:
+def _micro_batches(accelerator: Accelerator, model: Any, batch: Rollouts,
+                   size: int) -> Iterator[tuple[Rollouts, slice]]:
     """Micro-batches of ``batch`` and their row ranges. The caller's forward and backward run
     while the generator is suspended inside ``no_sync``: gradients are all-reduced across
     processes only on the last micro-batch."""
@@ -242,7 +251,8 @@ def _micro_batches(accelerator: Accelerator, model: Any, batch: Rollouts, size: 
 
 
 @torch.no_grad()
-def _policy_stats(accelerator: Accelerator, model: Any, batch: Rollouts, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _policy_stats(accelerator: Accelerator, model: Any, batch: Rollouts,
+                  config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs and entropies of the rollouts under the current policy, detached."""
     policy = accelerator.unwrap_model(model)
     policy.eval()

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from transformers import HfArgumentParser
 
 from em_eval.asset_paths import asset_dir, asset_names, read_mapping
+from em_eval.training.objective.losses import LOSS_AGGREGATIONS
 from em_eval.user_errors import UserError
 
 
@@ -152,18 +153,23 @@ class EmRlConfig(TrainConfig):
     """
 
     method: ClassVar[str] = "em_rl"
-    reward: str = _field("token", 'token (minus mean token entropy), sequence (mean token log-prob), self_consistency (SC-RL), random (control), or module:function')
+    reward: str = _field("token", 'token (minus mean token entropy), sequence (mean token log-prob), '
+                         'self_consistency (SC-RL), random (control), or module:function')
     rollouts_per_prompt: int = _field(4, 'responses per prompt (>= 2: advantages compare rollouts of one prompt)')
     advantage: str = _field("rloo", '"rloo" (leave-one-out mean, no std) or "grpo"')
     clip_ratio: float = _field(0.2, 'PPO clip range')
     kl_coef: float = _field(0.001, 'low-variance KL to the frozen initial model, in the loss')
     entropy_coeff: float = _field(0.001, "verl's default entropy *bonus*, left on by the paper's scripts")
     updates_per_step: int = _field(4, 'PPO mini-batches per rollout batch (verl: 512 / 128)')
+    loss_agg: str = _field("micro_batch_token_mean", '"micro_batch_token_mean" (the paper\'s verl fork: token mean '
+                           'per micro-batch, micro-batches averaged; then micro_batch_size changes the weights) '
+                           'or "mini_batch_token_mean" (every token of a mini-batch weighs the same)')
     max_steps: int = _field(100, 'optimiser steps')
 
     def _check(self) -> None:
         super()._check()
         _one_of("advantage", self.advantage, ("rloo", "grpo"))
+        _one_of("loss_agg", self.loss_agg, LOSS_AGGREGATIONS)
         if self.rollouts_per_prompt < 2:
             raise TrainingConfigError(
                 f"rollouts_per_prompt must be >= 2: advantages compare rollouts of one prompt "
@@ -198,7 +204,8 @@ def recipe_path(name_or_path: str) -> Path:
     shipped = asset_dir("training") / f"{path.stem}.yaml"
     if shipped.is_file() and path.suffix in ("", ".yaml"):
         return shipped
-    raise TrainingConfigError(f"recipe {name_or_path!r} not found; give a YAML path or one of: {', '.join(recipe_names())}")
+    raise TrainingConfigError(f"recipe {name_or_path!r} not found; give a YAML path or one of: "
+                              f"{', '.join(recipe_names())}")
 
 
 def load_recipe(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None) -> TrainConfig:
