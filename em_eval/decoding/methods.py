@@ -143,7 +143,7 @@ def refuse_self_consistency(settings: Sequence[TaskDecoding]) -> None:
 def _self_consistency(method: DecodeMethod, requests: list[Any], plain: PlainGenerate,
                       settings: list[TaskDecoding]) -> list[str]:
     refuse_self_consistency(settings)
-    n = int(method.n or 1)
+    n = method.n or DEFAULT_N["self_consistency"]
     if n > 1 and any(not is_sampling(_gen_kwargs(req)) for req in requests):
         log.warning("self-consistency with greedy decoding draws %d identical samples; sample instead "
                     "(--gen_kwargs do_sample=true,temperature=0.1)", n)

@@ -179,6 +179,8 @@ def test_refinement_runs_each_task_s_rounds_unless_decode_n_overrides() -> None:
     assert {t: (rec["decode_n"], len(rec["rounds"]), rec["decode_n_from"]) for t, rec in records.items()} \
         == {t: (n, n, "task metadata") for t, n in tasks.items()}
     assert records["em_scicode"]["feedback"] == "scicode_code"
+    step = "Here:\n```python\nimport numpy as np\ndef f():\n    return 1\n```"
+    assert task_decoding("em_scicode").feedback()(step, "</s>") == "\n\n\ndef f():\n    return 1\n\n\n"
     reqs = task_requests("em_leetcode", ["em_leetcode"])
     generate_with_method(DecodeMethod("refinement", 2), reqs, plain, eos_token="</s>")
     assert reqs[0].args[1][RECORD_KEY]["decode_n"] == 2 and reqs[0].args[1][RECORD_KEY]["decode_n_from"] == "decode_n"
