@@ -1,2 +1,2 @@
-"""How a backend turns prompts into answers: the decode methods (sampling, EM-INF, self-consistency,
-best-of-N...) and SciCode's multi-step generation."""
+"""How a backend turns prompts into answers beyond one sample: self-consistency and iterative refinement
+(with what each task declares for them) and SciCode's multi-step generation."""

@@ -2,17 +2,22 @@
 
 Backends pop the arguments with :func:`pop_method_args` and route generation through
 :func:`generate_with_method`, so every method runs on top of the backend's own batched
-generation (and its EM-INF / adaptive-temperature logits processing):
+generation (and its EM-INF / adaptive-temperature logits processing). What differs per task
+(rounds, feedback, how answers are grouped) comes from the task (:mod:`em_eval.decoding.task_hooks`):
 
-* ``decode_method=self_consistency,decode_n=4``: N samples per prompt in one batched call;
-  the returned completion is one whose extracted answer is equivalent to the most others
-  (ties broken by a seeded draw), as in the paper's ``self_consistency_generator.py``.
-* ``decode_method=refinement,decode_n=3``: N rounds; round k's prompt is round k-1's prompt
-  + its completion + ``"\\n\\n"`` + the original (chat-formatted) prompt. The last round's
-  completion is returned. The context is bounded by the backend's left truncation.
+* ``decode_method=self_consistency,decode_n=4``: N samples per prompt in one batched call, each
+  with its own random stream (the paper's N samples all used vLLM ``seed=42``); the returned
+  completion is one that agrees with the most samples under the task's grouping (ties broken by
+  a seeded draw), as in the paper's ``self_consistency_generator.py``. Tasks whose grouping is
+  ``none`` (code) refuse it.
+* ``decode_method=refinement[,decode_n=N]``: the task's number of rounds unless ``decode_n`` is
+  given; round k's prompt is round k-1's prompt + the task's feedback on its completion + the
+  original (chat-formatted) prompt. The last round's completion is returned. A prompt that
+  outgrows the context is the backend's to fit (left truncation); no round is skipped.
 
 Every request's gen_kwargs receive the telemetry of all its generations (``em_telemetry``,
-so compute is counted in full) and a ``decode`` record (method, samples, votes, choice).
+so compute is counted in full; refinement tags each record with its ``refine_round``) and a
+``decode`` record (method, the N used and where it came from, samples or rounds, votes, choice).
 """
 
 from __future__ import annotations
@@ -21,34 +26,33 @@ import copy
 import hashlib
 import logging
 import random
-from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Sequence
 
-from em_eval.records import TELEMETRY_KEY
 from em_eval.decoding.sampling import is_sampling
+from em_eval.decoding.task_hooks import EOS_FEEDBACK, TaskDecoding, completion_feedback, task_decoding
+from em_eval.records import TELEMETRY_KEY
 from em_eval.user_errors import ArgumentNameError, ArgumentValueError, did_you_mean
 
 log = logging.getLogger(__name__)
 
 PlainGenerate = Callable[[list[Any]], list[str]]
-Extract = Callable[[str], "str | None"]
-Cluster = Callable[[Sequence["str | None"]], Sequence[Hashable | None]]
+TaskLookup = Callable[["str | None"], TaskDecoding]
 
 METHODS = ("plain", "self_consistency", "refinement")
 ALIASES = {"greedy": "plain", "sampling": "plain", "sc": "self_consistency", "iterative_refinement": "refinement"}
-DEFAULT_N = {"plain": 1, "self_consistency": 4, "refinement": 3}
+DEFAULT_N = {"plain": 1, "self_consistency": 4}  # refinement: the task's refinement_rounds
 RECORD_KEY = "decode"
-REFINE_SEPARATOR = "\n\n"
+SAMPLE_SEEDS = "independent (the paper's N samples share vLLM seed=42)"
 
 
 @dataclass(frozen=True)
 class DecodeMethod:
-    """Which inference-time method wraps plain generation: ``name``, ``n`` samples or rounds,
-    and the ``seed`` of self-consistency's tie-break."""
+    """Which inference-time method wraps plain generation: ``name``, ``n`` samples or rounds
+    (None: the task's refinement rounds), and the ``seed`` of self-consistency's tie-break."""
 
     name: str = "plain"
-    n: int = 1
+    n: int | None = 1
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -57,18 +61,24 @@ class DecodeMethod:
                 f"decode_method={self.name!r} is not one of {', '.join(METHODS)} "
                 f"(aliases: {', '.join(f'{a}->{m}' for a, m in ALIASES.items())})"
             )
-        if self.n < 1 or (self.name == "plain" and self.n != 1):
-            raise ArgumentValueError(f"decode_n={self.n} is invalid for decode_method={self.name}: use n >= 1 (plain: n = 1)")
+        if (self.n is None and self.name != "refinement") or (self.n is not None and self.n < 1) \
+                or (self.name == "plain" and self.n != 1):
+            raise ArgumentValueError(f"decode_n={self.n} is invalid for decode_method={self.name}: "
+                                     "use n >= 1 (plain: n = 1)")
 
     def as_args(self) -> dict[str, Any]:
-        """The method as model args (what the results file records)."""
-        return {"decode_method": self.name, "decode_n": self.n, "decode_seed": self.seed}
+        """The method as model args, what the results file records (``decode_n`` None: each task's rounds)."""
+        args: dict[str, Any] = {"decode_method": self.name, "decode_n": self.n, "decode_seed": self.seed}
+        if self.name == "self_consistency":
+            args["sample_seeds"] = SAMPLE_SEEDS
+        return args
 
     @property
     def label(self) -> str:
         """Human-readable name, e.g. ``self-consistency (N=4)``."""
-        return {"plain": "plain", "self_consistency": f"self-consistency (N={self.n})",
-                "refinement": f"iterative refinement (N={self.n})"}[self.name]
+        n = "each task's rounds" if self.n is None else self.n
+        return {"plain": "plain", "self_consistency": f"self-consistency (N={n})",
+                "refinement": f"iterative refinement (N={n})"}[self.name]
 
 
 def pop_method_args(args: dict[str, Any]) -> DecodeMethod:
@@ -77,12 +87,15 @@ def pop_method_args(args: dict[str, Any]) -> DecodeMethod:
     known = {"decode_method", "decode_n", "decode_seed"}
     unknown = [k for k in args if k.startswith("decode_") and k not in known]
     if unknown:
-        raise ArgumentNameError(f"unknown decoding argument(s) {', '.join(unknown)}"
-                                f"{did_you_mean(unknown[0], known) if len(unknown) == 1 else ''}; known: {', '.join(sorted(known))}")
+        hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
+        raise ArgumentNameError(f"unknown decoding argument(s) {', '.join(unknown)}{hint}; "
+                                f"known: {', '.join(sorted(known))}")
     name = str(args.pop("decode_method", "plain")).strip().lower()
     name = ALIASES.get(name, name)
     try:
-        n = int(args.pop("decode_n", DEFAULT_N.get(name, 1)))
+        n = args.pop("decode_n", None)
+        n = DEFAULT_N.get(name, 1) if n is None and name != "refinement" else n
+        n = None if n is None else int(n)
         seed = int(args.pop("decode_seed", 42))
     except (TypeError, ValueError) as exc:
         raise ArgumentValueError(f"decode_n and decode_seed must be integers ({exc})") from None
@@ -94,50 +107,57 @@ def generate_with_method(
     requests: list[Any],
     plain: PlainGenerate,
     *,
-    extract: Extract | None = None,
-    cluster: Cluster | None = None,
+    eos_token: str | None = None,
+    tasks: TaskLookup = task_decoding,
 ) -> list[str]:
     """Generate ``requests`` with ``method`` built on ``plain`` generation.
 
-    Self-consistency extracts each sample's answer with ``extract`` and groups equivalent
-    answers with ``cluster``; both default to the math grader's (imported lazily)."""
+    ``tasks`` gives each request's task settings (by ``task_name``); ``eos_token`` is the
+    tokenizer's, for refinement feedback that ends the model's turn with it (LeetCode)."""
     if method.name == "plain" or not requests:
         return plain(requests)
+    settings = [tasks(req.task_name) for req in requests]
     if method.name == "self_consistency":
-        if extract is None or cluster is None:
-            default_extract, default_cluster = math_answer_functions()
-            extract, cluster = extract or default_extract, cluster or default_cluster
-        return _self_consistency(method, requests, plain, extract, cluster)
-    return _refinement(method, requests, plain)
+        return _self_consistency(method, requests, plain, settings)
+    return _refinement(method, requests, plain, settings, eos_token)
 
 
 # ---- self-consistency -----------------------------------------------------------------
-def majority_index(cluster_ids: Sequence[Hashable | None], rng: random.Random) -> tuple[int, list[int]]:
-    """Index of a sample in the largest equivalence cluster, and every sample's vote count.
-
-    A sample without an answer (cluster ``None``) counts only itself; ties are broken by ``rng``."""
-    counts = Counter(c for c in cluster_ids if c is not None)
-    votes = [counts[c] if c is not None else 1 for c in cluster_ids]
+def majority_index(votes: Sequence[int], rng: random.Random) -> int:
+    """Index of a sample with the most votes; ties are broken by ``rng``."""
     best = max(votes)
-    return rng.choice([i for i, v in enumerate(votes) if v == best]), votes
+    return rng.choice([i for i, v in enumerate(votes) if v == best])
 
 
-def _self_consistency(
-    method: DecodeMethod, requests: list[Any], plain: PlainGenerate, extract: Extract, cluster: Cluster
-) -> list[str]:
-    if method.n > 1 and any(not is_sampling(_gen_kwargs(req)) for req in requests):
+def refuse_self_consistency(settings: Sequence[TaskDecoding]) -> None:
+    """A clear error when a task has no self-consistency (its ``sc_grouping`` is ``none``)."""
+    tasks = sorted({s.task for s in settings if s.votes() is None})
+    if tasks:
+        raise ArgumentValueError(
+            f"decode_method=self_consistency is not defined for task {', '.join(tasks)}: its answers are programs, "
+            "and the paper reports no self-consistency on code (Table 3: '-'); choosing one program without running "
+            "it would only be sampling at N times the cost. Use decode_method=plain or refinement for these tasks, "
+            "and self-consistency on the math and UGPhysics tasks (a separate lm_eval run)")
+
+
+def _self_consistency(method: DecodeMethod, requests: list[Any], plain: PlainGenerate,
+                      settings: list[TaskDecoding]) -> list[str]:
+    refuse_self_consistency(settings)
+    n = method.n or DEFAULT_N["self_consistency"]
+    if n > 1 and any(not is_sampling(_gen_kwargs(req)) for req in requests):
         log.warning("self-consistency with greedy decoding draws %d identical samples; sample instead "
-                    "(--gen_kwargs do_sample=true,temperature=0.1)", method.n)
-    copies = [_copy_request(req, req.args[0]) for req in requests for _ in range(method.n)]
+                    "(--gen_kwargs do_sample=true,temperature=0.1)", n)
+    copies = [_copy_request(req, req.args[0]) for req in requests for _ in range(n)]
     outputs = plain(copies)
     chosen = []
-    for i, req in enumerate(requests):
-        group = slice(i * method.n, (i + 1) * method.n)
+    for i, (req, task) in enumerate(zip(requests, settings, strict=True)):
+        group = slice(i * n, (i + 1) * n)
         samples = outputs[group]
-        answers = [extract(s) for s in samples]
-        pick, votes = majority_index(list(cluster(answers)), _tie_rng(method.seed, req.args[0]))
+        answers, votes = task.votes()(samples, req.doc)
+        pick = majority_index(votes, _tie_rng(method.seed, req.args[0]))
         _merge_telemetry(req, copies[group])
-        _record(req, {**method.as_args(), "samples": samples, "answers": answers, "votes": votes, "chosen": pick})
+        _record(req, {**method.as_args(), "grouping": task.sc_grouping, "samples": samples, "answers": answers,
+                      "votes": votes, "chosen": pick})
         chosen.append(samples[pick])
     return chosen
 
@@ -148,37 +168,39 @@ def _tie_rng(seed: int, context: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def math_answer_functions() -> tuple[Extract, Cluster]:
-    """The math grader's ``extract_answer`` and ``cluster_answers`` (imported lazily)."""
-    from em_eval.tasks.math.grade import cluster_answers, extract_answer
-
-    return extract_answer, cluster_answers
-
-
 # ---- iterative refinement -------------------------------------------------------------
-def refinement_prompt(previous_prompt: str, previous_completion: str, original_prompt: str) -> str:
-    """The next round's prompt: the model re-reads its previous attempt, then the question again."""
-    return previous_prompt + previous_completion + REFINE_SEPARATOR + original_prompt
+def refinement_prompt(previous_prompt: str, previous_completion: str, original_prompt: str,
+                      feedback: Callable[[str, str], str] = completion_feedback, eos_token: str = "") -> str:
+    """The next round's prompt: the previous one, what ``feedback`` shows of its completion, the question again."""
+    return previous_prompt + feedback(previous_completion, eos_token) + original_prompt
 
 
-def _refinement(method: DecodeMethod, requests: list[Any], plain: PlainGenerate) -> list[str]:
+def _refinement(method: DecodeMethod, requests: list[Any], plain: PlainGenerate, settings: list[TaskDecoding],
+                eos_token: str | None) -> list[str]:
+    needs_eos = sorted({s.task for s in settings if s.refinement_feedback in EOS_FEEDBACK})
+    if eos_token is None and needs_eos:
+        log.warning("refinement: the backend gave no EOS token, so the feedback of %s, which ends the model's "
+                    "turn with it, goes without", ", ".join(needs_eos))
+    rounds = [method.n or s.refinement_rounds for s in settings]
+    feedback = [s.feedback() for s in settings]
     originals = [req.args[0] for req in requests]
     prompts = list(originals)
-    rounds: list[list[Any]] = []
     completions: list[list[str]] = [[] for _ in requests]
-    outputs: list[str] = []
-    for k in range(method.n):
-        if k:
-            prompts = [refinement_prompt(p, o, q) for p, o, q in zip(prompts, outputs, originals, strict=True)]
-        round_reqs = [_copy_request(req, prompt) for req, prompt in zip(requests, prompts, strict=True)]
-        outputs = plain(round_reqs)
-        rounds.append(round_reqs)
-        for i, out in enumerate(outputs):
+    generated: list[list[Any]] = [[] for _ in requests]
+    for k in range(max(rounds)):
+        active = [i for i, n in enumerate(rounds) if n > k]
+        for i in active if k else ():
+            prompts[i] = refinement_prompt(prompts[i], completions[i][-1], originals[i], feedback[i], eos_token or "")
+        round_reqs = [_copy_request(requests[i], prompts[i]) for i in active]
+        for i, req, out in zip(active, round_reqs, plain(round_reqs), strict=True):
             completions[i].append(out)
-    for i, req in enumerate(requests):
-        _merge_telemetry(req, [r[i] for r in rounds])
-        _record(req, {**method.as_args(), "rounds": completions[i]})
-    return outputs
+            generated[i].append(req)
+    for req, task, n, done, reqs in zip(requests, settings, rounds, completions, generated, strict=True):
+        _merge_telemetry(req, reqs, tag="refine_round")
+        source = "decode_n" if method.n else ("task metadata" if "refinement_rounds" in task.declared else "default")
+        _record(req, {**method.as_args(), "decode_n": n, "decode_n_from": source,
+                      "feedback": task.refinement_feedback, "rounds": done})
+    return [done[-1] for done in completions]
 
 
 # ---- request plumbing -----------------------------------------------------------------
@@ -193,9 +215,10 @@ def _copy_request(req: Any, context: str) -> Any:
     return clone
 
 
-def _merge_telemetry(req: Any, generated: list[Any]) -> None:
-    """Give ``req`` the telemetry records of every request generated on its behalf."""
-    records = [rec for g in generated for rec in _gen_kwargs(g).get(TELEMETRY_KEY, [])]
+def _merge_telemetry(req: Any, generated: list[Any], tag: str | None = None) -> None:
+    """Give ``req`` the telemetry records of every request generated on its behalf (numbered by ``tag``)."""
+    records = [{**rec, tag: k} if tag else rec for k, g in enumerate(generated, start=1)
+               for rec in _gen_kwargs(g).get(TELEMETRY_KEY, [])]
     target = _gen_kwargs(req)
     if records and isinstance(target, dict):
         target.setdefault(TELEMETRY_KEY, []).extend(records)

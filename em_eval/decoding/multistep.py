@@ -21,12 +21,12 @@ request's ``em_telemetry`` list, one record per generated step, tagged with its 
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from em_eval.decoding.task_hooks import resolve
 from em_eval.records import TELEMETRY_KEY
 from em_eval.user_errors import UserError
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 MARKER = "em_multistep"
 RECORD_VERSION = 1
-PROTOCOLS: dict[str, str] = {"scicode": "em_eval.tasks.scicode.prompts:ScicodeSession"}
+PROTOCOLS: dict[str, str] = {"scicode": "em_eval.tasks.scicode.prompts:ScicodeSession"}  # imported when used
 
 PlainGenerate = Callable[[list[Any]], list[str]]
 
@@ -78,8 +78,7 @@ def session_factory(protocol: str) -> Callable[[dict[str, Any]], Session]:
     """The session class registered for ``protocol``."""
     if protocol not in PROTOCOLS:
         raise MultiStepError(f"unknown {MARKER} protocol {protocol!r}; known: {', '.join(sorted(PROTOCOLS))}")
-    module, name = PROTOCOLS[protocol].split(":")
-    return getattr(importlib.import_module(module), name)
+    return resolve(PROTOCOLS[protocol])
 
 
 def parse_record(response: str) -> dict[str, Any]:

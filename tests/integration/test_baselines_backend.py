@@ -3,16 +3,16 @@ refinement equals greedy rounds done by hand."""
 
 from __future__ import annotations
 
-
 import pytest
-
 from lm_requests import SAMPLE, make_requests
 
-from em_eval.records import TELEMETRY_KEY
 from em_eval.decoding.methods import (
     RECORD_KEY,
+    SAMPLE_SEEDS,
     refinement_prompt,
 )
+from em_eval.records import TELEMETRY_KEY
+
 
 # ---- through the real HF backend ---------------------------------------------------------
 @pytest.fixture(scope="module")
@@ -27,7 +27,8 @@ def tiny_lm_factory(tiny_llama_dir):
 
 def test_backend_self_consistency_records_all_samples(tiny_lm_factory) -> None:
     lm = tiny_lm_factory(decode_method="self_consistency", decode_n=3)
-    assert lm.get_model_info()["decode_method"] == {"decode_method": "self_consistency", "decode_n": 3, "decode_seed": 42}
+    expected = {"decode_method": "self_consistency", "decode_n": 3, "decode_seed": 42, "sample_seeds": SAMPLE_SEEDS}
+    assert lm.get_model_info()["decode_method"] == expected
     reqs = make_requests(["<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", "Count: 1, 2,"],
                          {**SAMPLE, "temperature": 1.0, "max_gen_toks": 6})
     out = lm.generate_until(reqs)

@@ -54,3 +54,10 @@ def extract_leetcode_code(text: str) -> str:
     completion = completion.replace("[PYTHON]", "```python").replace("[/PYTHON]", "```")
     found = _FIRST_PY_BLOCK.findall(completion)
     return found[0] if found else completion
+
+
+def refinement_feedback(completion: str, eos_token: str) -> str:
+    """What the next refinement round is shown of ``completion`` (EM_PT ``evaluate_leetcode.py:302-305,
+    318-321``): only its code (:func:`match_code`) in a python fence, the tokenizer's EOS, a blank line. The
+    ``class Solution:`` wrap (lines 332-341) is applied after that prompt is saved, to the scored copy only."""
+    return "```python\n" + match_code(completion) + "\n```" + eos_token + "\n\n"

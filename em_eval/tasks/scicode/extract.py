@@ -20,3 +20,12 @@ def extract_scicode_code(text: str) -> str:
     else:
         code = text
     return _IMPORT_LINE.sub("", code)
+
+
+def refinement_feedback(completion: str, eos_token: str) -> str:
+    """What the next refinement round of a SciCode step is shown: a blank line, the step's code, a blank line,
+    as EM_PT's ``eval/SciCode/eval/scripts/gencode.py:264-266`` builds it (there after the previous round's
+    prompt, and the saved code file also repeats the dependencies and earlier steps, which the step's prompt
+    already shows). As released, that script reads the previous round from paths it never writes
+    (lines 231-244 against 66-85), so it fed back only four newlines."""
+    return "\n\n" + extract_scicode_code(completion) + "\n\n"
