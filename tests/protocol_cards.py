@@ -213,17 +213,19 @@ def yaml_cells(config: dict[str, Any], em_mode: str) -> dict[str, Any]:
     }
 
 
+def cell_mismatches(row: CardRow, cells: dict[str, Any], source: str) -> list[str]:
+    """Where ``row`` disagrees with ``cells`` (values as :func:`parse_cell` gives them, e.g. a backend's effective
+    sampling for the row's task and em_mode); ``source`` names where ``cells`` come from in the messages."""
+    return [f"{row.where(column)}: the card says {row.cells[column]!r}, {source} gives {cells[column]!r}"
+            for column in cells if row.cells[column] != cells[column]]
+
+
 def row_mismatches(row: CardRow, config: dict[str, Any], system_prompts: dict[str, str]) -> list[str]:
     """What in ``row`` disagrees with the task ``config``, one message per column naming card, row and column.
 
     ``system_prompts`` maps a card's system-prompt name to the text em-eval uses for it (the task ``description``).
     """
-    problems = []
-    want = yaml_cells(config, row.cells["em_mode"])
-    for column in COMPARED:
-        shown = row.cells[column]
-        if shown != want[column]:
-            problems.append(f"{row.where(column)}: the card says {shown!r}, the task YAML gives {want[column]!r}")
+    problems = cell_mismatches(row, yaml_cells(config, row.cells["em_mode"]), "the task YAML")
     name, description = row.cells["system prompt"], config.get("description") or None
     if name is None or description is None:
         if name != description:
