@@ -133,7 +133,8 @@ def test_task_yaml_has_the_papers_generation_settings():
     config = yaml.safe_load((REPO / "tasks/livecodebench/em_livecodebench.yaml").read_text().replace("!function", ""))
     assert config["description"] == SYSTEM_PROMPT
     assert config["generation_kwargs"] == {"until": ["###"], "do_sample": True, "temperature": 0.2, "top_p": 0.95,
-                                           "max_gen_toks": 4096}
+                                           "max_gen_toks": 4096, "max_context": 4096,
+                                           "by_em_mode": {"adaptive_temp": {"temperature": 1.0}}}
     assert config["repeats"] == 1 and config["metadata"]["paper_problems"] == 511
     assert config["metadata"]["window"] == [START_DATE, END_DATE] == ["2023-05-01", "2024-05-31"]
 
