@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ MAIN = "main.py"
 UID_BASE = 3_000_000  # throw-away uids: UID_BASE + pid * SLOTS + slot (unique per live run)
 SLOTS = 256
 WATCH_INTERVAL_S = 0.1
+MAX_FOLDER_ENTRIES = 10_000  # files and folders a program may leave in its folder (empty ones cost inodes too)
 _LAUNCHER_SOURCE = (Path(__file__).with_name("launcher.py")).read_text(encoding="utf-8")
 
 
@@ -127,7 +129,7 @@ def run_with(program: Program, plan: Plan) -> ProgramResult:
         if uid is not None:
             _kill_uid(uid)
             _release_slot(slot)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_tree(base)
 
 
 def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> ProgramResult:
@@ -149,7 +151,7 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
                           tmpfs_mb=lim.tmpfs_mb, collect=program.collect, size_cap=plan.size_cap) + launcher
     else:
         argv = launcher
-    with open(base / "stdout", "wb") as out, open(base / "stderr", "wb") as err:
+    with open(base / "stdout", "w+b") as out, open(base / "stderr", "w+b") as err:
         start = time.perf_counter()
         try:
             proc = subprocess.Popen(argv, cwd=None if plan.bwrap else work, env=env, stdin=subprocess.DEVNULL,
@@ -160,18 +162,25 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
         _kill_group(proc.pid)
         proc.wait()
         duration = time.perf_counter() - start
-    stdout = _read_head(base / "stdout", lim.output_bytes)
-    stderr = _read_tail(base / "stderr", lim.output_bytes)
+        # read through the files this process opened: a program may replace the paths (with a FIFO, a link)
+        stdout = _head(out, lim.output_bytes)
+        stderr = _tail(err, lim.output_bytes)
     returncode = proc.returncode
     if plan.bwrap and returncode is not None and 128 < returncode < 128 + 65:
         returncode = 128 - returncode  # bwrap reports a child killed by signal N as exit status 128 + N
     status, reason = classify(returncode, stderr, wall_timeout=ended == "timeout", timeout_s=lim.timeout_s)
     if ended == "folder_full":
-        status, reason = "error", f"wrote more than {lim.tmpfs_mb} MB into its folder (killed)"
+        status, reason = "error", (f"wrote more than {lim.tmpfs_mb} MB or {MAX_FOLDER_ENTRIES} files into its folder, "
+                                   "or hid part of it from the size watch (killed)")
     elif (plan.bwrap and proc.returncode == 1 and stderr.startswith("bwrap:")) or (
             proc.returncode == LAUNCHER_FAILED and stderr.startswith("sandbox:")):
         status, reason = "error", f"sandbox failure: {stderr.strip()[:300]}"
-    files = {name: _read_head_bytes(_safe_path(work, name), lim.file_size_mb << 20) for name in program.collect}
+    files = {}
+    for name in program.collect:
+        try:
+            files[name] = read_collected(work, name, lim.file_size_mb << 20)
+        except OSError as exc:  # the program replaced it: its verdict, not the batch's end
+            status, reason = "error", f"its file {name} cannot be read back ({exc.strerror or exc})"
     return ProgramResult(status, reason, stdout, stderr, duration, returncode, plan.layers, files)
 
 
@@ -191,13 +200,18 @@ def _wait(proc: subprocess.Popen, lim: Limits, watched: Path | None) -> str:
 
 
 def _disk_usage(folder: Path) -> int:
-    total = 0
+    """Bytes the folder holds; past :data:`MAX_FOLDER_ENTRIES` entries, or with a part that cannot be read (a
+    subfolder made unreadable hides its size), infinite: the program is stopped either way."""
+    total, entries_seen = 0, 0
     stack = [str(folder)]
     while stack:
         try:
             entries = list(os.scandir(stack.pop()))
         except OSError:
-            continue
+            return 1 << 62
+        entries_seen += len(entries)
+        if entries_seen > MAX_FOLDER_ENTRIES:
+            return 1 << 62
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
@@ -262,19 +276,126 @@ def _safe_path(work: Path, name: str) -> Path:
     return path
 
 
-def _read_head_bytes(path: Path, limit: int) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(limit)
+def read_collected(work: Path, name: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of the regular file ``work/name``, read as hostile data: no link is followed
+    (in any component), nothing blocks (a FIFO, a device), anything but a regular file is an ``OSError``."""
+    parts = Path(name).parts
+    if not parts or any(part in ("", ".", "..") for part in parts) or Path(name).is_absolute():
+        raise OSError(f"{name!r} is not a plain relative name")
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(work, flags | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        inner = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{name} is not a regular file")
+        chunks, left = [], limit
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
-def _read_head(path: Path, limit: int) -> str:
-    return _read_head_bytes(path, limit).decode("utf-8", errors="replace")
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` and everything below it; never raises, never follows a link, and holds one folder open
+    at a time, so any depth works (``shutil.rmtree`` recurses: 2500 nested folders raised RecursionError).
+    Folders made unreadable are made readable first; what still cannot be removed is left."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    names: list[str] = []
+    stuck: set[tuple[int, int]] = set()
+    try:
+        while True:
+            entry = _next_removable(fd, stuck)
+            if entry is None:
+                if not names:
+                    break
+                parent = os.open("..", flags, dir_fd=fd)
+                os.close(fd)
+                fd = parent
+                name = names.pop()
+                try:
+                    os.rmdir(name, dir_fd=fd)
+                except OSError:
+                    stuck.add(_identity(fd, name))
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                child = _open_dir(fd, entry.name, flags)
+                if child is None:
+                    stuck.add(_identity(fd, entry.name))
+                    continue
+                os.close(fd)
+                fd = child
+                names.append(entry.name)
+                continue
+            try:
+                os.unlink(entry.name, dir_fd=fd)
+            except OSError:
+                stuck.add(_identity(fd, entry.name))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
-def _read_tail(path: Path, limit: int) -> str:
-    with open(path, "rb") as fh:
-        fh.seek(max(0, os.path.getsize(path) - limit))
-        return fh.read().decode("utf-8", errors="replace")
+def _next_removable(fd: int, stuck: set[tuple[int, int]]) -> os.DirEntry | None:
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            try:
+                if (entry.inode(), entry.stat(follow_symlinks=False).st_dev) not in stuck:
+                    return entry
+            except OSError:
+                continue
+    return None
+
+
+def _identity(dir_fd: int, name: str) -> tuple[int, int]:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return st.st_ino, st.st_dev
+    except OSError:
+        return -1, -1
+
+
+def _open_dir(dir_fd: int, name: str, flags: int) -> int | None:
+    """Open a subfolder, first giving its owner the rights back if the program took them away."""
+    for attempt in range(2):
+        try:
+            return os.open(name, flags, dir_fd=dir_fd)
+        except PermissionError:
+            if attempt == 0:
+                try:
+                    os.chmod(name, 0o700, dir_fd=dir_fd)
+                except OSError:
+                    return None
+        except OSError:
+            return None
+    return None
+
+
+def _head(fh, limit: int) -> str:
+    fh.seek(0)
+    return fh.read(limit).decode("utf-8", errors="replace")
+
+
+def _tail(fh, limit: int) -> str:
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(max(0, size - limit))
+    return fh.read().decode("utf-8", errors="replace")
 
 
 def _kill_group(pid: int) -> None:
