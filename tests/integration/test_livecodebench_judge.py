@@ -34,8 +34,8 @@ WRONG = {  # (doc, response, status, reason starts with)
     "method missing": ("3000", _fenced("class Solution:\n    def other(self, nums, k):\n        return nums"), "error",
                        "test 1 of 3: Runtime Error: no function 'addDigits' defined"),
     "syntax error": ("abc300_a", _fenced("print(1"), "error", "test 1 of 3: Error during testing: SyntaxError"),
-    "no code block": ("abc300_a", ["I would add the two numbers."], "failed",
-                      "test 1 of 3: Wrong answer at line 0:  != 3"),
+    "no code block": ("abc300_a", ["I would add the two numbers."], "error",  # the fork runs the prose itself
+                      "test 1 of 3: Error during testing: SyntaxError"),
     "passes the public test only": ("abc300_a", _fenced("input()\nprint(3)"), "failed",
                                     "test 2 of 3: Wrong answer at line 0: 3 != 30"),
     "exits before the judge ends": ("3000", _fenced("import os\nos._exit(0)"), "error",

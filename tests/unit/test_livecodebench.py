@@ -19,7 +19,7 @@ from em_eval.data import DataFileError
 from em_eval.tasks.livecodebench import task
 from em_eval.tasks.livecodebench.dataset import documents, record_of
 from em_eval.tasks.livecodebench.decode import UnsafePickleError, decode_test_cases, encode_test_cases
-from em_eval.tasks.livecodebench.extract import last_code_block
+from em_eval.tasks.livecodebench.extract import extract_program
 from em_eval.tasks.livecodebench.harness import as_function, compare_stdout, unwrap_main_guard
 from em_eval.tasks.livecodebench.problems import END_DATE, START_DATE, cases_of, in_window
 from em_eval.tasks.livecodebench.prompt import SYSTEM_PROMPT, doc_to_text
@@ -177,15 +177,28 @@ def test_task_yaml_has_the_papers_generation_settings():
     config = yaml.safe_load((REPO / "tasks/livecodebench/em_livecodebench.yaml").read_text().replace("!function", ""))
     assert config["description"] == SYSTEM_PROMPT
     assert config["generation_kwargs"] == {"until": ["###"], "do_sample": True, "temperature": 0.2, "top_p": 0.95,
-                                           "max_gen_toks": 4096}
+                                           "max_gen_toks": 4096, "max_context": 4096,
+                                           "by_em_mode": {"adaptive_temp": {"temperature": 1.0}}}
     assert config["repeats"] == 1 and config["metadata"]["paper_problems"] == 511
     assert config["metadata"]["window"] == [START_DATE, END_DATE] == ["2023-05-01", "2024-05-31"]
 
 
-def test_extraction_takes_the_last_fenced_block():
-    text = "Idea:\n```python\nx = 1\n```\nFinal:\n```\nprint(2)\n```\nDone."
-    assert last_code_block(text) == "print(2)"
-    assert last_code_block("no code here") == "" and last_code_block("```python\nprint(1)") == ""
+ORACLE = json.loads((REPO / "tests" / "data" / "livecodebench_extraction_oracle.json").read_text())
+
+
+def test_extraction_keeps_the_program_before_a_sample_output_block():
+    text = "Solution:\n```python\ndef main():\n    print(6)\nmain()\n```\nSample output:\n```\n6\n```\n"
+    assert "def main():" in extract_program(text) and extract_program(text).strip() != "6"
+
+
+@pytest.mark.parametrize("case", ORACLE["cases"], ids=[c["name"] for c in ORACLE["cases"]])
+def test_extraction_matches_the_papers_fork(case):
+    assert extract_program(case["completion"]) == case["fork"]
+
+
+def test_the_oracle_bank_separates_the_fork_from_upstream():
+    assert len(ORACLE["cases"]) >= 20
+    assert sum(c["fork"] != c["upstream"] for c in ORACLE["cases"]) >= 10
 
 
 # ---- the judge's pure rules ------------------------------------------------------------------------

@@ -92,3 +92,13 @@ def test_h5_unreadable_by_the_sandbox_uid_is_refused_when_root(tmp_path):
     expected = "not world-readable" if os.geteuid() == 0 else "not a readable HDF5 file"
     with pytest.raises(DataFileError, match=expected):
         resolve_h5(str(private))
+
+
+def test_an_unfenced_answer_is_cut_to_its_first_function_as_the_paper_does():
+    from em_eval.tasks.scicode.extract import extract_scicode_code
+
+    text = "  Here is the step.\nimport numpy as np\ndef f(x):\n    return np.sin(x)\n\nDone.\n"
+    assert extract_scicode_code(text) == "def f(x):\n    return np.sin(x)\n\nDone."
+    assert extract_scicode_code("x = 1\nprint(x)") == "x = 1\nprint(x)"  # no function: the whole answer
+    assert extract_scicode_code("def g(): return 1") == "def g(): return 1"  # one-line def: no indented body
+    assert extract_scicode_code("Text\n```\ndef h():\n    pass\n```") == "\ndef h():\n    pass\n"

@@ -1,16 +1,18 @@
-"""LiveCodeBench's program extraction: the text between the last two lines that contain a fence.
+"""LiveCodeBench's program extraction as the paper's ``lcb_runner`` fork does it.
 
-As upstream's ``extract_code`` for chat models: fence lines are found by substring (any language
-tag, or none), and with fewer than two of them there is no program (an empty string, which then
-fails). Pure string function.
+The fork (EM_PT ``lcb_runner/utils/extraction_utils.py:18``) replaced upstream's line-based rule
+with the one its LeetCode evaluation uses: the last ```` ```python ```` block that contains ``def ``
+(else the last such block), else the same over untagged fences, else the text before the first
+fence. :func:`em_eval.tasks.leetcode.extract.match_code` is that rule; this module names it for
+LiveCodeBench. Upstream LiveCodeBench (28fef95) takes the text between the last two fence lines,
+so a program followed by a sample-output block yields the sample output. Pure string function.
 """
 
 from __future__ import annotations
 
+from em_eval.tasks.leetcode.extract import match_code
 
-def last_code_block(response: str) -> str:
-    lines = response.split("\n")
-    fences = [i for i, line in enumerate(lines) if "```" in line]
-    if len(fences) < 2:
-        return ""
-    return "\n".join(lines[fences[-2] + 1:fences[-1]])
+
+def extract_program(response: str) -> str:
+    """The program the fork would judge for ``response`` (possibly empty or prose)."""
+    return match_code(response)

@@ -4,8 +4,8 @@
   dated 2023-05-01 .. 2024-05-31 (the YAML's ``window``; ``--metadata '{"window": [start, end]}'`` changes it);
 * prompt: :func:`~em_eval.tasks.livecodebench.prompt.doc_to_text` (user turn), the system turn is the
   task description;
-* :func:`execute_livecodebench`: the ``sandbox`` filter, last fenced block of each response judged
-  by LiveCodeBench's rules in :mod:`em_eval.sandbox`;
+* :func:`execute_livecodebench`: the ``sandbox`` filter, each response's program as the paper's fork
+  extracts it (:mod:`~em_eval.tasks.livecodebench.extract`) judged by LiveCodeBench's rules in :mod:`em_eval.sandbox`;
 * :func:`process_results`: ``pass@1``, by difficulty and platform (NaN where a run has none), and
   ``problems_in_window`` (511 for the paper's window) beside ``problems_scored``.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from em_eval import sandbox
 from em_eval.metrics import mean_of_members
 from em_eval.tasks.livecodebench.dataset import documents, record_of
-from em_eval.tasks.livecodebench.extract import last_code_block
+from em_eval.tasks.livecodebench.extract import extract_program
 from em_eval.tasks.livecodebench.problems import DIFFICULTIES, END_DATE, PLATFORMS, START_DATE, cases_of
 from em_eval.tasks.livecodebench.prompt import doc_to_text
 from em_eval.tasks.livecodebench.score import judge
@@ -38,8 +38,8 @@ def load_livecodebench(data_path: str | None = None, window: tuple[str, str] = (
 
 
 def execute_livecodebench(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """lm-eval ``custom`` filter: judge every response's last fenced block."""
-    codes = [last_code_block(r[0]) for r in resps]
+    """lm-eval ``custom`` filter: judge every response's program (the fork's extraction)."""
+    codes = [extract_program(r[0]) for r in resps]
     return judge(codes, (cases_of(record_of(d)) for d in docs))
 
 

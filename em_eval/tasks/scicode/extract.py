@@ -1,6 +1,8 @@
 """SciCode step code from a response, as ``scicode/gen/models.py::extract_python_script`` does it:
-the first ```` ```python ```` block, else the first fenced block, else the whole response; import
-lines removed (the harness supplies the problem's dependencies). Pure string functions.
+the first ```` ```python ```` block, else the first fenced block, else (no fence at all) the
+stripped response from its first function definition on (``def name(...):`` then an indented
+line), else the whole response; import lines removed (the harness supplies the problem's
+dependencies). Pure string functions.
 """
 
 from __future__ import annotations
@@ -8,6 +10,20 @@ from __future__ import annotations
 import re
 
 _IMPORT_LINE = re.compile(r"^\s*(import .*|from .*\s+import\s+.*)", re.MULTILINE)
+# a function head followed by a line break and whitespace: the paper's code runs from here to the end
+_FUNCTION_HEAD = re.compile(r"def\s+\w+\(.*?\):\n\s", re.DOTALL)
+
+
+def unfenced_code(text: str) -> str:
+    """Code of a response without fences: from the first function definition on, else all of it."""
+    stripped = text.strip()
+    head = _FUNCTION_HEAD.search(stripped)
+    return stripped[head.start():] if head else text
+
+
+def strip_imports(code: str) -> str:
+    """``code`` without its import lines."""
+    return _IMPORT_LINE.sub("", code)
 
 
 def extract_scicode_code(text: str) -> str:
@@ -18,8 +34,8 @@ def extract_scicode_code(text: str) -> str:
         else:
             code = text.split("```")[1].split("```")[0]
     else:
-        code = text
-    return _IMPORT_LINE.sub("", code)
+        code = unfenced_code(text)
+    return strip_imports(code)
 
 
 def refinement_feedback(completion: str, eos_token: str) -> str:

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from em_eval.data import data_file, read_jsonl
-from em_eval.tasks.scicode.extract import extract_scicode_code
+from em_eval.tasks.scicode.extract import extract_scicode_code, strip_imports
 
 PROTOCOL = "scicode-multistep"
 PREWRITTEN_STEPS = frozenset({"13.6", "62.1", "76.3"})
@@ -44,7 +44,7 @@ def template(with_background: bool) -> str:
 @lru_cache(maxsize=None)
 def prewritten_code(step_number: str) -> str:
     """The provided code of a pre-written step, import lines removed."""
-    return extract_scicode_code(data_file(f"scicode/eval_data/{step_number}.txt").read_text(encoding="utf-8"))
+    return strip_imports(data_file(f"scicode/eval_data/{step_number}.txt").read_text(encoding="utf-8"))
 
 
 def is_generated(step: dict[str, Any]) -> bool:
