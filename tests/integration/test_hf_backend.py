@@ -274,3 +274,14 @@ def test_sampling_comes_from_gen_kwargs_alone_not_the_model_generation_config(ti
         "EntropyMinimizationProcessor", "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper"]
     assert names({"do_sample": False}) == ["EntropyMinimizationProcessor"]
     assert lm.model.generation_config.repetition_penalty == 1.05  # the model itself is left as it was
+
+
+def test_a_refinement_round_whose_prompt_overflows_the_context_runs_on_truncated(tiny_llama_dir) -> None:
+    lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", max_length=48, em_mode="off",
+                 decode_method="refinement", decode_n=2)
+    reqs = make_requests({"until": [], "do_sample": False, "max_gen_toks": 30}, PROMPTS[2:3])
+    assert len(lm.generate_until(reqs)) == 1  # today's fitter raised "fills the model's context" here
+    first, second = reqs[0].args[1][TELEMETRY_KEY]  # round 2 re-reads the prompt, so it cannot fit
+    assert "prompt_truncated" not in first and first["max_gen_toks"] == 48 - len(lm.tok_encode(PROMPTS[2]))
+    truncated = second["prompt_truncated"]
+    assert truncated["prompt_tokens"] > 48 and truncated["kept_tokens"] + second["max_gen_toks"] <= 48
