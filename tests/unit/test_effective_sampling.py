@@ -70,3 +70,20 @@ def test_stock_backends_refuse_protocol_keys_naming_the_fix() -> None:
     with pytest.raises(ArgumentValueError, match="em_leetcode sets by_em_mode, em_leetcode sets max_context.*em_inf"):
         refuse_protocol_keys(reqs, "HFLM")
     refuse_protocol_keys(reqs[1:], "HFLM")
+
+
+def test_the_stock_backend_guard_refuses_protocol_keys_and_ours_pass() -> None:
+    from em_eval.plugin import guard_multistep
+
+    class Stock:
+        def generate_until(self, requests, disable_tqdm=False):
+            return ["x"] * len(requests)
+
+    class Ours(Stock):
+        RUNS_MULTISTEP = True
+
+    guard_multistep(Stock)
+    req = SimpleNamespace(task_name="em_leetcode", args=("p", {"max_context": 4096}))
+    with pytest.raises(ArgumentValueError, match="em_leetcode sets max_context: .*Stock backend cannot apply"):
+        Stock().generate_until([req])
+    assert Ours().generate_until([req]) == ["x"]
