@@ -19,9 +19,10 @@ def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | Non
                      batch_size: int) -> dict[str, Any]:
     """One response's record: generated tokens, mean token entropy before and after the adjustment
     (from ``sums`` over the processed tokens, left out when nothing was measured), EM steps (``em_inf``)
-    or mean temperature (``adaptive_temp``), the share of tokens whose distribution the method changed (``adjusted_share``),
-    the tokens whose logits were not finite and were forced to EOS (``nonfinite_logits``, only when
-    any), and the wall time and size of its batch. Both backends write these."""
+    or mean temperature (``adaptive_temp``), the share of tokens whose distribution the method changed
+    (``adjusted_share``), the tokens whose logits were not finite and were forced to EOS
+    (``nonfinite_logits``, only when any), and the wall time and size of its batch. Both backends
+    write these."""
     record: dict[str, Any] = {"em_mode": mode, "gen_tokens": gen_tokens}
     if sums is not None and sums.get("nonfinite"):
         record["nonfinite_logits"] = int(sums["nonfinite"])

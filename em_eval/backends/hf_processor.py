@@ -40,7 +40,8 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         self._compile = compile
         self._transform: Transform | None = None
         self._stop_ids = torch.tensor(sorted(set(stop_token_ids)), dtype=torch.long)
-        self._eos = torch.tensor([min(stop_token_ids) if eos_token_id is None else eos_token_id], dtype=torch.long)
+        self._eos = torch.tensor([min(stop_token_ids, default=0) if eos_token_id is None else eos_token_id],
+                                 dtype=torch.long)
         self._on_step = on_step
         self._finished: torch.Tensor | None = None
         self._sums: dict[str, torch.Tensor] = {}
