@@ -2,7 +2,7 @@
 
 Both backends resolve every request here before lm-eval sees it (:func:`resolve`): the request's
 ``em_*`` keys and ``em_mode`` (over the model args), the ``by_em_mode`` overrides for that mode,
-``max_context``, and the adaptive-temperature rule (T_adapt replaces the sampling temperature, so
+``max_context``, ``prompt_overflow``, and the adaptive-temperature rule (T_adapt replaces the sampling temperature, so
 the sampler runs at temperature 1, as the paper's ``SamplingParams(temperature=1.0, ...)``).
 :func:`effective_sampling` reports the outcome; :func:`fit_prompt` sizes a request's budget.
 Pure: no lm-eval, transformers or vLLM imports.
@@ -19,7 +19,10 @@ from em_eval.em_inf.settings import MODES, EmSettings
 from em_eval.records import TELEMETRY_KEY
 from em_eval.user_errors import ArgumentValueError
 
-PROTOCOL_KEYS = ("max_context", "by_em_mode")  # consumed here, never passed to transformers or vLLM
+PROTOCOL_KEYS = ("max_context", "by_em_mode", "prompt_overflow")  # consumed here, never passed to the model
+# What a prompt that does not fit the context gets: its end (em-eval's default), or, as the paper's vLLM 0.7.3
+# (V0 scheduler: "Input prompt ... is too long", the request is ignored), no generation and an empty response.
+OVERFLOW = ("truncate", "empty")
 MIN_GEN_TOKS = 256  # the budget a left-truncated prompt leaves room for (less when the request asks for less)
 
 
@@ -31,6 +34,7 @@ class Resolved:
     settings: EmSettings
     max_context: int | None
     replaced_temperature: float | None  # the temperature adaptive_temp replaced, if it differed from 1
+    prompt_overflow: str = OVERFLOW[0]
 
 
 def resolve(gen_kwargs: Mapping[str, Any], base: EmSettings) -> Resolved:
@@ -45,6 +49,9 @@ def resolve(gen_kwargs: Mapping[str, Any], base: EmSettings) -> Resolved:
             kwargs[key] = copy.deepcopy(value)
     settings = EmSettings.pop_from(kwargs, base=settings)  # an override may set em_* keys too
     max_context = _positive_int("max_context", kwargs.pop("max_context", None))
+    overflow = str(kwargs.pop("prompt_overflow", OVERFLOW[0]))
+    if overflow not in OVERFLOW:
+        raise ArgumentValueError(f"prompt_overflow={overflow!r} must be one of {', '.join(OVERFLOW)}")
     replaced = None
     if settings.mode == "adaptive_temp" and is_sampling(kwargs):
         temperature = kwargs.get("temperature")
@@ -52,7 +59,7 @@ def resolve(gen_kwargs: Mapping[str, Any], base: EmSettings) -> Resolved:
             replaced = float(temperature)
         kwargs["temperature"] = 1.0
     kwargs.update(settings.as_args())
-    return Resolved(kwargs, settings, max_context, replaced)
+    return Resolved(kwargs, settings, max_context, replaced, overflow)
 
 
 def effective_sampling(gen_kwargs: Mapping[str, Any], settings: EmSettings,
@@ -60,7 +67,7 @@ def effective_sampling(gen_kwargs: Mapping[str, Any], settings: EmSettings,
     """What a request with these task gen_kwargs samples under these model-arg settings, after
     ``by_em_mode`` and the adaptive-temperature rule: em_mode, do_sample, temperature, top_p,
     top_k, min_p (None = not applied), max_gen_toks, max_context, until, and
-    ``replaced_temperature`` (the task temperature T_adapt replaced, or None)."""
+    ``prompt_overflow`` and ``replaced_temperature`` (the task temperature T_adapt replaced, or None)."""
     r = resolve(gen_kwargs, settings)
     k = r.gen_kwargs
     sampling = is_sampling(k)
@@ -77,6 +84,7 @@ def effective_sampling(gen_kwargs: Mapping[str, Any], settings: EmSettings,
         "max_gen_toks": None if budget is None else int(budget),
         "max_context": r.max_context,
         "until": until,
+        "prompt_overflow": r.prompt_overflow,
         "replaced_temperature": r.replaced_temperature,
     }
 
@@ -118,7 +126,7 @@ def _mode_overrides(overrides: Any, mode: str) -> Mapping[str, Any]:
     if unknown:
         raise ArgumentValueError(f"by_em_mode names unknown em_mode(s) {', '.join(map(str, unknown))}; "
                                  f"known: {', '.join(MODES)}")
-    if any(key in PROTOCOL_KEYS[1:] for v in overrides.values() if v for key in v):
+    if any(key == "by_em_mode" for v in overrides.values() if v for key in v):
         raise ArgumentValueError("by_em_mode overrides cannot contain by_em_mode")
     return overrides.get(mode) or {}
 

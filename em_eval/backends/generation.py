@@ -93,16 +93,18 @@ class EmGenerationMixin:
         to the context, with telemetry attached to each request."""
         self._warn_if_chat_template_unused(requests)
         plans = [self._plan(req) for req in requests]
-        ready = [plan.request for plan in plans]
+        ready = [plan.request for plan in plans if plan.request is not None]
         self._router = TelemetryRouter()
         inner_hook = self.cache_hook
         self.cache_hook = RecordingCacheHook(inner_hook, self._router)
         try:
-            responses = super().generate_until(ready, disable_tqdm=disable_tqdm)
+            generated = super().generate_until(ready, disable_tqdm=disable_tqdm) if ready else []
         finally:
             self.cache_hook = inner_hook
-        self._router.attach(ready, responses)
+        self._router.attach(ready, generated)
         self._router = None
+        answers = iter(generated)
+        responses = ["" if plan.request is None else next(answers) for plan in plans]  # skipped: empty
         for req, plan in zip(requests, plans, strict=True):
             self._record(req, plan)
         return responses
@@ -118,12 +120,17 @@ class EmGenerationMixin:
         budget, kept = fit_prompt(tokens, wanted, resolved.max_context, self.max_length)
         notes: dict[str, Any] = {"max_gen_toks": budget}
         if kept < tokens:
+            limit = min(self.max_length, resolved.max_context or self.max_length)
+            where = (self.MODEL_NAME, getattr(req, "task_name", None), getattr(req, "doc_id", None), tokens, limit)
+            if resolved.prompt_overflow == "empty":
+                log.warning("%s: task %s doc %s: a prompt of %d tokens does not fit the context of %d tokens; "
+                            "answering it with an empty response (prompt_overflow=empty)", *where)
+                return _Plan(None, {"em_mode": resolved.settings.mode, "gen_tokens": 0, "max_gen_toks": 0,
+                                    "prompt_skipped": {"prompt_tokens": tokens, "context": limit}})
             context, kept = self._left_truncate(context, kept)
             notes["prompt_truncated"] = {"prompt_tokens": tokens, "kept_tokens": kept}
             log.warning("%s: task %s doc %s: a prompt of %d tokens does not fit the context of %d tokens; "
-                        "keeping its last %d tokens and generating at most %d", self.MODEL_NAME,
-                        getattr(req, "task_name", None), getattr(req, "doc_id", None), tokens,
-                        min(self.max_length, resolved.max_context or self.max_length), kept, budget)
+                        "keeping its last %d tokens and generating at most %d", *where, kept, budget)
         if isinstance(gen_kwargs, dict) and budget != gen_kwargs.get("max_gen_toks"):
             gen_kwargs["max_gen_toks"] = budget  # the logged sample shows the budget that ran
         clone = copy.copy(req)
@@ -144,7 +151,7 @@ class EmGenerationMixin:
 
     def _record(self, req: Any, plan: "_Plan") -> None:
         """Move the run request's telemetry to ``req``, with its budget and any truncation."""
-        records = plan.request.args[1].get(TELEMETRY_KEY) or []
+        records = [{}] if plan.request is None else plan.request.args[1].get(TELEMETRY_KEY) or []
         if not records or not isinstance(req.args[1], dict):
             return
         req.args[1].setdefault(TELEMETRY_KEY, []).extend({**rec, **plan.notes} for rec in records)
@@ -171,8 +178,8 @@ class EmGenerationMixin:
 
 @dataclass(frozen=True)
 class _Plan:
-    request: Any  # the copy lm-eval runs
-    notes: dict[str, Any]  # added to each of its telemetry records
+    request: Any  # the copy lm-eval runs; None: not run (prompt_overflow=empty), the response is empty
+    notes: dict[str, Any]  # added to each of its telemetry records (the whole record when not run)
 
 
 def _assistant_marker(tokenizer: Any) -> str | None:

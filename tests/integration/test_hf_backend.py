@@ -168,6 +168,13 @@ def test_each_request_gets_its_own_budget_and_an_overlong_prompt_is_left_truncat
     record = too_long[0].args[1][TELEMETRY_KEY][0]
     assert record["prompt_truncated"]["prompt_tokens"] > 200 and record["prompt_truncated"]["kept_tokens"] <= 56
     assert record["max_gen_toks"] == 8
+    paper = make_requests({"until": [], "max_gen_toks": 8, "em_mode": "off", "prompt_overflow": "empty"},
+                          ["word " * 200, PROMPTS[0]])  # the paper's vLLM: an over-long prompt gets no answer
+    assert lm.generate_until(paper)[0] == ""
+    skipped = {"prompt_tokens": len(lm.tok_encode("word " * 200)), "context": 64}
+    assert paper[0].args[1][TELEMETRY_KEY] == [
+        {"em_mode": "off", "gen_tokens": 0, "max_gen_toks": 0, "prompt_skipped": skipped}]
+    assert paper[1].args[1][TELEMETRY_KEY][0]["gen_tokens"] > 0
 
 
 def test_max_context_and_by_em_mode_set_the_budget_per_em_mode(tiny_llama_dir) -> None:

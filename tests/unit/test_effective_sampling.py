@@ -58,6 +58,7 @@ def test_fit_prompt_caps_by_context_and_truncates_only_what_does_not_fit() -> No
     ({"max_context": "lots"}, "max_context='lots'"),
     ({"by_em_mode": {"greedy": {}}}, "unknown em_mode"),
     ({"by_em_mode": {"em_inf": 3}}, "must map an em_mode to gen keys"),
+    ({"prompt_overflow": "drop"}, "prompt_overflow='drop' must be one of truncate, empty"),
 ])
 def test_bad_protocol_keys_give_one_clear_error(bad: dict, match: str) -> None:
     with pytest.raises(ArgumentValueError, match=match):
