@@ -66,7 +66,7 @@ def effective_sampling(gen_kwargs: Mapping[str, Any], settings: EmSettings,
                        default_max_gen_toks: int | None = None) -> dict[str, Any]:
     """What a request with these task gen_kwargs samples under these model-arg settings, after
     ``by_em_mode`` and the adaptive-temperature rule: em_mode, do_sample, temperature, top_p,
-    top_k, min_p (None = not applied), max_gen_toks, max_context, until, and
+    top_k, min_p (None = unset, or greedy), max_gen_toks, max_context, until, and
     ``prompt_overflow`` and ``replaced_temperature`` (the task temperature T_adapt replaced, or None)."""
     r = resolve(gen_kwargs, settings)
     k = r.gen_kwargs
@@ -78,9 +78,9 @@ def effective_sampling(gen_kwargs: Mapping[str, Any], settings: EmSettings,
         "em_mode": r.settings.mode,
         "do_sample": sampling,
         "temperature": float(k.get("temperature") or 0.0) if sampling else 0.0,
-        "top_p": _knob(k, "top_p", float, sampling, neutral=1.0),
-        "top_k": _knob(k, "top_k", int, sampling, neutral=0),
-        "min_p": _knob(k, "min_p", float, sampling, neutral=0.0),
+        "top_p": _knob(k, "top_p", float, sampling),
+        "top_k": _knob(k, "top_k", int, sampling),
+        "min_p": _knob(k, "min_p", float, sampling),
         "max_gen_toks": None if budget is None else int(budget),
         "max_context": r.max_context,
         "until": until,
@@ -144,9 +144,7 @@ def _positive_int(name: str, value: Any) -> int | None:
     return number
 
 
-def _knob(kwargs: Mapping[str, Any], key: str, kind: type, sampling: bool, neutral: Any) -> Any:
-    """A truncation knob's value, None when it does nothing (greedy, unset, or its neutral value)."""
+def _knob(kwargs: Mapping[str, Any], key: str, kind: type, sampling: bool) -> Any:
+    """A truncation knob's value as the task sets it; None when unset or under greedy decoding."""
     value = kwargs.get(key)
-    if not sampling or value is None or kind(value) == neutral or (key == "top_k" and int(value) < 0):
-        return None
-    return kind(value)
+    return None if not sampling or value is None else kind(value)

@@ -34,7 +34,7 @@ def test_by_em_mode_applies_to_the_request_mode_and_null_removes_a_key() -> None
 
 def test_adaptive_temperature_replaces_the_task_temperature() -> None:
     at = effective_sampling({"do_sample": True, "temperature": 0.1, "top_p": 1.0}, EmSettings(mode="adaptive_temp"))
-    assert (at["temperature"], at["replaced_temperature"], at["top_p"]) == (1.0, 0.1, None)
+    assert (at["temperature"], at["replaced_temperature"], at["top_p"], at["top_k"]) == (1.0, 0.1, 1.0, None)
     assert resolve({"temperature": 0.1}, EmSettings(mode="adaptive_temp")).gen_kwargs["temperature"] == 1.0
     em = effective_sampling({"do_sample": True, "temperature": 0.1, "top_k": 20}, EmSettings())
     assert (em["temperature"], em["replaced_temperature"], em["top_k"]) == (0.1, None, 20)
