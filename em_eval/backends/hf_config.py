@@ -31,10 +31,14 @@ def neutral_generation_config(model: Any) -> tuple[GenerationConfig, dict[str, A
 
 @contextlib.contextmanager
 def sampling_from_kwargs_only(model: Any, neutral: GenerationConfig) -> Iterator[None]:
-    """``model.generation_config`` is ``neutral`` inside the block."""
-    original = model.generation_config
-    model.generation_config = neutral
+    """``model.generation_config`` is ``neutral`` inside the block (also the base model's of a PEFT
+    model, whose ``generate`` reads the base model's)."""
+    targets = [model, *([model.get_base_model()] if hasattr(model, "get_base_model") else [])]
+    originals = [target.generation_config for target in targets]
+    for target in targets:
+        target.generation_config = neutral
     try:
         yield
     finally:
-        model.generation_config = original
+        for target, original in zip(targets, originals):
+            target.generation_config = original
