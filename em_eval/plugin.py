@@ -64,7 +64,7 @@ def add_task_path(task_manager_cls: Any = None) -> None:
 
 def guard_multistep(backend_cls: Any) -> None:
     """Make ``backend_cls.generate_until`` refuse multi-step requests and em-eval's protocol keys
-    (``max_context``, ``by_em_mode``) with a clear error (idempotent).
+    (``effective_sampling.PROTOCOL_KEYS``) with a clear error (idempotent).
 
     Subclasses that run the protocol (our backends set ``RUNS_MULTISTEP``) pass through.
     """
