@@ -20,7 +20,7 @@ MODELS = {
 }
 _PATCHED = "_em_eval_task_path"
 _GUARDED = "_em_eval_multistep_guard"
-# lm-eval backends that would pass our ``em_multistep`` marker on as an unknown generate kwarg.
+# lm-eval backends that would pass our ``em_multistep`` marker or protocol keys on as unknown generate kwargs.
 PLAIN_BACKENDS = {
     "lm_eval.models.huggingface": "HFLM",
     "lm_eval.models.vllm_causallms": "VLLM",
@@ -63,7 +63,8 @@ def add_task_path(task_manager_cls: Any = None) -> None:
 
 
 def guard_multistep(backend_cls: Any) -> None:
-    """Make ``backend_cls.generate_until`` refuse multi-step requests with a clear error (idempotent).
+    """Make ``backend_cls.generate_until`` refuse multi-step requests and em-eval's protocol keys
+    (``effective_sampling.PROTOCOL_KEYS``) with a clear error (idempotent).
 
     Subclasses that run the protocol (our backends set ``RUNS_MULTISTEP``) pass through.
     """
@@ -74,9 +75,11 @@ def guard_multistep(backend_cls: Any) -> None:
     @functools.wraps(original)
     def generate_until(self: Any, requests: list[Any], *args: Any, **kwargs: Any) -> list[str]:
         if not getattr(self, "RUNS_MULTISTEP", False):
+            from em_eval.backends.effective_sampling import refuse_protocol_keys
             from em_eval.decoding.multistep import refuse_multistep
 
             refuse_multistep(requests, type(self).__name__)
+            refuse_protocol_keys(requests, type(self).__name__)
         return original(self, requests, *args, **kwargs)
 
     setattr(generate_until, _GUARDED, True)

@@ -2,7 +2,9 @@
 
 lm-eval logs ``arguments`` (context, gen_kwargs) for every sample. Each request owns a deep
 copy of its gen_kwargs, so we append one record per generated response under
-``gen_kwargs["em_telemetry"]``, in the same order as the sample's ``resps``.
+``gen_kwargs["em_telemetry"]``, in the same order as the sample's ``resps``. The backends add the
+budget that ran (``max_gen_toks``) and, for a prompt that did not fit the context and was
+left-truncated, ``prompt_truncated: {"prompt_tokens", "kept_tokens"}``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ TELEMETRY_KEY = "em_telemetry"
 def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | None, wall_s: float,
                      batch_size: int) -> dict[str, Any]:
     """One response's record: generated tokens, mean token entropy before and after the adjustment
-    (from ``sums`` over the processed tokens, left out when nothing was measured), EM steps (``em_inf``) or mean temperature
-    (``adaptive_temp``), the share of tokens whose distribution the method changed (``adjusted_share``),
-    and the wall time and size of its batch. Both backends write these."""
+    (from ``sums`` over the processed tokens, left out when nothing was measured), EM steps (``em_inf``)
+    or mean temperature (``adaptive_temp``), the share of tokens whose distribution the method changed
+    (``adjusted_share``), the tokens whose logits were not finite and were forced to EOS
+    (``nonfinite_logits``, only when any), and the wall time and size of its batch. Both backends
+    write these."""
     record: dict[str, Any] = {"em_mode": mode, "gen_tokens": gen_tokens}
+    if sums is not None and sums.get("nonfinite"):
+        record["nonfinite_logits"] = int(sums["nonfinite"])
     if sums is not None and not sums["tokens"]:
         sums = None  # nothing was measured
     n = int(sums["tokens"]) if sums is not None else 1

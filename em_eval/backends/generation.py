@@ -3,21 +3,25 @@
 ``EmGenerationMixin`` goes first in the bases (``class EmInfLM(EmGenerationMixin, HFLM)``), so
 its ``super()`` calls reach lm-eval's own generation. It takes the ``preset``, ``em_*`` and
 ``decode_*`` args out, routes generation through the multi-step protocol and the baselines,
-fits the generation budget to the context and attaches per-sample telemetry.
+resolves each request's sampling (:mod:`em_eval.backends.effective_sampling`), fits its budget and
+prompt to the context and attaches per-sample telemetry.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import em_eval
-from em_eval.decoding.sampling import is_sampling
-from em_eval.records import RecordingCacheHook, TelemetryRouter
+from em_eval.backends.effective_sampling import Resolved, effective_sampling, fit_prompt, resolve
 from em_eval.decoding.methods import generate_with_method, pop_method_args
-from em_eval.em_inf.settings import EmSettings
 from em_eval.decoding.multistep import generate_until_with_steps
+from em_eval.decoding.sampling import is_sampling
+from em_eval.em_inf.settings import EmSettings
 from em_eval.models.presets import resolve_model_args
+from em_eval.records import TELEMETRY_KEY, RecordingCacheHook, TelemetryRouter
 from em_eval.user_errors import ArgumentValueError
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,8 @@ class EmGenerationMixin:
         self.em_settings = EmSettings.pop_from(args)
         self.decode_method = pop_method_args(args)
         self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
-        self._warned_greedy = False
+        self._warned_greedy = self._warned_replaced = self._warned_nonfinite = False
+        self._effective: dict[str, dict[str, Any]] = {}  # task -> effective_sampling, for the results
         self._checked_chat_template = False
         self._token_progress = True  # a backend's own per-token bar (set per generate_until call)
         self._router: TelemetryRouter | None = None
@@ -73,6 +78,7 @@ class EmGenerationMixin:
             "em_model_source": self._em_source,
             "decode_method": self.decode_method.as_args(),
             "em_checkpoint": self._em_checkpoint,  # trained checkpoint and step, if any
+            "effective_sampling": dict(self._effective),  # per task, see effective_sampling()
         }
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
@@ -83,48 +89,97 @@ class EmGenerationMixin:
         return generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True), progress=not disable_tqdm)
 
     def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
-        """lm-eval's generation of ``requests``, with telemetry attached to each request."""
+        """lm-eval's generation of ``requests``, each resolved (see :mod:`effective_sampling`) and fitted
+        to the context, with telemetry attached to each request."""
         self._warn_if_chat_template_unused(requests)
-        self._fit_generation_budget(requests)
+        plans = [self._plan(req) for req in requests]
+        ready = [plan.request for plan in plans if plan.request is not None]
         self._router = TelemetryRouter()
         inner_hook = self.cache_hook
         self.cache_hook = RecordingCacheHook(inner_hook, self._router)
         try:
-            responses = super().generate_until(requests, disable_tqdm=disable_tqdm)
+            generated = super().generate_until(ready, disable_tqdm=disable_tqdm) if ready else []
         finally:
             self.cache_hook = inner_hook
-        self._router.attach(requests, responses)
+        self._router.attach(ready, generated)
         self._router = None
+        answers = iter(generated)
+        responses = ["" if plan.request is None else next(answers) for plan in plans]  # skipped: empty
+        for req, plan in zip(requests, plans, strict=True):
+            self._record(req, plan)
         return responses
 
-    def _fit_generation_budget(self, requests: list[Any]) -> None:
-        """Lower ``max_gen_toks`` so the longest prompt plus its generation fits the context.
+    def _plan(self, req: Any) -> "_Plan":
+        """The request lm-eval will run for ``req``: resolved gen_kwargs, its budget, its prompt fitted."""
+        context, gen_kwargs = req.args[0], req.args[1]
+        resolved = resolve(gen_kwargs, self.em_settings)
+        self._note_sampling(req, gen_kwargs, resolved)
+        kwargs = resolved.gen_kwargs
+        wanted = int(kwargs.get("max_gen_toks") or self.max_gen_toks)
+        tokens = len(self.tok_encode(context))
+        budget, kept = fit_prompt(tokens, wanted, resolved.max_context, self.max_length)
+        notes: dict[str, Any] = {"max_gen_toks": budget}
+        if kept < tokens:
+            limit = min(self.max_length, resolved.max_context or self.max_length)
+            where = (self.MODEL_NAME, getattr(req, "task_name", None), getattr(req, "doc_id", None), tokens, limit)
+            if resolved.prompt_overflow == "empty":
+                log.warning("%s: task %s doc %s: a prompt of %d tokens does not fit the context of %d tokens; "
+                            "answering it with an empty response (prompt_overflow=empty)", *where)
+                return _Plan(None, {"em_mode": resolved.settings.mode, "gen_tokens": 0, "max_gen_toks": 0,
+                                    "prompt_skipped": {"prompt_tokens": tokens, "context": limit}})
+            context, kept = self._left_truncate(context, kept)
+            notes["prompt_truncated"] = {"prompt_tokens": tokens, "kept_tokens": kept}
+            log.warning("%s: task %s doc %s: a prompt of %d tokens does not fit the context of %d tokens; "
+                        "keeping its last %d tokens and generating at most %d", *where, kept, budget)
+        if isinstance(gen_kwargs, dict) and budget != gen_kwargs.get("max_gen_toks"):
+            gen_kwargs["max_gen_toks"] = budget  # the logged sample shows the budget that ran
+        clone = copy.copy(req)
+        clone.arguments = (context, {**kwargs, "max_gen_toks": budget}, *req.args[2:])
+        return _Plan(clone, notes)
 
-        lm-eval would otherwise assert (``max_gen_toks >= max_length``) or silently cut the
-        prompt's beginning. Requests with the same budget keep one budget, so batches stay whole.
-        """
-        longest: dict[int, int] = {}
-        for req in requests:
-            budget = int(req.args[1].get("max_gen_toks") or self.max_gen_toks)
-            longest[budget] = max(longest.get(budget, 0), len(self.tok_encode(req.args[0])))
-        fitted = {}
-        for budget, prompt in longest.items():
-            room = self.max_length - prompt
-            if room < 1:
-                raise ArgumentValueError(
-                    f"a prompt of {prompt} tokens fills the model's context of {self.max_length} tokens; "
-                    "raise max_length in --model_args or shorten the prompt"
-                )
-            fitted[budget] = min(budget, room)
-            if fitted[budget] < budget:
-                log.warning(
-                    "max_gen_toks=%d does not fit the context (%d tokens, longest prompt %d): "
-                    "generating at most %d tokens", budget, self.max_length, prompt, fitted[budget],
-                )
-        for req in requests:
-            budget = int(req.args[1].get("max_gen_toks") or self.max_gen_toks)
-            if fitted[budget] < budget:
-                req.args[1]["max_gen_toks"] = fitted[budget]
+    def _left_truncate(self, context: str, keep: int) -> tuple[str, int]:
+        """The end of ``context`` in at most ``keep`` tokens (as the backend encodes it), and its length."""
+        ids = self.tok_encode(context, add_special_tokens=False)
+        take = keep
+        while take > 0:
+            text = self.tokenizer.decode(ids[-take:], skip_special_tokens=False)
+            length = len(self.tok_encode(text))
+            if length <= keep:
+                return text, length
+            take -= length - keep  # re-tokenisation merged differently (or added a BOS): drop the excess
+        raise ArgumentValueError(f"cannot fit any of a prompt into {keep} tokens")
+
+    def _record(self, req: Any, plan: "_Plan") -> None:
+        """Move the run request's telemetry to ``req``, with its budget and any truncation."""
+        records = [{}] if plan.request is None else plan.request.args[1].get(TELEMETRY_KEY) or []
+        if not records or not isinstance(req.args[1], dict):
+            return
+        req.args[1].setdefault(TELEMETRY_KEY, []).extend({**rec, **plan.notes} for rec in records)
+        bad = [rec["nonfinite_logits"] for rec in records if rec.get("nonfinite_logits")]
+        if bad and not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            log.warning("%s: task %s doc %s: the model produced NaN/inf logits at %d token(s); the response was "
+                        "ended there (EOS) and its telemetry records nonfinite_logits. This is usually an fp16 "
+                        "overflow or a corrupt checkpoint: try dtype=bfloat16 or dtype=float32, or check the "
+                        "weights (warned once)", self.MODEL_NAME, getattr(req, "task_name", None),
+                        getattr(req, "doc_id", None), sum(bad))
+
+    def _note_sampling(self, req: Any, gen_kwargs: dict[str, Any], resolved: Resolved) -> None:
+        """Keep each task's effective sampling for the results; say once what adaptive_temp replaces."""
+        task = str(getattr(req, "task_name", None))
+        if task not in self._effective:
+            self._effective[task] = effective_sampling(gen_kwargs, self.em_settings, self.max_gen_toks)
+        if resolved.replaced_temperature is not None and not self._warned_replaced:
+            self._warned_replaced = True
+            log.warning("%s: em_mode=adaptive_temp: the adaptive temperature replaces temperature=%g (the sampler "
+                        "runs at temperature 1 after it, as in the paper); recorded under effective_sampling",
+                        self.MODEL_NAME, resolved.replaced_temperature)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    request: Any  # the copy lm-eval runs; None: not run (prompt_overflow=empty), the response is empty
+    notes: dict[str, Any]  # added to each of its telemetry records (the whole record when not run)
 
 
 def _assistant_marker(tokenizer: Any) -> str | None:

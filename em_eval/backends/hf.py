@@ -3,7 +3,8 @@
 A small ``HFLM`` subclass in the manner of lm-eval's ``hf_steered.py``: it takes the
 ``em_*``, ``decode_*`` and ``preset`` model args out before the model loads (see
 :mod:`em_eval.backends.generation`), then adds one ``LogitsProcessor`` to every ``generate``
-call. Everything else is ``--model hf``.
+call. Sampling comes from the request's gen_kwargs alone: the model's ``generation_config`` is
+set aside during ``generate`` (see :mod:`em_eval.backends.hf_config`). Everything else is ``--model hf``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
 from em_eval.backends.generation import EmGenerationMixin
+from em_eval.backends.hf_config import neutral_generation_config, sampling_from_kwargs_only
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
+from em_eval.decoding.sampling import is_sampling
+from em_eval.em_inf.settings import EmSettings
 from em_eval.models.checkpoint_format import checkpoint_info
 from em_eval.models.presets import hub_load_error
 from em_eval.models.stop_tokens import stop_token_ids
-from em_eval.decoding.sampling import is_sampling
-from em_eval.em_inf.settings import EmSettings
 from em_eval.user_errors import ArgumentNameError, ArgumentValueError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,11 @@ class EmInfLM(EmGenerationMixin, HFLM):
             if short is None:
                 raise
             raise short from exc
+        self._neutral_generation_config, self._generation_config_dropped = neutral_generation_config(self.model)
+        if self._generation_config_dropped:
+            log.warning("em_inf: sampling comes from the task's gen_kwargs alone; ignoring what the model's "
+                        "generation_config would add: %s (recorded as generation_config_dropped)",
+                        self._generation_config_dropped)
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any):
         settings = EmSettings.pop_from(generation_kwargs, base=self.em_settings)
@@ -59,16 +66,20 @@ class EmInfLM(EmGenerationMixin, HFLM):
             for knob in ("top_k", "top_p", "min_p"):
                 generation_kwargs.pop(knob, None)
             generation_kwargs.update(do_sample=False, temperature=0.0)
-        processor = EntropyMinimizationProcessor(settings, stop_token_ids(self.tokenizer, self.model, with_pad=True),
-                                                 compile=self.em_compile)
-        extra = list(generation_kwargs.pop("logits_processor", None) or [])
+        else:
+            generation_kwargs.setdefault("top_k", 0)  # no top-k unless the task sets one (vLLM's default too)
         # lm-eval's bar moves once a whole batch is done; this one shows the batch's tokens meanwhile
         tokens = tqdm(total=max_length - context.shape[1], desc="tokens of this batch", unit="tok", leave=False,
                       disable=not self._token_progress)
-        generation_kwargs["logits_processor"] = LogitsProcessorList([processor, *extra, _TokenTicker(tokens)])
+        processor = EntropyMinimizationProcessor(
+            settings, stop_token_ids(self.tokenizer, self.model, with_pad=True), eos_token_id=self.eot_token_id,
+            compile=self.em_compile, on_step=tokens.update)
+        extra = list(generation_kwargs.pop("logits_processor", None) or [])
+        generation_kwargs["logits_processor"] = LogitsProcessorList([processor, *extra])
         start = time.perf_counter()
         try:
-            out = super()._model_generate(context, max_length, stop, **generation_kwargs)
+            with sampling_from_kwargs_only(self.model, self._neutral_generation_config):
+                out = super()._model_generate(context, max_length, stop, **generation_kwargs)
         finally:
             tokens.close()
         if self._router is not None:
@@ -78,18 +89,8 @@ class EmInfLM(EmGenerationMixin, HFLM):
     def get_model_info(self) -> dict[str, Any]:
         info = {**HFLM.get_model_info(self), **super().get_model_info()}
         info["em_settings"]["em_compile"] = self.em_compile
+        info["generation_config_dropped"] = self._generation_config_dropped
         return info
-
-
-class _TokenTicker:
-    """A logits processor that leaves the scores alone and ticks a progress bar per generated token."""
-
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.bar.update()
-        return scores
 
 
 def _refuse_near_misses(args: dict[str, Any]) -> None:

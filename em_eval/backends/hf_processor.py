@@ -8,15 +8,9 @@ from typing import Callable
 import torch
 from transformers import LogitsProcessor
 
-from em_eval.records import telemetry_record
-from em_eval.em_inf.core import Workspace
+from em_eval.em_inf.core import Workspace, force_token_on_invalid_rows
 from em_eval.em_inf.settings import EmSettings
-from em_eval.user_errors import UserError
-
-
-class NonFiniteLogitsError(UserError, RuntimeError):
-    """The model produced NaN logits, which no decoding method can sample from."""
-
+from em_eval.records import telemetry_record
 
 Transform = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
@@ -30,26 +24,35 @@ def compiled_transform(settings: EmSettings) -> Transform:
 class EntropyMinimizationProcessor(LogitsProcessor):
     """Transforms next-token logits with :class:`EmSettings` and keeps per-row telemetry.
 
-    Placed first in the chain (before temperature, top-k, top-p), like the paper's loop.
+    Placed first in the chain (before temperature, top-k, top-p), like the paper's loop; returns fp32.
     Rows that already produced a stop token are finished: they are still passed through
     (HF pads them) but no longer counted in the telemetry.
     """
 
-    def __init__(self, settings: EmSettings, stop_token_ids: list[int], compile: bool | None = None) -> None:
+    def __init__(self, settings: EmSettings, stop_token_ids: list[int], compile: bool | None = None,
+                 eos_token_id: int | None = None, on_step: Callable[[], None] | None = None) -> None:
         """``compile``: fuse the transform with ``torch.compile``; None means on CUDA only, where
         the fused, sync-free kernel beats skipping rows (on CPU, skipping rows below the
-        threshold wins)."""
+        threshold wins). A row whose logits are not finite (NaN, +inf) is forced to
+        ``eos_token_id`` (default: the smallest stop id) and counted as ``nonfinite``.
+        ``on_step`` is called once per token."""
         self.settings = settings
         self._compile = compile
         self._transform: Transform | None = None
         self._stop_ids = torch.tensor(sorted(set(stop_token_ids)), dtype=torch.long)
+        self._eos = torch.tensor([min(stop_token_ids, default=0) if eos_token_id is None else eos_token_id],
+                                 dtype=torch.long)
+        self._on_step = on_step
         self._finished: torch.Tensor | None = None
         self._sums: dict[str, torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._on_step is not None:
+            self._on_step()
         if self._finished is None:
             self._finished = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
             self._stop_ids = self._stop_ids.to(scores.device)
+            self._eos = self._eos.to(scores.device)
             use_compile = scores.is_cuda if self._compile is None else self._compile
             self._transform = (
                 compiled_transform(self.settings) if use_compile  # generate syncs every token anyway:
@@ -58,17 +61,13 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         else:
             self._finished |= torch.isin(input_ids[:, -1], self._stop_ids)
         live = ~self._finished
-        nan_rows = torch.isnan(scores).any(-1) & live if torch.isnan(scores).any() else None
-        if nan_rows is not None and nan_rows.any():
-            rows = torch.nonzero(nan_rows).flatten().tolist()
-            raise NonFiniteLogitsError(
-                f"the model produced NaN logits for batch rows {rows}; this is usually an fp16 overflow "
-                "or a corrupt checkpoint: try dtype=bfloat16 or dtype=float32, or check the weights"
-            )
-        out, stats = self._transform(scores)
-        self._accumulate("tokens", live.to(torch.float32))
+        out, stats = self._transform(scores)  # leaves rows that are not finite as they are
+        out, invalid = force_token_on_invalid_rows(out, self._eos.expand(out.shape[0]))
+        counted = live & ~invalid
+        self._accumulate("tokens", counted.to(torch.float32))
+        self._accumulate("nonfinite", (live & invalid).to(torch.float32))
         for name, value in stats.items():
-            self._accumulate(name, torch.where(live, value.float(), torch.zeros_like(value, dtype=torch.float32)))
+            self._accumulate(name, torch.where(counted, value.float(), torch.zeros_like(value, dtype=torch.float32)))
         return out
 
     def _accumulate(self, name: str, value: torch.Tensor) -> None:
@@ -80,5 +79,5 @@ class EntropyMinimizationProcessor(LogitsProcessor):
             return []
         sums = {k: v.cpu().tolist() for k, v in self._sums.items()}
         rows = len(sums["tokens"])
-        return [telemetry_record(self.settings.mode, int(sums["tokens"][i]), {k: v[i] for k, v in sums.items()},
-                                 batch_wall_s, rows) for i in range(rows)]
+        return [telemetry_record(self.settings.mode, int(sums["tokens"][i] + sums["nonfinite"][i]),
+                                 {k: v[i] for k, v in sums.items()}, batch_wall_s, rows) for i in range(rows)]

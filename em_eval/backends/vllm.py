@@ -32,10 +32,10 @@ except ImportError as exc:  # vLLM missing or broken: only this backend is unava
 from lm_eval.api.registry import register_model
 
 from em_eval.backends.generation import EmGenerationMixin
-from em_eval.records import TELEMETRY_KEY, telemetry_record
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION, request_settings
-from em_eval.models.checkpoint_format import checkpoint_info
 from em_eval.em_inf.settings import EmSettings
+from em_eval.models.checkpoint_format import checkpoint_info
+from em_eval.records import TELEMETRY_KEY, telemetry_record
 from em_eval.user_errors import ArgumentValueError
 
 log = logging.getLogger(__name__)

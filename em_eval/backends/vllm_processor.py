@@ -22,7 +22,9 @@ see them).
 Telemetry: each processor sums, per request, the tokens it processed, the entropy before and
 after, the EM steps and the temperature, on the device, keyed by the request's
 ``em_eval_tag`` extra arg. ``em_inf_vllm`` reads them back after each ``generate`` through
-:class:`EmInfWorkerExtension` (vLLM's ``worker_extension_cls``), one RPC per batch.
+:class:`EmInfWorkerExtension` (vLLM's ``worker_extension_cls``), one RPC per batch. A row whose
+logits are not finite (NaN, +inf) is forced to the request's EOS and counted as ``nonfinite``,
+as the HF processor does, so the response ends there instead of continuing from garbage.
 
 This module imports without CUDA (vLLM also loads it in its frontend process). Without vLLM
 installed the classes have no vLLM base, which keeps their logic importable and testable.
@@ -40,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from em_eval.em_inf.core import Workspace, entropy
+from em_eval.em_inf.core import Workspace, entropy, force_token_on_invalid_rows
 from em_eval.em_inf.settings import EmSettings, settings_from
 
 PROCESSOR = f"{__name__}:EmInfProcessor"  # what ``LLM(logits_processors=[...])`` takes
@@ -55,7 +57,7 @@ DEFAULT_CHUNK_MB = 512
 # adaptive temperature 7.3), plus the gathered input rows and the transformed copy.
 ROW_TEMPORARIES = 16
 NO_SETTINGS = -1
-STAT_FIELDS = ("tokens", "entropy_before", "entropy_after", "steps", "temperature", "adjusted")
+STAT_FIELDS = ("tokens", "entropy_before", "entropy_after", "steps", "temperature", "adjusted", "nonfinite")
 MAX_FINISHED = 100_000  # telemetry of requests nobody collected is dropped beyond this many
 _LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()  # this process's processors, for the telemetry RPC
 
@@ -79,6 +81,16 @@ def request_settings(sampling_params: Any) -> EmSettings | None:
 
 def request_tag(sampling_params: Any) -> str | None:
     return (getattr(sampling_params, "extra_args", None) or {}).get(TAG_KEY)
+
+
+def request_eos(sampling_params: Any) -> int:
+    """The token a row whose logits are not finite is forced to: the request's EOS (else its
+    smallest stop token id, else 0)."""
+    eos = getattr(sampling_params, "eos_token_id", None)
+    if eos is None:
+        stops = sorted(getattr(sampling_params, "all_stop_token_ids", None) or ())
+        eos = stops[0] if stops else 0
+    return int(eos)
 
 
 def chunk_rows(vocab_size: int) -> int:
@@ -117,19 +129,23 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device, non_blocking=True)
 
 
-def _row_stats(settings: EmSettings, block: torch.Tensor, compact: bool, workspace: Workspace
+def _row_stats(settings: EmSettings, block: torch.Tensor, compact: bool, workspace: Workspace, eos: torch.Tensor
                ) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Transform ``block`` (in place where the method allows); return the rows to write back (None
-    when they are already in ``block``) and ``[rows, len(STAT_FIELDS)]`` stats in :data:`STAT_FIELDS` order."""
+    """Transform ``block`` (in place where the method allows), forcing rows whose logits are not
+    finite to their ``eos`` token; return the rows to write back (None when they are already in
+    ``block``) and ``[rows, len(STAT_FIELDS)]`` stats in :data:`STAT_FIELDS` order (a forced row
+    counts as ``nonfinite``, not as a token)."""
     if settings.mode == "off":
         h0 = entropy(block)
-        out, stats = None, {"entropy_before": h0, "entropy_after": h0}
+        out, stats = block, {"entropy_before": h0, "entropy_after": h0}
     else:
         out, stats = settings.transform(block, compact=compact, inplace=True, workspace=workspace)
-        out = None if out is block else out
-    ones = torch.ones(block.shape[0], dtype=torch.float32, device=block.device)
-    columns = [ones] + [stats[k].float() if k in stats else torch.zeros_like(ones) for k in STAT_FIELDS[1:]]
-    return out, torch.nan_to_num(torch.stack(columns, dim=1), nan=0.0)
+    out, invalid = force_token_on_invalid_rows(out, eos, host_reads=compact)
+    invalid = invalid.float()
+    valid = 1 - invalid
+    zeros = torch.zeros_like(invalid)
+    columns = [valid] + [stats[k].float() * valid if k in stats else zeros for k in STAT_FIELDS[1:-1]] + [invalid]
+    return (None if out is block else out), torch.nan_to_num(torch.stack(columns, dim=1), nan=0.0)
 
 
 class RequestStats:
@@ -175,9 +191,9 @@ class RequestStats:
 
 
 def transform_rows(logits: torch.Tensor, row_codes: np.ndarray, row_slots: np.ndarray, codes: SettingsCodes,
-                   chunk: int, stats: RequestStats, workspace: Workspace) -> None:
+                   chunk: int, stats: RequestStats, workspace: Workspace, slot_eos: np.ndarray) -> None:
     """Transform in place each row whose code (known on the host) is not ``NO_SETTINGS``; add
-    its telemetry to the slot ``row_slots[row]``."""
+    its telemetry to the slot ``row_slots[row]``; ``slot_eos[slot]`` is the slot's EOS."""
     compact = logits.device.type == "cpu"  # a host read costs nothing there
     for code in np.unique(row_codes[row_codes != NO_SETTINGS]):
         settings = codes.settings[int(code)]
@@ -187,7 +203,8 @@ def transform_rows(logits: torch.Tensor, row_codes: np.ndarray, row_slots: np.nd
             contiguous = part[-1] - part[0] + 1 == part.size  # a view: no gather, no scatter
             index = None if contiguous else _to_device(part, logits.device)
             block = logits[part[0] : part[-1] + 1] if contiguous else logits.index_select(0, index)
-            out, row_stats = _row_stats(settings, block, compact, workspace)
+            eos = _to_device(slot_eos[row_slots[part]], logits.device)
+            out, row_stats = _row_stats(settings, block, compact, workspace, eos)
             if contiguous and out is not None:
                 block.copy_(out)
             elif not contiguous:
@@ -196,7 +213,8 @@ def transform_rows(logits: torch.Tensor, row_codes: np.ndarray, row_slots: np.nd
 
 
 def transform_masked(logits: torch.Tensor, row_slots: torch.Tensor, row_codes: torch.Tensor, present: np.ndarray,
-                     codes: SettingsCodes, chunk: int, stats: RequestStats, workspace: Workspace) -> None:
+                     codes: SettingsCodes, chunk: int, stats: RequestStats, workspace: Workspace,
+                     slot_eos: torch.Tensor) -> None:
     """Like :func:`transform_rows` when the rows' slots and codes live only on the device.
 
     Each chunk is transformed with each present setting and kept where the code matches,
@@ -208,9 +226,8 @@ def transform_masked(logits: torch.Tensor, row_slots: torch.Tensor, row_codes: t
             block = logits[start : start + chunk]
             keep = row_codes[start : start + chunk] == int(code)
             work = block.clone()  # other settings' rows must stay as they are
-            out, row_stats = _row_stats(settings, work, False, workspace)
-            if settings.mode != "off":
-                block.copy_(torch.where(keep[:, None], work if out is None else out, block))
+            out, row_stats = _row_stats(settings, work, False, workspace, slot_eos[row_slots[start : start + chunk]])
+            block.copy_(torch.where(keep[:, None], work if out is None else out, block))
             stats.sums.index_add_(0, row_slots[start : start + chunk], row_stats * keep[:, None])
 
 
@@ -224,6 +241,8 @@ class EmInfLogitsProcessor(_vllm_base(V2_INTERFACE)):
         self._slot_code = np.full(req_states.max_num_reqs, NO_SETTINGS, dtype=np.int32)
         self._slot_code_device = torch.full((req_states.max_num_reqs,), NO_SETTINGS, dtype=torch.int32,
                                             device=self._device)
+        self._slot_eos = np.zeros(req_states.max_num_reqs, dtype=np.int64)
+        self._slot_eos_device = torch.zeros(req_states.max_num_reqs, dtype=torch.int64, device=self._device)
         self._staged = False
         self.stats = RequestStats(req_states.max_num_reqs, self._device)
         self._workspace = Workspace()
@@ -237,6 +256,7 @@ class EmInfLogitsProcessor(_vllm_base(V2_INTERFACE)):
         """(Re)initialise the slot (slots are recycled, there is no remove hook)."""
         settings = request_settings(sampling_params)
         self._slot_code[req_idx] = self._codes.code(settings)
+        self._slot_eos[req_idx] = request_eos(sampling_params)
         self._staged = True
         self.stats.start(req_idx, request_tag(sampling_params) if settings else None)
         return bool(self._slot_code[req_idx] != NO_SETTINGS)
@@ -244,6 +264,7 @@ class EmInfLogitsProcessor(_vllm_base(V2_INTERFACE)):
     def apply_staged_writes(self) -> None:
         if self._staged:
             self._slot_code_device.copy_(_to_device(self._slot_code, self._device), non_blocking=True)
+            self._slot_eos_device.copy_(_to_device(self._slot_eos, self._device), non_blocking=True)
             self._staged = False
 
     def apply(self, logits: torch.Tensor, ctx: Any) -> torch.Tensor:
@@ -252,12 +273,12 @@ class EmInfLogitsProcessor(_vllm_base(V2_INTERFACE)):
             return logits
         if logits.shape[0] == request_codes.shape[0]:  # one row per request, in batch order
             transform_rows(logits, request_codes, ctx.idx_mapping_np, self._codes, self._chunk, self.stats,
-                           self._workspace)
+                           self._workspace, self._slot_eos)
         else:  # speculative decoding: a request owns several rows, mapped on the device only
             present = np.unique(request_codes[request_codes != NO_SETTINGS])
             row_codes = self._slot_code_device[ctx.expanded_idx_mapping]
             transform_masked(logits, ctx.expanded_idx_mapping, row_codes, present, self._codes, self._chunk,
-                             self.stats, self._workspace)
+                             self.stats, self._workspace, self._slot_eos_device)
         return logits
 
 
@@ -272,6 +293,7 @@ class EmInfLogitsProcessorV1(_vllm_base(V1_INTERFACE)):
         rows = vllm_config.scheduler_config.max_num_seqs
         self._codes = SettingsCodes()
         self._row_code = np.full(rows, NO_SETTINGS, dtype=np.int32)
+        self._row_eos = np.zeros(rows, dtype=np.int64)
         self._rows = np.arange(rows)
         self._chunk: int | None = None
         self.stats = RequestStats(rows, torch.device(device))
@@ -295,12 +317,14 @@ class EmInfLogitsProcessorV1(_vllm_base(V1_INTERFACE)):
         for index, params, *_ in batch_update.added:
             settings = request_settings(params)
             self._row_code[index] = self._codes.code(settings)
+            self._row_eos[index] = request_eos(params)
             self.stats.start(index, request_tag(params) if settings else None)
         for a, b, direction in batch_update.moved:
             swap = direction.name == "SWAP"
             a_code, b_code = self._row_code[a], self._row_code[b]
             self._row_code[b] = a_code
             self._row_code[a] = b_code if swap else NO_SETTINGS
+            self._row_eos[[a, b]] = self._row_eos[[b, a]]
             self.stats.move(a, b, swap)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
@@ -308,7 +332,7 @@ class EmInfLogitsProcessorV1(_vllm_base(V1_INTERFACE)):
         if (row_codes != NO_SETTINGS).any():
             self._chunk = self._chunk or chunk_rows(logits.shape[1])
             transform_rows(logits, row_codes, self._rows[: logits.shape[0]], self._codes, self._chunk, self.stats,
-                           self._workspace)
+                           self._workspace, self._row_eos)
         return logits
 
 

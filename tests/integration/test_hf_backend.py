@@ -10,6 +10,7 @@ from lm_eval.api.instance import Instance
 
 from em_eval.backends.generation import GREEDY_WARNING
 from em_eval.backends.hf import EmInfLM
+from em_eval.em_inf.settings import EmSettings
 from em_eval.records import TELEMETRY_KEY
 
 PROMPTS = [
@@ -120,12 +121,17 @@ def test_telemetry_per_sample_and_per_task_em_overrides(smol: EmInfLM) -> None:
     smol.batch_size_per_gpu = 1
 
 
-def test_nan_logits_give_one_clear_error(tiny_llama_dir) -> None:
+def test_nan_logits_end_that_response_and_are_recorded_without_stopping_the_run(tiny_llama_dir, caplog) -> None:
     lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu")
     with torch.no_grad():
         lm.model.lm_head.weight.fill_(float("nan"))
-    with pytest.raises(RuntimeError, match="NaN logits .* dtype=bfloat16 or dtype=float32"):
-        lm.generate_until(make_requests({"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 2})[:1])
+    reqs = make_requests({"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 4}, PROMPTS[:2])
+    with caplog.at_level(logging.WARNING):
+        assert lm.generate_until(reqs) == ["", ""]  # ended at once by EOS, the rest of the run goes on
+    records = [r.args[1][TELEMETRY_KEY][0] for r in reqs]
+    assert [(rec["nonfinite_logits"], rec["gen_tokens"]) for rec in records] == [(1, 1), (1, 1)]
+    warned = [r.getMessage() for r in caplog.records if "NaN/inf logits" in r.getMessage()]
+    assert len(warned) == 1 and "task t doc 0" in warned[0] and "dtype=bfloat16 or dtype=float32" in warned[0]
 
 
 def test_preset_applies_and_explicit_args_win() -> None:
@@ -149,19 +155,39 @@ def test_embedded_short_name_resolves_to_converted_folder(smollm2_dir) -> None:
     assert (smollm2_dir / "model.safetensors").stat().st_size > 100_000_000
 
 
-def test_generation_budget_is_fitted_to_the_context(tiny_llama_dir, caplog) -> None:
+def test_each_request_gets_its_own_budget_and_an_overlong_prompt_is_left_truncated(tiny_llama_dir) -> None:
     lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", max_length=64, batch_size=2)
     reqs = make_requests({"until": [], "do_sample": False, "max_gen_toks": 4096, "em_mode": "off"}, PROMPTS[:2])
-    longest = max(len(lm.tok_encode(p)) for p in PROMPTS[:2])
-    with caplog.at_level(logging.WARNING):
-        out = lm.generate_until(reqs)
-    assert len(out) == 2
-    assert all(r.args[1]["max_gen_toks"] == 64 - longest for r in reqs)  # what actually ran is logged
-    assert all(t["gen_tokens"] <= 64 - longest for r in reqs for t in r.args[1]["em_telemetry"])
-    assert any("does not fit the context" in r.getMessage() for r in caplog.records)
-    too_long = make_requests({"until": [], "max_gen_toks": 8}, ["word " * 200])
-    with pytest.raises(ValueError, match="fills the model's context of 64 tokens"):
-        lm.generate_until(too_long)
+    assert len(lm.generate_until(reqs)) == 2
+    for req in reqs:
+        budget = 64 - len(lm.tok_encode(req.args[0]))
+        assert req.args[1]["max_gen_toks"] == budget  # what actually ran is logged
+        assert req.args[1][TELEMETRY_KEY][0]["max_gen_toks"] == budget >= req.args[1][TELEMETRY_KEY][0]["gen_tokens"]
+    too_long = make_requests({"until": [], "max_gen_toks": 8, "em_mode": "off"}, ["word " * 200 + "END"])
+    assert len(lm.generate_until(too_long)) == 1  # never an error: the prompt keeps its end
+    record = too_long[0].args[1][TELEMETRY_KEY][0]
+    assert record["prompt_truncated"]["prompt_tokens"] > 200 and record["prompt_truncated"]["kept_tokens"] <= 56
+    assert record["max_gen_toks"] == 8
+    paper = make_requests({"until": [], "max_gen_toks": 8, "em_mode": "off", "prompt_overflow": "empty"},
+                          ["word " * 200, PROMPTS[0]])  # the paper's vLLM: an over-long prompt gets no answer
+    assert lm.generate_until(paper)[0] == ""
+    skipped = {"prompt_tokens": len(lm.tok_encode("word " * 200)), "context": 64}
+    assert paper[0].args[1][TELEMETRY_KEY] == [
+        {"em_mode": "off", "gen_tokens": 0, "max_gen_toks": 0, "prompt_skipped": skipped}]
+    assert paper[1].args[1][TELEMETRY_KEY][0]["gen_tokens"] > 0
+
+
+def test_max_context_and_by_em_mode_set_the_budget_per_em_mode(tiny_llama_dir) -> None:
+    lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", max_length=256)
+    task = {"until": [], "do_sample": False, "max_gen_toks": 50, "max_context": 40,
+            "by_em_mode": {"em_inf": {"max_gen_toks": 5, "max_context": None}}}
+    prompt = PROMPTS[0]
+    off, em = make_requests({**task, "em_mode": "off"}, [prompt]), make_requests(task, [prompt])
+    lm.generate_until(off + em)
+    assert off[0].args[1][TELEMETRY_KEY][0]["max_gen_toks"] == 40 - len(lm.tok_encode(prompt))
+    assert em[0].args[1][TELEMETRY_KEY][0]["max_gen_toks"] == 5
+    effective = lm.get_model_info()["effective_sampling"]["t"]
+    assert (effective["max_context"], effective["max_gen_toks"]) == (40, 50)  # the first request's mode (off)
 
 
 def test_compiled_transform_matches_eager() -> None:
@@ -207,3 +233,62 @@ def test_the_token_trace_replays_what_em_inf_did_during_decoding(smol: EmInfLM) 
     assert sum(s.adjusted for s in steps) / n == pytest.approx(record["adjusted_share"], abs=1e-4)
     for s in steps:
         assert (s.entropy_after < s.entropy_before) == s.adjusted and (s.tv > 0) == s.adjusted
+
+
+def test_adaptive_temp_samples_at_the_adaptive_temperature_itself(tiny_llama_dir, caplog) -> None:
+    from em_eval.backends.sampling_trace import hf_processors
+    from em_eval.em_inf.core import adaptive_temperature_with_stats, entropy
+
+    settings = EmSettings(mode="adaptive_temp")
+    lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", em_mode="adaptive_temp")
+    task = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 2}
+    z = torch.randn(1, lm.model.config.vocab_size, generator=torch.Generator().manual_seed(0)) * 2
+    scores = z.clone()
+    for processor in hf_processors(lm.model, task, settings):
+        scores = processor(torch.zeros(1, 1, dtype=torch.long), scores)
+    t_adapt = adaptive_temperature_with_stats(z)[1].temperature
+    assert 0.05 < t_adapt.item() < 1
+    assert entropy(scores).item() == pytest.approx(entropy(z / t_adapt).item(), abs=1e-4)  # not z / (0.1 T)
+    assert entropy(z / (0.1 * t_adapt)).item() < entropy(scores).item() / 2
+    with caplog.at_level(logging.WARNING):
+        lm.generate_until(make_requests(task, PROMPTS[:2]))
+    said = [r.getMessage() for r in caplog.records if "adaptive temperature replaces" in r.getMessage()]
+    assert len(said) == 1 and "temperature=0.1" in said[0]
+    effective = lm.get_model_info()["effective_sampling"]["t"]
+    assert (effective["temperature"], effective["replaced_temperature"]) == (1.0, 0.1)
+
+
+def test_sampling_comes_from_gen_kwargs_alone_not_the_model_generation_config(tiny_llama_dir, tmp_path, caplog) -> None:
+    import shutil
+
+    from transformers import GenerationConfig
+
+    from em_eval.backends.sampling_trace import hf_processor_chain
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_llama_dir, model_dir)
+    base = GenerationConfig.from_pretrained(tiny_llama_dir)
+    GenerationConfig(bos_token_id=base.bos_token_id, eos_token_id=base.eos_token_id, pad_token_id=base.pad_token_id,
+                     do_sample=True, repetition_penalty=1.05, top_k=20).save_pretrained(model_dir)
+    with caplog.at_level(logging.WARNING):
+        lm = EmInfLM(pretrained=str(model_dir), device="cpu")
+    assert lm.get_model_info()["generation_config_dropped"] == {"do_sample": True, "repetition_penalty": 1.05,
+                                                                 "top_k": 20}
+    assert any("generation_config would add" in r.getMessage() for r in caplog.records)
+    names = lambda task: [p["name"] for p in hf_processor_chain(lm.model, task, EmSettings())]  # noqa: E731
+    assert names({"do_sample": True, "temperature": 0.1}) == ["EntropyMinimizationProcessor", "TemperatureLogitsWarper"]
+    assert names({"temperature": 0.2, "top_p": 0.95, "top_k": 5}) == [
+        "EntropyMinimizationProcessor", "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper"]
+    assert names({"do_sample": False}) == ["EntropyMinimizationProcessor"]
+    assert lm.model.generation_config.repetition_penalty == 1.05  # the model itself is left as it was
+
+
+def test_a_refinement_round_whose_prompt_overflows_the_context_runs_on_truncated(tiny_llama_dir) -> None:
+    lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", max_length=48, em_mode="off",
+                 decode_method="refinement", decode_n=2)
+    reqs = make_requests({"until": [], "do_sample": False, "max_gen_toks": 30}, PROMPTS[2:3])
+    assert len(lm.generate_until(reqs)) == 1  # today's fitter raised "fills the model's context" here
+    first, second = reqs[0].args[1][TELEMETRY_KEY]  # round 2 re-reads the prompt, so it cannot fit
+    assert "prompt_truncated" not in first and first["max_gen_toks"] == 48 - len(lm.tok_encode(PROMPTS[2]))
+    truncated = second["prompt_truncated"]
+    assert truncated["prompt_tokens"] > 48 and truncated["kept_tokens"] + second["max_gen_toks"] <= 48

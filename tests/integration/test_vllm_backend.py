@@ -212,7 +212,8 @@ def test_settings_travel_as_flat_extra_args_and_telemetry_comes_back(backend, ti
     assert _settings(sp_second) == EmSettings(threshold=0.2).as_args()
     assert sp_first.extra_args[TAG_KEY] != sp_second.extra_args[TAG_KEY]  # each request named for its telemetry
     assert all(isinstance(v, (str, int, float)) for v in sp_second.extra_args.values())  # flat, server-portable
-    assert sp_first.temperature == pytest.approx(0.1) and not hasattr(sp_first, "em_threshold")
+    assert not hasattr(sp_first, "em_threshold")
+    assert (sp_first.temperature, sp_second.temperature) == (1.0, pytest.approx(0.1))  # T_adapt replaces 0.1
     assert all(text.startswith(" answer 1.") for text in out)
     for req, text in zip(reqs, out):
         (record,) = req.args[1][TELEMETRY_KEY]
@@ -330,3 +331,37 @@ def test_generation_budget_is_fitted_to_the_context(backend, tiny_llama_dir: Pat
     lm.generate_until([req])
     assert req.args[1]["max_gen_toks"] == 64 - len(lm.tok_encode("Q: 2+2?"))
     assert FakeLLM.instances[0].calls[0]["sampling_params"][0].max_tokens == req.args[1]["max_gen_toks"]
+
+
+def test_each_request_is_capped_by_max_context_per_em_mode_and_an_overlong_prompt_keeps_its_end(
+        backend, tiny_llama_dir: Path) -> None:
+    lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), max_model_len=128)
+    task = {**SAMPLE, "max_gen_toks": 100, "max_context": 40, "by_em_mode": {"em_inf": {"max_gen_toks": 7,
+                                                                                          "max_context": None}}}
+    long_prompt = "word " * 300 + "THE END"
+    off, em, long = (request("Q: 2+2?", **task, em_mode="off"), request("Q: 2+2?", **task),
+                     request(long_prompt, **task, em_mode="off"))
+    lm.generate_until([off, em, long])
+    sent = {sp.max_tokens: (p["prompt_token_ids"], sp) for call in FakeLLM.instances[0].calls
+            for p, sp in zip(call["prompts"], call["sampling_params"])}
+    prompt_tokens = len(lm.tok_encode("Q: 2+2?"))
+    assert set(sent) == {40 - prompt_tokens, 7, 20}  # off: max_context; em_inf: its own budget; long: the reserve
+    kept, sp = sent[20]
+    assert len(kept) == 20 and lm.tokenizer.decode(kept).endswith("THE END")
+    assert not {"max_context", "by_em_mode"} & set(vars(sp)) and "by_em_mode" not in (sp.extra_args or {})
+    record = long.args[1][TELEMETRY_KEY][0]
+    assert record["prompt_truncated"] == {"prompt_tokens": len(lm.tok_encode(long_prompt)), "kept_tokens": 20}
+    assert record["max_gen_toks"] == 20 and off.args[1][TELEMETRY_KEY][0]["max_gen_toks"] == 40 - prompt_tokens
+
+
+def test_vllm_sampling_params_trace_what_the_backend_sends(backend) -> None:
+    from em_eval.backends.sampling_trace import vllm_sampling_params
+
+    task = {"until": ["\n###\nProblem: "], "do_sample": True, "temperature": 0.1, "top_p": 1.0, "max_gen_toks": 4096,
+            "max_context": 4096, "by_em_mode": {"em_inf": {"max_gen_toks": 8192, "max_context": None}}}
+    em = vllm_sampling_params(task, EmSettings())
+    assert (em["temperature"], em["max_tokens"], em["stop"]) == (pytest.approx(0.1), 8192, ["\n###\nProblem: "])
+    assert em["extra_args"] == EmSettings().as_args()
+    adaptive = vllm_sampling_params(task, EmSettings(mode="adaptive_temp"))
+    assert (adaptive["temperature"], adaptive["max_tokens"]) == (1.0, 4096)
+    assert adaptive["extra_args"]["em_mode"] == "adaptive_temp"

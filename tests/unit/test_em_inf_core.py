@@ -8,7 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from em_eval.em_inf.core import adaptive_temperature, adaptive_temperature_with_stats, entropy, minimize_entropy, minimize_entropy_with_stats
+from em_eval.em_inf.core import (
+    adaptive_temperature,
+    adaptive_temperature_with_stats,
+    entropy,
+    force_token_on_invalid_rows,
+    minimize_entropy,
+    minimize_entropy_with_stats,
+)
 
 PAPER = dict(threshold=0.3, kl_weight=0.05, lr=0.1, steps=3)
 
@@ -65,7 +72,7 @@ def test_matches_reference_on_qwen_vocab_in_bf16() -> None:
     z = peaked_logits(3, 151_936, seed=3).to(torch.bfloat16)
     with torch.inference_mode():
         ours = minimize_entropy(z, **PAPER)
-    assert ours.dtype == torch.bfloat16
+    assert ours.dtype == torch.float32
     ref = torch.stack([reference_em_inf(r.float(), **PAPER) for r in z])
     assert sampling_tv(ours.float(), ref.float()).max().item() < 1e-3
 
@@ -140,11 +147,33 @@ def test_nan_and_all_masked_rows_come_back_unchanged() -> None:
     assert stats.steps[1:].tolist() == [0, 0]
 
 
-def test_runs_under_inference_mode_and_keeps_dtype() -> None:
+def test_runs_under_inference_mode_and_returns_float32() -> None:
     z = peaked_logits(2, 1000, seed=10).half()
     with torch.inference_mode():
         out = minimize_entropy(z, **PAPER)
-    assert out.dtype == torch.float16 and out.shape == z.shape
+    assert out.dtype == torch.float32 and out.shape == z.shape
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_bf16_logits_get_the_float32_result_unrounded(compact: bool) -> None:
+    z = (peaked_logits(3, 2000, seed=12) + 30).to(torch.bfloat16)  # logits near 30: a bf16 step there is 0.125
+    for inplace in (False, True):
+        out = minimize_entropy(z.clone(), compact=compact, inplace=inplace, **PAPER)
+        assert out.dtype == torch.float32
+        assert torch.equal(out, minimize_entropy(z.float(), compact=compact, **PAPER))
+    scaled = adaptive_temperature(z, target_ratio=0.5)
+    assert scaled.dtype == torch.float32 and torch.equal(scaled, adaptive_temperature(z.float(), target_ratio=0.5))
+
+
+def test_invalid_rows_are_forced_to_their_token_and_valid_rows_kept() -> None:
+    z = peaked_logits(4, 20, seed=13)
+    z[1, 3], z[2, 0], z[3] = float("nan"), float("inf"), float("-inf")
+    for host_reads in (True, False):
+        out, invalid = force_token_on_invalid_rows(z.clone(), torch.tensor([5, 6, 7, 8]), host_reads=host_reads)
+        assert invalid.tolist() == [False, True, True, True]
+        assert torch.equal(out[0], z[0])
+        for row, token in ((1, 6), (2, 7), (3, 8)):
+            assert out[row, token] == 0 and torch.isneginf(out[row]).sum() == 19
 
 
 def test_zero_steps_is_identity_and_bad_shapes_raise() -> None:

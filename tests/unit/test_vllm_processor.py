@@ -80,10 +80,12 @@ class Kit:
         else:
             self._ctx, self._update, self.move = FakeLogitsContext, FakeBatchUpdate, FakeMove
 
-    def sp(self, temperature: float = 0.7, **extra: Any) -> Any:
+    def sp(self, temperature: float = 0.7, eos: int | None = None, **extra: Any) -> Any:
         if self.real:
-            return self._sp(temperature=temperature, extra_args=extra or None)
-        return SimpleNamespace(temperature=temperature, extra_args=extra or None)
+            params = self._sp(temperature=temperature, extra_args=extra or None)
+            params.update_from_generation_config({}, eos_token_id=eos)  # what vLLM's input processor does
+            return params
+        return SimpleNamespace(temperature=temperature, extra_args=extra or None, eos_token_id=eos)
 
     def req_states(self, max_num_reqs: int = 8, device: str = "cpu") -> Any:
         fields = dict(device=torch.device(device), max_num_reqs=max_num_reqs, vocab_size=VOCAB)
@@ -323,6 +325,38 @@ def test_v1_parity_with_hf_processor(kit: Kit) -> None:
     proc = v1_processor()
     proc.update_state(kit.update(batch_size=5, added=[(i, kit.sp(em_mode="em_inf"), [], []) for i in range(5)]))
     torch.testing.assert_close(proc.apply(logits.clone()), hf, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("runner", ["v2", "v2-speculative", "v1"])
+def test_nonfinite_rows_are_forced_to_the_request_eos_and_counted(kit: Kit, runner: str) -> None:
+    params = [kit.sp(em_mode="em_inf", eos=7, **{TAG_KEY: "nan-a"}), kit.sp(em_mode="off", eos=9, **{TAG_KEY: "nan-b"}),
+              kit.sp(eos=4), kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5, eos=3, **{TAG_KEY: "nan-c"})]
+    logits = random_logits(4, seed=11)
+    logits[0, 5], logits[1, 2], logits[2, 0] = float("nan"), float("inf"), float("nan")
+    if runner == "v1":
+        proc = v1_processor()
+        proc.update_state(kit.update(batch_size=4, added=[(i, sp, [], []) for i, sp in enumerate(params)]))
+        out = proc.apply(logits.clone())
+    else:
+        proc = EmInfLogitsProcessor(None, kit.req_states())
+        for slot, sp in enumerate(params):
+            proc.add_request(slot, sp)
+        proc.apply_staged_writes()
+        if runner == "v2":
+            ctx = kit.ctx([0, 1, 2, 3])
+        else:  # request 2 owns rows 2 and 3: rows map to requests on the device only
+            ctx = kit.ctx([0, 1, 2], [1, 1, 2])
+            logits[3] = logits[2]
+        out = proc.apply(logits.clone(), ctx)
+    for row, eos in ((0, 7), (1, 9)):
+        assert out[row, eos] == 0 and torch.isneginf(out[row]).sum() == VOCAB - 1
+    assert torch.isnan(out[2, 0])  # a request without EM settings is vLLM's own
+    if runner != "v2-speculative":
+        torch.testing.assert_close(out[3], expected(logits[3:], [ADAPTIVE])[0], rtol=0, atol=1e-6)
+    got = _collect(["nan-a", "nan-b", "nan-c"])
+    assert [(got[t]["tokens"], got[t]["nonfinite"]) for t in ("nan-a", "nan-b")] == [(0, 1), (0, 1)]
+    if runner != "v2-speculative":
+        assert (got["nan-c"]["tokens"], got["nan-c"]["nonfinite"]) == (1, 0) and got["nan-c"]["temperature"] > 0
 
 
 # ---- telemetry ----------------------------------------------------------------------------------
