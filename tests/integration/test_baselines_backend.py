@@ -48,3 +48,21 @@ def test_backend_refinement_equals_manual_greedy_rounds(tiny_lm_factory) -> None
     assert tiny_lm_factory(decode_method="refinement", decode_n=2).generate_until(reqs) == [second]
     assert reqs[0].args[1][RECORD_KEY]["rounds"] == [first, second]
     assert len(reqs[0].args[1][TELEMETRY_KEY]) == 2
+
+
+def test_backend_refinement_feeds_leetcode_code_back_with_the_tokenizers_eos(tiny_lm_factory, monkeypatch) -> None:
+    """LeetCode's round k+1 is shown round k's fenced code and the tokenizer's EOS (EM_PT evaluate_leetcode.py)."""
+    lm = tiny_lm_factory(decode_method="refinement", decode_n=2)
+    shown: list[str] = []
+    real = lm._generate_plain
+
+    def spy(reqs, disable_tqdm):
+        shown.extend(r.args[0] for r in reqs)
+        return real(reqs, disable_tqdm)
+
+    monkeypatch.setattr(lm, "_generate_plain", spy)
+    prompt = "<|im_start|>user\nWrite code.<|im_end|>\n<|im_start|>assistant\n"
+    reqs = make_requests([prompt], {"until": [], "do_sample": False, "max_gen_toks": 4}, task="em_leetcode")
+    lm.generate_until(reqs)
+    assert len(shown) == 2 and shown[0] == prompt
+    assert shown[1].startswith(prompt + "```python\n") and lm.tokenizer.eos_token + "\n\n" + prompt in shown[1]
