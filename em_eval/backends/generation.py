@@ -83,9 +83,11 @@ class EmGenerationMixin:
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         self._token_progress = not disable_tqdm
+        eos_token = getattr(getattr(self, "tokenizer", None), "eos_token", None)
+
         def plain(reqs: list[Any], quiet: bool = False) -> list[str]:
-            return generate_with_method(self.decode_method, reqs, lambda r: self._generate_plain(r, disable_tqdm or quiet),
-                                        eos_token=getattr(getattr(self, "tokenizer", None), "eos_token", None))
+            return generate_with_method(self.decode_method, reqs,
+                                        lambda r: self._generate_plain(r, disable_tqdm or quiet), eos_token=eos_token)
 
         return generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True), progress=not disable_tqdm)
 

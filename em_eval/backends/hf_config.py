@@ -18,8 +18,8 @@ from transformers import GenerationConfig
 
 TOKEN_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 # What a generation config holds besides sampling: never reported as dropped sampling settings
-NOT_SETTINGS = ("transformers_version", "_from_model_config", "use_cache", "return_dict_in_generate", "cache_implementation",
-                "cache_config", "compile_config", "disable_compile")
+NOT_SETTINGS = ("transformers_version", "_from_model_config", "use_cache", "return_dict_in_generate",
+                "cache_implementation", "cache_config", "compile_config", "disable_compile")
 
 
 def neutral_generation_config(model: Any) -> tuple[GenerationConfig, dict[str, Any]]:
