@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+TASKS = Path(__file__).resolve().parents[1] / "tasks"
 HEADING = "## Sampling settings"
 COLUMNS = ("task", "em_mode", "temperature", "top_p", "top_k", "max_gen_toks", "max_context", "until",
            "chat template", "system prompt", "paper code")
@@ -29,6 +30,7 @@ COMPARED = ("temperature", "top_p", "top_k", "max_gen_toks", "max_context", "unt
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 _TICKED = re.compile(r"`([^`]*)`")
 _CODE_REF = re.compile(r"^(?:[\w.-]+/[\w.-]+:)?[\w./-]+\.\w+:\d+$")  # path:line, or owner/repo:path:line
+_FILE_REF = re.compile(r"^[\w./-]+\.\w+(?::\d+)?$")  # a system prompt named by its file (or file:line)
 
 
 class CardError(ValueError):
@@ -220,10 +222,36 @@ def cell_mismatches(row: CardRow, cells: dict[str, Any], source: str) -> list[st
             for column in cells if row.cells[column] != cells[column]]
 
 
+def effective_cells(effective: dict[str, Any]) -> dict[str, Any]:
+    """The compared cells (``COMPARED``) from a backend's effective sampling (``effective_sampling()``): what the
+    sampler really applies, so an unset top_p equals 1.0 and an unset top-k equals none."""
+    adaptive = effective["em_mode"] == "adaptive_temp"
+    if adaptive and effective["temperature"] != 1.0:  # T_adapt replaces the temperature: the sampler runs at 1
+        temperature: Any = effective["temperature"]
+    else:
+        temperature = ADAPTIVE if adaptive else effective["temperature"]
+    top_k = effective["top_k"]
+    return {
+        "temperature": temperature,
+        "top_p": effective["top_p"],
+        "top_k": None if top_k in (None, 0, -1) else top_k,
+        "max_gen_toks": effective["max_gen_toks"],
+        "max_context": effective["max_context"],
+        "until": tuple(effective["until"]) or None,
+    }
+
+
+def sampler_equivalent(cells: dict[str, Any]) -> dict[str, Any]:
+    """Cells with the sampler's equivalences applied (top_p unset = 1.0), to compare a card with a backend."""
+    return {**cells, "top_p": 1.0 if cells["top_p"] is None else cells["top_p"]}
+
+
 def row_mismatches(row: CardRow, config: dict[str, Any], system_prompts: dict[str, str]) -> list[str]:
     """What in ``row`` disagrees with the task ``config``, one message per column naming card, row and column.
 
-    ``system_prompts`` maps a card's system-prompt name to the text em-eval uses for it (the task ``description``).
+    ``system_prompts`` maps a card's system-prompt name to the text em-eval uses for it (the task ``description``);
+    a name that is a file (``system_prompt_original.md``, ``models.py:61``) and not in it only says there is one. The chat-template column must equal
+    the task's ``metadata.chat_template`` where the task records it.
     """
     problems = cell_mismatches(row, yaml_cells(config, row.cells["em_mode"]), "the task YAML")
     name, description = row.cells["system prompt"], config.get("description") or None
@@ -231,10 +259,19 @@ def row_mismatches(row: CardRow, config: dict[str, Any], system_prompts: dict[st
         if name != description:
             problems.append(f"{row.where('system prompt')}: the card says {name!r}, the task description is "
                             f"{description!r}")
-    elif system_prompts.get(name, name) != description:
+    elif (name in system_prompts or not _FILE_REF.match(name)) and system_prompts.get(name, name) != description:
         problems.append(f"{row.where('system prompt')}: {name!r} stands for {system_prompts.get(name, name)!r}, "
                         f"the task description is {description!r}")
+    recorded = (config.get("metadata") or {}).get("chat_template")
+    if recorded is not None and recorded != row.cells["chat template"]:
+        problems.append(f"{row.where('chat template')}: the card says {row.cells['chat template']!r}, the task's "
+                        f"metadata.chat_template is {recorded!r}")
     return problems
+
+
+def all_cards() -> list[Path]:
+    """The card of every benchmark folder under ``tasks/``."""
+    return [folder / "README.md" for folder in sorted(TASKS.iterdir()) if folder.is_dir()]
 
 
 def coverage_problems(card: Path, rows: list[CardRow], tasks: dict[str, Path]) -> list[str]:

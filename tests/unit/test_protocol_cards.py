@@ -1,4 +1,5 @@
-"""The protocol cards of math, UGPhysics and smoke (issue 22 spec C) agree with their task YAMLs, row by row."""
+"""Every benchmark's protocol card (``tasks/<benchmark>/README.md``) agrees with its task YAMLs and with what the
+backends sample (``effective_sampling``, the one function both backends resolve a request with), row by row."""
 
 from __future__ import annotations
 
@@ -7,24 +8,51 @@ from pathlib import Path
 import pytest
 from protocol_cards import (
     COLUMNS,
+    TASKS,
     CardError,
+    all_cards,
+    cell_mismatches,
     coverage_problems,
+    effective_cells,
     effective_gen_kwargs,
     load_task_config,
     parse_cell,
     read_card,
     row_mismatches,
+    sampler_equivalent,
     split_row,
     task_yamls,
     yaml_cells,
 )
 
-TASKS = Path(__file__).resolve().parents[2] / "tasks"
-BENCHMARKS = ("math", "ugphysics", "smoke")
+from em_eval.backends.effective_sampling import effective_sampling
+from em_eval.decoding.multistep import MARKER
+from em_eval.em_inf.settings import EmSettings
+
+BENCHMARKS = ("leetcode", "livecodebench", "math", "scicode", "smoke", "ugphysics")
 # A card's system-prompt name -> the text em-eval sends. The paper's file holds "\\boxed{}" (two backslashes);
 # em-eval uses one, a departure stated in tasks/math/README.md.
 SYSTEM_PROMPTS = {"system_prompt.md": r"Please reason step by step, and put your final answer within \boxed{}."}
 MATH_STOPS = ("\n###\nProblem: ", "<|eot_id|>")
+
+
+def test_every_benchmark_folder_has_a_card() -> None:
+    assert [card.parent.name for card in all_cards()] == list(BENCHMARKS)
+    assert all(card.is_file() for card in all_cards())
+
+
+@pytest.mark.parametrize("benchmark", BENCHMARKS)
+def test_card_rows_are_what_the_backends_sample(benchmark: str) -> None:
+    """The backends' resolution of each task's gen_kwargs under each em_mode gives the card's row."""
+    card = TASKS / benchmark / "README.md"
+    tasks = task_yamls(card.parent)
+    problems = []
+    for row in read_card(card):
+        gen_kwargs = dict(load_task_config(tasks[row.key[0]]).get("generation_kwargs") or {})
+        gen_kwargs.pop(MARKER, None)  # the multi-step layer takes its marker out before the backend sees a request
+        effective = effective_sampling(gen_kwargs, EmSettings(mode=row.key[1]))
+        problems += cell_mismatches(row, sampler_equivalent(effective_cells(effective)), "effective_sampling")
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("benchmark", BENCHMARKS)
