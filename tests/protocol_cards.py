@@ -250,8 +250,8 @@ def row_mismatches(row: CardRow, config: dict[str, Any], system_prompts: dict[st
     """What in ``row`` disagrees with the task ``config``, one message per column naming card, row and column.
 
     ``system_prompts`` maps a card's system-prompt name to the text em-eval uses for it (the task ``description``);
-    a name that is a file (``system_prompt_original.md``, ``models.py:61``) and not in it only says there is one. The chat-template column must equal
-    the task's ``metadata.chat_template`` where the task records it.
+    a name that is a file (``system_prompt_original.md``, ``models.py:61``) and not in it only says there is one.
+    The chat-template column must equal the task's ``metadata.chat_template`` where the task records it.
     """
     problems = cell_mismatches(row, yaml_cells(config, row.cells["em_mode"]), "the task YAML")
     name, description = row.cells["system prompt"], config.get("description") or None
