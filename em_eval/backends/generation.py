@@ -15,10 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import em_eval
-from em_eval.backends.effective_sampling import Resolved, effective_sampling, fit_prompt, resolve
+from em_eval.backends.effective_sampling import (
+    Resolved,
+    effective_sampling,
+    fit_prompt,
+    resolve,
+)
 from em_eval.decoding.methods import generate_with_method, pop_method_args
 from em_eval.decoding.multistep import generate_until_with_steps
 from em_eval.decoding.sampling import is_sampling
+from em_eval.decoding.task_hooks import task_metadata
 from em_eval.em_inf.settings import EmSettings
 from em_eval.models.presets import resolve_model_args
 from em_eval.records import TELEMETRY_KEY, RecordingCacheHook, TelemetryRouter
@@ -59,16 +65,25 @@ class EmGenerationMixin:
 
     def _warn_if_chat_template_unused(self, requests: list[Any]) -> None:
         """Once per model: an instruct model on em-eval's tasks without its chat template answers
-        empty or off-format and scores 0 without a word, so say what to add."""
+        empty or off-format and scores 0 without a word, so say what to add; a task that reproduces the
+        paper's raw prompt (``metadata.chat_template: false``) run with the template says the opposite."""
         if self._checked_chat_template:
             return
         self._checked_chat_template = True
         ours = [r for r in requests if str(getattr(r, "task_name", "") or "").startswith(("em_", "scicode", "leetcode"))]
         marker = _assistant_marker(getattr(self, "tokenizer", None))
-        if ours and marker and not any(marker in str(r.args[0]) for r in ours):
+        if not ours or not marker:
+            return
+        raw = [r for r in ours if task_metadata(r.task_name).get("chat_template") is False]
+        templated = [r for r in ours if r not in raw]
+        if templated and not any(marker in str(r.args[0]) for r in templated):
             log.warning("%s: the model has a chat template, but the prompts of %s do not use it; instruct models "
                         "then often answer empty or off-format. Add --apply_chat_template (and, for the paper's "
-                        "protocol, keep the task's system prompt)", self.MODEL_NAME, ours[0].task_name)
+                        "protocol, keep the task's system prompt)", self.MODEL_NAME, templated[0].task_name)
+        if raw and any(marker in str(r.args[0]) for r in raw):
+            log.warning("%s: %s reproduces the paper's raw prompt (no chat template), but its prompts use the "
+                        "model's chat template; run it without --apply_chat_template", self.MODEL_NAME,
+                        raw[0].task_name)
 
     def get_model_info(self) -> dict[str, Any]:
         """What a results file needs to reproduce the run: versions, settings, sources, checkpoint."""

@@ -98,6 +98,11 @@ def _warn_defaults(task: str, missing: tuple[str, ...]) -> None:
                 ", ".join(missing), ", ".join(f"{k}={DEFAULTS[k]}" for k in missing))
 
 
+def task_metadata(task: str) -> dict[str, Any]:
+    """The ``metadata`` of one of em-eval's tasks (``{}`` for any other task)."""
+    return _metadata(str(task))
+
+
 def _metadata(task: str) -> dict[str, Any]:
     entry = _our_tasks().get(task)
     metadata = (entry.cfg or {}).get("metadata") if entry is not None else None

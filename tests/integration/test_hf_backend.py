@@ -98,6 +98,19 @@ def test_em_task_without_the_chat_template_warns_once_saying_what_to_add(smol: E
     assert len(warnings) == 1 and "em_smoke do not use it" in warnings[0]
 
 
+def test_the_raw_prompt_task_run_with_the_chat_template_says_to_drop_it(smol: EmInfLM, caplog) -> None:
+    """em_scicode_raw_prompt reproduces the paper's EM-INF prompt (no chat template): the opposite advice."""
+    gen = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 2}
+    smol._checked_chat_template = False
+    with caplog.at_level(logging.WARNING):
+        smol._warn_if_chat_template_unused([Instance("generate_until", {}, (PROMPTS[0], gen), idx=0,
+                                                     metadata=("em_scicode_raw_prompt", 0, 1))])
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("em_scicode_raw_prompt reproduces the paper's raw prompt" in m and "run it without "
+               "--apply_chat_template" in m for m in messages), messages
+    assert not any("do not use it" in m for m in messages)
+
+
 def test_telemetry_per_sample_and_per_task_em_overrides(smol: EmInfLM) -> None:
     torch.manual_seed(0)
     smol.batch_size_per_gpu = 2
