@@ -93,13 +93,13 @@ def paper_model(names: Iterable[str], path: Path | None = None) -> str | None:
     return None
 
 
-def candidates(model: str | None, methods: Iterable[str], task: str, metric: str,
+def candidates(model: str | None, methods: Iterable[str], task: str, metric: str | None,
                path: Path | None = None) -> list[Reported]:
-    """The reported numbers for this paper model, any of these method keys and task/metric, in table
-    order (Table 3 first), whatever their settings."""
+    """The reported numbers for this paper model, any of these method keys and task/metric (None: any
+    metric), in table order (Table 3 first), whatever their settings."""
     wanted = set(methods)
     return [rec for rec in reported_values(path) if model is not None and rec.model == model
-            and rec.method in wanted and rec.task == task and rec.metric in (None, metric)]
+            and rec.method in wanted and rec.task == task and (metric is None or rec.metric in (None, metric))]
 
 
 def for_tasks(tasks: Iterable[str], path: Path | None = None) -> list[Reported]:

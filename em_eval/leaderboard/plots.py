@@ -83,7 +83,7 @@ def accuracy_vs_tokens(rows: Sequence[Row], path: Path) -> Path | None:
 
 def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
     """Bars of one task's score per run with 95% CIs and the value written on each (a 0 bar has no
-    height); the paper's number (if any) as a hollow diamond."""
+    height); the task's second verdict (if any) as a dash, the paper's number (if any) as a hollow diamond."""
     rows = [r for r in rows if r.task == task]
     colors = _colors([r.label for r in rows])
     fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(rows) + 1.5), 3.6))
@@ -92,10 +92,16 @@ def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
                   yerr=[[100 * (r.score - r.ci_low) for r in rows], [100 * (r.ci_high - r.score) for r in rows]],
                   capsize=4)
     ax.bar_label(bars, labels=[f"{100 * r.score:.1f}" for r in rows], fontsize=7, padding=2)  # zeros show too
+    second = [(i, r.second_score) for i, r in enumerate(rows) if r.second_score is not None]
+    if second:
+        names = ", ".join(dict.fromkeys(r.second_metric for r in rows if r.second_metric))
+        ax.scatter([i for i, _ in second], [100 * v for _, v in second], marker="_", s=320, linewidths=2,
+                   color="black", zorder=3, label=f"second verdict ({names})")
     reported = [(i, r.paper_value) for i, r in enumerate(rows) if r.paper_value is not None]
     if reported:
         ax.scatter([i for i, _ in reported], [100 * v for _, v in reported], marker="D", facecolors="none",
                    edgecolors="black", zorder=3, label="paper (reported, not reproduced)")
+    if second or reported:
         ax.legend(fontsize=8, loc="upper left")
     ax.set_xticks(list(xs), [f"{r.model}\n{r.label}" for r in rows], fontsize=7, rotation=20, ha="right")
     ax.set_ylabel(f"{rows[0].metric} % (95% CI)")
