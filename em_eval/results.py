@@ -287,7 +287,7 @@ def _problem(row: dict[str, Any], metric: str, second: SecondVerdict | None) -> 
         score=float(row[metric]),
         n_responses=max(len(responses), 1),
         response=responses[0] if responses else "",
-        answer=(grading[0].get("answer") if grading and isinstance(grading[0], dict) else None),
+        answer=_answer(grading, row.get("judged")),
         gen_tokens=sum(tokens) if tokens else None,
         wall_s=math.fsum(walls) if walls else None,
         flags={
@@ -330,6 +330,14 @@ def task_effect(problems: Iterable[Problem]) -> dict[str, float | None]:
         weight = sum(e["tokens"] for e in known)
         out[name] = sum(e[name] * e["tokens"] for e in known) / weight if weight else None
     return out
+
+
+def _answer(grading: list[Any], judged: Any) -> str | None:
+    """The first response's extracted answer: a math task's ``grading`` record, else UGPhysics' ``judged`` one."""
+    if grading and isinstance(grading[0], dict):
+        return grading[0].get("answer")
+    predicted = judged.get("predicted") if isinstance(judged, dict) else None
+    return ", ".join(map(str, predicted)) if isinstance(predicted, list) else None
 
 
 def _fraction_flag(value: Any) -> bool | None:

@@ -83,7 +83,8 @@ def accuracy_vs_tokens(rows: Sequence[Row], path: Path) -> Path | None:
 
 def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
     """Bars of one task's score per run with 95% CIs and the value written on each (a 0 bar has no
-    height); the task's second verdict (if any) as a dash, the paper's number (if any) as a hollow diamond."""
+    height); the task's second verdict (if any) as a cross, the paper's number (if any) as a hollow diamond,
+    both named in a legend beside the axes (it hides no bar)."""
     rows = [r for r in rows if r.task == task]
     colors = _colors([r.label for r in rows])
     fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(rows) + 1.5), 3.6))
@@ -95,14 +96,15 @@ def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
     second = [(i, r.second_score) for i, r in enumerate(rows) if r.second_score is not None]
     if second:
         names = ", ".join(dict.fromkeys(r.second_metric for r in rows if r.second_metric))
-        ax.scatter([i for i, _ in second], [100 * v for _, v in second], marker="_", s=320, linewidths=2,
-                   color="black", zorder=3, label=f"second verdict ({names})")
+        ax.scatter([i for i, _ in second], [100 * v for _, v in second], marker="X", s=45, color="black",
+                   zorder=3, label=f"second verdict\n({names})")
     reported = [(i, r.paper_value) for i, r in enumerate(rows) if r.paper_value is not None]
     if reported:
         ax.scatter([i for i, _ in reported], [100 * v for _, v in reported], marker="D", facecolors="none",
-                   edgecolors="black", zorder=3, label="paper (reported, not reproduced)")
+                   edgecolors="black", zorder=3, label="paper (reported,\nnot reproduced)")
     if second or reported:
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        fig.set_figwidth(fig.get_figwidth() + 1.6)
     ax.set_xticks(list(xs), [f"{r.model}\n{r.label}" for r in rows], fontsize=7, rotation=20, ha="right")
     ax.set_ylabel(f"{rows[0].metric} % (95% CI)")
     ax.set_title(f"{task} (n={rows[0].n})")

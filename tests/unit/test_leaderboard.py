@@ -294,7 +294,9 @@ def ugp_board(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ugp")
     disagree = [float(a != b) for a, b in zip(UGP_CORRECT, UGP_PAPER)]
     write_run(root / "both", {"em_ugphysics": UGP_CORRECT}, model="Qwen/Qwen2.5-7B-Instruct", metric="accuracy",
-              math_flags=False, extra={"accuracy_paper": UGP_PAPER, "judges_disagree": disagree})
+              math_flags=False, extra={"accuracy_paper": UGP_PAPER, "judges_disagree": disagree, "judged": [
+                  {"correct": bool(c), "parts": [bool(c)], "predicted": [f"{i}.5", "x"] if i else None}
+                  for i, c in enumerate(UGP_CORRECT)]})
     write_run(root / "older", {"em_ugphysics": UGP_CORRECT}, model="meta-llama/Llama-3.1-8B-Instruct",
               metric="accuracy", math_flags=False, sampling=False)
     out = root / "board"
@@ -327,4 +329,5 @@ def test_ugphysics_page_shows_the_second_verdict_and_flags_where_the_judges_diff
     assert len(flagged) == 3
     assert drills.count('class="badge b-graders_disagree" title="accuracy and accuracy_paper') == 3
     assert drills.count('<div class="muted second" title="accuracy_paper">accuracy_paper 1.00</div>') == 6
-    assert "— = second verdict" in html and "◇ = paper" in html
+    assert "✕ = second verdict" in html and "◇ = paper" in html
+    assert "<td>2.5, x</td>" in drills and drills.count("<td>–</td>") == 1 + 10, "UGPhysics' judged answers"
