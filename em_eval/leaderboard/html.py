@@ -64,10 +64,10 @@ def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], tit
                              undefined=jinja2.StrictUndefined)
     tasks = list(dict.fromkeys(r.task for r in rows))
     reported = paper.for_tasks(tasks)
-    columns = list(dict.fromkeys(r.benchmark for r in reported))
+    columns = list(dict.fromkeys(r.column for r in reported))
     grid: dict[tuple[str, str, str], dict[str, float]] = {}
     for r in reported:
-        grid.setdefault((r.table, r.model, r.label), {})[r.benchmark] = r.value
+        grid.setdefault((r.table, r.model, r.label), {})[r.column] = r.value
     images = {
         "accuracy_vs_tokens": data_uri(plots["accuracy_vs_tokens"]) if "accuracy_vs_tokens" in plots else None,
         "tasks": [(t, data_uri(plots[f"task:{t}"])) for t in tasks if f"task:{t}" in plots],

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import yaml
 
 from em_eval.asset_paths import asset_dir
+from em_eval.results import SECOND_VERDICTS
 
 STATUS = "reported-not-reproduced"
 
@@ -34,6 +35,13 @@ class Reported:
     temperature: float | None  # 0 = greedy; None = not compared (adaptive temperature replaces it)
     top_p: float | None
     decode_n: int | None  # self-consistency samples / refinement rounds (em-eval's decode_n)
+
+    @property
+    def column(self) -> str:
+        """The benchmark as a column heading, naming the run's second verdict it compares with (UGPhysics'
+        accuracy_paper), if any."""
+        second = self.metric in {v.metric for v in SECOND_VERDICTS}
+        return f"{self.benchmark} ({self.metric})" if second else self.benchmark
 
 
 def reference_file() -> Path:

@@ -178,10 +178,10 @@ def paper_markdown(tasks: Iterable[str]) -> str:
     records = paper.for_tasks(tasks)
     if not records:
         return ""
-    columns = list(dict.fromkeys(r.benchmark for r in records))
+    columns = list(dict.fromkeys(r.column for r in records))
     grid: dict[tuple[str, str, str], dict[str, float]] = {}
     for r in records:
-        grid.setdefault((r.table, r.model, r.label), {})[r.benchmark] = r.value
+        grid.setdefault((r.table, r.model, r.label), {})[r.column] = r.value
     lines = ["| Table | Model | Row | " + " | ".join(columns) + " |", "|---|---|---|" + "---|" * len(columns)]
     for (table, model, label), values in grid.items():
         lines.append(f"| {table} | {model} | {label} | " + " | ".join(num(values.get(c)) for c in columns) + " |")

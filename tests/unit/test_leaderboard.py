@@ -317,6 +317,7 @@ def test_ugphysics_rows_show_both_verdicts_and_the_paper_number_beside_accuracy_
     md = (ugp_board / "leaderboard.md").read_text()
     assert "| 50.0 [" in md and "| accuracy_paper 60.0 [" in md and "| 23.4† vs accuracy_paper |" in md
     assert "| – (the paper reports accuracy_paper; this run has accuracy) |" in md
+    assert "| Table | Model | Row | UGPhys. (accuracy_paper) |" in md, "the paper's table names what it compares with"
 
 
 def test_ugphysics_page_shows_the_second_verdict_and_flags_where_the_judges_differ(ugp_board: Path) -> None:
@@ -329,5 +330,5 @@ def test_ugphysics_page_shows_the_second_verdict_and_flags_where_the_judges_diff
     assert len(flagged) == 3
     assert drills.count('class="badge b-graders_disagree" title="accuracy and accuracy_paper') == 3
     assert drills.count('<div class="muted second" title="accuracy_paper">accuracy_paper 1.00</div>') == 6
-    assert "✕ = second verdict" in html and "◇ = paper" in html
+    assert "✕ = second verdict" in html and "◇ = paper" in html and ">UGPhys. (accuracy_paper)</th>" in html
     assert "<td>2.5, x</td>" in drills and drills.count("<td>–</td>") == 1 + 10, "UGPhysics' judged answers"
