@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("EM_EVAL_DATA_DIR", str(Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
 
 from em_eval import sandbox  # noqa: E402
-from em_eval.tasks.leetcode import task as code_tasks  # noqa: E402
 from em_eval.data import DataFileError  # noqa: E402
+from em_eval.tasks.leetcode import task as code_tasks  # noqa: E402
 from em_eval.tasks.scicode.programs import TARGETS_FILE, scoring_program, support_files, target_program  # noqa: E402
 from em_eval.tasks.scicode.prompts import is_generated, problems  # noqa: E402
 from em_eval.tasks.scicode.task import STEP_LIMITS, gold_codes  # noqa: E402
@@ -87,8 +87,7 @@ def leetcodedataset_references(jobs: int) -> dict[str, float] | None:
         print(f"  LeetCodeDataset: skipped ({str(exc).split('. ')[0]})")
         return None
     start = time.perf_counter()
-    programs = [sandbox.Program(code_tasks.leetcodedataset_program(d, d["completion"]), limits=code_tasks.PROGRAM_LIMITS)
-                for d in docs]
+    programs = [code_tasks.sandboxed(code_tasks.leetcodedataset_program(d, d["completion"])) for d in docs]
     results = sandbox.run_programs(programs, jobs=jobs, desc=f"leetcodedataset (jobs={jobs})")
     return {"problems": len(docs), "passed": sum(r.passed for r in results), "total_s": time.perf_counter() - start}
 
