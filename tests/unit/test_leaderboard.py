@@ -269,3 +269,14 @@ def test_story_counts_responses_that_differ_and_weights_the_adjusted_share(tmp_p
     (row,) = compare(plain, em, 0.7, {"em_smoke": [[step, step], [step]]})
     assert (row.task, row.changed, row.total, row.temperature) == ("em_smoke", 1, 4, 0.7)
     assert row.adjusted_share == pytest.approx(0.5) and row.mean_tv == pytest.approx(0.25)
+
+
+def test_a_dollar_in_a_model_or_task_name_is_drawn_as_text_not_mathtext(tmp_path: Path) -> None:
+    """Two "$" made matplotlib parse the name as mathtext; "$\\frac$" raised and no page was written."""
+    name = "org/$\\frac$-7B"
+    write_run(tmp_path / "run", {"em_math500": [1, 0, 0], "t$x$": [1, 1]}, model=name)
+    assert main(["leaderboard", str(tmp_path / "run"), "-o", str(tmp_path / "board")]) == 0
+    assert name in (tmp_path / "board" / "leaderboard.md").read_text()
+    for png in ("accuracy_vs_tokens.png", "task_em_math500.png", "task_t_x.png"):
+        assert matplotlib.image.imread(tmp_path / "board" / "plots" / png).std() > 0.01
+    assert matplotlib.rcParams["text.parse_math"], "the plain-text setting stays inside the plots"
