@@ -27,6 +27,11 @@ def status(result: ProgramResult) -> tuple[str, str]:
     return result.status, result.reason
 
 
+def passed(result: ProgramResult) -> bool:
+    """Did the program exit cleanly after its tests ran to the end?"""
+    return status(result)[0] == "passed"
+
+
 def summary(result: ProgramResult) -> dict[str, Any]:
     """:meth:`ProgramResult.summary` with the status and reason of :func:`status`."""
     verdict, reason = status(result)

@@ -93,6 +93,14 @@ _targets_lock = threading.Lock()
 _dev_targets: dict[tuple[str, int], bytes] = {}
 
 
+def step_program(problem: dict[str, Any], index: int, codes: list[str], h5_path: str | None,
+                 files: dict[str, str | bytes], limits: sandbox.Limits) -> sandbox.Program:
+    """Step ``index``'s test program as the judge runs it: it hands back the marker of its tests' end
+    (:mod:`em_eval.tasks.tests_ran`), and ``h5_path``, if given, stays readable."""
+    return sandbox.Program(scoring_program(problem, index, codes, h5_path), files, collect=(tests_ran.DONE_FILE,),
+                           readable_paths=(h5_path,) if h5_path else (), limits=limits)
+
+
 def execute(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """lm-eval ``custom`` filter: test every generated step of every problem in the sandbox."""
     jobs: list[tuple[int, int]] = []
@@ -111,10 +119,7 @@ def execute(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str
             files = support_files()
             if doc["split"] == "dev":
                 files[TARGETS_FILE] = targets[(problem["problem_id"], index)]
-            h5 = doc["h5_path"] or None
-            programs.append(sandbox.Program(scoring_program(problem, index, codes, h5), files,
-                                            collect=[tests_ran.DONE_FILE], readable_paths=[h5] if h5 else [],
-                                            limits=limits))
+            programs.append(step_program(problem, index, codes, doc["h5_path"] or None, files, limits))
             jobs.append((n, index))
     results = sandbox.run_programs(programs, desc="scicode: testing steps")
     outcomes = [{"protocol": r["protocol"], "problem_id": d["problem_id"], "with_background": r["with_background"],
@@ -125,7 +130,7 @@ def execute(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str
         step = problem_of[docs[n]["problem_id"]]["sub_steps"][index]["step_number"]
         summary = {k: v for k, v in tests_ran.summary(result).items() if k != "isolation"}
         outcome["steps"].append({"step": step, **summary})
-        outcome["passed"] += int(summary["status"] == "passed")
+        outcome["passed"] += int(tests_ran.passed(result))
         outcome["total"] += 1
     return outcomes
 
