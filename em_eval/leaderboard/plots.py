@@ -15,6 +15,9 @@ from em_eval.em_inf.trace import TokenStep  # noqa: E402
 from em_eval.leaderboard.table import Row  # noqa: E402
 
 DPI = 110
+# Names come from users (models, tasks, labels): drawn as plain text, never as mathtext (two "$" in a model name
+# made matplotlib parse it, and "$\frac$" raised) or LaTeX, whatever the user's matplotlibrc says.
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
 
 
 def slug(text: str) -> str:
@@ -51,6 +54,7 @@ def spread_ties(points: Sequence[tuple[float, float]], width: float) -> list[flo
     return offsets
 
 
+@matplotlib.rc_context(PLAIN_TEXT)
 def accuracy_vs_tokens(rows: Sequence[Row], path: Path) -> Path | None:
     """One panel per task: score (with 95% CI) against mean generated tokens per problem, a point
     per run; points that coincide are spread sideways (the table has the exact values)."""
@@ -81,6 +85,7 @@ def accuracy_vs_tokens(rows: Sequence[Row], path: Path) -> Path | None:
     return path
 
 
+@matplotlib.rc_context(PLAIN_TEXT)
 def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
     """Bars of one task's score per run with 95% CIs and the value written on each (a 0 bar has no
     height); the task's second verdict (if any) as a cross, the paper's number (if any) as a hollow diamond,
@@ -116,6 +121,7 @@ def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
     return path
 
 
+@matplotlib.rc_context(PLAIN_TEXT)
 def entropy_trace(steps: Sequence[TokenStep], path: Path) -> Path:
     """One response's next-token entropy per token, before and after EM-INF (adjusted tokens marked)."""
     xs = range(len(steps))

@@ -332,3 +332,14 @@ def test_ugphysics_page_shows_the_second_verdict_and_flags_where_the_judges_diff
     assert drills.count('<div class="muted second" title="accuracy_paper">accuracy_paper 1.00</div>') == 6
     assert "✕ = second verdict" in html and "◇ = paper" in html and ">UGPhys. (accuracy_paper)</th>" in html
     assert "<td>2.5, x</td>" in drills and drills.count("<td>–</td>") == 1 + 10, "UGPhysics' judged answers"
+
+
+def test_a_dollar_in_a_model_or_task_name_is_drawn_as_text_not_mathtext(tmp_path: Path) -> None:
+    """Two "$" made matplotlib parse the name as mathtext; "$\\frac$" raised and no page was written."""
+    name = "org/$\\frac$-7B"
+    write_run(tmp_path / "run", {"em_math500": [1, 0, 0], "t$x$": [1, 1]}, model=name)
+    assert main(["leaderboard", str(tmp_path / "run"), "-o", str(tmp_path / "board")]) == 0
+    assert name in (tmp_path / "board" / "leaderboard.md").read_text()
+    for png in ("accuracy_vs_tokens.png", "task_em_math500.png", "task_t_x.png"):
+        assert matplotlib.image.imread(tmp_path / "board" / "plots" / png).std() > 0.01
+    assert matplotlib.rcParams["text.parse_math"], "the plain-text setting stays inside the plots"
