@@ -7,6 +7,7 @@ import grp
 import json
 import os
 import pwd
+import select
 import signal
 import stat
 import subprocess
@@ -28,14 +29,14 @@ MAIN = "main.py"
 UID_BASE = 3_000_000  # throw-away uids: UID_BASE + pid * SLOTS + slot (unique per live run), if unused
 SLOTS = 256
 WATCH_INTERVAL_S = 0.1
-MAX_FOLDER_ENTRIES = 10_000  # files and folders a program may leave in its folder (empty ones cost inodes too)
 _LAUNCHER_SOURCE = (Path(__file__).with_name("launcher.py")).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
 class Limits:
     """Per-program limits. Total memory is bounded by ``memory_mb * max_tasks``; ``tmpfs_mb``
-    caps what the program may write into its folder."""
+    caps what the program may write into its folder, ``max_files`` the files and folders it may
+    leave there (empty ones cost inodes, kernel memory outside every other limit)."""
 
     timeout_s: float = 10.0
     memory_mb: int = 4096
@@ -44,6 +45,7 @@ class Limits:
     max_tasks: int = 8
     max_open_files: int = 256
     output_bytes: int = 65536
+    max_files: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -161,13 +163,16 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
         except OSError as exc:
             raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
         if plan.size_cap:  # bubblewrap's tmpfs caps bytes, not files: empty ones cost kernel memory
-            full = functools.partial(_tmpfs_inodes_over, proc.pid, MAX_FOLDER_ENTRIES, os.stat(SANDBOX_CWD).st_dev)
+            full = functools.partial(_tmpfs_inodes_over, proc.pid, lim.max_files, os.stat(SANDBOX_CWD).st_dev)
         else:
-            full = functools.partial(_disk_usage_over, work, lim.tmpfs_mb << 20)
+            full = functools.partial(_disk_usage_over, work, lim.tmpfs_mb << 20, lim.max_files)
         ended = _wait(proc, lim, full)
+        inner = _namespace_init(proc.pid) if plan.bwrap else None
         _kill_group(proc.pid)
         proc.wait()
         _end_group(proc.pid)
+        if inner:
+            _await_namespace_end(*inner)
         duration = time.perf_counter() - start
         # read through the files this process opened: a program may replace the paths (with a FIFO, a link)
         stdout = _head(out, lim.output_bytes)
@@ -177,7 +182,7 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
         returncode = 128 - returncode  # bwrap reports a child killed by signal N as exit status 128 + N
     status, reason = classify(returncode, stderr, wall_timeout=ended == "timeout", timeout_s=lim.timeout_s)
     if ended == "folder_full":
-        status, reason = "error", (f"wrote more than {lim.tmpfs_mb} MB or {MAX_FOLDER_ENTRIES} files into its folder "
+        status, reason = "error", (f"wrote more than {lim.tmpfs_mb} MB or {lim.max_files} files into its folder "
                                    "(killed)")
     elif (plan.bwrap and proc.returncode == 1 and stderr.startswith("bwrap:")) or (
             proc.returncode == LAUNCHER_FAILED and stderr.startswith("sandbox:")):
@@ -206,29 +211,25 @@ def _wait(proc: subprocess.Popen, lim: Limits, full: Callable[[], bool]) -> str:
                 return "folder_full"
 
 
-def _disk_usage_over(folder: Path, limit: int) -> bool:
-    return _disk_usage(folder) > limit
+def _disk_usage_over(folder: Path, limit: int, max_entries: int) -> bool:
+    return _disk_usage(folder, max_entries) > limit
 
 
 def _tmpfs_inodes_over(bwrap_pid: int, limit: int, host_tmp_dev: int) -> bool:
     """Whether the program's private /tmp (bubblewrap's tmpfs, seen through /proc from a process inside its mount
     namespace) holds more than ``limit`` inodes; False until bubblewrap has mounted it."""
     try:
-        try:
-            inside = int(Path(f"/proc/{bwrap_pid}/task/{bwrap_pid}/children").read_text().split()[0])
-        except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN
-            inside = next(pid for pid, (_, parent, _) in _processes().items() if parent == bwrap_pid)
-        path = f"/proc/{inside}/root{SANDBOX_CWD}"
+        path = f"/proc/{_child(bwrap_pid)}/root{SANDBOX_CWD}"
         if os.stat(path).st_dev == host_tmp_dev:
             return False
         vfs = os.statvfs(path)
-    except (OSError, IndexError, StopIteration):
+    except (OSError, LookupError):
         return False
     return vfs.f_files - vfs.f_ffree > limit
 
 
-def _disk_usage(folder: Path) -> int:
-    """Bytes the folder holds; past :data:`MAX_FOLDER_ENTRIES` entries (empty files and folders cost inodes too),
+def _disk_usage(folder: Path, max_entries: int = Limits.max_files) -> int:
+    """Bytes the folder holds; past ``max_entries`` entries (empty files and folders cost inodes too),
     or with a part that cannot be read even after giving its owner the rights back, infinite: the program is
     stopped either way. A subfolder the program made unlistable (``mkdir(name, 0o300)``) is counted like any
     other."""
@@ -248,7 +249,7 @@ def _disk_usage(folder: Path) -> int:
         except OSError:
             return 1 << 62
         entries_seen += len(entries)
-        if entries_seen > MAX_FOLDER_ENTRIES:
+        if entries_seen > max_entries:
             return 1 << 62
         for entry in entries:
             try:
@@ -525,6 +526,44 @@ def _end_group(pgid: int, deadline_s: float = 5.0) -> None:
         if not live or time.monotonic() > end:
             return
         time.sleep(0.005)
+
+
+def _namespace_init(bwrap_pid: int) -> tuple[int, int] | None:
+    """(pid, pidfd) of bubblewrap's child, the init of the program's PID namespace, while bubblewrap runs."""
+    try:
+        pid = _child(bwrap_pid)
+        pidfd = os.pidfd_open(pid)
+    except (OSError, LookupError):
+        return None
+    if (_stat_fields(pid) or ("", 0, 0))[1] != bwrap_pid:  # the pid was reused in between: not ours
+        os.close(pidfd)
+        return None
+    return pid, pidfd
+
+
+def _await_namespace_end(pid: int, pidfd: int, deadline_s: float = 5.0) -> None:
+    """Wait until the namespace's init has exited (the kernel ends it only once every other process in the
+    namespace is gone), and reap it if it was re-parented to this process; it is never signalled here."""
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if poller.poll(deadline_s * 1000) and (_stat_fields(pid) or ("", 0, 0))[1] == os.getpid():
+            os.waitpid(pid, os.WNOHANG)
+    except (OSError, ChildProcessError):
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def _child(pid: int) -> int:
+    """The first child of ``pid`` (bubblewrap has one); LookupError when there is none."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+    except FileNotFoundError:  # gone, or a kernel without CONFIG_PROC_CHILDREN
+        found = [child for child, (_, parent, _) in _processes().items() if parent == pid]
+        if not found:
+            raise LookupError(pid) from None
+        return found[0]
 
 
 def _processes() -> dict[int, tuple[str, int, int]]:
