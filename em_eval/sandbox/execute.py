@@ -511,7 +511,12 @@ def _end_group(pgid: int, deadline_s: float = 5.0) -> None:
     me = os.getpid()
     end = time.monotonic() + deadline_s
     while True:
-        _kill_group(pgid)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:  # no member left, not even a zombie
+            return
+        except PermissionError:
+            pass
         live = False
         for pid, (state, parent, group) in _processes().items():
             if group != pgid:

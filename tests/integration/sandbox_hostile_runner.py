@@ -79,9 +79,11 @@ def more_programs(me: int, canary: int, victim: Path, beside: list[str]) -> dict
                 "raise SystemExit(f'changed: {changed}' if changed else 'nothing changed')\n")
     parents = f"sorted({{{me}, {canary}, os.getppid()}} - {{os.getpid()}})"
     prlimit = ("import os, resource\ndone, errors = [], []\n"
-               f"for pid in {parents}:\n    try:\n"
-               "        resource.prlimit(pid, resource.RLIMIT_NOFILE, (3, 3))\n        done.append(pid)\n"
-               "    except OSError as exc:\n        errors.append(exc.strerror)\n"
+               "calls = [lambda p: resource.prlimit(p, resource.RLIMIT_NOFILE, (3, 3)),\n"
+               "         lambda p: os.setpriority(os.PRIO_PROCESS, p, 19), lambda p: os.sched_setaffinity(p, {0})]\n"
+               f"for pid in {parents}:\n    for call in calls:\n        try:\n"
+               "            call(pid)\n            done.append(pid)\n"
+               "        except OSError as exc:\n            errors.append(exc.strerror)\n"
                "raise SystemExit(f'lowered {done}' if done else f'refused: {errors}')\n")
     sigio = ("import fcntl, os, signal\ndone, errors = [], []\n"
              f"for pid in {parents}:\n    r, w = os.pipe()\n    try:\n"
