@@ -105,7 +105,7 @@ def more_programs(me: int, canary: int, victim: Path, beside: list[str]) -> dict
         "signal_through_sigio": (sigio, TIMEOUT_S, {}),
         "read_beside_the_evaluator": (read_beside, TIMEOUT_S, {}),
         "hide_a_subfolder": (hide, 30, {"tmpfs_mb": 16}),
-        "flood_empty_files": (empty_files, 30, {"max_files": 500}),
+        "flood_empty_files": (empty_files, 30, {"max_files": 100}),
     }
 
 
