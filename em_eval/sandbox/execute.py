@@ -565,6 +565,8 @@ def _child(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
     except FileNotFoundError:  # gone, or a kernel without CONFIG_PROC_CHILDREN
+        if not os.path.exists(f"/proc/{pid}"):
+            raise LookupError(pid) from None
         found = [child for child, (_, parent, _) in _processes().items() if parent == pid]
         if not found:
             raise LookupError(pid) from None
