@@ -5,23 +5,28 @@ process with a minimal environment (no inherited tokens) and a fresh folder as c
 TMPDIR. Before its first instruction (:mod:`em_eval.sandbox.launcher`) it gets:
 
 * resource limits (CPU time, address space, file size, open files, tasks), ``no_new_privs``;
-* as root, a throw-away uid (Linux never applies ``RLIMIT_NPROC`` to uid 0), or, where the
-  interpreter is out of other users' reach, uid 0 with no capabilities and no new processes;
-* Landlock, where the kernel has it: it may read the system, the interpreter and its
-  libraries and write only its folder; no TCP, no signals or abstract sockets outside itself;
-* seccomp: no sockets, ptrace, new sessions, namespaces or mounts (and, on kernels whose
-  Landlock cannot scope signals, no signals to other processes).
+* as root, a throw-away uid that is provably unused (no user, group, subordinate id range or
+  process has it; Linux never applies ``RLIMIT_NPROC`` to uid 0), or, where the interpreter is
+  out of other users' reach, uid 0 with no capabilities and no new processes;
+* Landlock, where the kernel has it: it may read the system, the interpreter and the libraries
+  it imports (not the evaluator's own folder) and write only its folder; no TCP, no signals or
+  abstract sockets outside itself;
+* seccomp: no sockets, ptrace, new sessions, namespaces or mounts; no change to any file's
+  mode, owner, times, flags or extended attributes; no resource limits, priority or scheduling
+  of other processes; and, on kernels whose Landlock cannot scope signals, no signals to other
+  processes, also not through ``F_SETOWN`` / ``F_SETSIG``.
 
 Under the default mode all of that runs inside bubblewrap: a read-only root, a private
 size-capped ``/tmp`` as the folder, masked home directories, new PID, network, IPC and UTS
 namespaces, ``--die-with-parent``; the interpreter and its paths stay visible wherever they
-live. A wall-clock timeout kills the process group either way.
+live. A wall-clock timeout kills the process group either way; clean-up signals only that group
+(and waits for the PID namespace to end), never a uid.
 
 ``EM_EVAL_SANDBOX`` chooses: ``auto`` (default) and ``bwrap`` refuse to run code without a
 working bubblewrap, with one error naming the cause; ``rlimits`` is the explicit opt-in for
 machines without it (everything above except bubblewrap's namespaces and mounts; the parent
-watches the folder's size instead of a tmpfs cap). Every :class:`ProgramResult` lists the
-isolation layers that were actually active.
+watches the folder's size and file count instead of a tmpfs cap). Every :class:`ProgramResult`
+lists the isolation layers that were actually active.
 """
 
 from __future__ import annotations

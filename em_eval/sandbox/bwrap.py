@@ -1,8 +1,8 @@
 """The bubblewrap command line: read-only root, private size-capped /tmp, new namespaces.
 
 Home directories and any directory other users cannot traverse are hidden behind an empty
-tmpfs; the interpreter, its prefixes, every ``sys.path`` entry and the program's readable
-paths are bound back read-only at their own paths, also when they sit under ``/tmp``,
+tmpfs; the interpreter, its prefixes, the ``sys.path`` entries imports need and the program's
+readable paths are bound back read-only at their own paths, also when they sit under ``/tmp``,
 which the private /tmp would otherwise hide.
 """
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import grp
 import json
 import os
-import shutil
+import pwd
+import select
 import signal
 import stat
 import subprocess
@@ -14,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from em_eval.sandbox import bwrap
 from em_eval.sandbox.launcher import FAILED as LAUNCHER_FAILED
@@ -23,17 +26,17 @@ from em_eval.sandbox.plan import Plan, SandboxError
 
 STATUSES = ("passed", "failed", "timeout", "memory", "error")
 MAIN = "main.py"
-UID_BASE = 3_000_000  # throw-away uids: UID_BASE + pid * SLOTS + slot (unique per live run)
+UID_BASE = 3_000_000  # throw-away uids: UID_BASE + pid * SLOTS + slot (unique per live run), if unused
 SLOTS = 256
 WATCH_INTERVAL_S = 0.1
-MAX_FOLDER_ENTRIES = 10_000  # files and folders a program may leave in its folder (empty ones cost inodes too)
 _LAUNCHER_SOURCE = (Path(__file__).with_name("launcher.py")).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
 class Limits:
     """Per-program limits. Total memory is bounded by ``memory_mb * max_tasks``; ``tmpfs_mb``
-    caps what the program may write into its folder."""
+    caps what the program may write into its folder, ``max_files`` the files and folders it may
+    leave there (empty ones cost inodes, kernel memory outside every other limit)."""
 
     timeout_s: float = 10.0
     memory_mb: int = 4096
@@ -42,6 +45,7 @@ class Limits:
     max_tasks: int = 8
     max_open_files: int = 256
     output_bytes: int = 65536
+    max_files: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -121,13 +125,12 @@ _free_slots = list(range(SLOTS))
 def run_with(program: Program, plan: Plan) -> ProgramResult:
     """Run ``program`` under ``plan`` in a fresh folder that is removed afterwards."""
     slot = _take_slot() if plan.throwaway_uid else None
-    uid = UID_BASE + os.getpid() * SLOTS + slot if slot is not None else None
+    uid = _uid(slot) if slot is not None else None
     base = Path(tempfile.mkdtemp(prefix="em-sandbox-"))
     try:
         return _run_in(program, plan, base, uid)
     finally:
-        if uid is not None:
-            _kill_uid(uid)
+        if slot is not None:
             _release_slot(slot)
         remove_tree(base)
 
@@ -144,7 +147,8 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
         for path in [work, *work.rglob("*")]:
             os.chown(path, uid, uid)
     cwd = SANDBOX_CWD if plan.bwrap else str(work)
-    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER_SOURCE, json.dumps(_launcher_config(program, plan, uid, cwd))]
+    config = json.dumps(_launcher_config(program, plan, uid, cwd))
+    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER_SOURCE, config]
     env = _clean_env(cwd)
     if plan.bwrap:
         argv = bwrap.argv(work=work, uid=uid, env=env, visible=interpreter_paths(program.readable_paths),
@@ -158,9 +162,17 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
                                     stdout=out, stderr=err, start_new_session=True, close_fds=True)
         except OSError as exc:
             raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
-        ended = _wait(proc, lim, None if plan.size_cap else work)
+        if plan.size_cap:  # bubblewrap's tmpfs caps bytes, not files: empty ones cost kernel memory
+            full = functools.partial(_tmpfs_inodes_over, proc.pid, lim.max_files, os.stat(SANDBOX_CWD).st_dev)
+        else:
+            full = functools.partial(_disk_usage_over, work, lim.tmpfs_mb << 20, lim.max_files)
+        ended = _wait(proc, lim, full)
+        inner = _namespace_init(proc.pid) if plan.bwrap else None
         _kill_group(proc.pid)
         proc.wait()
+        _end_group(proc.pid)
+        if inner:
+            _await_namespace_end(*inner)
         duration = time.perf_counter() - start
         # read through the files this process opened: a program may replace the paths (with a FIFO, a link)
         stdout = _head(out, lim.output_bytes)
@@ -170,8 +182,8 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
         returncode = 128 - returncode  # bwrap reports a child killed by signal N as exit status 128 + N
     status, reason = classify(returncode, stderr, wall_timeout=ended == "timeout", timeout_s=lim.timeout_s)
     if ended == "folder_full":
-        status, reason = "error", (f"wrote more than {lim.tmpfs_mb} MB or {MAX_FOLDER_ENTRIES} files into its folder, "
-                                   "or hid part of it from the size watch (killed)")
+        status, reason = "error", (f"wrote more than {lim.tmpfs_mb} MB or {lim.max_files} files into its folder "
+                                   "(killed)")
     elif (plan.bwrap and proc.returncode == 1 and stderr.startswith("bwrap:")) or (
             proc.returncode == LAUNCHER_FAILED and stderr.startswith("sandbox:")):
         status, reason = "error", f"sandbox failure: {stderr.strip()[:300]}"
@@ -184,33 +196,60 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
     return ProgramResult(status, reason, stdout, stderr, duration, returncode, plan.layers, files)
 
 
-def _wait(proc: subprocess.Popen, lim: Limits, watched: Path | None) -> str:
-    """"exited", "timeout", or "folder_full" when ``watched`` grows past ``lim.tmpfs_mb``."""
+def _wait(proc: subprocess.Popen, lim: Limits, full: Callable[[], bool]) -> str:
+    """"exited", "timeout", or "folder_full" when ``full()`` says so (asked every :data:`WATCH_INTERVAL_S`)."""
     deadline = time.monotonic() + lim.timeout_s
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return "timeout"
         try:
-            proc.wait(timeout=left if watched is None else min(left, WATCH_INTERVAL_S))
-            return "exited"
+            proc.wait(timeout=min(left, WATCH_INTERVAL_S))
+            return "folder_full" if full() else "exited"  # it may have filled the folder since the last look
         except subprocess.TimeoutExpired:
-            if watched is not None and _disk_usage(watched) > lim.tmpfs_mb << 20:
+            if full():
                 return "folder_full"
 
 
-def _disk_usage(folder: Path) -> int:
-    """Bytes the folder holds; past :data:`MAX_FOLDER_ENTRIES` entries, or with a part that cannot be read (a
-    subfolder made unreadable hides its size), infinite: the program is stopped either way."""
+def _disk_usage_over(folder: Path, limit: int, max_entries: int) -> bool:
+    return _disk_usage(folder, max_entries) > limit
+
+
+def _tmpfs_inodes_over(bwrap_pid: int, limit: int, host_tmp_dev: int) -> bool:
+    """Whether the program's private /tmp (bubblewrap's tmpfs, seen through /proc from a process inside its mount
+    namespace) holds more than ``limit`` inodes; False until bubblewrap has mounted it."""
+    try:
+        path = f"/proc/{_child(bwrap_pid)}/root{SANDBOX_CWD}"
+        if os.stat(path).st_dev == host_tmp_dev:
+            return False
+        vfs = os.statvfs(path)
+    except (OSError, LookupError):
+        return False
+    return vfs.f_files - vfs.f_ffree > limit
+
+
+def _disk_usage(folder: Path, max_entries: int = Limits.max_files) -> int:
+    """Bytes the folder holds; past ``max_entries`` entries (empty files and folders cost inodes too),
+    or with a part that cannot be read even after giving its owner the rights back, infinite: the program is
+    stopped either way. A subfolder the program made unlistable (``mkdir(name, 0o300)``) is counted like any
+    other."""
     total, entries_seen = 0, 0
     stack = [str(folder)]
     while stack:
+        path = stack.pop()
         try:
-            entries = list(os.scandir(stack.pop()))
+            entries = _scan(path)
+        except PermissionError:
+            if not _give_rights_back_at(folder, path):
+                return 1 << 62
+            try:
+                entries = _scan(path)
+            except OSError:
+                return 1 << 62
         except OSError:
             return 1 << 62
         entries_seen += len(entries)
-        if entries_seen > MAX_FOLDER_ENTRIES:
+        if entries_seen > max_entries:
             return 1 << 62
         for entry in entries:
             try:
@@ -223,12 +262,59 @@ def _disk_usage(folder: Path) -> int:
     return total
 
 
+def _scan(path: str) -> list[os.DirEntry]:
+    with os.scandir(path) as entries:
+        return list(entries)
+
+
+def _give_rights_back_at(top: Path, path: str) -> bool:
+    try:
+        fd = os.open(top, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return give_rights_back(fd, Path(path).relative_to(top).parts)
+    finally:
+        os.close(fd)
+
+
+def give_rights_back(dir_fd: int, parts: Sequence[str] = ()) -> bool:
+    """Make the folder ``parts`` below ``dir_fd`` (or ``dir_fd`` itself) 0700 again, so its owner may list, enter
+    and empty it, reaching it without following a link in any component (a running program may swap one in).
+    Folders on the way that cannot be entered get the same. False when that fails."""
+    flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.dup(dir_fd)
+    except OSError:
+        return False
+    try:
+        for part in parts:
+            try:
+                inner = os.open(part, flags, dir_fd=fd)
+            except PermissionError:
+                _chmod_fd(fd)
+                inner = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        _chmod_fd(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _chmod_fd(fd: int) -> None:
+    os.chmod(f"/proc/self/fd/{fd}", 0o700)  # also for an O_PATH descriptor, which fchmod refuses
+
+
 def _launcher_config(program: Program, plan: Plan, uid: int | None, cwd: str) -> dict[str, object]:
     return {
         "rlimits": _rlimits(program.limits, plan, uid),
         "uid": uid,
         "drop_caps": plan.drop_caps,
-        "landlock": readable_paths(program.readable_paths, cwd) if plan.landlock_abi >= 1 else None,
+        "landlock": {**readable_paths(program.readable_paths, cwd), "abi": plan.landlock_abi}
+        if plan.landlock_abi >= 1 else None,
         "seccomp": {"signals": plan.seccomp_signals, "no_fork": plan.no_fork} if plan.seccomp else None,
         "main": f"{cwd}/{MAIN}",
     }
@@ -306,7 +392,8 @@ def read_collected(work: Path, name: str, limit: int) -> bytes:
 def remove_tree(path: Path) -> None:
     """Remove ``path`` and everything below it; never raises, never follows a link, and holds one folder open
     at a time, so any depth works (``shutil.rmtree`` recurses: 2500 nested folders raised RecursionError).
-    Folders made unreadable are made readable first; what still cannot be removed is left."""
+    Folders the program made unreadable or read-only get their owner's rights back first; what still cannot be
+    removed is left."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
@@ -324,9 +411,7 @@ def remove_tree(path: Path) -> None:
                 os.close(fd)
                 fd = parent
                 name = names.pop()
-                try:
-                    os.rmdir(name, dir_fd=fd)
-                except OSError:
+                if not _writable_retry(fd, lambda: os.rmdir(name, dir_fd=fd)):
                     stuck.add(_identity(fd, name))
                 continue
             if entry.is_dir(follow_symlinks=False):
@@ -338,9 +423,7 @@ def remove_tree(path: Path) -> None:
                 fd = child
                 names.append(entry.name)
                 continue
-            try:
-                os.unlink(entry.name, dir_fd=fd)
-            except OSError:
+            if not _writable_retry(fd, lambda: os.unlink(entry.name, dir_fd=fd)):
                 stuck.add(_identity(fd, entry.name))
     except OSError:
         pass
@@ -377,14 +460,25 @@ def _open_dir(dir_fd: int, name: str, flags: int) -> int | None:
         try:
             return os.open(name, flags, dir_fd=dir_fd)
         except PermissionError:
-            if attempt == 0:
-                try:
-                    os.chmod(name, 0o700, dir_fd=dir_fd)
-                except OSError:
-                    return None
+            if attempt or not give_rights_back(dir_fd, [name]):
+                return None
         except OSError:
             return None
     return None
+
+
+def _writable_retry(fd: int, remove) -> bool:
+    """``remove()`` (an entry of the folder ``fd``), once more after making the folder 0700 if it was refused."""
+    for attempt in range(2):
+        try:
+            remove()
+            return True
+        except PermissionError:
+            if attempt or not give_rights_back(fd):
+                return False
+        except OSError:
+            return False
+    return False
 
 
 def _head(fh, limit: int) -> str:
@@ -405,44 +499,97 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _kill_uid(uid: int, deadline_s: float = 5.0) -> None:
-    """SIGKILL every process of a throw-away uid (also those that left the group) until none is left.
+def _end_group(pgid: int, deadline_s: float = 5.0) -> None:
+    """SIGKILL the program's process group until no live process is left in it, and reap the members that were
+    re-parented to this process (it is PID 1 in a container without an init, or a subreaper), one pid at a time,
+    so no one else's exit status is taken.
 
-    Orphans of the program are re-parented to this process when it is PID 1 (a container without an
-    init) or a subreaper; their zombies are reaped here, one pid at a time, so no one else's exit
-    status is taken."""
-    kill = shutil.which("kill")
+    Only the program's own processes are ever signalled: the launcher leads a new session, and seccomp refuses
+    ``setsid`` and ``setpgid``, so none of them leaves the group and no other process joins it (under bubblewrap
+    the group is bubblewrap itself, and the PID namespace ends with it). A uid is never signalled as a whole:
+    another process may share it (a container beside this one that picked the same throw-away uid)."""
+    me = os.getpid()
     end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if not pids_of_user(uid):
-            _reap_our_zombies(uid)  # every orphan has been re-parented by the time its parent is dead
+    while True:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:  # no member left, not even a zombie
             return
-        if kill:
-            subprocess.run([kill, "-9", "-1"], user=uid, group=uid, extra_groups=[], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False)
-        _reap_our_zombies(uid)
+        except PermissionError:
+            pass
+        live = False
+        for pid, (state, parent, group) in _processes().items():
+            if group != pgid:
+                continue
+            if state != "Z":
+                live = True
+            elif parent == me:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+        if not live or time.monotonic() > end:
+            return
         time.sleep(0.005)
 
 
-def _reap_our_zombies(uid: int) -> None:
-    me = os.getpid()
-    for pid in pids_of_user(uid, zombies=True):
-        state = _stat_fields(pid)
-        if state and state[0] == "Z" and state[1] == me:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+def _namespace_init(bwrap_pid: int) -> tuple[int, int] | None:
+    """(pid, pidfd) of bubblewrap's child, the init of the program's PID namespace, while bubblewrap runs."""
+    try:
+        pid = _child(bwrap_pid)
+        pidfd = os.pidfd_open(pid)
+    except (OSError, LookupError):
+        return None
+    if (_stat_fields(pid) or ("", 0, 0))[1] != bwrap_pid:  # the pid was reused in between: not ours
+        os.close(pidfd)
+        return None
+    return pid, pidfd
 
 
-def _stat_fields(pid: int) -> tuple[str, int] | None:
-    """(state, parent pid) of a process, or None when it is gone."""
+def _await_namespace_end(pid: int, pidfd: int, deadline_s: float = 5.0) -> None:
+    """Wait until the namespace's init has exited (the kernel ends it only once every other process in the
+    namespace is gone), and reap it if it was re-parented to this process; it is never signalled here."""
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if poller.poll(deadline_s * 1000) and (_stat_fields(pid) or ("", 0, 0))[1] == os.getpid():
+            os.waitpid(pid, os.WNOHANG)
+    except (OSError, ChildProcessError):
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def _child(pid: int) -> int:
+    """The first child of ``pid`` (bubblewrap has one); LookupError when there is none."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+    except FileNotFoundError:  # gone, or a kernel without CONFIG_PROC_CHILDREN
+        if not os.path.exists(f"/proc/{pid}"):
+            raise LookupError(pid) from None
+        found = [child for child, (_, parent, _) in _processes().items() if parent == pid]
+        if not found:
+            raise LookupError(pid) from None
+        return found[0]
+
+
+def _processes() -> dict[int, tuple[str, int, int]]:
+    """pid -> (state, parent pid, process group) of every process visible in /proc."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))):
+            found[int(entry.name)] = fields
+    return found
+
+
+def _stat_fields(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, process group) of a process, or None when it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
-    return fields[0], int(fields[1])
+    return fields[0], int(fields[1]), int(fields[2])
 
 
 def pids_of_user(uid: int, zombies: bool = False) -> list[int]:
@@ -473,11 +620,58 @@ def _tasks_of_user(uid: int) -> int:
     return total
 
 
+def _uid(slot: int) -> int:
+    return UID_BASE + os.getpid() * SLOTS + slot
+
+
 def _take_slot() -> int:
+    """A free slot whose uid is provably unused here (:func:`uid_in_use`): nobody's files or processes are within
+    a program's reach through it."""
     with _slot_lock:
         if not _free_slots:
             raise SandboxError(f"more than {SLOTS} concurrent sandboxed programs")
-        return _free_slots.pop()
+        for slot in reversed(_free_slots):
+            if uid_in_use(_uid(slot)) is None:
+                _free_slots.remove(slot)
+                return slot
+        raise SandboxError(f"every throw-away uid {_uid(0)}..{_uid(SLOTS - 1)} is in use here ("
+                           f"{uid_in_use(_uid(_free_slots[0]))}); run as a normal user instead of root")
+
+
+def uid_in_use(uid: int) -> str | None:
+    """Why ``uid`` (also taken as a gid) is not provably unused, or None: a user or group the system knows (NSS:
+    /etc/passwd, LDAP, SSSD), a subordinate id range (/etc/subuid, /etc/subgid), or a process (zombies too)."""
+    if known := _known_id(uid):
+        return known
+    return f"a process of uid {uid} is running" if pids_of_user(uid, zombies=True) else None
+
+
+@functools.cache
+def _known_id(uid: int) -> str | None:
+    for name, lookup in (("user", pwd.getpwuid), ("group", grp.getgrgid)):
+        try:
+            lookup(uid)
+            return f"a {name} with id {uid} exists"
+        except KeyError:
+            pass
+    for table in ("/etc/subuid", "/etc/subgid"):
+        try:
+            text = Path(table).read_text(errors="replace")
+        except OSError:
+            continue
+        if any(start <= uid < start + count for start, count in subordinate_ranges(text)):
+            return f"{uid} lies in a range of {table}"
+    return None
+
+
+def subordinate_ranges(text: str) -> list[tuple[int, int]]:
+    """(first id, count) of every ``name:first:count`` line of /etc/subuid or /etc/subgid; pure."""
+    ranges = []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            ranges.append((int(parts[1]), int(parts[2])))
+    return ranges
 
 
 def _release_slot(slot: int) -> None:

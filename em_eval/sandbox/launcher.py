@@ -6,12 +6,14 @@ need not be visible inside bubblewrap), with ``CONFIG`` a JSON object:
 ``rlimits``   ``{"RLIMIT_AS": bytes, ...}`` set before anything else;
 ``uid``       a throw-away uid to switch to (root only), or null;
 ``drop_caps`` drop every capability while staying uid 0 (root without a throw-away uid);
-``landlock``  ``{"read": [paths], "write": [paths], "devices": [paths]}``: the only files the
-              program may open, plus the network (TCP) and signal scopes where the kernel's
-              Landlock ABI has them; null to skip;
+``landlock``  ``{"read": [paths], "write": [paths], "devices": [paths], "abi": n}``: the only files
+              the program may open, plus the network (TCP) and signal scopes where ABI ``n`` (at
+              most the kernel's) has them; null to skip;
 ``seccomp``   ``{"signals": bool, "no_fork": bool}``: refuse sockets, ptrace and friends, new
-              sessions; ``signals``: signals to any other process; ``no_fork``: new processes
-              (threads stay allowed); null to skip;
+              sessions, changing any file's mode, owner, times, flags or extended attributes,
+              and the resource limits, priority or scheduling of other processes; ``signals``:
+              signals to any other process (also through ``F_SETOWN``); ``no_fork``: new
+              processes (threads stay allowed); null to skip;
 ``main``      the program to exec with ``sys.executable -I``.
 
 Standard library only: nothing else is importable yet. A step that fails stops the launcher
@@ -34,6 +36,7 @@ PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL =
 
 # Landlock (linux/landlock.h): syscalls 444-446 on every architecture.
 LL_CREATE, LL_ADD_RULE, LL_RESTRICT, LL_VERSION, LL_PATH_BENEATH = 444, 445, 446, 1, 1
+LL_MAX_ABI = 6  # the newest ABI whose rights this file knows
 FS_EXECUTE, FS_WRITE, FS_READ, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 FS_TRUNCATE, FS_IOCTL_DEV = 1 << 14, 1 << 15
 FS_FILE_RIGHTS = FS_EXECUTE | FS_WRITE | FS_READ | FS_TRUNCATE | FS_IOCTL_DEV
@@ -41,12 +44,27 @@ NET_BIND_CONNECT_TCP = 0b11
 SCOPE_ABSTRACT_UNIX_AND_SIGNAL = 0b11
 
 # libseccomp (seccomp.h)
-SCMP_ACT_ALLOW, SCMP_CMP_NE, SCMP_CMP_MASKED_EQ = 0x7FFF0000, 1, 7
+SCMP_ACT_ALLOW, SCMP_CMP_NE, SCMP_CMP_GT, SCMP_CMP_MASKED_EQ = 0x7FFF0000, 1, 6, 7
 CLONE_THREAD = 0x00010000
+ALL_BITS, LOW_32 = (1 << 64) - 1, (1 << 32) - 1
+F_SETOWN, F_SETSIG, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP = 8, 10, 15, 0x8901, 0x8902
 DENIED = ("socket", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open", "pidfd_getfd",
           "pidfd_send_signal", "kcmp", "io_uring_setup", "bpf", "perf_event_open", "userfaultfd", "keyctl",
           "add_key", "request_key", "setsid", "setpgid", "unshare", "setns", "mount", "umount2", "pivot_root",
           "chroot", "reboot", "kexec_load", "init_module", "finit_module", "delete_module", "swapon", "swapoff")
+# Landlock does not govern a file's metadata: without these a program could make any file its uid owns, anywhere,
+# setuid or world-writable, or rewrite its times and labels. Programs need none of them in their folder (files are
+# created with the umask's modes): refused everywhere. Numbers for calls newer than some libseccomp (same on every
+# architecture from 424 on): fchmodat2 452, setxattrat 463, removexattrat 466, file_setattr 469.
+METADATA = ("chmod", "fchmod", "fchmodat", 452, "chown", "fchown", "lchown", "fchownat", "chown32", "fchown32",
+            "lchown32", "utime", "utimes", "futimesat", "utimensat", "utimensat_time64", "setxattr", "lsetxattr",
+            "fsetxattr", 463, "removexattr", "lremovexattr", "fremovexattr", 466, 469)
+FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR = 0x40086602, 0x40046602, 0x401C5820  # chattr's ioctls
+# Calls that change another process's scheduling or memory placement (same uid, or any as uid 0 without
+# capabilities): allowed on the caller only (pid 0), as glibc's own wrappers pass it.
+ONLY_ON_ITSELF = ("sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr", "migrate_pages",
+                  "move_pages")
+PRIO_PROCESS, IOPRIO_WHO_PROCESS = 0, 1
 
 
 class _ArgCmp(ctypes.Structure):
@@ -93,7 +111,7 @@ def drop_capabilities(libc) -> None:
 
 def landlock(libc, rules: dict) -> None:
     """Allow reading ``read``, writing ``write`` (and devices ``devices``); refuse the rest."""
-    abi = landlock_abi()
+    abi = min(landlock_abi(), rules.get("abi", LL_MAX_ABI))
     if abi < 1:
         raise OSError(errno.ENOSYS, "Landlock is not available")
     fs = (1 << 13) - 1 | (1 << 13 if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0)
@@ -121,15 +139,15 @@ def landlock(libc, rules: dict) -> None:
 
 
 def seccomp(options: dict) -> None:
-    """Refuse the syscalls a program uses to reach outside (``DENIED``, signals, forks)."""
+    """Refuse the syscalls a program uses to reach outside (``DENIED``, ``METADATA``, signals, forks)."""
     lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     lib.seccomp_init.restype = ctypes.c_void_p
     ctx = ctypes.c_void_p(lib.seccomp_init(ctypes.c_uint32(SCMP_ACT_ALLOW)))
     if not ctx:
         raise OSError(errno.ENOMEM, "seccomp_init failed")
 
-    def refuse(name: str, err: int, *cmps: tuple[int, int, int, int]) -> None:
-        number = lib.seccomp_syscall_resolve_name(name.encode())
+    def refuse(name: str | int, err: int, *cmps: tuple[int, int, int, int]) -> None:
+        number = name if isinstance(name, int) else lib.seccomp_syscall_resolve_name(name.encode())
         if number < 0:  # not a syscall of this architecture (e.g. fork on aarch64)
             return
         array = (_ArgCmp * max(1, len(cmps)))(*[_ArgCmp(*c) for c in cmps])
@@ -137,13 +155,30 @@ def seccomp(options: dict) -> None:
         if rc < 0:
             raise OSError(-rc, f"seccomp rule for {name} failed")
 
-    for name in DENIED:
+    me = os.getpid()
+    for name in DENIED + METADATA:
         refuse(name, errno.EPERM)
+    for cmd in (FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR):
+        refuse("ioctl", errno.EPERM, (1, SCMP_CMP_MASKED_EQ, LOW_32, cmd))
+    # prlimit64 on pid 0 (glibc's setrlimit) or itself only: lowering the evaluator's limits kills it
+    refuse("prlimit64", errno.EPERM, (0, SCMP_CMP_GT, me, 0))
+    for value, mask in aligned_blocks(1, me):  # one comparison per argument and rule: [1, me) as aligned blocks
+        refuse("prlimit64", errno.EPERM, (0, SCMP_CMP_MASKED_EQ, mask, value))
+    for name in ONLY_ON_ITSELF:
+        refuse(name, errno.EPERM, (0, SCMP_CMP_NE, 0, 0))
+    for name, which in (("setpriority", PRIO_PROCESS), ("ioprio_set", IOPRIO_WHO_PROCESS)):
+        refuse(name, errno.EPERM, (0, SCMP_CMP_NE, which, 0))  # not a process group nor a user
+        refuse(name, errno.EPERM, (1, SCMP_CMP_NE, 0, 0))
     if options["signals"]:  # only to itself: Landlock's signal scope does this where the kernel has it
-        me = os.getpid()
         for name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
             refuse(name, errno.EPERM, (0, SCMP_CMP_NE, me, 0))
         refuse("tkill", errno.EPERM)
+        # a file's owner receives SIGIO (or any signal F_SETSIG names) from the kernel, outside kill()'s checks
+        for cmd in (F_SETOWN, F_SETSIG, F_SETOWN_EX):
+            for name in ("fcntl", "fcntl64"):
+                refuse(name, errno.EPERM, (1, SCMP_CMP_MASKED_EQ, LOW_32, cmd))
+        for cmd in (FIOSETOWN, SIOCSPGRP):
+            refuse("ioctl", errno.EPERM, (1, SCMP_CMP_MASKED_EQ, LOW_32, cmd))
     if options["no_fork"]:  # uid 0 is exempt from RLIMIT_NPROC: no new processes at all
         refuse("fork", errno.EAGAIN)
         refuse("vfork", errno.EAGAIN)
@@ -153,6 +188,18 @@ def seccomp(options: dict) -> None:
     lib.seccomp_release(ctx)
     if rc < 0:
         raise OSError(-rc, "seccomp_load failed")
+
+
+def aligned_blocks(low: int, high: int) -> list[tuple[int, int]]:
+    """``[low, high)`` as (value, mask) pairs: ``x & mask == value`` for exactly the numbers in the range."""
+    blocks = []
+    while low < high:
+        size = low & -low if low else 1 << 63
+        while size > high - low:
+            size >>= 1
+        blocks.append((low, ALL_BITS & ~(size - 1)))
+        low += size
+    return blocks
 
 
 def _syscall(libc, number: int, *args) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import site
 import stat
 import sys
 from pathlib import Path
@@ -19,12 +20,28 @@ DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
 def interpreter_paths(extra: Iterable[str] = ()) -> list[str]:
-    """Existing real paths of the interpreter, its prefixes, every ``sys.path`` entry and ``extra``."""
+    """Existing real paths of the interpreter, its prefixes, the ``sys.path`` entries imports need and ``extra``."""
     found = {os.path.realpath(p) for p in (sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                           sys.base_exec_prefix, *[p for p in sys.path if p], *extra)
+                                           sys.base_exec_prefix, *import_paths(sys.path), *extra)
              if p and os.path.exists(p)}
     found |= {os.path.abspath(p) for p in (sys.executable, sys.prefix) if os.path.exists(p)}  # venv symlinks
     return sorted(found)
+
+
+def import_paths(entries: Iterable[str]) -> list[str]:
+    """The ``sys.path`` entries a program's imports need (it runs ``python -I``): those inside the interpreter's
+    prefixes (the standard library) and site-packages folders (also chained ones), not the user's own. Not the
+    evaluator's script folder, nor the working folder ``python -m`` puts first, nor an editable install's source
+    tree: files beside the evaluator (a ``.env``) stay out of programs' reach."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    user_site = os.path.realpath(site.getusersitepackages())
+    kept = []
+    for entry in entries:
+        real = os.path.realpath(entry) if entry else ""
+        if real and real != user_site and (os.path.basename(real) in ("site-packages", "dist-packages")
+                                           or any(inside(real, p) for p in prefixes - {"/"})):
+            kept.append(entry)
+    return kept
 
 
 def readable_paths(extra: Sequence[str], cwd: str) -> dict[str, list[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -222,3 +223,30 @@ def test_a_collected_file_replaced_by_the_program_is_its_verdict_not_the_batchs_
         refused = mode is None and "Operation not permitted" in result.reason  # bubblewrap binds the file
         assert result.status == "error" and (replaced or refused), (kind, result.reason)
         assert "root:" not in repr(result.files)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="throw-away uids exist only when the evaluator runs as root")
+def test_a_throwaway_uid_in_use_is_skipped_and_no_process_the_run_did_not_start_is_signalled(monkeypatch):
+    """Its clean-up used to SIGKILL every process of the uid: a process of another container that picked the same
+    uid (invisible here, so the in-use check cannot see it) must survive the run beside it."""
+    from em_eval.sandbox import execute
+
+    plan = plan_for("bwrap")
+    assert plan.throwaway_uid
+    code = "import os\nprint(os.getuid())\n"
+    first = execute._uid(execute._free_slots[-1])  # the uid the next run tries first
+    seen = subprocess.Popen(["sleep", "60"], user=first, group=first, extra_groups=[])
+    unseen = None
+    try:
+        assert execute.uid_in_use(first) == f"a process of uid {first} is running"
+        assert int(run_with(sandbox.Program(code), plan).stdout) != first  # a uid in use is skipped
+        monkeypatch.setattr(execute, "uid_in_use", lambda uid: None)  # as if the process lived in another container
+        shared = execute._uid(execute._free_slots[-1])
+        unseen = subprocess.Popen(["sleep", "60"], user=shared, group=shared, extra_groups=[])
+        result = run_with(sandbox.Program(code + "import time\ntime.sleep(0.2)\n"), plan)
+        assert int(result.stdout) == shared and unseen.poll() is None and seen.poll() is None
+    finally:
+        for proc in (seen, unseen):
+            if proc:
+                proc.kill()
+                proc.wait()

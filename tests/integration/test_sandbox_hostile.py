@@ -1,5 +1,7 @@
 """Hostile programs, each in both modes (bubblewrap and the rlimits opt-in), with the interpreter
-under /tmp and under a 0700 directory, as root and as a normal user.
+under /tmp and under a 0700 directory, as root and as a normal user. With the interpreter under
+/tmp the plan is played as on an older machine (bubblewrap 0.6.1 without ``--size``, Landlock
+ABI 4 without signal scoping: Ubuntu 22.04 / 24.04), whatever this one has.
 
 Every combination runs ``sandbox_hostile_runner.py`` (the evaluator) inside an outer PID
 namespace built by the test itself, not by the sandbox under test: a program that signals
@@ -22,7 +24,10 @@ from pathlib import Path
 
 import pytest
 
+import em_eval
+
 HERE = Path(__file__).resolve().parent
+REPO = Path(em_eval.__file__).resolve().parents[1]  # the runner imports the em_eval under test, not another install
 RUNNER = HERE / "sandbox_hostile_runner.py"
 TEST_UID = 2_900_000 + os.getpid() % 50_000  # a normal user with no other processes
 ROOT = os.geteuid() == 0
@@ -48,6 +53,19 @@ EXPECTED = {  # program -> (status, any of these in the reason), per mode where 
     "read_home_secret": ("error", ("FileNotFoundError", "PermissionError")),
     "orphan_left_behind": ("passed", ("",)),  # its child is killed and reaped: no leftover, no zombie
     "open_socket": ("error", ("Operation not permitted", "unreachable")),
+}
+MORE = {  # run directly only, not as LiveCodeBench solutions (issue 24)
+    "change_metadata": ("error", ("nothing changed",)),
+    "lower_parent_limits": ("error", ("Operation not permitted",)),
+    "signal_through_sigio": ("error", ("refused", "sent to")),  # sent: Landlock scopes (drops) the signal
+    "read_beside_the_evaluator": ("error", ("nothing beside the evaluator is readable",)),
+    "hide_a_subfolder": ("error", FOLDER_FULL),  # a subfolder it cannot list is still counted
+    "flood_empty_files": ("error", ("into its folder",)),
+}
+PLAYED_OLD = {  # no Landlock signal scope: seccomp refuses; no --size: the folder on disk is watched
+    "signal_through_sigio": ("error", ("Operation not permitted",)),
+    "fill_the_folder": ("error", ("into its folder",)),
+    "hide_a_subfolder": ("error", ("into its folder",)),
 }
 
 
@@ -81,11 +99,11 @@ def _interpreter(location: str, owner: int) -> Path:
 
 
 def _visible(python: Path) -> list[str]:
-    """What ``python`` needs to run the runner: its prefixes, sys.path and the tests folder."""
+    """What ``python`` needs to run the runner: its prefixes, sys.path and this checkout."""
     out = subprocess.run([python, "-c", "import json, sys; print(json.dumps([sys.executable, sys.prefix, "
                           "sys.base_prefix, *[p for p in sys.path if p]]))"], capture_output=True, text=True,
                          check=True).stdout
-    paths = {os.path.realpath(p) for p in json.loads(out) if os.path.exists(p)} | {str(HERE), str(python.parent.parent)}
+    paths = {os.path.realpath(p) for p in json.loads(out) if os.path.exists(p)} | {str(REPO), str(python.parent.parent)}
     return sorted(paths)
 
 
@@ -123,10 +141,10 @@ def report(request) -> dict:
         if outer is None:
             pytest.skip("!!! NOT RUN: util-linux unshare cannot make an outer PID namespace here, which must hold "
                         "hostile programs if the sandbox under test broke")
-        argv = outer + [str(python), str(RUNNER), mode]
+        argv = outer + [str(python), str(RUNNER), mode] + (["--play-old"] if location == "tmp" else [])
         if ROOT and uid:
             argv += ["--uid", str(uid), "--reach", json.dumps(_reach(uid, _visible(python)))]
-        env = {k: v for k, v in os.environ.items() if k not in ("EM_EVAL_SANDBOX", "PYTHONPATH")}
+        env = {k: v for k, v in os.environ.items() if k != "EM_EVAL_SANDBOX"} | {"PYTHONPATH": str(REPO)}
         done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
         lines = [line for line in done.stdout.splitlines() if line.startswith("HOSTILE-REPORT ")]
         assert done.returncode == 0 and lines, f"the evaluator did not finish the run:\n{done.stdout}\n{done.stderr}"
@@ -140,29 +158,34 @@ def report(request) -> dict:
 def test_the_evaluator_and_its_neighbours_survive(report):
     mode, location, user = report["combo"]
     assert report["canary_alive"], "a process of the evaluator's user was killed"
+    assert report["bystander_alive"], "a process under a throw-away uid the sandbox did not start was killed"
     assert report["victim_intact"], "a file outside the program's folder was changed"
     assert report["leftover_processes"] == [] and report["leftover_folders"] == []
     assert report["uid"] == (0 if user == "root" else (TEST_UID if ROOT else os.geteuid()))
     assert ("/tmp/" if location == "tmp" else "/var/tmp/") in report["python"]
     layers = set(report["results"]["benign"]["isolation"])
+    if location == "tmp":  # played old
+        assert "seccomp_signals" in layers and "landlock_signal_scope" not in layers and "tmp_size_cap" not in layers
     if mode == "bwrap":
         assert {"bwrap", "pid_ns", "net_ns", "readonly_fs", "task_limit"} <= layers
+        assert ("tmp_size_cap" in layers) == (location == "private")
         assert ("throwaway_uid" in layers) == (user == "root")
     else:
         assert "bwrap" not in layers and {"seccomp", "landlock_fs", "rlimits"} <= layers
-        reachable = not any(not os.stat(a).st_mode & stat.S_IXOTH for p in report["visible"] for a in _ancestors(p)[:-1])
+        needed = [p for p in report["visible"] if not p.startswith(str(REPO))]  # programs see no checkout
+        reachable = not any(not os.stat(a).st_mode & stat.S_IXOTH for p in needed for a in _ancestors(p)[:-1])
         assert ("throwaway_uid" in layers) == (user == "root" and reachable)
         assert ("no_fork" in layers) == (user == "root" and not reachable)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(EXPECTED | MORE))
 def test_hostile_program_is_contained(report, name):
-    mode = report["combo"][0]
+    mode, location, _ = report["combo"]
     result = report["results"][name]
-    status, needles = EXPECTED[name]
+    status, needles = (PLAYED_OLD if location == "tmp" else {}).get(name) or (EXPECTED | MORE)[name]
     needles = needles[mode] if isinstance(needles, dict) else needles
     assert result["status"] == status and any(n in result["reason"] for n in needles), result
     if name == "benign":
         assert result["stdout"].strip() == "6"
     if name.startswith("read_"):
-        assert "s3cr3t" not in result["stdout"] and "HF_TOKEN" not in result["stdout"]
+        assert "s3cr3t" not in result["stdout"] + result["reason"] and "HF_TOKEN" not in result["stdout"]
