@@ -1,7 +1,9 @@
 r"""Rewrites that turn answer notations into the forms the grader compares (pure string functions).
 
 * :func:`clean_notation`: unicode radicals and powers, currency signs, a trailing ``\pmod{n}``,
-  a unit after a number (``3 m^2``), ``\quad`` spacing, a bracketed ``array`` (a matrix), repeating decimals (``0.\overline{6}`` -> ``\frac{2}{3}``), a stray trailing backslash.
+  a unit after a number (``3 m^2``, ``2,500.5cm^2``), ``\quad`` spacing, a bracketed ``array`` (a matrix),
+  repeating decimals (``0.\overline{6}`` -> ``\frac{2}{3}``), a stray trailing backslash,
+  ASCII ``>=``/``<=``, a 12-hour clock time (``3:15 PM`` -> ``15:15``).
 * :func:`labelled_items`: ``BC=6, CA=8`` -> ``[("BC", "6"), ("CA", "8")]`` when every item has
   a simple label (a variable, ``f(x)``, ``|PQ|``, ``(x,y)``, ``S_1:S_2``).
 * :func:`as_intervals`: a condition on one variable as interval notation: ``-1 \le t \le 4`` ->
@@ -24,9 +26,14 @@ _CURRENCY = re.compile(r"[€£¥₹]|\\euro\b|\\pounds\b|\\yen\b")
 _POWERS = {"²": "^2", "³": "^3", "¹": "^1", "⁴": "^4"}
 _RADICAL = re.compile(r"√\s*(\([^()]*\)|\{[^{}]*\}|[\w.]+)")
 _PMOD = re.compile(r"\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*\\bmod\s*[^()]*\)|\\bmod\s*\w+|\\mod\s*\w+)\s*$")
-_UNIT = re.compile(r"(?<=\d)\s+(?:m|cm|mm|km|kg|g|mg|s|ms|min|h|L|mL|ml|N|J|kJ|W|kW|V|A|K|Pa|kPa|Hz|mol|in|ft)"
+_UNIT = re.compile(r"(?<=\d)(?:\s+|(?=(?:cm|mm|km|kg|mg|mL|ml|kJ|kW|kPa|Hz|mol|ft)\b))"
+                   r"(?:m|cm|mm|km|kg|g|mg|s|ms|min|h|L|mL|ml|N|J|kJ|W|kW|V|A|K|Pa|kPa|Hz|mol|in|ft)"
                    r"(?:\^\{?[23]\}?)?\s*$")
-_BRACKETED_ARRAY = re.compile(r"^\s*(?:\\left\s*)?[\[(]\s*(\\begin\{array\}.*\\end\{array\})\s*(?:\\right\s*)?[\])]\s*$", re.DOTALL)
+_BRACKETED_ARRAY = re.compile(
+    r"^\s*(?:\\left\s*)?[\[(]\s*(\\begin\{array\}.*\\end\{array\})\s*(?:\\right\s*)?[\])]\s*$", re.DOTALL)
+_ASCII_RELATIONS = ((re.compile(r"(?<![<>=])(?:>=|=>)(?![<>=])"), r"\\geq "),
+                    (re.compile(r"(?<![<>=])(?:<=|=<)(?![<>=])"), r"\\leq "))
+_CLOCK_HALF = re.compile(r"\b(\d{1,2}):(\d{2})\s*(?:\\text\{\s*)?([ap])\.?\s*m\b\.?\s*\}?", re.IGNORECASE)
 _REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
 
 
@@ -37,6 +44,9 @@ def clean_notation(s: str) -> str:
         s = s.replace(char, power)
     s = _RADICAL.sub(lambda m: "\\sqrt{" + m.group(1).strip("(){}") + "}", s)
     s = _PMOD.sub("", s)
+    for pattern, repl in _ASCII_RELATIONS:
+        s = pattern.sub(repl, s)
+    s = _CLOCK_HALF.sub(_clock_24h, s)
     s = re.sub(r"\\q?quad(?![a-zA-Z])", " ", s)
     s = _BRACKETED_ARRAY.sub(r"\1", s)  # [\begin{array}...\end{array}] is a matrix, as pmatrix is
     s = _UNIT.sub("", s)
@@ -45,6 +55,12 @@ def clean_notation(s: str) -> str:
     if s.endswith("\\") and not s.endswith("\\\\"):
         s = s[:-1].rstrip()
     return s
+
+
+def _clock_24h(m: re.Match) -> str:
+    """``3:15 pm`` -> ``15:15``, ``12:05 a.m.`` -> ``0:05`` (a clock time compares by hour and minute)."""
+    hour = int(m.group(1)) % 12 + (12 if m.group(3).lower() == "p" else 0)
+    return f"{hour}:{m.group(2)}"
 
 
 def _repeating_fraction(m: re.Match) -> str:
@@ -58,19 +74,40 @@ def _repeating_fraction(m: re.Match) -> str:
 # ---- labels ------------------------------------------------------------------------------
 
 _NAME = r"(?:[A-Za-z]|\\[a-zA-Z]+)(?:_\{?[\w\\]+\}?)?'*"
+_SEGMENT = r"[A-Z]{2,3}"
 _LABEL = re.compile(
-    rf"^\s*(?:[A-Z]{{2,3}}|{_NAME}(?:\(\s*{_NAME}\s*\))?|\|\s*[A-Za-z]{{1,3}}\s*\||\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\)"
-    rf"|{_NAME}(?:\s*:\s*{_NAME})+)\s*=(?!=)")
+    rf"^\s*(?:{_SEGMENT}|{_NAME}(?:\(\s*{_NAME}\s*\))?|\|\s*[A-Za-z]{{1,3}}\s*\||\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\)"
+    rf"|{_NAME}(?:\s*:\s*{_NAME})+|{_SEGMENT}(?:\s*:\s*{_SEGMENT})+|\\frac\{{\s*{_SEGMENT}\s*\}}\{{\s*{_SEGMENT}\s*\}})"
+    rf"\s*=(?!=)")
 _CONNECTIVE = re.compile(r"\\text\{\s*(?:and|or)\s*\}|and|or|\\quad|\\qquad")
 _SEPARATORS = (",", ";", "\\text{ and }", " and ", "\\quad", "\\qquad", "\\text{ or }", " or ")
+_SOLUTION_SEPARATORS = (";", "\\text{ or }", " or ", "\\text{ and }", " and ")
 
 
 def labelled_items(s: str) -> list[tuple[str, str]] | None:
-    """``[(label, value), ...]`` when every top-level item is ``label = value`` with a simple label."""
+    """``[(label, value), ...]`` when every top-level item is ``label = value`` with a simple label.
+
+    A label written once covers the values after it (``k = 2, 4, 6``: three values of ``k``), and solutions
+    that each assign the same labels (``a=1, b=3; a=3, b=1``) become one tuple label (``(a,b)``) per solution.
+    """
+    groups = [g for g in split_top(s, _SOLUTION_SEPARATORS) if g.strip()]
+    if len(groups) > 1:
+        solutions = [_items(g) for g in groups]
+        labels = {tuple(label for label, _ in sol) for sol in solutions if sol}
+        if all(solutions) and len(labels) == 1 and len(next(iter(labels))) > 1 and len(set(next(iter(labels)))) > 1:
+            label = "(" + ",".join(next(iter(labels))) + ")"
+            return [(label, "(" + ",".join(v for _, v in sol) + ")") for sol in solutions]
+    return _items(s)
+
+
+def _items(s: str) -> list[tuple[str, str]] | None:
     items = [i.strip() for i in split_top(s, _SEPARATORS) if i.strip() and not _CONNECTIVE.fullmatch(i.strip())]
-    out = []
+    out: list[tuple[str, str]] = []
     for item in items:
         m = _LABEL.match(item)
+        if not m and out and len({label for label, _ in out}) == 1 and "=" not in item:
+            out.append((out[0][0], item))  # k = 2, 4, 6: the label covers the values after it
+            continue
         value = item[m.end():].strip() if m else ""
         if not m or not value or "=" in value:
             return None
@@ -106,6 +143,11 @@ def as_intervals(s: str) -> str | None:
     if m and not _OP.search(m.group(2)):
         return m.group(2).strip()
     return _conditions(s, None) if _OP.search(s) else None
+
+
+def has_inequality(s: str) -> bool:
+    """Whether ``s`` holds an inequality sign (``<``, ``\\geq``, ...)."""
+    return _OP.search(s) is not None
 
 
 def _conditions(s: str, variable: str | None) -> str | None:
@@ -144,7 +186,8 @@ def _chain(s: str) -> tuple[str, str] | None:
         return None
     below = (op in _LESS) == var_left  # x < b, or b > x: bounded above
     closed = _LESS.get(op, _MORE.get(op))
-    return var, (_interval("-" + INFINITY, False, bound, closed) if below else _interval(bound, closed, INFINITY, False))
+    interval = _interval("-" + INFINITY, False, bound, closed) if below else _interval(bound, closed, INFINITY, False)
+    return var, interval
 
 
 def _interval(low: str, low_closed: bool, high: str, high_closed: bool) -> str:

@@ -94,18 +94,22 @@ def _brace_args(s: str, command: str, n_args: int) -> str:
 # ---- normalisation -----------------------------------------------------------------------
 
 _SPACING = re.compile(r"\\\\|\\[!,]\s*|\\[;:> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|limits|nolimits)\b")
-_SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?|middle)(?![a-zA-Z])\s*(\\?[()\[\]{}|.]|\\[lr](?:vert|brace|brack|angle)|\\[lr]?[vV]ert|\\langle|\\rangle)?")
+_SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?|middle)(?![a-zA-Z])\s*"
+                     r"(\\?[()\[\]{}|.]|\\[lr](?:vert|brace|brack|angle)|\\[lr]?[vV]ert|\\langle|\\rangle)?")
 _DEGREES = re.compile(
     r"\^\s*\{?\s*\\circ\s*\}?(?:\s*(?:\\mathrm\{\s*[CFK]\s*\}|[CFK]\b))?|°|\\degree\b|\^\s*\{\s*\}\s*\\circ|\\circ\b"
 )
 _PERCENT = re.compile(r"\\?%")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_TRAILING_TEXT_GROUP = re.compile(r"\\(?:text|textrm|mbox|mathrm|textnormal|operatorname)\s*\{([^{}]*)\}\s*(?:\^\s*\{?\s*-?\d\s*\}?)?\s*$")
-_UNIT_TAIL = re.compile(r"(?<=[\d}).])((?:\s+(?:per\s+)?[a-zA-Z]+\.?(?:\s*/\s*[a-zA-Z]+\.?)?(?:\^\{?-?\d\}?)?){1,4})\s*$")
+_TRAILING_TEXT_GROUP = re.compile(r"\\(?:text|textrm|mbox|mathrm|textnormal|operatorname)\s*\{([^{}]*)\}"
+                                  r"\s*(?:\^\s*\{?\s*-?\d\s*\}?)?\s*$")
+_UNIT_TAIL = re.compile(
+    r"(?<=[\d}).])((?:\s+(?:per\s+)?[a-zA-Z]+\.?(?:\s*/\s*[a-zA-Z]+\.?)?(?:\^\{?-?\d\}?)?){1,4})\s*$")
 _MATH_WORDS = {"and", "or", "pi", "inf", "infinity", "infty", "sqrt", "frac", "sin", "cos", "tan", "cot", "sec", "csc",
                "log", "ln", "exp", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "mod", "max", "min", "gcd",
                "lcm", "det", "i", "e", "no", "yes", "none", "true", "false", "even", "odd"}
-_SIMPLE_LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?[\w\\]+\}?)?(?:\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\))?|\\[a-zA-Z]+(?:_\{?\w+\}?)?)\s*(?:=|\\in\b)\s*(?!=)")
+_SIMPLE_LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?[\w\\]+\}?)?(?:\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\))?"
+                         r"|\\[a-zA-Z]+(?:_\{?\w+\}?)?)\s*(?:=|\\in\b)\s*(?!=)")
 _LITERALS = (
     (re.compile(r"\\[dtc]frac(?![a-zA-Z])"), r"\\frac"),
     (re.compile(r"\\(?:geqslant|geq|ge)(?![a-zA-Z])"), r"\\geq "),
@@ -334,7 +338,8 @@ def parse(text: str, depth: int = 0) -> Node:
         if inner is not None:
             items = split_top(inner, (",",))
             if len(items) > 1:
-                kind = "interval" if len(items) == 2 and (s[0] == "[" or s[-1] == "]" or "\\infty" in inner) else "tuple"
+                closed = s[0] == "[" or s[-1] == "]"
+                kind = "interval" if len(items) == 2 and (closed or "\\infty" in inner) else "tuple"
                 return Node(kind, children=tuple(parse(i, depth + 1) for i in items), brackets=s[0] + s[-1])
             if s[0] == "(" and s[-1] == ")":
                 return parse(inner, depth + 1)
