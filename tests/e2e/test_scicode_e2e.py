@@ -17,7 +17,7 @@ from em_eval.asset_paths import asset_dir
 from em_eval.tasks.scicode.task import doc_to_text, load_dataset
 
 OUR_TASKS = {"em_scicode", "em_scicode_no_background", "em_scicode_dev", "em_scicode_dev_no_background", "scicode",
-             "em_leetcode", "leetcode", "em_leetcodedataset"}
+             "em_scicode_raw_prompt", "em_leetcode", "leetcode", "em_leetcodedataset"}
 DEV_SAMPLES = {"em_scicode_dev": [6, 8]}  # problems 19 (2 steps) and 29 (3 steps): fast gold targets
 
 
