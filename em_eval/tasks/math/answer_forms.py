@@ -3,7 +3,7 @@ r"""Rewrites that turn answer notations into the forms the grader compares (pure
 * :func:`clean_notation`: unicode radicals and powers, currency signs, a trailing ``\pmod{n}``,
   a unit after a number (``3 m^2``, ``2,500.5cm^2``), ``\quad`` spacing, a bracketed ``array`` (a matrix),
   repeating decimals (``0.\overline{6}`` -> ``\frac{2}{3}``), a stray trailing backslash,
-  ASCII ``>=``/``<=``, a 12-hour clock time (``3:15 PM`` -> ``15:15``).
+  ASCII ``>=``/``<=``, a 12-hour clock time (``3:15 P.M.`` -> ``3:15pm``).
 * :func:`labelled_items`: ``BC=6, CA=8`` -> ``[("BC", "6"), ("CA", "8")]`` when every item has
   a simple label (a variable, ``f(x)``, ``|PQ|``, ``(x,y)``, ``S_1:S_2``).
 * :func:`as_intervals`: a condition on one variable as interval notation: ``-1 \le t \le 4`` ->
@@ -46,7 +46,7 @@ def clean_notation(s: str) -> str:
     s = _PMOD.sub("", s)
     for pattern, repl in _ASCII_RELATIONS:
         s = pattern.sub(repl, s)
-    s = _CLOCK_HALF.sub(_clock_24h, s)
+    s = _CLOCK_HALF.sub(_clock_12h, s)
     s = re.sub(r"\\q?quad(?![a-zA-Z])", " ", s)
     s = _BRACKETED_ARRAY.sub(r"\1", s)  # [\begin{array}...\end{array}] is a matrix, as pmatrix is
     s = _UNIT.sub("", s)
@@ -57,10 +57,26 @@ def clean_notation(s: str) -> str:
     return s
 
 
-def _clock_24h(m: re.Match) -> str:
-    """``3:15 pm`` -> ``15:15``, ``12:05 a.m.`` -> ``0:05`` (a clock time compares by hour and minute)."""
-    hour = int(m.group(1)) % 12 + (12 if m.group(3).lower() == "p" else 0)
-    return f"{hour}:{m.group(2)}"
+def _clock_12h(m: re.Match) -> str:
+    """``3:15 P.M.`` -> ``3:15pm``, ``12:05 \\text{ am}`` -> ``12:05am`` (see :func:`clock_minutes`)."""
+    return f"{int(m.group(1))}:{m.group(2)}{m.group(3).lower()}m"
+
+
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})([ap]m)?")
+
+
+def clock_minutes(s: str) -> set[int] | None:
+    """The minutes after midnight a clock time can mean (``3:15``: 3:15 or 15:15; ``3:15pm``: 15:15 only;
+    ``15:15``: 15:15 only); None when ``s`` is not a clock time. Two times are equal when these meet."""
+    m = _CLOCK.fullmatch(s)
+    if not m:
+        return None
+    hour, minute, half = int(m.group(1)), int(m.group(2)), m.group(3)
+    if half:
+        return {(hour % 12 + (12 if half == "pm" else 0)) * 60 + minute}
+    if not 1 <= hour <= 12:
+        return {hour * 60 + minute}
+    return {hour % 12 * 60 + minute, (hour % 12 + 12) * 60 + minute}
 
 
 def _repeating_fraction(m: re.Match) -> str:

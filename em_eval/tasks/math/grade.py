@@ -34,6 +34,7 @@ from typing import Sequence
 from em_eval.tasks.math.answer_forms import (
     as_intervals,
     clean_notation,
+    clock_minutes,
     has_inequality,
     has_relation,
     labelled_items,
@@ -200,7 +201,6 @@ def _squash(s: str) -> str:
 
 _UNORDERED = {"set", "list"}
 _WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
-_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
 
 
 class _Budget:
@@ -286,9 +286,9 @@ def _scalars_equal(p: Node, g: Node, budget: _Budget) -> bool:
         return True
     if _WORDS.fullmatch(pt) and _WORDS.fullmatch(gt):
         return _squash(pt).lower() == _squash(gt).lower()
-    clock_p, clock_g = _CLOCK.fullmatch(_squash(pt)), _CLOCK.fullmatch(_squash(gt))
+    clock_p, clock_g = clock_minutes(_squash(pt)), clock_minutes(_squash(gt))
     if clock_p and clock_g:  # a clock time, not a ratio: 3:00 is not 11:00
-        return [int(x) for x in clock_p.groups()] == [int(x) for x in clock_g.groups()]
+        return not clock_p.isdisjoint(clock_g)
     pn, gn = parse_number(pt), parse_number(gt)
     if pn is not None and gn is not None:
         return any(numbers_equal(a, b) for a, b in _percent_variants(pn, p.percent, gn, g.percent))

@@ -121,6 +121,8 @@ _LITERALS = (
     (re.compile(r"∞|(?<![a-zA-Z\\])(?:infinity|inf)(?![a-zA-Z])"), r"\\infty "),
     (re.compile(r"(?<![a-zA-Z\\])pi(?![a-zA-Z])"), r"\\pi "),
     (re.compile(r"\\(?:emptyset|varnothing)(?![a-zA-Z])"), r"\\{\\}"),
+    (re.compile(r"\\lbrace(?![a-zA-Z])"), r"\\{"),
+    (re.compile(r"\\rbrace(?![a-zA-Z])"), r"\\}"),
     (re.compile(r"\\\$|\$|(?<!\\)\\[()\[\]]"), ""),  # $, \( \) \[ \] but not a row break \\ before (
     (re.compile(r"\*\*|__"), ""),
     (re.compile(r"\{,\}"), ","),
@@ -330,6 +332,11 @@ def parse(text: str, depth: int = 0) -> Node:
     if inner is not None:
         items = [i for i in _expand_pm(split_top(inner, (",", ";"))) if i.strip()]
         return Node("set", children=tuple(parse(i, depth + 1) for i in items))
+    inner = _wrapped(s, "{", "}")
+    if inner is not None:  # a bare-brace group: {1, 4, 9} is a set, {5} is 5
+        items = [i for i in _expand_pm(split_top(inner, (",", ";"))) if i.strip()]
+        return Node("set", children=tuple(parse(i, depth + 1) for i in items)) if len(items) > 1 \
+            else parse(inner, depth + 1)
     inner = _wrapped(s, "\\langle", "\\rangle")
     if inner is not None:
         return Node("tuple", children=tuple(parse(i, depth + 1) for i in split_top(inner, (",",))), brackets="()")
