@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from em_eval.tasks.math.normalize import split_top
+from em_eval.tasks.math.normalize import expand_pm, split_top
 
 _CURRENCY = re.compile(r"[€£¥₹]|\\euro\b|\\pounds\b|\\yen\b")
 _POWERS = {"²": "^2", "³": "^3", "¹": "^1", "⁴": "^4"}
@@ -34,6 +34,7 @@ _BRACKETED_ARRAY = re.compile(
 _ASCII_RELATIONS = ((re.compile(r"(?<![<>=])(?:>=|=>)(?![<>=])"), r"\\geq "),
                     (re.compile(r"(?<![<>=])(?:<=|=<)(?![<>=])"), r"\\leq "))
 _CLOCK_HALF = re.compile(r"\b(\d{1,2}):(\d{2})\s*(?:\\text\{\s*)?([ap])\.?\s*m\b\.?\s*\}?", re.IGNORECASE)
+_SPELLED_CONNECTIVE = re.compile(r"\\text\{\s*(and|or)\s*\}")  # \text{or} joins items as \text{ or } does
 _REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
 
 
@@ -47,6 +48,7 @@ def clean_notation(s: str) -> str:
     for pattern, repl in _ASCII_RELATIONS:
         s = pattern.sub(repl, s)
     s = _CLOCK_HALF.sub(_clock_12h, s)
+    s = _SPELLED_CONNECTIVE.sub(r"\\text{ \1 }", s)
     s = re.sub(r"\\q?quad(?![a-zA-Z])", " ", s)
     s = _BRACKETED_ARRAY.sub(r"\1", s)  # [\begin{array}...\end{array}] is a matrix, as pmatrix is
     s = _UNIT.sub("", s)
@@ -127,7 +129,8 @@ def _items(s: str) -> list[tuple[str, str]] | None:
         value = item[m.end():].strip() if m else ""
         if not m or not value or "=" in value:
             return None
-        out.append((re.sub(r"\s+", "", item[:m.end() - 1]), value))
+        label = re.sub(r"\s+", "", item[:m.end() - 1])
+        out += [(label, v) for v in expand_pm([value])]  # x = \pm 3: two values of x
     return out or None
 
 
@@ -170,16 +173,35 @@ def _conditions(s: str, variable: str | None) -> str | None:
     parts = [p.strip() for p in split_top(s, _OR) if p.strip()]
     intervals = []
     for part in parts:
-        found = _chain(part)
+        found = _conjunction(part)
         if found is None or (variable is not None and found[0] != variable):
             return None
         variable = found[0]
-        intervals.append(found[1])
+        intervals.append(_interval(*found[1]))
     return "\\cup".join(intervals) if intervals else None
 
 
-def _chain(s: str) -> tuple[str, str] | None:
-    """``(variable, interval)`` of ``a < x``, ``x \\ge b`` or ``a \\le x < b``."""
+_AND = ("\\text{ and }", "\\text{and}", " and ", "\\land", "\\wedge")
+Bounds = tuple[str, bool, str, bool]  # low, low closed, high, high closed
+
+
+def _conjunction(s: str) -> tuple[str, Bounds] | None:
+    """``x \\ge 3 \\text{ and } x < 5`` as ``3 \\le x < 5``: one lower and one upper bound of one variable."""
+    parts = [p.strip() for p in split_top(s, _AND) if p.strip()]
+    if len(parts) == 1:
+        return _chain(parts[0])
+    found = [_chain(p) for p in parts]
+    if len(found) != 2 or None in found or found[0][0] != found[1][0]:
+        return None
+    (var, a), (_, b) = found
+    lower, upper = (a, b) if b[0] == "-" + INFINITY else (b, a)
+    if lower[2] != INFINITY or upper[0] != "-" + INFINITY:
+        return None
+    return var, (lower[0], lower[1], upper[2], upper[3])
+
+
+def _chain(s: str) -> tuple[str, Bounds] | None:
+    """``(variable, bounds)`` of ``a < x``, ``x \\ge b`` or ``a \\le x < b``."""
     pieces = _OP.split(s)
     terms, ops = [p.strip() for p in pieces[0::2]], pieces[1::2]
     if len(ops) not in (1, 2) or any(not t for t in terms):
@@ -189,9 +211,9 @@ def _chain(s: str) -> tuple[str, str] | None:
             return None
         lower_op, upper_op = ops
         if lower_op in _MORE and upper_op in _MORE:  # b > x > a
-            return terms[1], _interval(terms[2], _MORE[upper_op], terms[0], _MORE[lower_op])
+            return terms[1], (terms[2], _MORE[upper_op], terms[0], _MORE[lower_op])
         if lower_op in _LESS and upper_op in _LESS:
-            return terms[1], _interval(terms[0], _LESS[lower_op], terms[2], _LESS[upper_op])
+            return terms[1], (terms[0], _LESS[lower_op], terms[2], _LESS[upper_op])
         return None
     op = ops[0]
     if _VARIABLE.match(terms[0]) and not _VARIABLE.match(terms[1]):
@@ -202,8 +224,7 @@ def _chain(s: str) -> tuple[str, str] | None:
         return None
     below = (op in _LESS) == var_left  # x < b, or b > x: bounded above
     closed = _LESS.get(op, _MORE.get(op))
-    interval = _interval("-" + INFINITY, False, bound, closed) if below else _interval(bound, closed, INFINITY, False)
-    return var, interval
+    return var, (("-" + INFINITY, False, bound, closed) if below else (bound, closed, INFINITY, False))
 
 
 def _interval(low: str, low_closed: bool, high: str, high_closed: bool) -> str:

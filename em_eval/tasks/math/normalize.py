@@ -177,9 +177,9 @@ def _sizing(m: re.Match) -> str:
 def _strip_trailing_units(s: str) -> str:
     r"""Drop trailing ``\text{ cm}^2``-style groups (and ``/`` between them) that follow some math."""
     for _ in range(6):
-        s = re.sub(r"(?:\s|/|\\cdot)+$", "", s)
+        s = re.sub(r"(?:\s|/|\\cdot|\\[ ,;:!]|~)+$", "", s)
         m = _TRAILING_TEXT_GROUP.search(s)
-        head = s[:m.start()].rstrip() if m else ""
+        head = re.sub(r"(?:\s|\\[ ,;:!]|~)+$", "", s[:m.start()]) if m else ""
         if not m or not head or head.endswith(("=", "\\in")) or m.group(1).strip(" ~").lower() in {"and", "or"}:
             return s
         s = head
@@ -300,7 +300,7 @@ def _wrapped(s: str, open_: str, close: str) -> str | None:
     return inner if depth == 0 else None
 
 
-def _expand_pm(items: list[str]) -> list[str]:
+def expand_pm(items: list[str]) -> list[str]:
     r"""``a \pm b`` -> ``a+b``, ``a-b`` (one top-level ``\pm`` or ``\mp`` per item)."""
     out = []
     for item in items:
@@ -330,11 +330,11 @@ def parse(text: str, depth: int = 0) -> Node:
         return Node("union", children=tuple(parse(p, depth + 1) for p in union))
     inner = _wrapped(s, "\\{", "\\}")
     if inner is not None:
-        items = [i for i in _expand_pm(split_top(inner, (",", ";"))) if i.strip()]
+        items = [i for i in expand_pm(split_top(inner, (",", ";"))) if i.strip()]
         return Node("set", children=tuple(parse(i, depth + 1) for i in items))
     inner = _wrapped(s, "{", "}")
     if inner is not None:  # a bare-brace group: {1, 4, 9} is a set, {5} is 5
-        items = [i for i in _expand_pm(split_top(inner, (",", ";"))) if i.strip()]
+        items = [i for i in expand_pm(split_top(inner, (",", ";"))) if i.strip()]
         return Node("set", children=tuple(parse(i, depth + 1) for i in items)) if len(items) > 1 \
             else parse(inner, depth + 1)
     inner = _wrapped(s, "\\langle", "\\rangle")
@@ -351,7 +351,7 @@ def parse(text: str, depth: int = 0) -> Node:
             if s[0] == "(" and s[-1] == ")":
                 return parse(inner, depth + 1)
     items = split_top(s, (",", ";", "\\text{ and }", " and ", " or ", "\\text{ or }"))
-    items = [i for i in _expand_pm(items) if i.strip()]
+    items = [i for i in expand_pm(items) if i.strip()]
     if len(items) > 1:
         return Node("list", children=tuple(parse(i, depth + 1) for i in items))
     if items and items[0].strip() != s.strip():
