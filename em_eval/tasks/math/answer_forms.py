@@ -8,7 +8,7 @@ r"""Rewrites that turn answer notations into the forms the grader compares (pure
   a simple label (a variable, ``f(x)``, ``|PQ|``, ``(x,y)``, ``S_1:S_2``).
 * :func:`as_intervals`: a condition on one variable as interval notation: ``-1 \le t \le 4`` ->
   ``[-1,4]``, ``y > 3`` -> ``(3,\infty)``, ``x<0 \text{ or } x>1`` -> ``(-\infty,0)\cup(1,\infty)``,
-  ``\{x \mid x \ge 2\}`` and ``t \in [-1,4]`` likewise.
+  ``\{x \mid x \ge 2\}``, ``t \in [-1,4]``, ``x \ge 3 \text{ and } x < 5``, ``x \neq 2`` likewise.
 
 Written here because math-verify's own rewrites work on whole responses inside its parser and
 cannot be called on one answer string; latex2sympy2_extended parses relations but has no
@@ -35,6 +35,7 @@ _ASCII_RELATIONS = ((re.compile(r"(?<![<>=])(?:>=|=>)(?![<>=])"), r"\\geq "),
                     (re.compile(r"(?<![<>=])(?:<=|=<)(?![<>=])"), r"\\leq "))
 _CLOCK_HALF = re.compile(r"\b(\d{1,2}):(\d{2})\s*(?:\\text\{\s*)?([ap])\.?\s*m\b\.?\s*\}?", re.IGNORECASE)
 _SPELLED_CONNECTIVE = re.compile(r"\\text\{\s*(and|or)\s*\}")  # \text{or} joins items as \text{ or } does
+_QUAD_BEFORE_LABEL = re.compile(r"\s*\\q?quad(?![a-zA-Z])\s*(?=(?:[A-Za-z](?:_\{?\w+\}?)?|\([^()=]*\))\s*=)")
 _REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
 
 
@@ -49,6 +50,7 @@ def clean_notation(s: str) -> str:
         s = pattern.sub(repl, s)
     s = _CLOCK_HALF.sub(_clock_12h, s)
     s = _SPELLED_CONNECTIVE.sub(r"\\text{ \1 }", s)
+    s = _QUAD_BEFORE_LABEL.sub(", ", s)  # x = 1 \quad x = 4: two items
     s = re.sub(r"\\q?quad(?![a-zA-Z])", " ", s)
     s = _BRACKETED_ARRAY.sub(r"\1", s)  # [\begin{array}...\end{array}] is a matrix, as pmatrix is
     s = _UNIT.sub("", s)
@@ -147,6 +149,7 @@ _OPS = sorted({**_LESS, **_MORE}, key=len, reverse=True)
 _OP = re.compile("(" + "|".join(re.escape(o) + (r"(?![a-zA-Z])" if o[0] == "\\" else "") for o in _OPS) + ")")
 _VARIABLE = re.compile(rf"^{_NAME}$")
 _SET_BUILDER = re.compile(rf"^\\\{{\s*({_NAME})\s*(?:\\mid|\||:)\s*(.+?)\s*\\\}}$")
+_NOT_EQUAL = re.compile(rf"^\s*({_NAME})\s*\\neq?(?![a-zA-Z])\s*([^,;=]+?)\s*$")
 _IN = re.compile(rf"^\s*({_NAME})\s*\\in\s*(.+)$")
 _OR = ("\\text{ or }", " or ", "\\text{or}", "\\lor", "\\vee", ",")
 INFINITY = "\\infty"
@@ -158,6 +161,9 @@ def as_intervals(s: str) -> str | None:
     m = _SET_BUILDER.match(s)
     if m:
         return _conditions(m.group(2), m.group(1))
+    m = _NOT_EQUAL.match(s)
+    if m and not _OP.search(m.group(2)):  # x \neq 2: all reals but 2
+        return f"(-{INFINITY},{m.group(2)})\\cup({m.group(2)},{INFINITY})"
     m = _IN.match(s)
     if m and not _OP.search(m.group(2)):
         return m.group(2).strip()
