@@ -21,6 +21,7 @@ import re
 from fractions import Fraction
 
 from em_eval.tasks.math.normalize import expand_pm, split_top
+from em_eval.tasks.math.numeric import parse_number
 
 _CURRENCY = re.compile(r"[€£¥₹]|\\euro\b|\\pounds\b|\\yen\b")
 _POWERS = {"²": "^2", "³": "^3", "¹": "^1", "⁴": "^4"}
@@ -212,6 +213,7 @@ def _chain(s: str) -> tuple[str, Bounds] | None:
     terms, ops = [p.strip() for p in pieces[0::2]], pieces[1::2]
     if len(ops) not in (1, 2) or any(not t for t in terms):
         return None
+    terms, ops = _isolated(terms, ops)
     if len(ops) == 2:
         if not _VARIABLE.match(terms[1]):
             return None
@@ -231,6 +233,54 @@ def _chain(s: str) -> tuple[str, Bounds] | None:
     below = (op in _LESS) == var_left  # x < b, or b > x: bounded above
     closed = _LESS.get(op, _MORE.get(op))
     return var, (("-" + INFINITY, False, bound, closed) if below else (bound, closed, INFINITY, False))
+
+
+_MIRROR = {"<": ">", "\\lt": "\\gt", "\\le": "\\ge", "\\leq": "\\geq", "\\leqslant": "\\geqslant", "≤": "≥"}
+_MIRROR.update({v: k for k, v in _MIRROR.items()})
+_COEFFICIENT = r"\d+(?:\.\d+)?|\\frac\{\d+\}\{\d+\}"
+_LINEAR_TERM = re.compile(rf"({_COEFFICIENT})?(?:\\cdot)?((?![ei](?![\w{{]))[A-Za-z](?:_\{{?\w+\}}?)?)")
+
+
+def _isolated(terms: list[str], ops: list[str]) -> tuple[list[str], list[str]]:
+    """``-3 \\le 2x + 1 < 5`` as ``-2 \\le x < 2``, ``2 - y < 0`` as ``2 < y``: a linear side in one variable,
+    numbers elsewhere, solved exactly; anything else unchanged."""
+    middle = 1 if len(ops) == 2 else next((k for k in (0, 1) if not _number(terms[k])), None)
+    linear = _linear(terms[middle]) if middle is not None else None
+    others = [_number(t) for k, t in enumerate(terms) if k != middle]
+    if linear is None or None in others or _VARIABLE.match(terms[middle]):
+        return terms, ops
+    var, slope, shift = linear
+    bounds = iter(_latex_number((value - shift) / slope) for value in others)
+    terms = [var if k == middle else next(bounds) for k in range(len(terms))]
+    return terms, ops if slope > 0 else [_MIRROR[op] for op in ops]
+
+
+def _linear(term: str) -> tuple[str, Fraction, Fraction] | None:
+    """``(x, a, b)`` for a term ``a x + b`` (``2 - y``, ``\\frac{1}{2}x + 3``) with a != 0."""
+    parts = re.findall(r"[+-]?[^+-]+", term.replace(" ", ""))
+    var, slope, shift = None, Fraction(0), Fraction(0)
+    for part in parts:
+        sign, body = (-1 if part[0] == "-" else 1), part.lstrip("+-")
+        m = _LINEAR_TERM.fullmatch(body)
+        if m and var in (None, m.group(2)):
+            var, slope = m.group(2), slope + sign * (_number(m.group(1)) if m.group(1) else 1)
+            continue
+        value = _number(body)
+        if value is None:
+            return None
+        shift += sign * value
+    return (var, slope, shift) if var is not None and slope != 0 else None
+
+
+def _number(s: str) -> Fraction | None:
+    found = parse_number(s)
+    return found.value if found is not None else None
+
+
+def _latex_number(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    return ("-" if value < 0 else "") + f"\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
 
 
 def _interval(low: str, low_closed: bool, high: str, high_closed: bool) -> str:
