@@ -78,14 +78,15 @@ def test_each_answer_is_parsed_once_and_clusters_reuse_the_forms() -> None:
 # ---- answer forms (pure rewrites behind issue 23's kinds) -----------------------------------------
 
 
-def test_clock_times_keep_what_they_can_mean() -> None:
-    from em_eval.tasks.math.answer_forms import clean_notation, clock_minutes
+def test_clock_times_compare_as_times() -> None:
+    from em_eval.tasks.math.answer_forms import clean_notation, clock_times_equal
 
     assert clean_notation(r"3:15 \text{ P.M.}") == "3:15pm"
-    assert clock_minutes("3:15") == {3 * 60 + 15, 15 * 60 + 15}
-    assert clock_minutes("3:15pm") == clock_minutes("15:15") == {15 * 60 + 15}
-    assert clock_minutes("12:05am") == {5} and clock_minutes("12:05") == {5, 12 * 60 + 5}
-    assert clock_minutes("3:5") is None and clock_minutes("1:2:3") is None
+    assert clock_times_equal("3:15", "3:15pm") and clock_times_equal("3:15am", "3:15")
+    assert clock_times_equal("15:15", "3:15pm") and clock_times_equal("12:05", "12:05am")
+    assert not clock_times_equal("3:15", "15:15") and not clock_times_equal("1:30", "13:30")
+    assert not clock_times_equal("3:15am", "3:15pm") and not clock_times_equal("3:15", "11:15pm")
+    assert clock_times_equal("3:5", "3:5") is None and clock_times_equal("1:2", "2:4") is None
 
 
 def test_conditions_on_one_variable_as_intervals() -> None:

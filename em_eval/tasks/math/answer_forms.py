@@ -34,7 +34,8 @@ _BRACKETED_ARRAY = re.compile(
     r"^\s*(?:\\left\s*)?[\[(]\s*(\\begin\{array\}.*\\end\{array\})\s*(?:\\right\s*)?[\])]\s*$", re.DOTALL)
 _ASCII_RELATIONS = ((re.compile(r"(?<![<>=])(?:>=|=>)(?![<>=])"), r"\\geq "),
                     (re.compile(r"(?<![<>=])(?:<=|=<)(?![<>=])"), r"\\leq "))
-_CLOCK_HALF = re.compile(r"\b(\d{1,2}):(\d{2})\s*(?:\\text\{\s*)?([ap])\.?\s*m\b\.?\s*\}?", re.IGNORECASE)
+_CLOCK_HALF = re.compile(r"\b(\d{1,2}):(\d{2})\s*(?:\\(?:text|mathrm|textrm|mbox)\s*\{\s*)?([ap])\.?\s*m\b\.?\s*\}?",
+                         re.IGNORECASE)
 _SPELLED_CONNECTIVE = re.compile(r"\\text\{\s*(and|or)\s*\}")  # \text{or} joins items as \text{ or } does
 _QUAD_BEFORE_LABEL = re.compile(r"\s*\\q?quad(?![a-zA-Z])\s*(?=(?:[A-Za-z](?:_\{?\w+\}?)?|\([^()=]*\))\s*=)")
 _REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
@@ -63,25 +64,32 @@ def clean_notation(s: str) -> str:
 
 
 def _clock_12h(m: re.Match) -> str:
-    """``3:15 P.M.`` -> ``3:15pm``, ``12:05 \\text{ am}`` -> ``12:05am`` (see :func:`clock_minutes`)."""
+    """``3:15 P.M.`` -> ``3:15pm``, ``12:05 \\text{ am}`` -> ``12:05am`` (see :func:`clock_times_equal`)."""
     return f"{int(m.group(1))}:{m.group(2)}{m.group(3).lower()}m"
 
 
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})([ap]m)?")
 
 
-def clock_minutes(s: str) -> set[int] | None:
-    """The minutes after midnight a clock time can mean (``3:15``: 3:15 or 15:15; ``3:15pm``: 15:15 only;
-    ``15:15``: 15:15 only); None when ``s`` is not a clock time. Two times are equal when these meet."""
-    m = _CLOCK.fullmatch(s)
-    if not m:
+def clock_times_equal(a: str, b: str) -> bool | None:
+    """Whether two clock times are the same time; None unless both are clock times. A time without am/pm is
+    read as written (``3:15`` is not ``15:15``, nor is ``1:30`` ``13:30``) except against one with am/pm, where
+    it may mean either half of the day (``3:15`` is ``3:15pm`` and ``3:15am``)."""
+    ma, mb = _CLOCK.fullmatch(a), _CLOCK.fullmatch(b)
+    if not (ma and mb):
         return None
-    hour, minute, half = int(m.group(1)), int(m.group(2)), m.group(3)
-    if half:
-        return {(hour % 12 + (12 if half == "pm" else 0)) * 60 + minute}
-    if not 1 <= hour <= 12:
-        return {hour * 60 + minute}
-    return {hour % 12 * 60 + minute, (hour % 12 + 12) * 60 + minute}
+    if int(ma.group(2)) != int(mb.group(2)):
+        return False
+    hours_a, hours_b = _hours(ma, bool(mb.group(3))), _hours(mb, bool(ma.group(3)))
+    return not hours_a.isdisjoint(hours_b)
+
+
+def _hours(m: re.Match, other_marked: bool) -> set[int]:
+    """The hours (0-23) a clock time may mean next to another that has (or lacks) am/pm."""
+    hour = int(m.group(1))
+    if m.group(3):
+        return {hour % 12 + (12 if m.group(3) == "pm" else 0)}
+    return {hour % 12, hour % 12 + 12} if other_marked and 1 <= hour <= 12 else {hour}
 
 
 def _repeating_fraction(m: re.Match) -> str:

@@ -34,7 +34,7 @@ from typing import Sequence
 from em_eval.tasks.math.answer_forms import (
     as_intervals,
     clean_notation,
-    clock_minutes,
+    clock_times_equal,
     has_inequality,
     has_relation,
     labelled_items,
@@ -286,9 +286,9 @@ def _scalars_equal(p: Node, g: Node, budget: _Budget) -> bool:
         return True
     if _WORDS.fullmatch(pt) and _WORDS.fullmatch(gt):
         return _squash(pt).lower() == _squash(gt).lower()
-    clock_p, clock_g = clock_minutes(_squash(pt)), clock_minutes(_squash(gt))
-    if clock_p and clock_g:  # a clock time, not a ratio: 3:00 is not 11:00
-        return not clock_p.isdisjoint(clock_g)
+    same_time = clock_times_equal(_squash(pt), _squash(gt))
+    if same_time is not None:  # a clock time, not a ratio: 3:00 is not 11:00
+        return same_time
     pn, gn = parse_number(pt), parse_number(gt)
     if pn is not None and gn is not None:
         return any(numbers_equal(a, b) for a, b in _percent_variants(pn, p.percent, gn, g.percent))
