@@ -20,7 +20,10 @@ a relative 1e-4 (the paper's graders) except against an integer gold, and never 
 irrational gold (``0.7854`` is not ``\pi/4``); exact values compare exactly (``1 + 10^{-30}`` is not
 1); ``\pi`` is symbolic, never 3.14. Labelled answers compare by label (``m=1, n=2`` is not
 ``m=2, n=1``) or, against an unlabelled gold, by value in order (``BC=6, CA=8`` is ``6, 8``);
-conditions on one variable compare as intervals (``y > 3`` is ``(3,\infty)``).
+conditions on one variable compare as intervals (``y > 3`` is ``(3,\infty)``, ``2 - y < 0`` is ``y > 2``);
+a label written once covers its values (``k = 2, 4, 6`` is not ``k = 2, 4, 8``); solutions joined by "or",
+"and" or ``;`` are a list, ``{1, 4, 9}`` a set; clock times compare as times, not ratios (``3:15`` is not
+``11:55``).
 """
 
 from __future__ import annotations
