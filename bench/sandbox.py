@@ -24,11 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("EM_EVAL_DATA_DIR", str(Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
 
 from em_eval import sandbox  # noqa: E402
-from em_eval.tasks.leetcode import task as code_tasks  # noqa: E402
 from em_eval.data import DataFileError  # noqa: E402
-from em_eval.tasks.scicode.programs import TARGETS_FILE, scoring_program, support_files, target_program  # noqa: E402
+from em_eval.tasks import tests_ran  # noqa: E402
+from em_eval.tasks.leetcode import task as code_tasks  # noqa: E402
+from em_eval.tasks.scicode.programs import TARGETS_FILE, support_files, target_program  # noqa: E402
 from em_eval.tasks.scicode.prompts import is_generated, problems  # noqa: E402
-from em_eval.tasks.scicode.task import STEP_LIMITS, gold_codes  # noqa: E402
+from em_eval.tasks.scicode.task import STEP_LIMITS, gold_codes, step_program  # noqa: E402
 
 FAST_PROBLEMS = {"1", "3", "4", "19", "29", "38", "70", "78"}
 
@@ -67,14 +68,14 @@ def scicode_gold(selected: list[dict], jobs: int) -> dict[str, float]:
                                                  collect=[TARGETS_FILE], limits=STEP_LIMITS) for p, i in work],
                                 jobs=jobs, desc=f"targets (jobs={jobs})")
     middle = time.perf_counter()
-    scored = sandbox.run_programs([sandbox.Program(scoring_program(p, i, gold_codes(p), None),
-                                                   {**support_files(), TARGETS_FILE: m.files[TARGETS_FILE]},
-                                                   limits=STEP_LIMITS) for (p, i), m in zip(work, made)],
-                                  jobs=jobs, desc=f"scoring (jobs={jobs})")
+    scored = sandbox.run_programs([step_program(p, i, gold_codes(p), None,
+                                                {**support_files(), TARGETS_FILE: m.files[TARGETS_FILE]}, STEP_LIMITS)
+                                   for (p, i), m in zip(work, made)], jobs=jobs, desc=f"scoring (jobs={jobs})")
     end = time.perf_counter()
-    passed = {(p["problem_id"], i) for (p, i), r in zip(work, scored) if r.passed}
+    passed = {(p["problem_id"], i) for (p, i), r in zip(work, scored) if tests_ran.passed(r)}
     main = sum(all((p["problem_id"], i) in passed for pp, i in work if pp is p) for p in selected)
-    failures = [(p["sub_steps"][i]["step_number"], r.reason) for (p, i), r in zip(work, scored) if not r.passed]
+    failures = [(p["sub_steps"][i]["step_number"], tests_ran.status(r)[1]) for (p, i), r in zip(work, scored)
+                if not tests_ran.passed(r)]
     return {"steps": len(work), "steps_passed": len(passed), "problems": len(selected), "problems_passed": main,
             "targets_s": middle - start, "scoring_s": end - middle, "total_s": end - start,
             "failures": failures}
@@ -87,10 +88,10 @@ def leetcodedataset_references(jobs: int) -> dict[str, float] | None:
         print(f"  LeetCodeDataset: skipped ({str(exc).split('. ')[0]})")
         return None
     start = time.perf_counter()
-    programs = [sandbox.Program(code_tasks.leetcodedataset_program(d, d["completion"]), limits=code_tasks.PROGRAM_LIMITS)
-                for d in docs]
+    programs = [code_tasks.sandboxed(code_tasks.leetcodedataset_program(d, d["completion"])) for d in docs]
     results = sandbox.run_programs(programs, jobs=jobs, desc=f"leetcodedataset (jobs={jobs})")
-    return {"problems": len(docs), "passed": sum(r.passed for r in results), "total_s": time.perf_counter() - start}
+    return {"problems": len(docs), "passed": sum(map(tests_ran.passed, results)),
+            "total_s": time.perf_counter() - start}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 One :class:`Run` per results file: the model, the decoding method it used (read from the
 model info and the per-sample gen_kwargs and telemetry), and per task the primary metric's
-per-problem scores with the per-sample flags the leaderboard and the gate need.
+per-problem scores with the per-sample flags the leaderboard and the gate need, and, for a task
+that logs a second verdict on every response (:data:`SECOND_VERDICTS`), that verdict's scores.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from em_eval.local_files import jsonl_rows
 from em_eval.records import TELEMETRY_KEY, logged_gen_kwargs
 from em_eval.user_errors import UserError
 
-FLAGS = ("no_answer", "hit_token_limit", "graders_disagree")
+FLAGS = ("no_answer", "hit_token_limit", "graders_disagree")  # graders_disagree: the task's two verdicts differ
 FLAG_LABELS = {"no_answer": "no answer extracted", "hit_token_limit": "hit the token limit",
                "graders_disagree": "graders disagree"}
 FLAG_SHORT = {"no_answer": "no answer", "hit_token_limit": "hit limit", "graders_disagree": "disagree"}
@@ -29,6 +30,32 @@ _RESULTS_FILE = re.compile(r"^results_(?P<ts>.+)\.json$")
 
 class ResultsError(UserError, ValueError):
     """A results folder or file that cannot be read as an lm-eval run."""
+
+
+@dataclass(frozen=True)
+class SecondVerdict:
+    """A second verdict a task logs on every response beside its primary metric: per sample, ``metric``
+    (its score) and ``disagree`` (the share of the sample's responses the two verdicts judge differently)."""
+
+    primary: str
+    metric: str
+    disagree: str
+    grader: str  # who gives it
+
+
+SECOND_VERDICTS = (
+    SecondVerdict("exact_match", "math_verify", "graders_disagree", "math-verify"),
+    SecondVerdict("accuracy", "accuracy_paper", "judges_disagree", "the paper's judge, its bugs included"),
+)
+
+
+def second_verdict(metric: str, row: dict[str, Any] | None) -> SecondVerdict | None:
+    """The second verdict a task whose primary metric is ``metric`` logs in its sample ``row``, if any."""
+    return next((v for v in SECOND_VERDICTS if v.primary == metric and row and _is_number(row.get(v.metric))), None)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -48,6 +75,7 @@ class Problem:
     flags: dict[str, bool | None]
     decode: dict[str, Any] | None = None
     effect: dict[str, float] | None = None  # token-weighted telemetry means: see decoding_effect
+    second_score: float | None = None  # the task's second verdict (TaskRun.second), if it has one
 
 
 @dataclass(frozen=True)
@@ -61,10 +89,16 @@ class TaskRun:
     reported: float | None
     grader: dict[str, Any]
     max_gen_toks: int | None
+    second: SecondVerdict | None = None
 
     @property
     def scores(self) -> list[float]:
         return [p.score for p in self.problems]
+
+    @property
+    def second_scores(self) -> list[float]:
+        """The second verdict's per-problem scores (empty without one)."""
+        return [p.second_score for p in self.problems if p.second_score is not None]
 
     @property
     def binary(self) -> bool:
@@ -176,20 +210,22 @@ def _task_run(task: str, results: dict[str, Any], numbered: list[tuple[int, dict
     chosen = [(line, r) for line, r in numbered if r.get("filter", "none") == filt]
     if not chosen:
         raise ResultsError(f"task {task}: no logged samples with filter {filt!r}")
+    second = second_verdict(name, chosen[0][1])
     seen: set[int] = set()
     problems = []
     for line, row in chosen:
-        _check_sample(row, name, f"{samples_file}:{line}")
+        for metric_name in (name, second.metric) if second else (name,):
+            _check_sample(row, metric_name, f"{samples_file}:{line}")
         doc_id = int(row["doc_id"])
         if doc_id in seen:
             raise ResultsError(f"task {task}: doc_id {doc_id} is logged twice for filter {filt!r}")
         seen.add(doc_id)
-        problems.append(_problem(row, name))
+        problems.append(_problem(row, name, second))
     problems.sort(key=lambda p: p.doc_id)
     config = results["configs"][task]
     reported = (results["results"].get(task) or {}).get(f"{name},{filt}")
     return TaskRun(task, name, filt, tuple(problems), reported if isinstance(reported, (int, float)) else None,
-                   grader_signature(task, results), _max_gen_toks(rows, config))
+                   grader_signature(task, results), _max_gen_toks(rows, config), second)
 
 
 def _check_sample(row: dict[str, Any], metric: str, where: str) -> None:
@@ -205,7 +241,8 @@ def _check_sample(row: dict[str, Any], metric: str, where: str) -> None:
                            "compared: re-grade it (or re-run it) so every sample has a score")
 
 
-def _primary_metric(task: str, results: dict[str, Any], rows: list[dict[str, Any]], metric: str | None) -> tuple[str, str]:
+def _primary_metric(task: str, results: dict[str, Any], rows: list[dict[str, Any]],
+                    metric: str | None) -> tuple[str, str]:
     keys = [k for k in (results["results"].get(task) or {}) if "," in k and "_stderr," not in k]
     pairs = [tuple(k.split(",", 1)) for k in keys]
     numeric = {p for p in pairs if rows and isinstance(rows[0].get(p[0]), (int, float))}
@@ -233,7 +270,7 @@ def _max_gen_toks(rows: list[dict[str, Any]], config: dict[str, Any]) -> int | N
     return int(value) if value is not None else None
 
 
-def _problem(row: dict[str, Any], metric: str) -> Problem:
+def _problem(row: dict[str, Any], metric: str, second: SecondVerdict | None) -> Problem:
     gen_kwargs = row_gen_kwargs(row)
     telemetry = [t for t in gen_kwargs.get(TELEMETRY_KEY) or [] if isinstance(t, dict)]
     resps = row.get("resps") or [[]]
@@ -250,16 +287,17 @@ def _problem(row: dict[str, Any], metric: str) -> Problem:
         score=float(row[metric]),
         n_responses=max(len(responses), 1),
         response=responses[0] if responses else "",
-        answer=(grading[0].get("answer") if grading and isinstance(grading[0], dict) else None),
+        answer=_answer(grading, row.get("judged")),
         gen_tokens=sum(tokens) if tokens else None,
         wall_s=math.fsum(walls) if walls else None,
         flags={
             "no_answer": _fraction_flag(row.get("no_answer")),
             "hit_token_limit": (any(t >= int(limit) for t in tokens) if tokens and limit is not None else None),
-            "graders_disagree": _fraction_flag(row.get("graders_disagree")),
+            "graders_disagree": _fraction_flag(row.get(second.disagree if second else "graders_disagree")),
         },
         decode=gen_kwargs.get("decode") if isinstance(gen_kwargs.get("decode"), dict) else None,
         effect=decoding_effect(telemetry),
+        second_score=float(row[second.metric]) if second else None,
     )
 
 
@@ -294,8 +332,16 @@ def task_effect(problems: Iterable[Problem]) -> dict[str, float | None]:
     return out
 
 
+def _answer(grading: list[Any], judged: Any) -> str | None:
+    """The first response's extracted answer: a math task's ``grading`` record, else UGPhysics' ``judged`` one."""
+    if grading and isinstance(grading[0], dict):
+        return grading[0].get("answer")
+    predicted = judged.get("predicted") if isinstance(judged, dict) else None
+    return ", ".join(map(str, predicted)) if isinstance(predicted, list) else None
+
+
 def _fraction_flag(value: Any) -> bool | None:
-    """A per-problem fraction of responses (math tasks) as a flag: any response flagged."""
+    """A per-problem fraction of responses (math tasks) or 0/1 as a flag: any response flagged."""
     return None if not isinstance(value, (int, float)) else value > 0
 
 
@@ -330,7 +376,8 @@ def describe_method(config: dict[str, Any], gen_kwargs: dict[str, Any]) -> tuple
     if em_mode is None and str(config.get("model", "")).startswith("em_inf"):
         em_mode = model_args.get("em_mode", "em_inf")
     decode = config.get("decode_method") or {}
-    name = decode.get("decode_method") or model_args.get("decode_method") or (gen_kwargs.get("decode") or {}).get("decode_method")
+    name = (decode.get("decode_method") or model_args.get("decode_method")
+            or (gen_kwargs.get("decode") or {}).get("decode_method"))
     n = decode.get("decode_n") or model_args.get("decode_n") or (gen_kwargs.get("decode") or {}).get("decode_n")
     sampling = is_sampling(gen_kwargs)
     temperature = float(gen_kwargs.get("temperature") or 0.0)

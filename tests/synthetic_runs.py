@@ -10,7 +10,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-
 STAMP = "2026-01-01T00-00-00.000000"
 
 
@@ -38,13 +37,17 @@ def write_run(
     math_flags: bool = True,
     decode: dict[str, Any] | None = None,
     entropy: tuple[float, float, float] | None = None,
+    metric: str = "exact_match",
+    extra: dict[str, Sequence[Any]] | None = None,
 ) -> Path:
     """Write one run: ``scores[task]`` is a list of per-problem outcomes (0/1) or of per-problem
-    lists of per-response outcomes (n samples); ``entropy``: the telemetry's (entropy before,
-    after, share of tokens adjusted) of every response. Returns the results file."""
+    lists of per-response outcomes (n samples), logged as ``metric``; ``entropy``: the telemetry's
+    (entropy before, after, share of tokens adjusted) of every response; ``extra[key][i]``: a further
+    field of problem i's sample row (and a mean in the results where numeric). Returns the results file."""
     folder = Path(out) / model
     folder.mkdir(parents=True, exist_ok=True)
-    gen_kwargs = {"until": [], "do_sample": sampling, "temperature": 0.1 if sampling else 0.0, "max_gen_toks": max_gen_toks}
+    gen_kwargs = {"until": [], "do_sample": sampling, "temperature": 0.1 if sampling else 0.0,
+                  "max_gen_toks": max_gen_toks}
     results, configs = {}, {}
     for task, per_problem in scores.items():
         rows = []
@@ -64,26 +67,31 @@ def write_run(
                 "doc_id": i, "doc": doc, "target": str(i),
                 "arguments": {"gen_args_0": {"arg_0": f"<prompt {i}>", "arg_1": kwargs}},
                 "resps": [[f"answer {i} \\boxed{{{i if o else -1}}}" for o in outcomes]],
-                "filtered_resps": [[f"answer {i}" for _ in outcomes]], "filter": "none", "metrics": ["exact_match"],
+                "filtered_resps": [[f"answer {i}" for _ in outcomes]], "filter": "none", "metrics": [metric],
                 "doc_hash": _sha(json.dumps(doc)), "prompt_hash": _sha(f"<prompt {i}>"), "target_hash": _sha(str(i)),
-                "exact_match": sum(outcomes) / len(outcomes),
+                metric: sum(outcomes) / len(outcomes),
             }
-            if math_flags:
+            if math_flags:  # math-verify differs from exact_match where graders_disagree
                 row.update(no_answer=float(i % 7 == 0), graders_disagree=float(i % 11 == 0), n=len(outcomes),
+                           math_verify=abs(row[metric] - float(i % 11 == 0)),
                            grading=[{"answer": str(i) if o else "-1", "exact_match": bool(o)} for o in outcomes])
+            row.update({key: values[i] for key, values in (extra or {}).items()})
             rows.append(row)
         (folder / f"samples_{task}_{stamp}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        mean = float(np.mean([r["exact_match"] for r in rows]))
-        results[task] = {"alias": task, "exact_match,none": mean, "exact_match_stderr,none": 0.0}
+        results[task] = {"alias": task, f"{metric},none": float(np.mean([r[metric] for r in rows])),
+                         f"{metric}_stderr,none": 0.0}
+        results[task].update({f"{key},none": float(np.mean(values)) for key, values in (extra or {}).items()
+                              if all(isinstance(v, (int, float)) for v in values)})
         configs[task] = {
             "task": task, "process_results": "def process_results(doc, results): ...",
-            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
-            "generation_kwargs": gen_kwargs, "repeats": len(per_problem[0]) if isinstance(per_problem[0], (list, tuple)) else 1,
+            "metric_list": [{"metric": metric, "aggregation": "mean", "higher_is_better": True}],
+            "generation_kwargs": gen_kwargs,
+            "repeats": len(per_problem[0]) if isinstance(per_problem[0], (list, tuple)) else 1,
             "metadata": {"version": 1.0, "grader": grader},
         }
     payload = {
         "results": results, "configs": configs, "versions": {t: 1.0 for t in scores},
-        "higher_is_better": {t: {"exact_match": True} for t in scores},
+        "higher_is_better": {t: {metric: True} for t in scores},
         "n-samples": {t: {"original": len(v), "effective": len(v)} for t, v in scores.items()},
         "config": {"model": "em_inf", "model_args": {"pretrained": model}, "em_settings": {"em_mode": em_mode}},
         "model_name": model, "model_name_sanitized": model,

@@ -1,5 +1,6 @@
 """One self-contained static HTML page: sortable table, per-task charts (inlined PNGs), per-sample
-drill-down with the "no answer extracted" / "hit the token limit" / "graders disagree" flags."""
+drill-down with the "no answer extracted" / "hit the token limit" / "graders disagree" flags (a task's
+primary metric and its second verdict differ) and the second verdict's score."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import base64
 import datetime as dt
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import jinja2
 
@@ -43,6 +44,12 @@ def _trim(problem: Problem, max_chars: int) -> Problem:
     return replace(problem, response=text, decode=decode_note(problem.decode) or None)
 
 
+def _count(flags: Iterable[bool | None]) -> int | None:
+    """How many flags are set (None where the task logs none)."""
+    logged = [f for f in flags if f is not None]
+    return sum(logged) if logged else None
+
+
 def shade(nats: float, full: float) -> float:
     """Background opacity for a token's entropy (or entropy removed), in nats: 0 at 0, 0.85 from
     ``full`` nats up."""
@@ -57,23 +64,25 @@ def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], tit
                              undefined=jinja2.StrictUndefined)
     tasks = list(dict.fromkeys(r.task for r in rows))
     reported = paper.for_tasks(tasks)
-    columns = list(dict.fromkeys(r.benchmark for r in reported))
+    columns = list(dict.fromkeys(r.column for r in reported))
     grid: dict[tuple[str, str, str], dict[str, float]] = {}
     for r in reported:
-        grid.setdefault((r.table, r.model, r.label), {})[r.benchmark] = r.value
+        grid.setdefault((r.table, r.model, r.label), {})[r.column] = r.value
     images = {
         "accuracy_vs_tokens": data_uri(plots["accuracy_vs_tokens"]) if "accuracy_vs_tokens" in plots else None,
         "tasks": [(t, data_uri(plots[f"task:{t}"])) for t in tasks if f"task:{t}" in plots],
         "views": [data_uri(plots[f"view:{i}"]) if f"view:{i}" in plots else None
                   for i in range(1, len(story.views) + 1)] if story else [],
     }
-    drill = [{"model": run.model, "label": run.label, "task": name,
+    drill = [{"model": run.model, "label": run.label, "task": name, "metric": task.metric, "second": task.second,
+              "disagree": _count(p.flags["graders_disagree"] for p in task.problems),
               "problems": [_trim(p, max_chars) for p in task.problems]}
              for run in runs for name, task in run.tasks.items()]
     return env.get_template(TEMPLATE).render(
         title=title, generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"), version=em_eval.__version__,
         runs=runs, rows=rows, flags=FLAGS, flag_labels=FLAG_LABELS, flag_short=FLAG_SHORT, images=images,
         paper_tasks={r.task for r in rows if r.paper_value is not None}, paper_columns=columns,
+        second_tasks={r.task for r in rows if r.second_metric is not None},
         effect_rows=[r for r in rows if r.entropy_before is not None and r.entropy_after is not None],
         story=story, shade=shade,
         paper_rows=[{"table": k[0], "model": k[1], "label": k[2], "values": v} for k, v in grid.items()],

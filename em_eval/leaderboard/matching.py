@@ -39,6 +39,7 @@ class RunSettings:
 class Match:
     reported: paper.Reported | None  # the comparable paper number
     mismatch: str | None  # why the paper's number for this model, method and task is not comparable
+    metric: str | None = None  # the run's metric the reported number compares with
 
 
 def task_generation_kwargs(run: Run) -> dict[str, dict[str, Any]]:
@@ -94,14 +95,18 @@ def differences(reported: paper.Reported, settings: RunSettings) -> list[str]:
     return out
 
 
-def match(settings: RunSettings, task: str, metric: str) -> Match:
-    """The first paper number with the run's model, method, task and settings; else why the nearest is not."""
-    found = paper.candidates(settings.model, settings.methods, task, metric)
+def match(settings: RunSettings, task: str, metric: str, *others: str) -> Match:
+    """The first paper number with the run's model, method, task and settings on ``metric`` (the primary one)
+    or on one of ``others`` (the run's other verdicts: a paper number that names its metric is compared
+    with that one); else why the nearest is not."""
+    every = paper.candidates(settings.model, settings.methods, task, None)
+    found = [rec for rec in every if rec.metric in (None, metric, *others)]
     for rec in found:
         if not differences(rec, settings):
-            return Match(rec, None)
+            return Match(rec, None, rec.metric or metric)
     if not found:
-        return Match(None, None)
+        shown = ", ".join((metric, *others))
+        return Match(None, f"the paper reports {every[0].metric}; this run has {shown}") if every else Match(None, None)
     first = found[0]
     return Match(None, f"not comparable with {first.table} {first.model} {first.label!r}: "
                        + "; ".join(differences(first, settings)))

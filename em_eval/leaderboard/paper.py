@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import yaml
 
 from em_eval.asset_paths import asset_dir
+from em_eval.results import SECOND_VERDICTS
 
 STATUS = "reported-not-reproduced"
 
@@ -34,6 +35,13 @@ class Reported:
     temperature: float | None  # 0 = greedy; None = not compared (adaptive temperature replaces it)
     top_p: float | None
     decode_n: int | None  # self-consistency samples / refinement rounds (em-eval's decode_n)
+
+    @property
+    def column(self) -> str:
+        """The benchmark as a column heading, naming the run's second verdict it compares with (UGPhysics'
+        accuracy_paper), if any."""
+        second = self.metric in {v.metric for v in SECOND_VERDICTS}
+        return f"{self.benchmark} ({self.metric})" if second else self.benchmark
 
 
 def reference_file() -> Path:
@@ -93,13 +101,13 @@ def paper_model(names: Iterable[str], path: Path | None = None) -> str | None:
     return None
 
 
-def candidates(model: str | None, methods: Iterable[str], task: str, metric: str,
+def candidates(model: str | None, methods: Iterable[str], task: str, metric: str | None,
                path: Path | None = None) -> list[Reported]:
-    """The reported numbers for this paper model, any of these method keys and task/metric, in table
-    order (Table 3 first), whatever their settings."""
+    """The reported numbers for this paper model, any of these method keys and task/metric (None: any
+    metric), in table order (Table 3 first), whatever their settings."""
     wanted = set(methods)
     return [rec for rec in reported_values(path) if model is not None and rec.model == model
-            and rec.method in wanted and rec.task == task and rec.metric in (None, metric)]
+            and rec.method in wanted and rec.task == task and (metric is None or rec.metric in (None, metric))]
 
 
 def for_tasks(tasks: Iterable[str], path: Path | None = None) -> list[Reported]:

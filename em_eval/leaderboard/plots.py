@@ -15,6 +15,9 @@ from em_eval.em_inf.trace import TokenStep  # noqa: E402
 from em_eval.leaderboard.table import Row  # noqa: E402
 
 DPI = 110
+# Names come from users (models, tasks, labels): drawn as plain text, never as mathtext (two "$" in a model name
+# made matplotlib parse it, and "$\frac$" raised) or LaTeX, whatever the user's matplotlibrc says.
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
 
 
 def slug(text: str) -> str:
@@ -51,6 +54,7 @@ def spread_ties(points: Sequence[tuple[float, float]], width: float) -> list[flo
     return offsets
 
 
+@matplotlib.rc_context(PLAIN_TEXT)
 def accuracy_vs_tokens(rows: Sequence[Row], path: Path) -> Path | None:
     """One panel per task: score (with 95% CI) against mean generated tokens per problem, a point
     per run; points that coincide are spread sideways (the table has the exact values)."""
@@ -81,9 +85,11 @@ def accuracy_vs_tokens(rows: Sequence[Row], path: Path) -> Path | None:
     return path
 
 
+@matplotlib.rc_context(PLAIN_TEXT)
 def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
     """Bars of one task's score per run with 95% CIs and the value written on each (a 0 bar has no
-    height); the paper's number (if any) as a hollow diamond."""
+    height); the task's second verdict (if any) as a cross, the paper's number (if any) as a hollow diamond,
+    both named in a legend beside the axes (it hides no bar)."""
     rows = [r for r in rows if r.task == task]
     colors = _colors([r.label for r in rows])
     fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(rows) + 1.5), 3.6))
@@ -92,11 +98,18 @@ def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
                   yerr=[[100 * (r.score - r.ci_low) for r in rows], [100 * (r.ci_high - r.score) for r in rows]],
                   capsize=4)
     ax.bar_label(bars, labels=[f"{100 * r.score:.1f}" for r in rows], fontsize=7, padding=2)  # zeros show too
+    second = [(i, r.second_score) for i, r in enumerate(rows) if r.second_score is not None]
+    if second:
+        names = ", ".join(dict.fromkeys(r.second_metric for r in rows if r.second_metric))
+        ax.scatter([i for i, _ in second], [100 * v for _, v in second], marker="X", s=45, color="black",
+                   zorder=3, label=f"second verdict\n({names})")
     reported = [(i, r.paper_value) for i, r in enumerate(rows) if r.paper_value is not None]
     if reported:
         ax.scatter([i for i, _ in reported], [100 * v for _, v in reported], marker="D", facecolors="none",
-                   edgecolors="black", zorder=3, label="paper (reported, not reproduced)")
-        ax.legend(fontsize=8, loc="upper left")
+                   edgecolors="black", zorder=3, label="paper (reported,\nnot reproduced)")
+    if second or reported:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        fig.set_figwidth(fig.get_figwidth() + 1.6)
     ax.set_xticks(list(xs), [f"{r.model}\n{r.label}" for r in rows], fontsize=7, rotation=20, ha="right")
     ax.set_ylabel(f"{rows[0].metric} % (95% CI)")
     ax.set_title(f"{task} (n={rows[0].n})")
@@ -108,6 +121,7 @@ def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
     return path
 
 
+@matplotlib.rc_context(PLAIN_TEXT)
 def entropy_trace(steps: Sequence[TokenStep], path: Path) -> Path:
     """One response's next-token entropy per token, before and after EM-INF (adjusted tokens marked)."""
     xs = range(len(steps))

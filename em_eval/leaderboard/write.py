@@ -31,7 +31,9 @@ def write_leaderboard(runs: Sequence[Run], out: Path, title: str = "em-eval lead
     md = (f"# {title}\n\nScore = per-problem mean of the task's metric, 95% CI in brackets; tokens and seconds per "
           "problem count every sample. † = reported by the paper, not reproduced, shown only where the model, "
           "method, temperature, top_p and N match the run's; \"– (not comparable ...)\" names the settings that "
-          "differ.\n\n" + markdown(rows))
+          "differ. Second verdict = the same responses judged by the task's other grader, where it logs one "
+          "(math: math-verify; UGPhysics: accuracy_paper, the paper's judge reproduced, bugs included); "
+          "\"† vs METRIC\" = the paper's number compares with that verdict, not with the score.\n\n" + markdown(rows))
     if reported:
         md += "\n## The paper's numbers on these benchmarks (reported, not reproduced)\n\n" + reported
     paths = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv", "json": out / "leaderboard.json",

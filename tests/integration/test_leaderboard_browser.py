@@ -27,6 +27,8 @@ def test_page_renders_without_script_errors_and_sorts_in_chromium(board: Path, t
         assert sort_by("Score %") == ("descending", sorted(scores, reverse=True))
         order, tokens = sort_by("tokens")
         assert order == "ascending" and tokens == sorted(tokens) and tokens != scores
+        order, second = sort_by("2nd verdict %")  # math-verify's scores
+        assert order == "ascending" and second == sorted(second) and second != sorted(scores)
 
         widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
         assert len(widths) == 3 and min(widths) > 200, "the inlined charts decode"

@@ -14,17 +14,26 @@ import pytest
 
 from em_eval import sandbox
 from em_eval.decoding.multistep import MARKER, RECORD_VERSION
-from em_eval.tasks.scicode.programs import (TARGETS_FILE, UnsupportedTestCase, prelude, record_targets, support_files,
-                                      target_program, scoring_program)
+from em_eval.tasks import tests_ran
+from em_eval.tasks.scicode.programs import (
+    TARGETS_FILE,
+    UnsupportedTestCase,
+    prelude,
+    record_targets,
+    scoring_program,
+    support_files,
+    target_program,
+)
 from em_eval.tasks.scicode.prompts import PROTOCOL, problems
 from em_eval.tasks.scicode.task import execute, gold_codes, load_dataset, process_results, subproblem_accuracy
 
 FAST_PROBLEMS = ["1", "3", "4", "19", "29", "38", "70", "78"]
 
 
-def _gold_record(problem: dict) -> str:
-    steps = [{"step": s["step_number"], "source": "model", "output": f"Sure.\n```python\n{s['ground_truth_code']}\n```"}
-             for s in problem["sub_steps"]]
+def _gold_record(problem: dict, codes: list[str] | None = None) -> str:
+    codes = codes or [s["ground_truth_code"] for s in problem["sub_steps"]]
+    steps = [{"step": s["step_number"], "source": "model", "output": f"Sure.\n```python\n{code}\n```"}
+             for s, code in zip(problem["sub_steps"], codes)]
     return json.dumps({MARKER: "scicode", "record_version": RECORD_VERSION, "protocol": PROTOCOL,
                        "problem_id": problem["problem_id"], "with_background": True, "steps": steps})
 
@@ -41,6 +50,20 @@ def test_gold_code_scores_100_percent_sub_and_main():
     assert sum(m["generated_steps"] for m in metrics) == sum(
         len(p["sub_steps"]) for p in problems("dev") if p["problem_id"] in FAST_PROBLEMS)
     assert "bwrap" in outcomes[0]["isolation"]
+
+
+def test_a_step_that_exits_cleanly_before_its_tests_is_not_passed():
+    """Upstream passes a step iff ``python step.py`` exits with 0, so a wrong solution ending in ``sys.exit(0)``
+    passes there; em-eval also needs the tests to have reached their end (tasks/scicode/README.md)."""
+    (doc,) = [dict(d) for d in load_dataset(split="dev", timeout_s=60)["test"] if d["problem_id"] == "1"]
+    wrong = "import numpy as np\ndef cg(A, b, x, tol):\n    return np.zeros_like(b)\n"
+    codes = [wrong + "\nif __name__ == '__main__':\n    raise SystemExit(0)\n",  # import lines are stripped
+             wrong + "\n__import__('sys').exit()\n", wrong]
+    problem = json.loads(doc["problem_json"])
+    outcomes = execute([[_gold_record(problem, [code])] for code in codes], [doc] * len(codes))
+    assert [(o["passed"], o["steps"][0]["status"], o["steps"][0]["reason"][:14]) for o in outcomes] == [
+        (0, "error", tests_ran.ENDED_EARLY[:14]), (0, "error", tests_ran.ENDED_EARLY[:14]),
+        (0, "failed", "AssertionError")], outcomes
 
 
 @pytest.mark.parametrize("index", [2, 5, 6], ids=["10.3-indexed-target", "10.6-are_equivalent", "10.7-cmp_tuple"])

@@ -184,7 +184,8 @@ def test_tables_have_every_model_method_task_with_n_and_ci(board: Path) -> None:
     assert "reported, not reproduced" in em["paper_source"]
     md = (board / "leaderboard.md").read_text()
     assert "| Qwen/Qwen2.5-7B-Instruct | Greedy (t=0) | em_math500 (exact_match) | 60 |" in md
-    assert "20 × 4" in md and "73.8†" in md and "reported, not reproduced" in md
+    assert "20 × 4" in md and "73.8† |" in md and "reported, not reproduced" in md
+    assert (em["second_metric"], em["paper_metric"]) == ("math_verify", "exact_match"), "math: compared with the score"
 
 
 def test_plots_are_real_pngs(board: Path) -> None:
@@ -269,3 +270,76 @@ def test_story_counts_responses_that_differ_and_weights_the_adjusted_share(tmp_p
     (row,) = compare(plain, em, 0.7, {"em_smoke": [[step, step], [step]]})
     assert (row.task, row.changed, row.total, row.temperature) == ("em_smoke", 1, 4, 0.7)
     assert row.adjusted_share == pytest.approx(0.5) and row.mean_tv == pytest.approx(0.25)
+
+
+# ---- a second verdict: UGPhysics' accuracy_paper, math's math_verify ----------------------------
+UGP_CORRECT = [1, 0, 1, 1, 0, 0, 1, 0, 1, 0]  # accuracy, the correct verdict: 5 of 10
+UGP_PAPER = [1, 1, 1, 0, 0, 0, 1, 0, 1, 1]  # accuracy_paper, the paper's judge: 6 of 10, differs on 3
+
+
+def test_ugphysics_paper_numbers_compare_with_accuracy_paper_only() -> None:
+    settings = _settings("Qwen2.5-7B-Instruct", ("sampling", "base"))
+    found = matching.match(settings, "em_ugphysics", "accuracy", "accuracy_paper")
+    assert (found.reported.value, found.metric, found.mismatch) == (23.4, "accuracy_paper", None)
+    older = matching.match(settings, "em_ugphysics", "accuracy")
+    assert older.reported is None and older.mismatch == "the paper reports accuracy_paper; this run has accuracy"
+    math = matching.match(settings, "em_math500", "exact_match", "math_verify")
+    assert (math.reported.value, math.metric) == (74.0, "exact_match"), "Table 3's math columns are exact_match"
+
+
+@pytest.fixture(scope="module")
+def ugp_board(tmp_path_factory) -> Path:
+    """A UGPhysics run that logs both verdicts (Qwen2.5-7B-Instruct, Table 3's settings) and an older one with
+    only ``accuracy`` (Llama-3.1-8B-Instruct, greedy), then the leaderboard."""
+    root = tmp_path_factory.mktemp("ugp")
+    disagree = [float(a != b) for a, b in zip(UGP_CORRECT, UGP_PAPER)]
+    write_run(root / "both", {"em_ugphysics": UGP_CORRECT}, model="Qwen/Qwen2.5-7B-Instruct", metric="accuracy",
+              math_flags=False, extra={"accuracy_paper": UGP_PAPER, "judges_disagree": disagree, "judged": [
+                  {"correct": bool(c), "parts": [bool(c)], "predicted": [f"{i}.5", "x"] if i else None}
+                  for i, c in enumerate(UGP_CORRECT)]})
+    write_run(root / "older", {"em_ugphysics": UGP_CORRECT}, model="meta-llama/Llama-3.1-8B-Instruct",
+              metric="accuracy", math_flags=False, sampling=False)
+    out = root / "board"
+    assert main(["leaderboard", str(root / "both"), str(root / "older"), "-o", str(out)]) == 0
+    return out
+
+
+def test_ugphysics_rows_show_both_verdicts_and_the_paper_number_beside_accuracy_paper(ugp_board: Path) -> None:
+    rows = {r["model"]: r for r in csv.DictReader((ugp_board / "leaderboard.csv").open())}
+    both, older = rows["Qwen/Qwen2.5-7B-Instruct"], rows["meta-llama/Llama-3.1-8B-Instruct"]
+    assert (both["metric"], float(both["score"]), both["second_metric"], float(both["second_score"])) == \
+        ("accuracy", 0.5, "accuracy_paper", 0.6)
+    assert float(both["second_ci_low"]) < 0.6 < float(both["second_ci_high"])
+    assert (float(both["paper_value"]), both["paper_metric"]) == (pytest.approx(0.234), "accuracy_paper")
+    assert float(both["graders_disagree"]) == pytest.approx(0.3), "judges_disagree: 3 of 10 problems"
+    assert (older["second_metric"], older["paper_value"], older["graders_disagree"]) == ("", "", "")
+    assert older["paper_mismatch"] == "the paper reports accuracy_paper; this run has accuracy"
+    md = (ugp_board / "leaderboard.md").read_text()
+    assert "| 50.0 [" in md and "| accuracy_paper 60.0 [" in md and "| 23.4† vs accuracy_paper |" in md
+    assert "| – (the paper reports accuracy_paper; this run has accuracy) |" in md
+    assert "| Table | Model | Row | UGPhys. (accuracy_paper) |" in md, "the paper's table names what it compares with"
+
+
+def test_ugphysics_page_shows_the_second_verdict_and_flags_where_the_judges_differ(ugp_board: Path) -> None:
+    html = (ugp_board / "index.html").read_text()
+    board = html[html.index('id="leaderboard-table"'):html.index("</table>", html.index('id="leaderboard-table"'))]
+    assert 'data-value="0.6" title="accuracy_paper: 95% CI' in board and "vs accuracy_paper" in board
+    drills = html[html.index('<details class="drill"'):]
+    assert drills.count("they differ on 3 of 10 problems (judges_disagree)") == 1, "only the run that logs both"
+    flagged = re.findall(r'<tr data-wrong="\d"[^>]* data-graders_disagree="1"', drills)
+    assert len(flagged) == 3
+    assert drills.count('class="badge b-graders_disagree" title="accuracy and accuracy_paper') == 3
+    assert drills.count('<div class="muted second" title="accuracy_paper">accuracy_paper 1.00</div>') == 6
+    assert "✕ = second verdict" in html and "◇ = paper" in html and ">UGPhys. (accuracy_paper)</th>" in html
+    assert "<td>2.5, x</td>" in drills and drills.count("<td>–</td>") == 1 + 10, "UGPhysics' judged answers"
+
+
+def test_a_dollar_in_a_model_or_task_name_is_drawn_as_text_not_mathtext(tmp_path: Path) -> None:
+    """Two "$" made matplotlib parse the name as mathtext; "$\\frac$" raised and no page was written."""
+    name = "org/$\\frac$-7B"
+    write_run(tmp_path / "run", {"em_math500": [1, 0, 0], "t$x$": [1, 1]}, model=name)
+    assert main(["leaderboard", str(tmp_path / "run"), "-o", str(tmp_path / "board")]) == 0
+    assert name in (tmp_path / "board" / "leaderboard.md").read_text()
+    for png in ("accuracy_vs_tokens.png", "task_em_math500.png", "task_t_x.png"):
+        assert matplotlib.image.imread(tmp_path / "board" / "plots" / png).std() > 0.01
+    assert matplotlib.rcParams["text.parse_math"], "the plain-text setting stays inside the plots"

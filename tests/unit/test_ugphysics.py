@@ -1,4 +1,4 @@
-"""UGPhysics: prompts, the numeric / true-false / multiple-choice judge, units, multiple answers,
+"""UGPhysics: the numeric / true-false / multiple-choice judge, units, multiple answers,
 and the task's breakdown metrics (no grading worker here: see tests/integration)."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from fractions import Fraction
 import pytest
 
 from em_eval.tasks.ugphysics.judge import gold_answers, judge, number_of
-from em_eval.tasks.ugphysics.prompt import answer_types, make_prompt, user_turn
 from em_eval.tasks.ugphysics.task import TYPES, documents, mean_of_members, process_results
 
 
@@ -24,20 +23,6 @@ def test_both_languages_are_there_with_every_answer_type(docs) -> None:
     assert {d["type_group"] for d in docs} == set(TYPES)
     with pytest.raises(ValueError, match="all, en or zh"):
         documents("fr")
-
-
-def test_prompt_names_subject_answer_type_and_units_outside_the_box(docs) -> None:
-    en = next(d for d in docs if d["language"] == "en" and d["answer_type"] == "NV")
-    text = make_prompt(en)
-    assert "Semiconductor Physics" in text and "The answer of the problem should be a numerical value." in text
-    assert r"So the final answer is \boxed{answer}(unit)." in text and r"should not be included in \boxed{}" in text
-    assert user_turn(en) == text + "\n\n" + en["problem"]
-    multi = next(d for d in docs if d["language"] == "en" and d["answer_type"] == "EQ, NV, NV")
-    assert "with the answers in order being an equation, a numerical value, a numerical value" in make_prompt(multi)
-    assert r"\boxed{multiple answers connected with commas}" in make_prompt(multi)
-    zh = next(d for d in docs if d["language"] == "zh" and d["answer_type"] == "NV")
-    assert "半导体物理" in make_prompt(zh) and "答案类型为数值" in make_prompt(zh) and "Semiconductor" not in make_prompt(zh)
-    assert answer_types("\\\nMC") == ["MC"] and answer_types("EQ, NV, NV") == ["EQ", "NV", "NV"]
 
 
 def _scientific(value: Fraction) -> str:

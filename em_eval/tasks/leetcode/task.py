@@ -4,7 +4,8 @@
 (DeepSeek-Coder's ``20240121-Jul.jsonl``), the paper's prompt (Eurus system prompt, set as the
 task description; user = ``prompt_sft`` + a "present the code" line), the paper's extraction
 (:func:`em_eval.tasks.leetcode.extract.extract_leetcode_code`) and program: the standard import header,
-the solution, the problem's ``test`` asserts. A problem passes iff the program exits cleanly.
+the solution, the problem's ``test`` asserts. A problem passes iff that program, run as the paper runs it
+(:func:`sandboxed`), gets through its last assert.
 
 ``em_leetcodedataset``: LeetCodeDataset v0.3.1, test split (228 problems, human-eval format,
 with reference ``completion``s): program = ``prompt`` + solution + ``test`` +
@@ -27,6 +28,7 @@ from typing import Any
 
 from em_eval import sandbox
 from em_eval.data import FILES, LEETCODEDATASET_JSONL_SHA256, DataFileError, data_file, read_jsonl
+from em_eval.tasks import tests_ran
 from em_eval.tasks.leetcode.extract import LEETCODE_IMPORT_HEADER, extract_leetcode_code
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ EURUS_SYSTEM_PROMPT = (
     "[PIVOT]\n\n[OUTPUT]\n\nYou should strictly follow the format below:\n\n[ACTION NAME]\n\n# Your action step 1\n\n"
     "# Your action step 2\n\n# Your action step 3\n\n...\n\nNext action: [NEXT ACTION NAME]\n"
 )
-LEETCODE_INSTRUCTION = "\n\nWrite Python code to solve the problem. Present the code in \n```python\nYour code\n```\nat the end."
+LEETCODE_INSTRUCTION = ("\n\nWrite Python code to solve the problem. Present the code in \n```python\nYour code\n```\n"
+                        "at the end.")
 
 LCD_VERSION = "v0.3.1"
 LCD_FILE = f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz"  # pinned in em_eval.data
@@ -117,7 +120,7 @@ def load_leetcodedataset(data_path: str | None = None, **_: Any):
 
 def leetcodedataset_program(doc: dict[str, Any], response: str) -> str:
     """human-eval style: ``prompt`` (imports) + solution + ``test`` + ``check(entry_point)``."""
-    return doc["prompt"] + extract_leetcode_code(response) + "\n" + doc["test"] + "\n" + f"check({doc['entry_point']})\n"
+    return f"{doc['prompt']}{extract_leetcode_code(response)}\n{doc['test']}\ncheck({doc['entry_point']})\n"
 
 
 def execute_leetcodedataset(resps: list[list[str]], docs: list[dict[str, Any]], jobs: int | None = None
@@ -127,10 +130,24 @@ def execute_leetcodedataset(resps: list[list[str]], docs: list[dict[str, Any]], 
 
 
 # ---- shared ----------------------------------------------------------------------------------
+PROGRAM_FILE = "program.py"
+EXEC_HARNESS = (tests_ran.OPEN_DONE + f"with open({PROGRAM_FILE!r}, encoding='utf-8') as _em_fh:\n"
+                f"    _em_program = compile(_em_fh.read(), {PROGRAM_FILE!r}, 'exec')\n"
+                "exec(_em_program, {})\n" + tests_ran.CLOSE_DONE)
+
+
+def sandboxed(program: str) -> sandbox.Program:
+    """``program`` judged as the paper judges it: ``exec(program, {})`` in one process, passed iff that returns
+    (EM_PT ``eval/utils/execution_leetcode.py:52-70``). ``main.py`` execs ``program.py`` with empty globals, so
+    ``__name__`` is not ``"__main__"`` and a ``__main__`` block does not run; ``sys.exit()`` or ``os._exit(0)``
+    ends it before the tests are marked done (:mod:`em_eval.tasks.tests_ran`)."""
+    return sandbox.Program(EXEC_HARNESS, {PROGRAM_FILE: program}, collect=(tests_ran.DONE_FILE,),
+                           limits=PROGRAM_LIMITS)
+
+
 def _execute(programs: list[str], name: str, jobs: int | None = None) -> list[dict[str, Any]]:
-    results = sandbox.run_programs([sandbox.Program(p, limits=PROGRAM_LIMITS) for p in programs], jobs=jobs,
-                                   desc=f"{name}: running tests")
-    return [r.summary() for r in results]
+    results = sandbox.run_programs([sandboxed(p) for p in programs], jobs=jobs, desc=f"{name}: running tests")
+    return [tests_ran.summary(r) for r in results]
 
 
 def process_results(doc: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, int]:

@@ -9,9 +9,13 @@ It follows upstream's rules (``lcb_runner/evaluation/testing_util.py``), rewritt
   module-level function) is called with them, a tuple result counts as a list, and the result
   must equal the JSON output;
 * **stdin/stdout**: a final ``if __name__ == "__main__":`` block is unwrapped, everything but the
-  imports becomes the body of one function, called with ``sys.stdin`` (and ``open``) reading the
-  input and ``sys.stdout`` captured (``SystemExit`` ends the run quietly); output and expected
-  are compared after stripping, line by line, each line stripped: equal text, or the same
+  imports becomes the body of one function (``SystemExit`` ends a run quietly). Each test's input is
+  a file on descriptor 0 and its output a file on descriptor 1, behind ``sys.stdin`` / ``sys.stdout``
+  (kept across tests, so ``from sys import stdin`` follows them): every way a program reads and writes
+  works as on a real judge (``input()``, ``sys.stdin.readline/read/readlines``, iteration, ``open(0)``,
+  ``sys.stdin.buffer``, ``os.read(0, n)``, ``sys.stdout.buffer.write``, ``os.write(1, ...)``), where
+  upstream's mocks break several of them (``tasks/livecodebench/README.md`` lists them). Output and
+  expected are compared after stripping, line by line, each line stripped: equal text, or the same
   numbers token by token as :class:`decimal.Decimal` (``2.50`` is ``2.5``; no epsilon, as upstream).
 
 The verdict goes to ``verdict.json``: one result per test run (True, -2 wrong answer, -3 time
@@ -23,8 +27,8 @@ Standard library only; the comparison and program-preparation functions are pure
 from __future__ import annotations
 
 import ast
-import io
 import json
+import os
 import signal
 import sys
 from decimal import Decimal, InvalidOperation
@@ -38,6 +42,7 @@ PRELUDE = "\n".join([
     "sys.setrecursionlimit(50000)",
 ]) + "\n"
 WRONG, TIME_LIMIT, RUNTIME = -2, -3, -4
+STDIN_FILE, STDOUT_FILE = "stdin.txt", "stdout.txt"
 SHOWN = 300
 
 
@@ -145,17 +150,55 @@ def grade_functional(code: str, inputs: list[str], outputs: list[str], fn_name: 
     return results, {}
 
 
+def _attach(fd: int, path: str, flags: int) -> None:
+    """Point file descriptor ``fd`` at ``path`` (which may have been opened on ``fd`` itself if it was closed)."""
+    opened = os.open(path, flags, 0o600)
+    if opened != fd:
+        os.dup2(opened, fd)
+        os.close(opened)
+
+
+def _text_stream(fd: int, mode: str, current):
+    """The judge's own text stream on ``fd`` (kept across tests so ``from sys import stdin`` follows them)."""
+    if current is not None and not current.closed:
+        return current
+    return open(fd, mode, encoding="utf-8", closefd=False)
+
+
+def _feed(raw_in: str, stdin, folder: str):
+    """Descriptor 0 reads a file holding ``raw_in``; descriptor 1 writes an empty file; the streams follow."""
+    with open(os.path.join(folder, STDIN_FILE), "wb") as fh:
+        fh.write(raw_in.encode("utf-8"))
+    _attach(0, os.path.join(folder, STDIN_FILE), os.O_RDONLY)
+    _attach(1, os.path.join(folder, STDOUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    stdin = _text_stream(0, "r", stdin)
+    stdin.seek(0)  # drop what the last test left buffered
+    return stdin
+
+
+def _captured(stdout, folder: str) -> str:
+    try:
+        stdout.flush()
+    except (OSError, ValueError):  # closed or full: what reached the file is the output
+        pass
+    with open(os.path.join(folder, STDOUT_FILE), "rb") as fh:
+        return fh.read().decode("utf-8", errors="replace")
+
+
 def grade_stdio(code: str, inputs: list[str], outputs: list[str], timeout_s: int):
+    folder = os.getcwd()  # the files stay here whatever the program does with its working directory
+    stdin = _feed("", None, folder)
+    stdout = _text_stream(1, "w", None)
+    sys.stdin, sys.stdout = stdin, stdout  # before compiling: ``from sys import stdin, stdout`` binds these
     namespace = _compile(as_function(unwrap_main_guard(code)), timeout_s)
     method = namespace.get("wrapped_function")
     if method is None:
         return [RUNTIME], {"error_code": RUNTIME, "error_message": "Runtime Error: the program did not compile"}
     results = []
     for raw_in, raw_out in zip(inputs, outputs):
-        captured = io.StringIO()
-        saved = sys.stdin, sys.stdout
-        sys.stdin, sys.stdout = io.StringIO(raw_in), captured
-        _builtins().open = lambda *a, **k: io.StringIO(raw_in)
+        stdin = _feed(raw_in, stdin, folder)
+        stdout = _text_stream(1, "w", stdout)
+        sys.stdin, sys.stdout = stdin, stdout
         signal.alarm(timeout_s)
         try:
             method()
@@ -165,25 +208,14 @@ def grade_stdio(code: str, inputs: list[str], outputs: list[str], timeout_s: int
         except BaseException as exc:  # noqa: BLE001
             signal.alarm(0)
             return _raised(results, exc, raw_in, raw_out)
-        finally:
-            sys.stdin, sys.stdout = saved[0], saved[1]
-            _builtins().open = _OPEN
-        why = compare_stdout(captured.getvalue(), raw_out)
+        output = _captured(stdout, folder)
+        why = compare_stdout(output, raw_out)
         if why:
             results.append(WRONG)
-            return results, {"error_code": WRONG, "error_message": why, "output": shorten(captured.getvalue()),
+            return results, {"error_code": WRONG, "error_message": why, "output": shorten(output),
                              "inputs": shorten(raw_in), "expected": shorten(raw_out)}
         results.append(True)
     return results, {}
-
-
-def _builtins():
-    import builtins
-
-    return builtins
-
-
-_OPEN = _builtins().open
 
 
 def _raised(results: list, exc: BaseException, inputs: object, expected: object):
@@ -201,6 +233,7 @@ def main() -> None:
     verdict_file = open("verdict.json", "w", encoding="utf-8")  # opened before the candidate can touch cwd
     sys.set_int_max_str_digits(50000)
     signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # output past the file-size limit: an OSError, not a kill
     timeout_s = int(tests["timeout_s"])
     try:
         if tests["fn_name"]:

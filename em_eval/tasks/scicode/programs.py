@@ -19,6 +19,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
+from em_eval.tasks import tests_ran
 from em_eval.tasks.scicode import rules as scicode_rules
 
 TARGETS_FILE = "targets.pkl"
@@ -74,7 +75,8 @@ def _with_targets(body: str, targets_line: str, test_cases: list[str]) -> str:
 
 
 def scoring_program(problem: dict[str, Any], index: int, codes: list[str], h5_path: str | None) -> str:
-    """The program that tests step ``index``: passes iff every test case's assertions hold."""
+    """The program that tests step ``index``: passes iff every test case's assertions hold and it reaches its
+    end, where it marks the tests done (:mod:`em_eval.tasks.tests_ran`; upstream takes exit status 0 alone)."""
     step = problem["sub_steps"][index]
     body = solution_source(problem, index, codes)
     if h5_path is None:
@@ -84,7 +86,7 @@ def scoring_program(problem: dict[str, Any], index: int, codes: list[str], h5_pa
         targets = "from scicode.parse.parse import process_hdf5_to_tuple\n" \
                   f"targets = process_hdf5_to_tuple({step['step_number']!r}, {len(step['test_cases'])}, {h5_path!r})"
     program = _with_targets(body, targets, step["test_cases"])
-    return prelude(program) + program
+    return prelude(program) + tests_ran.OPEN_DONE + program + tests_ran.CLOSE_DONE
 
 
 def target_program(problem: dict[str, Any], index: int, gold_codes: list[str]) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 from em_eval import sandbox
 from em_eval.data import DataFileError
 from em_eval.decoding.multistep import parse_record
+from em_eval.tasks import tests_ran
 from em_eval.tasks.scicode.programs import TARGETS_FILE, scoring_program, support_files, target_program
 from em_eval.tasks.scicode.prompts import first_prompt, is_generated, prewritten_code, problems
 
@@ -54,8 +55,9 @@ def load_dataset(split: str = "test", with_background: bool = True, h5_path: str
 def resolve_h5(h5_path: str | None, split: str = "test") -> str:
     """Path of a readable ``test_data.h5`` holding every test step, or one clear error."""
     path = h5_path or os.environ.get(H5_ENV)
-    where = f"Download test_data.h5 from {H5_SOURCE}, then pass --metadata '{{\"h5_path\": \"/path/to/test_data.h5\"}}' " \
-            f"or set {H5_ENV}=/path/to/test_data.h5 (the dev split, em_scicode_dev, needs no file)."
+    where = f"Download test_data.h5 from {H5_SOURCE}, then pass " \
+            f"--metadata '{{\"h5_path\": \"/path/to/test_data.h5\"}}' or set {H5_ENV}=/path/to/test_data.h5 " \
+            "(the dev split, em_scicode_dev, needs no file)."
     if not path:
         raise DataFileError(f"SciCode's test split needs its numeric targets (test_data.h5, about 1 GB). {where}")
     file = Path(path).expanduser()
@@ -91,6 +93,14 @@ _targets_lock = threading.Lock()
 _dev_targets: dict[tuple[str, int], bytes] = {}
 
 
+def step_program(problem: dict[str, Any], index: int, codes: list[str], h5_path: str | None,
+                 files: dict[str, str | bytes], limits: sandbox.Limits) -> sandbox.Program:
+    """Step ``index``'s test program as the judge runs it: it hands back the marker of its tests' end
+    (:mod:`em_eval.tasks.tests_ran`), and ``h5_path``, if given, stays readable."""
+    return sandbox.Program(scoring_program(problem, index, codes, h5_path), files, collect=(tests_ran.DONE_FILE,),
+                           readable_paths=(h5_path,) if h5_path else (), limits=limits)
+
+
 def execute(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """lm-eval ``custom`` filter: test every generated step of every problem in the sandbox."""
     jobs: list[tuple[int, int]] = []
@@ -109,9 +119,7 @@ def execute(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str
             files = support_files()
             if doc["split"] == "dev":
                 files[TARGETS_FILE] = targets[(problem["problem_id"], index)]
-            h5 = doc["h5_path"] or None
-            programs.append(sandbox.Program(scoring_program(problem, index, codes, h5), files,
-                                            readable_paths=[h5] if h5 else [], limits=limits))
+            programs.append(step_program(problem, index, codes, doc["h5_path"] or None, files, limits))
             jobs.append((n, index))
     results = sandbox.run_programs(programs, desc="scicode: testing steps")
     outcomes = [{"protocol": r["protocol"], "problem_id": d["problem_id"], "with_background": r["with_background"],
@@ -120,9 +128,9 @@ def execute(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str
     for (n, index), result in zip(jobs, results):
         outcome = outcomes[n]
         step = problem_of[docs[n]["problem_id"]]["sub_steps"][index]["step_number"]
-        summary = {k: v for k, v in result.summary().items() if k != "isolation"}
+        summary = {k: v for k, v in tests_ran.summary(result).items() if k != "isolation"}
         outcome["steps"].append({"step": step, **summary})
-        outcome["passed"] += int(result.passed)
+        outcome["passed"] += int(tests_ran.passed(result))
         outcome["total"] += 1
     return outcomes
 

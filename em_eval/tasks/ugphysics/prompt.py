@@ -1,21 +1,30 @@
-r"""UGPhysics prompts, per item: subject, an answer-type sentence, LaTeX, the closing line
-``So the final answer is \boxed{answer}(unit).`` with units outside the box; Chinese for ZH items.
+r"""UGPhysics prompts, per item, as the paper's ``make_prompt`` words them (EM_PT cafe72e,
+``eval/UGPhysics/codes/utils.py:181``), character for character: the subject, a sentence naming the
+answer type(s), LaTeX, and the closing line ``So the final answer is \boxed{answer}(unit).`` with
+units outside the box; Chinese for ZH items. The user turn is this instruction, a blank line, then the
+problem (``generate_open.py:249``); the system turn is "You are a helpful assistant." (its ``--system``
+default, the task YAMLs' ``description``). ``tests/data/ugphysics_prompt_oracle.json`` records the
+paper's prompt for all 372 items.
 
-Reconstructed from the description of ``eval/UGPhysics/codes/utils.py::make_prompt`` in
-em_methods.md section 4.6 (its wording is given there in substance, not verbatim); the
-answer-type sentences follow UGPhysics' own pattern. The user turn is this prompt, a blank line,
-then the problem; the system turn is "You are a helpful assistant."
+The paper's wording is kept as it is, typos and capitals included ("The answer of The problem",
+"a range inteval", "seperated"). An answer type is named by the first of ``TYPE_ORDER`` found in its
+text, as the paper looks it up, so ``"\\\nMC"`` reads as MC.
 """
 
 from __future__ import annotations
 
+from em_eval.data import DataFileError
+
 SYSTEM_PROMPT = "You are a helpful assistant."
 
-TYPE_EN = {"NV": "a numerical value", "EX": "an expression", "EQ": "an equation", "IN": "an interval",
-           "TF": "either True or False", "MC": "one option of a multiple choice question", "TUP": "a tuple"}
-TYPE_ZH = {"NV": "数值", "EX": "表达式", "EQ": "方程", "IN": "区间", "TF": "判断正误", "MC": "选择题的一个选项",
-           "TUP": "元组"}
-SUBJECT_ZH = {"Semiconductor Physics": "半导体物理"}
+TYPE_ORDER = ("IN", "TF", "EX", "EQ", "MC", "NV", "TUP")
+TYPE_NAMES = {
+    "en": {"IN": "a range inteval", "TF": "either True or False", "EX": "an expression", "EQ": "an equation",
+           "MC": "one option of a multiple choice question", "NV": "a numerical value without units",
+           "TUP": "multiple numbers, seperated by comma, such as (x, y, z)"},
+    "zh": {"IN": "区间", "TF": "是或否", "EX": "表达式", "EQ": "方程", "MC": "多项选择题的一个选项", "NV": "数值",
+           "TUP": "由逗号隔开的若干元素的元组，比如 (x, y, z)"},
+}
 
 
 def answer_types(raw: str | None) -> list[str]:
@@ -24,32 +33,42 @@ def answer_types(raw: str | None) -> list[str]:
     return [t.strip().upper() for t in cleaned.split(",") if t.strip()]
 
 
-def _type_sentence(types: list[str], multiple: bool, chinese: bool) -> str:
-    names = [(TYPE_ZH if chinese else TYPE_EN).get(t) for t in types]
-    if not names or None in names:
-        return ""
+def type_name(raw: str, lang: str) -> str:
+    """The words for one answer type: the first code of ``TYPE_ORDER`` that ``raw`` contains."""
+    code = next((t for t in TYPE_ORDER if t in raw), None)
+    if code is None:
+        raise DataFileError(f"UGPhysics answer_type {raw!r} names none of {', '.join(TYPE_ORDER)}; "
+                            "fix the item's answer_type in the data file")
+    return TYPE_NAMES[lang][code]
+
+
+def type_sentence(raw: str, multiple: bool, lang: str) -> str:
+    """The answer-type clause: one type, one type for several answers, or the types in order."""
+    zh = lang == "zh"
     if not multiple:
-        return f"，答案类型为{names[0]}" if chinese else f"The answer of the problem should be {names[0]}. "
+        name = type_name(raw, lang)
+        return f"，答案类型为{name}" if zh else f"The answer of The problem should be {name}. "
+    names = [type_name(part, lang) for part in raw.split(",")]
     if len(set(names)) == 1:
-        return f"，题目有多个答案，答案类型均为{names[0]}" if chinese else \
+        return f"，题目有多个答案，答案类型均为{names[0]}" if zh else \
             f"The problem has multiple answers, each of them should be {names[0]}. "
-    return f"，题目有多个答案，答案类型分别为{'、'.join(names)}" if chinese else \
+    return f"，题目有多个答案，答案类型分别为{'、'.join(names)}" if zh else \
         f"The problem has multiple answers, with the answers in order being {', '.join(names)}. "
 
 
 def make_prompt(doc: dict) -> str:
     """The instruction that precedes the problem for one item."""
-    chinese = str(doc.get("language", "")).upper() == "ZH"
+    lang = "zh" if str(doc.get("language", "")).upper() == "ZH" else "en"
     multiple = bool(doc.get("is_multiple_answer"))
-    sentence = _type_sentence(answer_types(doc.get("answer_type")), multiple, chinese)
-    subject = str(doc.get("subject", "physics"))
-    if chinese:
+    types = type_sentence(str(doc["answer_type"]), multiple, lang)
+    subject = doc["subject"]
+    if lang == "zh":
         box = r"\boxed{用英文逗号连接的多个答案}" if multiple else r"\boxed{答案}"
-        return (f"以下是{SUBJECT_ZH.get(subject, subject)}（本科物理）的一道开放式问题{sentence}。请根据题目的要求和所提供的信息"
-                f"计算得出答案。解答过程和结果中使用的变量和公式请使用LaTeX格式表示。请在最后以“所以最终答案是{box}(单位)。”"
-                r"显式给出结果，注意答案的单位不要放在\boxed{}中。")
+        return (f"以下是大学物理的{subject}科目中的解答题{types}。请根据题目的要求和所提供的信息计算得出答案。"
+                f"解答过程和结果中使用的变量和公式请使用LaTeX格式表示。请在最后以“所以最终答案是{box}(单位)。”显式给出结果"
+                r"。注意答案的单位不要放在\boxed{}中。")
     box = r"\boxed{multiple answers connected with commas}" if multiple else r"\boxed{answer}"
-    return (f"The following is an open-ended problem from {subject} of the undergraduate-level Physics. {sentence}"
+    return (f"The following is an open-ended problem from {subject} of the undergraduate-level Physics. {types}"
             "Please calculate the answer according to the given requirements and the information provided. "
             "Please use LaTeX format to represent the variables and formulas used in the solution process and "
             f'results. Please end your solution with "So the final answer is {box}(unit)." and give the result '
