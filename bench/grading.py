@@ -8,6 +8,7 @@ Two pair sets, graded by both on the same (prediction, gold) strings:
 * wrong: an integer or fraction off by one, else the next problem's gold; label False;
 * bank: the hand-checked cases of ``tests/integration/test_grading_math_cases.py`` (ours passes them by
   construction; the row shows where math-verify's conventions differ).
+* recorded: the hand-labelled pairs of ``tests/data/math_grader_bank.json`` (issue 23's kinds).
 
 Each grader starts every set with nothing parsed (our per-answer cache is cleared). Reports
 items/s, median and worst single-item latency, accuracy against the labels and the
@@ -21,17 +22,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import re
 import statistics
 import time
 from fractions import Fraction
-from typing import Callable
-
 from pathlib import Path
+from typing import Callable
 
 from em_eval.tasks.math.grade import comparable_form, is_equiv
 from em_eval.tasks.math.normalize import normalize, split_top
 from em_eval.tasks.math.task import documents
+
+_ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---- re-formatting -------------------------------------------------------------------------------
@@ -103,7 +106,8 @@ RULES: list[tuple[str, Callable[[str, int], str | None]]] = [
     ("k pi -> pi k", lambda g, i: (lambda m: m and f"\\pi \\cdot {m[1] or 1}")(re.fullmatch(r"(\d*)\s*\\pi", g))),
     ("degrees", lambda g, i: (lambda m: m and [m[1], f"{m[1]} degrees"][i % 2])(re.fullmatch(r"(\d+)\^\\circ", g))),
     ("text", lambda g, i: (lambda m: m and m[1])(re.fullmatch(r"\\text\{([^{}]*)\}", g))),
-    ("units dropped", lambda g, i: (lambda m: m and m[1])(re.fullmatch(r"([\d.]+)\s*\\(?:mbox|text)\{[^{}]*\}(?:\^2)?", g))),
+    ("units dropped", lambda g, i: (lambda m: m and m[1])(
+        re.fullmatch(r"([\d.]+)\s*\\(?:mbox|text)\{[^{}]*\}(?:\^2)?", g))),
     ("dollars", lambda g, i: g[2:].replace(",\\!", ",") if g.startswith("\\$") else None),
     ("thousands", lambda g, i: g.replace(",\\!", "").replace(" ", "") if ",\\!" in g else None),
     ("assignment", lambda g, i: (lambda m: m and m[1])(re.fullmatch(r"[a-z]\s*(?:=|\\in)\s*(.+)", g))),
@@ -114,7 +118,8 @@ RULES: list[tuple[str, Callable[[str, int], str | None]]] = [
     ("interval/tuple spacing", lambda g, i: _tuple_spacing(g)),
     ("reversed list", lambda g, i: _reversed_list(g)),
     ("reordered sum", lambda g, i: _rotate_terms(g) if "=" not in g else None),
-    ("coefficient dot", lambda g, i: (lambda m: m and f"{m[1]} \\cdot {m[2]}")(re.fullmatch(r"(\d+)\s*([a-zA-Z].*)", g))),
+    ("coefficient dot", lambda g, i: (lambda m: m and f"{m[1]} \\cdot {m[2]}")(
+        re.fullmatch(r"(\d+)\s*([a-zA-Z].*)", g))),
     ("dfrac", lambda g, i: g.replace("\\frac", "\\dfrac") if "\\frac" in g else None),
     ("spaces and $", lambda g, i: f"$ {g} $"),
 ]
@@ -165,9 +170,15 @@ def run(grader: Callable[[str, str], bool], pairs: list[tuple[str, str]]) -> tup
     return verdicts, latencies
 
 
+def recorded_pairs() -> list[tuple[str, str, bool]]:
+    """The hand-labelled (prediction, gold, label) pairs recorded with the official graders' verdicts."""
+    cases = json.loads((_ROOT / "tests" / "data" / "math_grader_bank.json").read_text(encoding="utf-8"))["cases"]
+    return [(c["pred"], c["gold"], c["label"]) for c in cases]
+
+
 def bank_pairs() -> list[tuple[str, str, bool]]:
     """The hand-checked (prediction, gold, expected) bank of the test suite."""
-    path = Path(__file__).resolve().parent.parent / "tests" / "integration" / "test_grading_math_cases.py"
+    path = _ROOT / "tests" / "integration" / "test_grading_math_cases.py"
     spec = importlib.util.spec_from_file_location("math_equiv_cases", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -186,6 +197,8 @@ def main() -> None:
             "wrong": ([(wrong(golds, i), g) for i, g in enumerate(golds)], [False] * len(golds))}
     bank = bank_pairs()
     sets["bank"] = ([(p, g) for p, g, _ in bank], [e for _, _, e in bank])
+    recorded = recorded_pairs()
+    sets["recorded"] = ([(p, g) for p, g, _ in recorded], [e for _, _, e in recorded])
     is_equiv("x+1", "1+x")  # start our grading worker outside the timings
     math_verify_equiv("x+1", "1+x")
 
@@ -205,7 +218,7 @@ def main() -> None:
             results[grader_name] = verdicts
             rates[grader_name] = len(pairs) / sum(latencies)
             correct = sum(v == label for v, label in zip(verdicts, labels)) / len(verdicts)
-            print(f"{set_name:<11} {grader_name:<12} {len(pairs):>5} {correct:>8.1%} {len(pairs) / sum(latencies):>9.0f} "
+            print(f"{set_name:<11} {grader_name:<12} {len(pairs):>5} {correct:>8.1%} {rates[grader_name]:>9.0f} "
                   f"{1000 * statistics.median(latencies):>10.2f} {1000 * max(latencies):>9.1f}")
         ours, theirs = results["em-eval"], results["math-verify"]
         agree = sum(a == b for a, b in zip(ours, theirs)) / len(ours)

@@ -17,7 +17,6 @@ from em_eval.tasks.math.grade import (
 from em_eval.tasks.math.normalize import normalize
 from em_eval.tasks.math.task import BENCHMARKS
 
-
 # ---- gold answers ---------------------------------------------------------------------------
 
 
@@ -74,3 +73,39 @@ def test_each_answer_is_parsed_once_and_clusters_reuse_the_forms() -> None:
     before = comparable_form.cache_info().misses
     assert cluster_answers(samples) == [0, 0, 0, 0, 1, 0, 1, 0]
     assert comparable_form.cache_info().misses == before  # clustering parsed nothing again
+
+
+# ---- answer forms (pure rewrites behind issue 23's kinds) -----------------------------------------
+
+
+def test_clock_times_compare_as_times() -> None:
+    from em_eval.tasks.math.answer_forms import clean_notation, clock_times_equal
+
+    assert clean_notation(r"3:15 \text{ P.M.}") == "3:15pm"
+    assert clock_times_equal("3:15", "3:15pm") and clock_times_equal("3:15am", "3:15")
+    assert clock_times_equal("15:15", "3:15pm") and clock_times_equal("12:05", "12:05am")
+    assert not clock_times_equal("3:15", "15:15") and not clock_times_equal("1:30", "13:30")
+    assert not clock_times_equal("3:15am", "3:15pm") and not clock_times_equal("3:15", "11:15pm")
+    assert clock_times_equal("3:5", "3:5") is None and clock_times_equal("1:2", "2:4") is None
+
+
+def test_conditions_on_one_variable_as_intervals() -> None:
+    from em_eval.tasks.math.answer_forms import as_intervals
+
+    assert as_intervals(r"-3 \leq 2x + 1 < 5") == "[-2,2)"
+    assert as_intervals(r"2 - y < 0") == r"(2,\infty)"
+    assert as_intervals(r"\frac{1}{2}x + 3 \leq 1") == r"(-\infty,-4]"
+    assert as_intervals(r"x \geq 3 \text{ and } x < 5") == "[3,5)"
+    assert as_intervals(r"x \neq 2") == r"(-\infty,2)\cup(2,\infty)"
+    assert as_intervals(r"x^2 < 4") is None and as_intervals(r"e - x > 0") is None  # left to sympy
+
+
+def test_collections_and_labels() -> None:
+    from em_eval.tasks.math.answer_forms import labelled_items
+    from em_eval.tasks.math.normalize import parse
+
+    assert parse("{1, 4, 9}").kind == "set" and len(parse("{1, 4, 9}").children) == 3
+    assert parse("{5}") == parse("5")
+    assert labelled_items("k = 2, 4, 6") == [("k", "2"), ("k", "4"), ("k", "6")]
+    assert labelled_items(r"x = \pm 3") == [("x", "+3"), ("x", "-(3)")]
+    assert labelled_items("a=1,b=3; a=3,b=1") == [("(a,b)", "(1,3)"), ("(a,b)", "(3,1)")]

@@ -20,7 +20,10 @@ a relative 1e-4 (the paper's graders) except against an integer gold, and never 
 irrational gold (``0.7854`` is not ``\pi/4``); exact values compare exactly (``1 + 10^{-30}`` is not
 1); ``\pi`` is symbolic, never 3.14. Labelled answers compare by label (``m=1, n=2`` is not
 ``m=2, n=1``) or, against an unlabelled gold, by value in order (``BC=6, CA=8`` is ``6, 8``);
-conditions on one variable compare as intervals (``y > 3`` is ``(3,\infty)``).
+conditions on one variable compare as intervals (``y > 3`` is ``(3,\infty)``, ``2 - y < 0`` is ``y > 2``);
+a label written once covers its values (``k = 2, 4, 6`` is not ``k = 2, 4, 8``); solutions joined by "or",
+"and" or ``;`` are a list, ``{1, 4, 9}`` a set; clock times compare as times, not ratios (``3:15`` is not
+``11:55``).
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from em_eval.tasks.math.answer_forms import as_intervals, clean_notation, has_relation, labelled_items
+from em_eval.tasks.math.answer_forms import (
+    as_intervals,
+    clean_notation,
+    clock_times_equal,
+    has_inequality,
+    has_relation,
+    labelled_items,
+)
 from em_eval.tasks.math.extract import Extraction, extract
 from em_eval.tasks.math.normalize import MAX_ANSWER_CHARS, Node, normalize, parse
-from em_eval.tasks.math.numeric import numbers_equal, parse_number, Number
+from em_eval.tasks.math.numeric import Number, numbers_equal, parse_number
 from em_eval.tasks.math.sympy_worker import WorkerCallError, WorkerTimeout, worker_for
 
 GRADER_VERSION = "em-eval-math-1"
@@ -80,6 +90,7 @@ class Form:
     intervals: Node | None  # the answer read as a condition on one variable, as intervals
     labels: tuple[tuple[str, Node], ...] | None  # (label, value) of a labelled answer
     relation: bool  # an ``=`` outside brackets
+    condition: bool = False  # an inequality that is not a plain bound on a variable (``2 - y < 0``)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -95,7 +106,8 @@ def comparable_form(answer: str) -> Form:
     try:
         intervals, labels = as_intervals(text), labelled_items(text)
         return Form(text, _squash(text), parse(text), parse(intervals) if intervals is not None else None,
-                    tuple((label, parse(value)) for label, value in labels) if labels else None, has_relation(text))
+                    tuple((label, parse(value)) for label, value in labels) if labels else None, has_relation(text),
+                    intervals is None and has_inequality(text))
     except _MALFORMED:  # compared by its text only
         return Form(text, _squash(text), None, None, None, False)
 
@@ -122,6 +134,10 @@ def _prepared(answer: str) -> str:
 
 def _special_forms_equal(p: Form, g: Form, budget: _Budget) -> bool | None:
     """Conditions on one variable as intervals, labelled answers and equations; None: none of these."""
+    if p.condition or g.condition:
+        solved_p, solved_g = _solved(p, budget), _solved(g, budget)
+        if solved_p is not None or solved_g is not None:
+            return _nodes_equal(solved_p or p.node, solved_g or g.node, budget)
     if p.intervals is not None or g.intervals is not None:
         return _nodes_equal(p.intervals or p.node, g.intervals or g.node, budget)
     lp, lg = p.labels, g.labels
@@ -142,11 +158,35 @@ def _special_forms_equal(p: Form, g: Form, budget: _Budget) -> bool | None:
     return None
 
 
+def _solved(form: Form, budget: _Budget) -> Node | None:
+    """The intervals of a form: read from its text, or by sympy for a condition such as ``2 - y < 0``."""
+    if not form.condition:
+        return form.intervals
+    seconds = budget.next_call()
+    if len(form.text) > MAX_SYMBOLIC_CHARS or seconds < 0.05:
+        return None
+    if form.text not in _SOLVED:
+        try:
+            solved = worker_for(_SYMBOLIC).call("condition_intervals", [form.text], seconds)
+        except (WorkerTimeout, WorkerCallError):
+            return None  # not remembered: a later comparison with more time may solve it
+        if len(_SOLVED) > 1 << 12:
+            _SOLVED.clear()
+        _SOLVED[form.text] = parse(solved) if solved else None
+    return _SOLVED[form.text]
+
+
+_SOLVED: dict[str, Node | None] = {}  # condition text -> its intervals, as sympy solved it
+
+
 def _labelled_equal(lp: list[tuple[str, Node]], lg: list[tuple[str, Node]], budget: _Budget) -> bool:
     """Both labelled: the same value for each label (``m=1, n=2`` is not ``m=2, n=1``); values in
     order when the labels differ, any order when every label is one variable (solutions)."""
     if len(lp) != len(lg):
         return False
+    distinct = sorted(len({label for label, _ in side}) for side in (lp, lg))
+    if distinct[0] == 1 < distinct[1]:
+        return False  # k = 1, 2 (values of one variable) is not a = 1, b = 2
     gold = dict(lg)
     if len(gold) == len(lg) and set(dict(lp)) == set(gold) and len(dict(lp)) == len(lp):
         return all(_nodes_equal(v, gold[label], budget) for label, v in lp)
@@ -249,6 +289,9 @@ def _scalars_equal(p: Node, g: Node, budget: _Budget) -> bool:
         return True
     if _WORDS.fullmatch(pt) and _WORDS.fullmatch(gt):
         return _squash(pt).lower() == _squash(gt).lower()
+    same_time = clock_times_equal(_squash(pt), _squash(gt))
+    if same_time is not None:  # a clock time, not a ratio: 3:00 is not 11:00
+        return same_time
     pn, gn = parse_number(pt), parse_number(gt)
     if pn is not None and gn is not None:
         return any(numbers_equal(a, b) for a, b in _percent_variants(pn, p.percent, gn, g.percent))
@@ -259,9 +302,13 @@ def _scalars_equal(p: Node, g: Node, budget: _Budget) -> bool:
 
 def _percent_variants(p: Number, p_pct: bool, g: Number, g_pct: bool) -> list[tuple[Number, Number]]:
     """``50%`` may be read as 50 or 0.5, but only on the side that wrote the percent sign."""
-    ps = [p, Number(p.value / 100, p.approx)] if p_pct else [p]
-    gs = [g, Number(g.value / 100, g.approx)] if g_pct else [g]
+    ps = [p, _hundredth(p)] if p_pct else [p]
+    gs = [g, _hundredth(g)] if g_pct else [g]
     return [(a, b) for a in ps for b in gs]
+
+
+def _hundredth(n: Number) -> Number:
+    return Number(n.value / 100, n.approx, n.ulp / 100 if n.ulp is not None else None)
 
 
 def _symbolic_equal(pred: str, gold: str, budget: _Budget) -> bool:

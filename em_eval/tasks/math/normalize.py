@@ -94,18 +94,22 @@ def _brace_args(s: str, command: str, n_args: int) -> str:
 # ---- normalisation -----------------------------------------------------------------------
 
 _SPACING = re.compile(r"\\\\|\\[!,]\s*|\\[;:> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|limits|nolimits)\b")
-_SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?|middle)(?![a-zA-Z])\s*(\\?[()\[\]{}|.]|\\[lr](?:vert|brace|brack|angle)|\\[lr]?[vV]ert|\\langle|\\rangle)?")
+_SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?|middle)(?![a-zA-Z])\s*"
+                     r"(\\?[()\[\]{}|.]|\\[lr](?:vert|brace|brack|angle)|\\[lr]?[vV]ert|\\langle|\\rangle)?")
 _DEGREES = re.compile(
     r"\^\s*\{?\s*\\circ\s*\}?(?:\s*(?:\\mathrm\{\s*[CFK]\s*\}|[CFK]\b))?|°|\\degree\b|\^\s*\{\s*\}\s*\\circ|\\circ\b"
 )
 _PERCENT = re.compile(r"\\?%")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_TRAILING_TEXT_GROUP = re.compile(r"\\(?:text|textrm|mbox|mathrm|textnormal|operatorname)\s*\{([^{}]*)\}\s*(?:\^\s*\{?\s*-?\d\s*\}?)?\s*$")
-_UNIT_TAIL = re.compile(r"(?<=[\d}).])((?:\s+(?:per\s+)?[a-zA-Z]+\.?(?:\s*/\s*[a-zA-Z]+\.?)?(?:\^\{?-?\d\}?)?){1,4})\s*$")
+_TRAILING_TEXT_GROUP = re.compile(r"\\(?:text|textrm|mbox|mathrm|textnormal|operatorname)\s*\{([^{}]*)\}"
+                                  r"\s*(?:\^\s*\{?\s*-?\d\s*\}?)?\s*$")
+_UNIT_TAIL = re.compile(
+    r"(?<=[\d}).])((?:\s+(?:per\s+)?[a-zA-Z]+\.?(?:\s*/\s*[a-zA-Z]+\.?)?(?:\^\{?-?\d\}?)?){1,4})\s*$")
 _MATH_WORDS = {"and", "or", "pi", "inf", "infinity", "infty", "sqrt", "frac", "sin", "cos", "tan", "cot", "sec", "csc",
                "log", "ln", "exp", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "mod", "max", "min", "gcd",
                "lcm", "det", "i", "e", "no", "yes", "none", "true", "false", "even", "odd"}
-_SIMPLE_LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?[\w\\]+\}?)?(?:\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\))?|\\[a-zA-Z]+(?:_\{?\w+\}?)?)\s*(?:=|\\in\b)\s*(?!=)")
+_SIMPLE_LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?[\w\\]+\}?)?(?:\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\))?"
+                         r"|\\[a-zA-Z]+(?:_\{?\w+\}?)?)\s*(?:=|\\in\b)\s*(?!=)")
 _LITERALS = (
     (re.compile(r"\\[dtc]frac(?![a-zA-Z])"), r"\\frac"),
     (re.compile(r"\\(?:geqslant|geq|ge)(?![a-zA-Z])"), r"\\geq "),
@@ -117,6 +121,8 @@ _LITERALS = (
     (re.compile(r"∞|(?<![a-zA-Z\\])(?:infinity|inf)(?![a-zA-Z])"), r"\\infty "),
     (re.compile(r"(?<![a-zA-Z\\])pi(?![a-zA-Z])"), r"\\pi "),
     (re.compile(r"\\(?:emptyset|varnothing)(?![a-zA-Z])"), r"\\{\\}"),
+    (re.compile(r"\\lbrace(?![a-zA-Z])"), r"\\{"),
+    (re.compile(r"\\rbrace(?![a-zA-Z])"), r"\\}"),
     (re.compile(r"\\\$|\$|(?<!\\)\\[()\[\]]"), ""),  # $, \( \) \[ \] but not a row break \\ before (
     (re.compile(r"\*\*|__"), ""),
     (re.compile(r"\{,\}"), ","),
@@ -171,9 +177,9 @@ def _sizing(m: re.Match) -> str:
 def _strip_trailing_units(s: str) -> str:
     r"""Drop trailing ``\text{ cm}^2``-style groups (and ``/`` between them) that follow some math."""
     for _ in range(6):
-        s = re.sub(r"(?:\s|/|\\cdot)+$", "", s)
+        s = re.sub(r"(?:\s|/|\\cdot|\\[ ,;:!]|~)+$", "", s)
         m = _TRAILING_TEXT_GROUP.search(s)
-        head = s[:m.start()].rstrip() if m else ""
+        head = re.sub(r"(?:\s|\\[ ,;:!]|~)+$", "", s[:m.start()]) if m else ""
         if not m or not head or head.endswith(("=", "\\in")) or m.group(1).strip(" ~").lower() in {"and", "or"}:
             return s
         s = head
@@ -294,7 +300,7 @@ def _wrapped(s: str, open_: str, close: str) -> str | None:
     return inner if depth == 0 else None
 
 
-def _expand_pm(items: list[str]) -> list[str]:
+def expand_pm(items: list[str]) -> list[str]:
     r"""``a \pm b`` -> ``a+b``, ``a-b`` (one top-level ``\pm`` or ``\mp`` per item)."""
     out = []
     for item in items:
@@ -324,8 +330,13 @@ def parse(text: str, depth: int = 0) -> Node:
         return Node("union", children=tuple(parse(p, depth + 1) for p in union))
     inner = _wrapped(s, "\\{", "\\}")
     if inner is not None:
-        items = [i for i in _expand_pm(split_top(inner, (",", ";"))) if i.strip()]
+        items = [i for i in expand_pm(split_top(inner, (",", ";"))) if i.strip()]
         return Node("set", children=tuple(parse(i, depth + 1) for i in items))
+    inner = _wrapped(s, "{", "}")
+    if inner is not None:  # a bare-brace group: {1, 4, 9} is a set, {5} is 5
+        items = [i for i in expand_pm(split_top(inner, (",", ";"))) if i.strip()]
+        return Node("set", children=tuple(parse(i, depth + 1) for i in items)) if len(items) > 1 \
+            else parse(inner, depth + 1)
     inner = _wrapped(s, "\\langle", "\\rangle")
     if inner is not None:
         return Node("tuple", children=tuple(parse(i, depth + 1) for i in split_top(inner, (",",))), brackets="()")
@@ -334,12 +345,13 @@ def parse(text: str, depth: int = 0) -> Node:
         if inner is not None:
             items = split_top(inner, (",",))
             if len(items) > 1:
-                kind = "interval" if len(items) == 2 and (s[0] == "[" or s[-1] == "]" or "\\infty" in inner) else "tuple"
+                closed = s[0] == "[" or s[-1] == "]"
+                kind = "interval" if len(items) == 2 and (closed or "\\infty" in inner) else "tuple"
                 return Node(kind, children=tuple(parse(i, depth + 1) for i in items), brackets=s[0] + s[-1])
             if s[0] == "(" and s[-1] == ")":
                 return parse(inner, depth + 1)
     items = split_top(s, (",", ";", "\\text{ and }", " and ", " or ", "\\text{ or }"))
-    items = [i for i in _expand_pm(items) if i.strip()]
+    items = [i for i in expand_pm(items) if i.strip()]
     if len(items) > 1:
         return Node("list", children=tuple(parse(i, depth + 1) for i in items))
     if items and items[0].strip() != s.strip():

@@ -26,10 +26,12 @@ _MIXED = re.compile(r"(\d+)\\frac\{(\d+)\}\{(\d+)\}")
 
 @dataclass(frozen=True)
 class Number:
-    """An exact rational value and whether it was written as a decimal approximation."""
+    """An exact rational value, whether it was written as a decimal approximation, and the place value of its
+    last written digit (``2500.5`` -> 1/10, ``4.5e33`` -> 10^32; None when exact)."""
 
     value: Fraction
     approx: bool
+    ulp: Fraction | None = None
 
 
 def parse_number(text: str) -> Number | None:
@@ -41,11 +43,11 @@ def parse_number(text: str) -> Number | None:
         s = s[1:]
     if s.startswith("(") and s.endswith(")") and "(" not in s[1:-1]:
         inner = parse_number(s[1:-1])
-        return Number(sign * inner.value, inner.approx) if inner else None
+        return Number(sign * inner.value, inner.approx, inner.ulp) if inner else None
     got = _unsigned(s)
     if got is None:
         return None
-    return Number(sign * got.value, got.approx)
+    return Number(sign * got.value, got.approx, got.ulp)
 
 
 def _unsigned(s: str) -> Number | None:
@@ -62,13 +64,14 @@ def _unsigned(s: str) -> Number | None:
         return _ratio(parse_number(num), parse_number(den))
     m = _DECIMAL.fullmatch(s)
     if m:
-        return Number(Fraction(s), "." in s)
+        return Number(Fraction(s), "." in s, _last_place(s))
     m = _SCI_E.fullmatch(s) or _SCI_TIMES.fullmatch(s)
     if m:
         exponent = int(next(g for g in m.groups()[1:] if g is not None))
         if abs(exponent) > MAX_LOG10:
             return None
-        return Number(Fraction(m.group(1)) * Fraction(10) ** exponent, "." in m.group(1))
+        scale = Fraction(10) ** exponent
+        return Number(Fraction(m.group(1)) * scale, "." in m.group(1), _last_place(m.group(1)) * scale)
     m = _INT_POW.fullmatch(s)
     if m:
         base, exponent = int(m.group(1)), int(m.group(2) or m.group(3))
@@ -76,6 +79,10 @@ def _unsigned(s: str) -> Number | None:
             return None
         return Number(Fraction(base) ** exponent, False)
     return None
+
+
+def _last_place(decimal: str) -> Fraction:
+    return Fraction(1, 10 ** len(decimal.partition(".")[2]))
 
 
 def _ratio(num: Number | None, den: Number | None) -> Number | None:
@@ -86,7 +93,8 @@ def _ratio(num: Number | None, den: Number | None) -> Number | None:
 
 def numbers_equal(pred: Number, gold: Number, rel_tol: float = REL_TOL) -> bool:
     """Equal values; a relative tolerance applies when either side is a decimal approximation,
-    except that an integer gold must be matched exactly (115.99 is not 116)."""
+    except that an integer gold must be matched exactly (115.99 is not 116), and a decimal gold must be
+    matched to half its last digit as well (2500.6 is not 2500.5, although within 1e-4)."""
     if pred.value == gold.value:
         return True
     if not (pred.approx or gold.approx):
@@ -94,4 +102,7 @@ def numbers_equal(pred: Number, gold: Number, rel_tol: float = REL_TOL) -> bool:
     if not gold.approx and gold.value.denominator == 1:
         return False
     scale = max(abs(pred.value), abs(gold.value))
-    return abs(pred.value - gold.value) <= rel_tol * scale
+    gap = abs(pred.value - gold.value)
+    if gold.approx and gold.ulp is not None and gap > gold.ulp / 2:
+        return False
+    return gap <= rel_tol * scale

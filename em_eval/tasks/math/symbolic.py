@@ -7,10 +7,13 @@ the comparison itself is ours:
 
 * equations: ``a = b`` and ``c = d`` are equivalent if ``a-b`` is a non-zero constant times ``c-d``;
 * inequalities: same direction after canonicalisation and equal ``lhs - rhs``;
+  :func:`condition_intervals` writes an inequality in one variable as interval notation (``2 - y < 0`` ->
+  ``(2,\infty)``), solved over the reals;
 * expressions: symbols are taken as positive reals (so ``\sqrt{1/n} = 1/\sqrt{n}``); equal if
-  ``a - b`` expands to 0; without free symbols, numerically (relative 1e-4 when a side has a
-  decimal, else exactly, to 60 digits; an integer gold needs a match to 1e-12; a decimal never
-  equals an exact irrational gold); with free symbols, at five random positive points (1e-8),
+  ``a - b`` expands to 0; without free symbols, numerically when a side has a decimal (relative 1e-4;
+  an integer gold needs a match to 1e-12; a decimal never equals an exact irrational gold), else exactly
+  (a rational difference must be 0; any other must vanish to 60 digits and be proved 0 by sympy);
+  with free symbols, at five random positive points (1e-8),
   or, when floor or ceiling appear, at the integers 1-20 and some powers of 2 and 10; falling back to
   ``simplify`` when they cannot be evaluated.
 """
@@ -76,7 +79,7 @@ def _expressions_equal(a: Any, b: Any) -> bool:
     if not symbols:
         if _has_float(a) and not _has_float(b) and b.is_rational is False:
             return False  # a decimal is not an exact irrational gold: 0.7854 is not pi/4
-        return _close(a, b, tol)
+        return _close(a, b, tol) if approx else _exactly_equal(a, b)
     diff = a - b
     if diff == 0 or sympy.expand(diff) == 0:
         return True
@@ -108,6 +111,19 @@ def _close(a: Any, b: Any, tol: float) -> bool:
     if tol == 0.0:
         return bool(gap <= 1e-12 * max(abs(sympy.N(b, EXACT_DIGITS)), 1))
     return bool(gap <= tol * size)
+
+
+def _exactly_equal(a: Any, b: Any) -> bool:
+    r"""Exact constants: equal only if the difference is 0, whatever the digit at which they part
+    (``1 + 10^{-70}`` is not 1, ``\sqrt{2} + 10^{-80}`` is not ``\sqrt{2}``)."""
+    diff = (a - b).doit()
+    if diff == 0:
+        return True
+    if diff.is_Rational:
+        return False
+    if not _close(a, b, REL_TOL_EXACT):
+        return False
+    return sympy.simplify(diff) == 0 or diff.equals(0) is True
 
 
 def _spot_check(a: Any, b: Any, symbols: set, tol: float) -> bool | None:
@@ -144,6 +160,26 @@ def _relations_equal(a: Any, b: Any) -> bool:
     return type(ca) is type(cb) and _expressions_equal(ca.lhs - ca.rhs, cb.lhs - cb.rhs)
 
 
+def condition_intervals(latex: str) -> str | None:
+    r"""An inequality in one variable as interval notation (``\cup`` between pieces), solved over the reals;
+    None when ``latex`` is not one or has no such solution set."""
+    from latex2sympy2_extended import latex2sympy
+
+    rel = latex2sympy(latex)
+    if not isinstance(rel, (Relational, sympy.And, sympy.Or)) or isinstance(rel, Equality):
+        return None
+    symbols = [s for s in rel.free_symbols if isinstance(s, sympy.Symbol)]
+    if len(symbols) != 1 or rel.atoms(sympy.Float):
+        return None
+    real = sympy.Symbol(symbols[0].name, real=True)
+    solution = rel.xreplace({symbols[0]: real}).as_set()
+    pieces = solution.args if isinstance(solution, sympy.Union) else (solution,)
+    if not pieces or not all(isinstance(p, sympy.Interval) for p in pieces):
+        return None
+    return "\\cup".join(("(" if p.left_open else "[") + f"{sympy.latex(p.start)},{sympy.latex(p.end)}"
+                         + (")" if p.right_open else "]") for p in pieces)
+
+
 def math_verify_verdict(response: str, gold: str) -> tuple[bool, str | None]:
     """math-verify's verdict on a whole response against a gold answer, and what it extracted."""
     from math_verify import parse, verify
@@ -156,4 +192,4 @@ def math_verify_verdict(response: str, gold: str) -> tuple[bool, str | None]:
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None)), extracted
 
 
-OPS = {"sympy_equal": sympy_equal, "math_verify": math_verify_verdict}
+OPS = {"sympy_equal": sympy_equal, "math_verify": math_verify_verdict, "condition_intervals": condition_intervals}
