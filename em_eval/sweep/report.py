@@ -37,7 +37,8 @@ def markdown(series: Sequence[TaskSeries], status: str) -> str:
         out += ["", "Entropy-performance law R = -a·exp(H) + b: " + (
             "needs two checkpoints with different entropies" if f is None else
             f"a = {f.a:.4g}, b = {f.b:.4g}, predicted ceiling (H = 0) {100 * f.ceiling:.1f}%, "
-            f"R² {_num(f.r2, 1, 3)} over {f.n} checkpoints")]
+            f"R² {_num(f.r2, 1, 3)} over {f.n} checkpoints"
+            + ("" if f.a > 0 else "; a <= 0: performance did not rise as entropy fell, so this is no ceiling"))]
         out += [f"- ALARM: {a.message()}" for a in s.alarms] or ["- no collapse alarm"]
         out.append("")
     return "\n".join(out)
