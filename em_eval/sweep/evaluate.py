@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from em_eval.models.checkpoint_format import list_checkpoints, read_metadata
+from em_eval.models.checkpoint_format import CHECKPOINT_PATTERN, list_checkpoints, read_metadata
 from em_eval.user_errors import UserError
 
 BACKENDS = {"hf": "em_inf", "vllm": "em_inf_vllm"}
@@ -115,6 +115,19 @@ def _logged_docs(samples: Path) -> int | None:
                 except (json.JSONDecodeError, KeyError, TypeError):
                     return None
     return len(docs)
+
+
+def evaluated_before(out_dir: Path, known: Sequence[Target], tasks: Sequence[str] = ()) -> list[tuple[Target, Path]]:
+    """Checkpoints evaluated under ``out_dir`` whose folders are gone from the run (``keep_last`` removed
+    them), with their complete results, so a sweep repeated during training keeps its whole history."""
+    names = {t.name for t in known}
+    found = []
+    for folder in sorted(Path(out_dir).iterdir()) if Path(out_dir).is_dir() else []:
+        match = CHECKPOINT_PATTERN.match(folder.name)
+        results = finished_results(folder, tasks) if match and folder.name not in names else None
+        if results is not None:
+            found.append((Target(int(match.group(1)), folder.name, folder.name), results))
+    return found
 
 
 def in_process(argv: list[str]) -> int:

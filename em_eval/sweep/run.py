@@ -11,6 +11,7 @@ from em_eval.gate.compare import GateSettings
 from em_eval.sweep.evaluate import (
     Evaluator,
     evaluate_all,
+    evaluated_before,
     in_subprocess,
     lm_eval_argv,
     sweep_targets,
@@ -31,12 +32,14 @@ def run_sweep(run_dir: Path, tasks: Sequence[str], out_dir: Path | None = None, 
               gate: GateSettings = GateSettings(), min_entropy_fall: float = 0.0, fail_on_drop: bool = False,
               evaluator: Evaluator = in_subprocess, log: Callable[[str], None] = print) -> SweepResult:
     """Evaluate each checkpoint of ``run_dir`` not yet evaluated under ``out_dir`` (default ``run_dir/sweep``),
-    then write ``sweep.json``, ``sweep.md`` and the plots there."""
+    then write ``sweep.json``, ``sweep.md`` and the plots there. Checkpoints evaluated there earlier whose
+    folders were since removed (``keep_last``) stay in the series."""
     out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "sweep"
     targets = sweep_targets(Path(run_dir), include_base)
     argv_for = partial(lm_eval_argv, tasks=tasks, backend=backend, model_args=model_args, extra=tuple(lm_eval_args))
     lm_eval_argv(targets[0], out_dir, tasks, backend, model_args)  # bad settings fail before any evaluation
     done = evaluate_all(targets, out_dir, argv_for, evaluator, tasks, log)
+    done += evaluated_before(out_dir, targets, tasks)
     series = analyse(load_sweep_runs(done), gate, min_entropy_fall)
     status = sweep_status(series, fail_on_drop)
     settings = {"run_dir": str(run_dir), "tasks": list(tasks), "backend": backend, "model_args": model_args,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,10 @@ def test_sweep_evaluates_each_checkpoint_once_and_raises_the_collapse_alarm(tmp_
     run_sweep(run, ["em_math500"], evaluator=fake, log=logged.append)
     assert fake.calls == [5, 10, 15, 10]
     assert "checkpoint-000010: removing an incomplete evaluation" in " ".join(logged)
+
+    shutil.rmtree(run / checkpoint_name(5))  # keep_last removed it: its evaluation stays in the series
+    kept = run_sweep(run, ["em_math500"], evaluator=fake, log=logged.append)
+    assert fake.calls == [5, 10, 15, 10] and [p.step for p in kept.series[0].points] == [5, 10, 15]
 
 
 def test_sweep_cli_exit_codes(tmp_path, monkeypatch, capsys) -> None:
