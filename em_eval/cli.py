@@ -1,7 +1,7 @@
 """``em-eval`` / ``python -m em_eval``: every subcommand's arguments, each handed to its feature.
 
 Exit codes: 0 success, 1 the command's own failure (``check``: a regression; ``train``: a
-checkpoint that could not be written), 2 unusable input.
+checkpoint that could not be written; ``sweep``: a collapse alarm or a failed evaluation), 2 unusable input.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ COMMANDS = {
     "train": "EM-FT / EM-RL training from a recipe YAML",
     "leaderboard": "tables, HTML and plots from lm-eval output folders",
     "check": "statistical regression gate: candidate vs baseline run",
+    "sweep": "evaluate every checkpoint of a training run: series against step, entropy law, collapse alarm",
 }
-PASS_THROUGH = ("eval", "train")  # parse their own arguments (lm_eval's; a recipe's fields)
+PASS_THROUGH = ("eval", "train", "sweep")  # parse their own arguments (lm_eval's; a recipe's fields; after --)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in PASS_THROUGH:  # argparse would eat a leading --help meant for them
-        return _eval(argv[1:]) if argv[0] == "eval" else _train(argv[1:])
+        return {"eval": _eval, "train": _train, "sweep": _sweep}[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     return {"demo": _demo, "leaderboard": _leaderboard, "check": _check}[args.command](args)
 
@@ -251,6 +252,60 @@ def _check(args: argparse.Namespace) -> int:
         with open(summary, "a") as fh:
             fh.write(markdown_summary(report))
     return 1 if report["status"] == "fail" else 0
+
+
+# sweep -----------------------------------------------------------------------------------------
+
+def _sweep_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="em-eval sweep", usage="em-eval sweep RUN_DIR --tasks TASK [...] [options] [-- LM_EVAL_ARGS ...]",
+        description="Evaluate every checkpoint of an `em-eval train` run through lm-eval (resumable: a checkpoint "
+                    "with complete results is not evaluated again), then accuracy, entropy, response length and "
+                    "transitional-word rate against step, the entropy-performance law R = -a*exp(H) + b with its "
+                    "ceiling, and paired tests between consecutive checkpoints. Exit 0: no alarm; 1: a collapse "
+                    "alarm (accuracy dropped significantly while entropy fell; with --fail-on-drop any significant "
+                    "drop) or a failed evaluation; 2: unusable input. Arguments after -- go to lm_eval "
+                    "(e.g. -- --limit 50 --device cuda --batch_size auto --apply_chat_template).")
+    p.add_argument("run_dir", type=Path, help="the run's output_dir (holding checkpoint-NNNNNN folders)")
+    p.add_argument("--tasks", nargs="+", required=True, help="lm-eval tasks (space- or comma-separated)")
+    p.add_argument("-o", "--output", type=Path, help="sweep folder (default RUN_DIR/sweep)")
+    p.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="em_inf (hf) or em_inf_vllm (vllm)")
+    p.add_argument("--model-args", default="", help="further model args, e.g. dtype=bfloat16 (em_mode defaults to off)")
+    p.add_argument("--base", action="store_true", help="also evaluate the run's base model, as step 0")
+    p.add_argument("--same-process", action="store_true",
+                   help="run lm-eval in this process (faster start; default: a fresh process per checkpoint)")
+    p.add_argument("--alpha", type=float, default=0.05, help="family-wise false-alarm rate over pairs and tasks")
+    p.add_argument("--margin", type=float, default=0.0, help="tolerated drop between checkpoints, a fraction")
+    p.add_argument("--min-entropy-fall", type=float, default=0.0, help="entropy fall (nats) that counts as falling")
+    p.add_argument("--fail-on-drop", action="store_true", help="exit 1 on any significant drop, not only a collapse")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (n samples per problem)")
+    return p
+
+
+def _sweep(argv: list[str]) -> int:
+    from em_eval.gate.compare import GateSettings, MismatchError
+    from em_eval.models.checkpoint_format import CheckpointError
+    from em_eval.results import ResultsError
+    from em_eval.sweep.evaluate import EvaluationFailed, SweepError, in_process, in_subprocess
+    from em_eval.sweep.run import run_sweep
+
+    ours, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = _sweep_parser().parse_args(ours)
+    try:
+        result = run_sweep(args.run_dir, [t for item in args.tasks for t in item.split(",") if t], args.output,
+                           backend=args.backend, model_args=args.model_args, lm_eval_args=extra,
+                           include_base=args.base, gate=GateSettings(args.alpha, args.margin, seed=args.seed),
+                           min_entropy_fall=args.min_entropy_fall, fail_on_drop=args.fail_on_drop,
+                           evaluator=in_process if args.same_process else in_subprocess)
+    except EvaluationFailed as exc:
+        print(f"em-eval sweep: error: {exc}", file=sys.stderr)
+        return 1
+    except (SweepError, CheckpointError, ResultsError, MismatchError, ValueError) as exc:
+        print(f"em-eval sweep: error: {exc}", file=sys.stderr)
+        return 2
+    print(result.paths["markdown"].read_text())
+    print(f"status: {result.status}; reports: {', '.join(str(p) for p in result.paths.values())}")
+    return 0 if result.status == "pass" else 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import types
 from pathlib import Path
 
@@ -94,3 +95,31 @@ def test_aggregate_tokens_weights_by_hand() -> None:
     assert whole.item() == pytest.approx(5.0 / 4), "one micro-batch: the two coincide"
     with pytest.raises(TrainingConfigError, match="loss_agg must be one of"):
         EmRlConfig(prompts="unused.jsonl", loss_agg="seq_mean")
+
+
+def test_forking_tokens_alone_carry_the_policy_gradient(monkeypatch) -> None:
+    """forking_tokens=0.2 without KL and entropy terms: the gradient reaches exactly the logits that
+    predicted the 20% highest-entropy response tokens of the batch (found here by sorting by hand)."""
+    x = ORACLE["inputs"]
+    monkeypatch.setitem(rewards.REWARDS, "fixed", lambda _: torch.tensor(x["rewards"]))
+    ids, attention = torch.tensor(x["input_ids"]), torch.tensor(x["attention_mask"])
+    p = x["prompt_len"]
+    mask = attention[:, p:].bool()
+    batch = Rollouts(ids, attention, mask, p, [""] * len(ids))
+    policy = TableModel(x["logits"])
+    optimizer = RecordingSGD(policy.parameters(), lr=0.1)
+    config = EmRlConfig(prompts="unused.jsonl", reward="fixed", rollouts_per_prompt=x["group_size"], updates_per_step=1,
+                        micro_batch_size=3, entropy_coeff=0.0, kl_coef=0.0, max_grad_norm=0.0, forking_tokens=0.2)
+    try:
+        stats = em_rl_update(Accelerator(cpu=True), policy, None, optimizer, batch, config, step=0)
+    finally:
+        AcceleratorState._reset_state()
+    predicting = torch.tensor(x["logits"])[:, p - 1:-1]  # the logits that predicted each response token
+    probs = torch.softmax(predicting.double(), -1)
+    entropy = -(probs * probs.log()).sum(-1)
+    valid = [(entropy[r, t].item(), r, t) for r in range(len(ids)) for t in range(mask.shape[1]) if mask[r, t]]
+    forking = {(r, t) for _, r, t in sorted(valid, key=lambda v: -v[0])[:math.ceil(0.2 * len(valid))]}
+    touched = {(r, t) for r in range(len(ids)) for t in range(mask.shape[1])
+               if optimizer.grads[0][r, p - 1 + t].abs().sum() > 0}
+    assert touched == forking and len(forking) < len(valid)
+    assert stats["forking_token_entropy"] > stats["entropy"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -49,3 +51,18 @@ def aggregate_tokens(values: torch.Tensor, mask: torch.Tensor, *, mode: str, min
     if mode == "mini_batch_token_mean":
         return total / mini_tokens.clamp(min=1)
     raise ValueError(f"loss_agg must be one of {', '.join(LOSS_AGGREGATIONS)} (got {mode!r})")
+
+
+def forking_token_mask(entropies: torch.Tensor, mask: torch.Tensor, share: float) -> torch.Tensor:
+    """The ``ceil(share * n)`` valid tokens of highest entropy among the ``n`` of ``mask`` ("forking tokens",
+    arXiv 2506.01939: with share 0.2 only they carry the policy gradient); ties go to the earlier token."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    valid = mask.bool()
+    keep = math.ceil(share * int(valid.sum()))
+    flat = torch.where(valid, entropies.float(), float("-inf")).flatten()
+    # a stable sort keeps equal entropies in position order, so ties go to the earlier token
+    order = torch.sort(flat, descending=True, stable=True).indices[:keep]
+    out = torch.zeros_like(flat, dtype=torch.bool)
+    out[order] = True
+    return out.view_as(valid) & valid

@@ -2,6 +2,8 @@
 
 Each reward takes a :class:`RewardInputs` and returns a ``[B]`` float tensor. ``reward=`` in
 a recipe names one of :data:`REWARDS` or any ``package.module:function`` with that signature.
+:func:`score_rollouts` also returns what a reward logs beside it (majority voting: how often its
+pseudo-labels match the true labels, when the prompt file has them).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from em_eval.tasks.math.grade import cluster_answers, extract_answer, is_equiv
 from em_eval.training.objective.token_stats import masked_mean
-from em_eval.tasks.math.grade import cluster_answers, extract_answer
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class RewardInputs:
     seed: int
     step: int
     rank: int
+    self_certainties: torch.Tensor | None = None  # [B, R] per-token KL(U || p); given to self_certainty only
+    labels: list[str] | None = None  # each group's true answer (prompt file `answer`); never a reward input
 
 
 RewardFn = Callable[[RewardInputs], torch.Tensor]
@@ -57,6 +61,52 @@ def self_consistency_reward(x: RewardInputs) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float32, device=x.mask.device)
 
 
+def self_certainty_reward(x: RewardInputs) -> torch.Tensor:
+    """Intuitor (arXiv 2505.19590): the mean self-certainty ``KL(U || p)`` over the response's tokens."""
+    if x.self_certainties is None:
+        raise ValueError("the self_certainty reward needs per-token self-certainties (RewardInputs.self_certainties)")
+    return masked_mean(x.self_certainties, x.mask, dim=1)
+
+
+def last_third_entropy_reward(x: RewardInputs) -> torch.Tensor:
+    """RENT (arXiv 2505.22660): minus the mean token entropy over the last third of the response,
+    its last ``ceil(n / 3)`` tokens (0 for an empty response)."""
+    mask = x.mask.bool()
+    n = mask.sum(1, keepdim=True)
+    position = mask.long().cumsum(1)  # 1-based index among the response's tokens
+    last = mask & (position > n - (n + 2) // 3)
+    return -masked_mean(x.entropies, last, dim=1)
+
+
+def majority_vote(x: RewardInputs) -> tuple[torch.Tensor, dict[str, float]]:
+    """TTRL (arXiv 2504.16084): each group's majority answer is its pseudo-label (the largest cluster of
+    equivalent answers; a tie goes to the answer seen first); reward 1 for an answer equivalent to it, else 0
+    (no answer: 0). With true labels, also ``pseudo_label_accuracy`` (groups whose pseudo-label is right)
+    and ``pseudo_reward_accuracy`` (rollouts whose reward equals the reward the true label would give)."""
+    answers = [extract_answer(text) for text in x.texts]
+    rewards, label_hits, reward_hits = [], [], []
+    for g, start in enumerate(range(0, len(answers), x.group_size)):
+        group = answers[start:start + x.group_size]
+        clusters = cluster_answers(group)
+        counts = {c: clusters.count(c) for c in clusters if c is not None}
+        majority = max(counts, key=lambda c: (counts[c], -c)) if counts else None
+        pseudo = [float(c is not None and c == majority) for c in clusters]
+        rewards += pseudo
+        if x.labels is not None:
+            first = {c: group[i] for i, c in reversed(list(enumerate(clusters))) if c is not None}
+            right = {c: is_equiv(answer, x.labels[g]) for c, answer in first.items()}
+            label_hits.append(float(majority is not None and right[majority]))
+            reward_hits += [float(p == float(c is not None and right[c])) for p, c in zip(pseudo, clusters)]
+    metrics = {} if x.labels is None else {"pseudo_label_accuracy": sum(label_hits) / len(label_hits),
+                                           "pseudo_reward_accuracy": sum(reward_hits) / len(reward_hits)}
+    return torch.tensor(rewards, dtype=torch.float32, device=x.mask.device), metrics
+
+
+def majority_reward(x: RewardInputs) -> torch.Tensor:
+    """TTRL's majority-vote reward (:func:`majority_vote`) alone."""
+    return majority_vote(x)[0]
+
+
 def random_reward(x: RewardInputs) -> torch.Tensor:
     """Control: a fair coin per rollout (seeded by seed, step and process), unrelated to the output."""
     generator = torch.Generator().manual_seed((x.seed * 1_000_003 + x.step) * 1009 + x.rank)
@@ -68,7 +118,18 @@ REWARDS: dict[str, RewardFn] = {
     "sequence": sequence_reward,
     "self_consistency": self_consistency_reward,
     "random": random_reward,
+    "self_certainty": self_certainty_reward,
+    "last_third_entropy": last_third_entropy_reward,
+    "majority": majority_reward,
 }
+WITH_METRICS = {"majority": majority_vote}  # rewards that also log metrics
+
+
+def score_rollouts(name: str, x: RewardInputs) -> tuple[torch.Tensor, dict[str, float]]:
+    """The rewards of reward ``name`` and the metrics it logs (the same keys on every call)."""
+    if name in WITH_METRICS:
+        return WITH_METRICS[name](x)
+    return get_reward(name)(x), {}
 
 
 def get_reward(name: str) -> RewardFn:

@@ -23,6 +23,13 @@ def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tenso
     return -(log_p.exp() * log_p).sum(-1)
 
 
+def token_self_certainty(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Self-certainty (Intuitor, arXiv 2505.19590) of each position: ``KL(U || p)`` in nats, with U uniform
+    over the vocabulary: ``-log V - mean_j log p_j``. 0 for a uniform ``p``, large for a peaked one."""
+    log_p = torch.log_softmax(_at_least_fp32(logits) / temperature, dim=-1)
+    return -log_p.mean(-1) - torch.log(torch.tensor(float(logits.shape[-1]), dtype=log_p.dtype, device=log_p.device))
+
+
 def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """``log softmax(logits / temperature)[token]`` for each position, differentiable."""
     z = _at_least_fp32(logits) / temperature

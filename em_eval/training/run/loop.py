@@ -32,11 +32,11 @@ from em_eval.models.checkpoint_format import (
     read_metadata,
 )
 from em_eval.training.objective.advantages import ADVANTAGES
-from em_eval.training.objective.losses import aggregate_tokens, low_var_kl, ppo_clip_loss
-from em_eval.training.objective.rewards import RewardInputs, get_reward
-from em_eval.training.objective.token_stats import masked_mean
+from em_eval.training.objective.losses import aggregate_tokens, forking_token_mask, low_var_kl, ppo_clip_loss
+from em_eval.training.objective.rewards import RewardInputs, score_rollouts
+from em_eval.training.objective.token_stats import masked_mean, token_entropy, token_log_probs, token_self_certainty
 from em_eval.training.run.metrics_log import MetricsLog, tracker_names
-from em_eval.training.run.rollout import Rollouts, generate_rollouts, response_token_stats
+from em_eval.training.run.rollout import Rollouts, generate_rollouts, response_logits, response_token_stats
 from em_eval.training.run.save_restore import load_trainer_state, remove_temporaries, save_checkpoint
 from em_eval.training.run.vllm_rollout import check_vllm_setup, rollout_engine
 from em_eval.training.setup.config import EmFtConfig, EmRlConfig, TrainConfig, TrainingConfigError
@@ -134,7 +134,9 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
             if isinstance(config, EmFtConfig):
                 stats = em_ft_update(accelerator, model, reference, optimizer, batch, config)
             else:
-                stats = em_rl_update(accelerator, model, reference, optimizer, batch, config, step=step)
+                labels = [prompts.labels[i] for i in indices[rank * per_process:(rank + 1) * per_process]] \
+                    if prompts.labels else None
+                stats = em_rl_update(accelerator, model, reference, optimizer, batch, config, step=step, labels=labels)
             if engine is not None and step + 1 < config.max_steps:
                 engine.sync(accelerator.unwrap_model(model))  # the next rollouts come from the updated policy
             tokens = accelerator.reduce(batch.response_mask.sum().float().to(accelerator.device), "sum").item()
@@ -182,18 +184,22 @@ def em_ft_update(accelerator: Accelerator, model: Any, reference: Any | None, op
 
 
 def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, optimizer: Any, batch: Rollouts,
-                 config: EmRlConfig, *, step: int) -> dict[str, float]:
+                 config: EmRlConfig, *, step: int, labels: list[str] | None = None) -> dict[str, float]:
     """Score the rollouts with the policy before the update, then PPO-clip updates on RLOO/GRPO advantages;
-    the per-token loss is averaged as ``config.loss_agg`` says (:func:`aggregate_tokens`)."""
+    the per-token loss is averaged as ``config.loss_agg`` says (:func:`aggregate_tokens`), its policy-gradient
+    term over the forking tokens only when ``config.forking_tokens`` is set. ``labels``: each prompt's true
+    answer, for the metrics of rewards that guess labels (never a reward input)."""
     n = config.rollouts_per_prompt
-    old_log_probs, old_entropy = _policy_stats(accelerator, model, batch, config)
+    old_log_probs, old_entropy, self_certainty = _policy_stats(accelerator, model, batch, config)
     ref_log_probs = _reference_log_probs(accelerator, model, reference, batch, config) if config.kl_coef else None
     mask = batch.response_mask
-    rewards = get_reward(config.reward)(RewardInputs(
+    rewards, reward_metrics = score_rollouts(config.reward, RewardInputs(
         texts=batch.texts, log_probs=old_log_probs, entropies=old_entropy, mask=mask, group_size=n,
-        seed=config.seed, step=step, rank=accelerator.process_index,
-    )).detach().float()
+        seed=config.seed, step=step, rank=accelerator.process_index, self_certainties=self_certainty, labels=labels,
+    ))
+    rewards = rewards.detach().float()
     advantages = ADVANTAGES[config.advantage](rewards, n)
+    pg_mask = forking_token_mask(old_entropy, mask, config.forking_tokens) if config.forking_tokens else mask
     gap = _sampler_gap(old_log_probs, batch, mask.sum().clamp(min=1))
 
     model.train()
@@ -203,14 +209,16 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
         first = update * rows_per_update
         mini = batch.rows(first, first + rows_per_update)
         n_tokens = mini.response_mask.sum()
+        pg_tokens = pg_mask[first:first + rows_per_update].sum()
         for part, rows in _micro_batches(accelerator, model, mini, config.micro_batch_size):
             rows = slice(first + rows.start, first + rows.stop)
             log_probs, entropy = response_token_stats(model, part, temperature=config.temperature,
                                                       entropy=config.entropy_coeff > 0)
             mean = partial(aggregate_tokens, mask=part.response_mask, mode=config.loss_agg, mini_rows=len(mini),
                            mini_tokens=n_tokens)
+            pg_mean = partial(mean, mask=pg_mask[rows], mini_tokens=pg_tokens)
             pg, clipped = ppo_clip_loss(log_probs, old_log_probs[rows], advantages[rows], config.clip_ratio)
-            pg_loss = mean(pg)
+            pg_loss = pg_mean(pg)
             loss = pg_loss
             if ref_log_probs is not None:
                 kl = mean(low_var_kl(log_probs, ref_log_probs[rows]))
@@ -221,11 +229,13 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
             accelerator.backward(loss)
             totals["loss"] += loss.item() / config.updates_per_step
             totals["pg_loss"] += pg_loss.item() / config.updates_per_step
-            totals["clip_frac"] += mean(clipped.float()).item() / config.updates_per_step
+            totals["clip_frac"] += pg_mean(clipped.float()).item() / config.updates_per_step
         grad_norm = _optimizer_step(accelerator, model, optimizer, config.max_grad_norm)
     return {
         **totals,
         **gap,
+        **reward_metrics,
+        **({"forking_token_entropy": masked_mean(old_entropy, pg_mask).item()} if config.forking_tokens else {}),
         "entropy": masked_mean(old_entropy, mask).item(),
         "reward": rewards.mean().item(),
         "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0,
@@ -252,16 +262,22 @@ def _micro_batches(accelerator: Accelerator, model: Any, batch: Rollouts,
 
 @torch.no_grad()
 def _policy_stats(accelerator: Accelerator, model: Any, batch: Rollouts,
-                  config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probs and entropies of the rollouts under the current policy, detached."""
+                  config: EmRlConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Log-probs, entropies and (for the self_certainty reward) self-certainties of the rollouts under the
+    current policy, detached."""
     policy = accelerator.unwrap_model(model)
     policy.eval()
+    certainty = config.reward == "self_certainty"
     parts = []
     for first in range(0, len(batch), config.micro_batch_size):
+        part = batch.rows(first, first + config.micro_batch_size)
         with accelerator.autocast():
-            parts.append(response_token_stats(policy, batch.rows(first, first + config.micro_batch_size),
-                                              temperature=config.temperature))
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            logits = response_logits(policy, part)
+        t = config.temperature
+        parts.append((token_log_probs(logits, part.response_ids, t), token_entropy(logits, t),
+                      token_self_certainty(logits, t) if certainty else None))
+    return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
+            torch.cat([p[2] for p in parts]) if certainty else None)
 
 
 @torch.no_grad()

@@ -116,13 +116,18 @@ def response_token_stats(
     Differentiable unless called under ``no_grad``; positions outside ``response_mask`` hold
     values that must be masked out.
     """
+    logits = response_logits(model, batch)
+    log_probs = token_log_probs(logits, batch.response_ids, temperature)
+    return log_probs, (token_entropy(logits, temperature) if entropy else None)
+
+
+def response_logits(model: Any, batch: Rollouts) -> torch.Tensor:
+    """The logits that predicted each response token, ``[B, R, V]`` (one forward pass)."""
     width = batch.response_ids.shape[1]
-    logits = model(
+    return model(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,
         position_ids=batch.position_ids,
         logits_to_keep=width + 1,
         use_cache=False,
     ).logits[:, :-1]
-    log_probs = token_log_probs(logits, batch.response_ids, temperature)
-    return log_probs, (token_entropy(logits, temperature) if entropy else None)

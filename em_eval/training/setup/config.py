@@ -149,12 +149,16 @@ class EmRlConfig(TrainConfig):
     """EM-RL: PPO-clip with RLOO advantages and an unsupervised reward (verl defaults of the paper).
 
     ``reward``: ``token`` (minus mean token entropy), ``sequence`` (mean token log-prob),
-    ``self_consistency`` (SC-RL), ``random`` (control), or ``module:function``.
+    ``self_consistency`` (SC-RL), ``random`` (control), the follow-up controls ``self_certainty``
+    (Intuitor), ``last_third_entropy`` (RENT), ``majority`` (TTRL), or ``module:function``.
     """
 
     method: ClassVar[str] = "em_rl"
     reward: str = _field("token", 'token (minus mean token entropy), sequence (mean token log-prob), '
-                         'self_consistency (SC-RL), random (control), or module:function')
+                         'self_consistency (SC-RL), random (control), self_certainty (Intuitor: mean KL(U||p)), '
+                         'last_third_entropy (RENT), majority (TTRL majority vote), or module:function')
+    forking_tokens: float = _field(0.0, 'share of the batch\'s response tokens with the highest entropy that carry '
+                                   'the policy gradient loss (arXiv 2506.01939: 0.2); 0 = every token')
     rollouts_per_prompt: int = _field(4, 'responses per prompt (>= 2: advantages compare rollouts of one prompt)')
     advantage: str = _field("rloo", '"rloo" (leave-one-out mean, no std) or "grpo"')
     clip_ratio: float = _field(0.2, 'PPO clip range')
@@ -175,6 +179,9 @@ class EmRlConfig(TrainConfig):
                 f"rollouts_per_prompt must be >= 2: advantages compare rollouts of one prompt "
                 f"(got {self.rollouts_per_prompt})"
             )
+        if not 0 <= self.forking_tokens < 1:
+            raise TrainingConfigError(f"forking_tokens must be in [0, 1), a share of the tokens such as 0.2; 0 "
+                                      f"updates on every token (got {self.forking_tokens})")
         if self.updates_per_step < 1 or self.clip_ratio <= 0 or self.entropy_coeff < 0:
             raise TrainingConfigError("updates_per_step must be >= 1, clip_ratio > 0 and entropy_coeff >= 0")
 

@@ -1,5 +1,7 @@
 """Training prompts: a JSONL file with a ``prompt`` or ``problem`` field, rendered through the
-chat template, tokenized once, and served in a seeded order that depends only on the step."""
+chat template, tokenized once, and served in a seeded order that depends only on the step.
+Training needs no labels; when every row also has an ``answer``, rewards that guess labels
+(majority voting) log how often they guessed right."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from em_eval.local_files import file_sha256, jsonl_rows
 from em_eval.user_errors import UserError
 
 PROMPT_FIELDS = ("prompt", "problem")
+LABEL_FIELD = "answer"
 
 
 class PromptDataError(UserError, ValueError):
@@ -27,6 +30,7 @@ class PromptSet:
     path: Path
     sha256: str
     dropped: int  # rows over max_prompt_tokens left out (overlong_prompts=drop)
+    labels: list[str] | None = None  # each kept prompt's `answer`, when every row has one (never trained on)
 
 
 def read_prompts(path: Path, field: str | None = None) -> list[str]:
@@ -40,6 +44,17 @@ def read_prompts(path: Path, field: str | None = None) -> list[str]:
             f"prompt file {path} has no prompts; add JSON lines with a 'prompt' or 'problem' field"
         )
     return texts
+
+
+def read_labels(path: Path) -> list[str] | None:
+    """Each row's ``answer`` as text, or None unless every row has a non-empty one."""
+    labels = []
+    for _, row in jsonl_rows(path, PromptDataError, "write one object per line"):
+        value = row.get(LABEL_FIELD) if isinstance(row, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+            return None
+        labels.append(str(value))
+    return labels
 
 
 def _prompt_text(row: Any, field: str | None, where: str) -> str:
@@ -77,7 +92,8 @@ def load_prompt_set(
     """Read, render and tokenize every prompt; overlong prompts raise or are dropped."""
     path = Path(path)
     texts = read_prompts(path, field)
-    ids = []
+    labels = read_labels(path)
+    ids, kept = [], []
     too_long = []
     for lineno, text in enumerate(texts, 1):
         rendered = render_prompt(tokenizer, text, system_prompt=system_prompt, user_template=user_template,
@@ -87,6 +103,7 @@ def load_prompt_set(
             too_long.append((lineno, len(tokens)))
         else:
             ids.append(tokens)
+            kept.append(lineno - 1)
     if too_long and overlong == "error":
         first, n = too_long[0]
         raise PromptDataError(
@@ -95,7 +112,8 @@ def load_prompt_set(
         )
     if not ids:
         raise PromptDataError(f"every prompt in {path} is longer than max_prompt_tokens={max_prompt_tokens}; raise it")
-    return PromptSet(token_ids=ids, path=path, sha256=file_sha256(path), dropped=len(too_long))
+    return PromptSet(token_ids=ids, path=path, sha256=file_sha256(path), dropped=len(too_long),
+                     labels=[labels[i] for i in kept] if labels else None)
 
 
 @lru_cache(maxsize=4)
