@@ -48,6 +48,7 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         self._on_step = on_step
         self._finished: torch.Tensor | None = None
         self._sums: dict[str, torch.Tensor] = {}
+        self._host_reads = True
         self._tokens: list[torch.Tensor] = []
         self._max_tokens: int | None = None
 
@@ -59,6 +60,7 @@ class EntropyMinimizationProcessor(LogitsProcessor):
             self._stop_ids = self._stop_ids.to(scores.device)
             self._eos = self._eos.to(scores.device)
             use_compile = scores.is_cuda if self._compile is None else self._compile
+            self._host_reads = not use_compile
             self._transform = (
                 compiled_transform(self.settings) if use_compile  # generate syncs every token anyway:
                 else functools.partial(self.settings.transform, compact=True, inplace=True, workspace=Workspace())
@@ -66,9 +68,10 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         else:
             self._finished |= torch.isin(input_ids[:, -1], self._stop_ids)
         live = ~self._finished
-        before = token_signals(scores)  # before the transform, which may work in place
+        before = token_signals(scores, self._host_reads)  # before the transform, which may work in place
         out, stats = self._transform(scores)  # leaves rows that are not finite as they are
-        stats, step = with_signals(stats, before, before if self.settings.mode == "off" else token_signals(out))
+        after = before if self.settings.mode == "off" else token_signals(out, self._host_reads)
+        stats, step = with_signals(stats, before, after)
         out, invalid = force_token_on_invalid_rows(out, self._eos.expand(out.shape[0]))
         counted = live & ~invalid
         self._accumulate("tokens", counted.to(torch.float32))

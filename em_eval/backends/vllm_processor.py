@@ -143,13 +143,13 @@ def _row_stats(settings: EmSettings, block: torch.Tensor, compact: bool, workspa
     ``block``), ``[rows, len(STAT_FIELDS)]`` stats in :data:`STAT_FIELDS` order (a forced row
     counts as ``nonfinite``, not as a token) and ``[rows, len(TOKEN_FIELDS)]`` per-token signals
     (NaN for a forced row)."""
-    before = token_signals(block)  # before the transform, which works in place
+    before = token_signals(block, compact)  # before the transform, which works in place
     if settings.mode == "off":
         h0 = entropy(block)
         out, stats = block, {"entropy_before": h0, "entropy_after": h0}
     else:
         out, stats = settings.transform(block, compact=compact, inplace=True, workspace=workspace)
-    stats, tokens = with_signals(stats, before, before if settings.mode == "off" else token_signals(out))
+    stats, tokens = with_signals(stats, before, before if settings.mode == "off" else token_signals(out, compact))
     out, invalid = force_token_on_invalid_rows(out, eos, host_reads=compact)
     invalid = invalid.float()
     valid = 1 - invalid

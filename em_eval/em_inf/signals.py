@@ -38,19 +38,30 @@ DEFAULT_BUFFER_MB = 256
 MAX_SIGNAL_TOKENS = 32768  # per-response buffer length, whatever the budget allows
 
 
-def token_signals(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def token_signals(logits: torch.Tensor, host_reads: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(self_certainty, conf)`` per row of ``[rows, vocab]`` logits (NaN for rows without a
-    finite logit, or with a NaN or +inf one). Reads nothing on the host."""
+    finite logit, or with a NaN or +inf one). Rows with ``-inf`` (masked) entries take a slower
+    path: for all rows, reading nothing on the host, or with ``host_reads`` (the CPU) only for
+    the rows that have such entries, found by one host read."""
     z = logits.float()
-    finite = torch.isfinite(z)
-    valid = torch.isfinite(z.amax(-1))  # amax carries a NaN through
-    lse = torch.logsumexp(z, -1)
-    count = finite.sum(-1).clamp_min(1)
-    mean_logit = torch.where(finite, z, 0.0).sum(-1) / count
-    certainty = -count.float().log() - (mean_logit - lse)
+    top = z.amax(-1)
+    valid = torch.isfinite(top)  # amax carries a NaN through
+    lse = (z - top[:, None]).exp_().sum(-1).log_() + top  # faster than torch.logsumexp on the CPU
+    total = z.sum(-1)
+    count = torch.full_like(lse, z.shape[-1])
+    masked = z.amin(-1) == float("-inf")
+    rows = masked.nonzero()[:, 0] if host_reads else None
+    if rows is None or len(rows):
+        part = z if rows is None else z.index_select(0, rows)
+        kept = part != float("-inf")
+        sums, counts = torch.where(kept, part, 0.0).sum(-1), kept.sum(-1).float()
+        if rows is None:
+            total, count = torch.where(masked, sums, total), torch.where(masked, counts, count)
+        else:
+            total, count = total.index_copy(0, rows, sums), count.index_copy(0, rows, counts)
+    certainty = -count.clamp_min(1).log() - (total / count.clamp_min(1) - lse)
     k = min(CONF_TOP_K, z.shape[-1])
-    top = z.topk(k, -1).values - lse[:, None]
-    conf = -top.clamp_min(-1e4).mean(-1)  # -inf entries (fewer than k finite) count as log p = -1e4
+    conf = -(z.topk(k, -1).values - lse[:, None]).clamp_min(-1e4).mean(-1)  # log p = -inf (masked) as -1e4
     nan = torch.full_like(lse, float("nan"))
     return torch.where(valid, certainty, nan), torch.where(valid, conf, nan)
 

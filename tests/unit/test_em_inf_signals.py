@@ -37,9 +37,10 @@ def reference_token(row: np.ndarray) -> tuple[float, float]:
     return kl, -sum(top) / 20
 
 
-def test_token_signals_match_hand_computation() -> None:
+@pytest.mark.parametrize("host_reads", [False, True])
+def test_token_signals_match_hand_computation(host_reads: bool) -> None:
     z = fixed_logits()
-    certainty, conf = token_signals(z)
+    certainty, conf = token_signals(z, host_reads)
     for i, row in enumerate(z.numpy()):
         want_kl, want_conf = reference_token(row)
         if math.isnan(want_kl):
