@@ -117,6 +117,9 @@ def test_reports_and_cli_on_a_synthetic_run(tmp_path) -> None:
     entropy = {r["run"]: r for r in json.loads((out / "semantic_entropy.json").read_text())}
     assert entropy["base"]["semantic_entropy"] > 0 and (out / "semantic_entropy_problems.csv").exists()
     assert main(["voting", specs[0], "-o", str(out), "--signals", "nope"]) == 2
+    assert main(["leaderboard", *specs, "-o", str(out)]) == 0  # the page shows the plots written beside it
+    page = (out / "index.html").read_text()
+    assert 'id="analysis-passk_em_t"' in page and 'id="analysis-reliability_em_t"' in page
 
 
 def test_a_run_without_per_response_correctness_is_one_clear_error(tmp_path) -> None:
