@@ -45,7 +45,8 @@ def _write(out: Path, name: str, rows: list[dict[str, Any]]) -> dict[str, Path]:
     paths = {"json": out / f"{name}.json", "csv": out / f"{name}.csv"}
     paths["json"].write_text(json.dumps(rows, indent=1))
     with open(paths["csv"], "w", newline="") as fh:
-        fields = list(dict.fromkeys(k for r in rows for k in r if not isinstance(r[k], (list, dict))))
+        nested = {k for r in rows for k, v in r.items() if isinstance(v, (list, dict))}  # in the JSON only
+        fields = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in nested]
         writer = csv.DictWriter(fh, fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

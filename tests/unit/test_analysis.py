@@ -108,6 +108,7 @@ def test_reports_and_cli_on_a_synthetic_run(tmp_path) -> None:
                                                                           ("base", pytest.approx(2 / 3))]
     assert (out / "plots" / "passk_em_t.png").stat().st_size > 0
     calibration = {(r["run"], r["signal"]): r for r in json.loads((out / "calibration.json").read_text())}
+    assert "bins" not in (out / "calibration.csv").read_text().splitlines()[0]  # nested: in the JSON only
     assert calibration[("trained", "conf_tail")]["auroc"] == 1.0  # the signal separates correct answers exactly
     assert calibration[("trained", "conf_tail")]["ece"] is None  # not a probability
     assert calibration[("trained", "neg_entropy")]["ece"] is not None and ("base", "conf_tail") not in calibration
@@ -126,3 +127,18 @@ def test_a_run_without_per_response_correctness_is_one_clear_error(tmp_path) -> 
     results = write_run(tmp_path / "run", {"em_t": [[1, 0], [0, 1]]}, math_flags=False)
     with pytest.raises(ResultsError, match="exact_match=0.5 with no per-response 'grading' records"):
         load_sample_runs([str(results)])
+
+
+def test_the_n256_example_task_resolves_to_256_repeats_with_every_pass_and_maj_metric() -> None:
+    from pathlib import Path
+
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    from em_eval.metrics import k_values
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "tasks" / "em_aime24_n256.yaml"
+    config = load_yaml(example, resolve_func=False)  # lm-eval's loader, include chain and all
+    assert (config["task"], config["repeats"], config["dataset_kwargs"]["benchmark"]) == ("em_aime24_n256", 256,
+                                                                                          "aime24")
+    names = {m["metric"] for m in config["metric_list"]}
+    assert {f"{kind}@{k}" for kind in ("pass", "maj") for k in k_values(256)} | {"exact_match", "grading"} <= names
