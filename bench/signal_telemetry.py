@@ -4,7 +4,9 @@ Times the :class:`EntropyMinimizationProcessor` over ``--steps`` decoding steps 
 ``[rows, vocab]`` logits (no model: the ratio isolates the telemetry), including the end-of-batch
 ``row_telemetry``, against the processor of ``--baseline-rev`` (the commit before the signals,
 loaded from git), for plain decoding (``off``, where telemetry is all the processor does) and
-EM-INF. Prints the best of ``--repeats`` (robust to other load on a shared machine) in ms per step
+EM-INF. On the CPU it times this process's CPU time (``time.process_time``: other processes on a
+shared machine do not count; run it with ``OMP_NUM_THREADS=1``), on CUDA the wall time. Prints the
+best of ``--repeats`` in ms per step
 and the ratio new/baseline; ``--json`` writes them. ``--generate`` also times whole generations
 with the embedded SmolLM2 (``--new-tokens`` per row, end-of-sequence off): what the signals cost
 against a decoding step, not only against the old telemetry.
@@ -47,30 +49,34 @@ def baseline_processor(rev: str) -> type:
     return module.EntropyMinimizationProcessor
 
 
+def clock(device: str) -> float:
+    return time.perf_counter() if device.startswith("cuda") else time.process_time()
+
+
 def run_once(cls: type, settings: EmSettings, logits: list[torch.Tensor], device: str) -> float:
     """Seconds per step of one response batch (processor calls plus ``row_telemetry``)."""
     proc = cls(settings, stop_token_ids=[0], compile=device.startswith("cuda") and settings.mode != "off")
     ids = torch.ones(logits[0].shape[0], 1, dtype=torch.long, device=device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     sync()
-    start = time.perf_counter()
+    start = clock(device)
     for z in logits:
         proc(ids, z.clone())
     proc.row_telemetry(1.0)
     sync()
-    return (time.perf_counter() - start) / len(logits)
+    return (clock(device) - start) / len(logits)
 
 
 def generate_once(cls: type, settings: EmSettings, model, tok, rows: int, new_tokens: int) -> float:
     """Seconds per decoding step of one ``generate`` call with the processor ``cls``."""
     enc = tok(prompts_for(rows), return_tensors="pt", padding=True).to(model.device)
     proc = cls(settings, stop_token_ids=[tok.eos_token_id], compile=False)
-    start = time.perf_counter()
+    start = clock(str(model.device))
     with torch.no_grad():
         model.generate(**enc, do_sample=True, temperature=0.1, top_p=1.0, top_k=0, max_new_tokens=new_tokens,
                        eos_token_id=None, pad_token_id=tok.pad_token_id, logits_processor=LogitsProcessorList([proc]))
     proc.row_telemetry(1.0)
-    return (time.perf_counter() - start) / new_tokens
+    return (clock(str(model.device)) - start) / new_tokens
 
 
 def main(argv: list[str] | None = None) -> dict:

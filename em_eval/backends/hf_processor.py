@@ -10,7 +10,7 @@ from transformers import LogitsProcessor
 
 from em_eval.em_inf.core import Workspace, force_token_on_invalid_rows
 from em_eval.em_inf.settings import EmSettings
-from em_eval.em_inf.signals import buffer_tokens, sequence_signals, token_signals, with_signals
+from em_eval.em_inf.signals import adjusted_signals, buffer_tokens, sequence_signals, token_signals, with_signals
 from em_eval.records import telemetry_record
 
 Transform = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -70,7 +70,7 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         live = ~self._finished
         before = token_signals(scores, self._host_reads)  # before the transform, which may work in place
         out, stats = self._transform(scores)  # leaves rows that are not finite as they are
-        after = before if self.settings.mode == "off" else token_signals(out, self._host_reads)
+        after = adjusted_signals(out, before, stats.get("adjusted"), self._host_reads)
         stats, step = with_signals(stats, before, after)
         out, invalid = force_token_on_invalid_rows(out, self._eos.expand(out.shape[0]))
         counted = live & ~invalid

@@ -49,7 +49,14 @@ import torch
 
 from em_eval.em_inf.core import Workspace, entropy, force_token_on_invalid_rows
 from em_eval.em_inf.settings import EmSettings, settings_from
-from em_eval.em_inf.signals import TOKEN_FIELDS, buffer_tokens, sequence_signals, token_signals, with_signals
+from em_eval.em_inf.signals import (
+    TOKEN_FIELDS,
+    adjusted_signals,
+    buffer_tokens,
+    sequence_signals,
+    token_signals,
+    with_signals,
+)
 
 PROCESSOR = f"{__name__}:EmInfProcessor"  # what ``LLM(logits_processors=[...])`` takes
 WORKER_EXTENSION = f"{__name__}.EmInfWorkerExtension"  # what ``LLM(worker_extension_cls=...)`` takes
@@ -149,7 +156,7 @@ def _row_stats(settings: EmSettings, block: torch.Tensor, compact: bool, workspa
         out, stats = block, {"entropy_before": h0, "entropy_after": h0}
     else:
         out, stats = settings.transform(block, compact=compact, inplace=True, workspace=workspace)
-    stats, tokens = with_signals(stats, before, before if settings.mode == "off" else token_signals(out, compact))
+    stats, tokens = with_signals(stats, before, adjusted_signals(out, before, stats.get("adjusted"), compact))
     out, invalid = force_token_on_invalid_rows(out, eos, host_reads=compact)
     invalid = invalid.float()
     valid = 1 - invalid

@@ -28,7 +28,8 @@ import torch
 
 from em_eval.records import CONF_FIELDS, PERCENTILES, SIGNAL_FIELDS, TOKEN_FIELDS
 
-__all__ = ["SIGNAL_FIELDS", "TOKEN_FIELDS", "buffer_tokens", "sequence_signals", "token_signals", "with_signals"]
+__all__ = ["SIGNAL_FIELDS", "TOKEN_FIELDS", "adjusted_signals", "buffer_tokens", "sequence_signals", "token_signals",
+           "with_signals"]
 
 CONF_TOP_K = 20  # DeepConf's k
 CONF_WINDOW = 2048  # DeepConf's group (and tail) size, in tokens
@@ -64,6 +65,22 @@ def token_signals(logits: torch.Tensor, host_reads: bool = False) -> tuple[torch
     conf = -(z.topk(k, -1).values - lse[:, None]).clamp_min(-1e4).mean(-1)  # log p = -inf (masked) as -1e4
     nan = torch.full_like(lse, float("nan"))
     return torch.where(valid, certainty, nan), torch.where(valid, conf, nan)
+
+
+def adjusted_signals(out: torch.Tensor, before: tuple[torch.Tensor, torch.Tensor], adjusted: torch.Tensor | None,
+                     host_reads: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`token_signals` of the transformed logits ``out``: ``before`` for the rows the method
+    left alone (``adjusted`` False; all of them without ``adjusted``, plain decoding). With
+    ``host_reads`` only the adjusted rows are computed."""
+    if adjusted is None:
+        return before
+    if not host_reads:
+        return tuple(torch.where(adjusted, a, b) for a, b in zip(token_signals(out), before))
+    rows = adjusted.nonzero()[:, 0]
+    if not len(rows):
+        return before
+    part = token_signals(out.index_select(0, rows), True)
+    return tuple(b.index_copy(0, rows, p) for b, p in zip(before, part))
 
 
 def with_signals(stats: Mapping[str, torch.Tensor], before: tuple[torch.Tensor, torch.Tensor],

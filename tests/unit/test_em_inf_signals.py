@@ -11,7 +11,7 @@ import torch
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
 from em_eval.em_inf.core import entropy
 from em_eval.em_inf.settings import EmSettings
-from em_eval.em_inf.signals import BUFFER_ENV, buffer_tokens, sequence_signals, token_signals
+from em_eval.em_inf.signals import BUFFER_ENV, adjusted_signals, buffer_tokens, sequence_signals, token_signals
 from em_eval.records import SIGNAL_FIELDS, signal_record, telemetry_record
 
 
@@ -154,3 +154,17 @@ def test_hf_processor_signals_equal_the_pure_functions_on_its_steps(settings: Em
         assert all(r["conf_after"] == r["conf_before"] for r in records)
     else:
         assert any(r["conf_after"]["mean"] > r["conf_before"]["mean"] for r in records)
+
+
+def test_adjusted_signals_recompute_only_the_rows_the_method_changed() -> None:
+    before_logits = fixed_logits()
+    out = before_logits * 2  # every row changed, but only rows 0 and 2 report it
+    adjusted = torch.tensor([True, False, True, False, False])
+    before = token_signals(before_logits)
+    full = token_signals(out)
+    for host_reads in (False, True):
+        after = adjusted_signals(out, before, adjusted, host_reads)
+        for got, new, old in zip(after, full, before):
+            torch.testing.assert_close(got, torch.where(adjusted, new, old), equal_nan=True)
+    assert adjusted_signals(out, before, None) is before  # plain decoding
+    assert adjusted_signals(out, before, torch.zeros(5, dtype=torch.bool), True) is before
