@@ -29,8 +29,9 @@ class Signal:
         return None if value is None or math.isnan(value) else float(value)
 
     def weight(self, value: float) -> float:
-        """A non-negative vote weight: the probability where defined, else the value."""
-        return self.probability(value) if self.probability else value
+        """A non-negative vote weight: the probability where defined, else the value (rounding can
+        put a self-certainty of a near-uniform distribution a hair below 0)."""
+        return self.probability(value) if self.probability else max(value, 0.0)
 
 
 def _field(*path: Any, sign: float = 1.0) -> Callable[[ProblemSamples, int], float | None]:
