@@ -103,6 +103,6 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         once it has finished), or None without a buffer."""
         if not self._tokens:
             return [None] * rows
-        steps = torch.stack(self._tokens, 1).float()  # [rows, steps, fields]
+        steps = torch.stack(self._tokens, 1).cpu().float()  # [rows, steps, fields]: one copy, small ops on the host
         lengths = (~torch.isnan(steps[:, :, 0])).sum(1).tolist()
         return [sequence_signals(steps[i, : lengths[i]]).tolist() for i in range(rows)]
