@@ -89,7 +89,8 @@ def passk_report(runs: Sequence[SampleRun], out: Path) -> dict[str, Any]:
             means = [pt.estimate.mean for pt in curve]
             half = [Z95 * pt.estimate.stderr for pt in curve]
             ax.plot(ks, means, marker="o", markersize=3, label=label)
-            ax.fill_between(ks, [m - h for m, h in zip(means, half)], [m + h for m, h in zip(means, half)], alpha=0.2)
+            ax.fill_between(ks, [max(m - h, 0.0) for m, h in zip(means, half)],
+                            [min(m + h, 1.0) for m, h in zip(means, half)], alpha=0.2)
         ax.set_xscale("log", base=2)
         ax.set(xlabel="k (samples)", ylabel="pass@k", title=f"{task}: unbiased pass@k, 95% CI")
         ax.legend(fontsize=7)
