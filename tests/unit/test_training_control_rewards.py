@@ -6,14 +6,8 @@ import pytest
 import torch
 
 from em_eval.training.objective.losses import forking_mask
-from em_eval.training.objective.rewards import (
-    RewardInputs,
-    get_reward,
-    last_third_entropy_reward,
-    majority_reward,
-    pseudo_label_accuracy,
-    self_certainty_reward,
-)
+from em_eval.training.objective.rewards import (RewardInputs, get_reward, last_third_entropy_reward, majority_reward,
+                                                pseudo_label_accuracy, self_certainty_reward)
 from em_eval.training.objective.token_stats import token_self_certainty
 from em_eval.training.setup.config import TrainingConfigError, load_recipe
 from em_eval.training.setup.prompts import read_labels
