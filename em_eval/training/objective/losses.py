@@ -26,18 +26,6 @@ def low_var_kl(log_probs: torch.Tensor, ref_log_probs: torch.Tensor) -> torch.Te
     return torch.clamp(torch.exp(d) - d - 1, min=-10, max=10)
 
 
-def forking_mask(entropies: torch.Tensor, mask: torch.Tensor, share: float) -> torch.Tensor:
-    """The "forking" tokens (2506.01939): of the ``mask``ed tokens, the ``share`` with the highest
-    entropy (ties at the threshold kept); all of them for ``share`` = 1."""
-    if not 0 < share <= 1:
-        raise ValueError(f"forking_share must be in (0, 1], got {share}")
-    mask = mask.bool()
-    if share == 1 or not mask.any():
-        return mask
-    threshold = torch.quantile(entropies[mask].float(), 1 - share)
-    return mask & (entropies >= threshold)
-
-
 LOSS_AGGREGATIONS = ("micro_batch_token_mean", "mini_batch_token_mean")
 
 

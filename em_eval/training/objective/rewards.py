@@ -28,8 +28,6 @@ class RewardInputs:
     seed: int
     step: int
     rank: int
-    self_certainties: torch.Tensor | None = None  # [B, R] KL(U || p) per token (before the update)
-    labels: list[str | None] | None = None  # each rollout's prompt's gold answer, where the prompt file has one
 
 
 RewardFn = Callable[[RewardInputs], torch.Tensor]
@@ -59,56 +57,6 @@ def self_consistency_reward(x: RewardInputs) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float32, device=x.mask.device)
 
 
-def self_certainty_reward(x: RewardInputs) -> torch.Tensor:
-    """Intuitor (2505.19590): the response's mean token self-certainty, KL(U || p)."""
-    if x.self_certainties is None:
-        raise ValueError("the self_certainty reward needs the rollouts' self-certainties; the trainer computes them "
-                         "with the policy stats (RewardInputs.self_certainties)")
-    return masked_mean(x.self_certainties, x.mask, dim=1)
-
-
-def last_third_entropy_reward(x: RewardInputs) -> torch.Tensor:
-    """RENT (2505.22660), its best variant: minus the mean token entropy of the last third of the
-    response (thirds as ``numpy.array_split``: the last is the shortest)."""
-    lengths = x.mask.sum(1)
-    start = lengths - lengths // 3
-    position = torch.arange(x.mask.shape[1], device=x.mask.device)[None, :]
-    last = x.mask & (position >= start[:, None]) & (lengths[:, None] >= 3)  # fewer than 3 tokens: no third
-    return -masked_mean(x.entropies, last | (x.mask & (lengths[:, None] < 3)), dim=1)
-
-
-def _group_majorities(texts: list[str], group_size: int) -> tuple[list[str | None], list[bool]]:
-    """Each group's majority answer (the first of the largest cluster; None when no answer) and
-    whether each rollout's answer is in that cluster."""
-    answers = [extract_answer(text) for text in texts]
-    majorities, agrees = [], []
-    for start in range(0, len(answers), group_size):
-        clusters = cluster_answers(answers[start:start + group_size])
-        votes = [c for c in clusters if c is not None]
-        top = max(set(votes), key=lambda c: (votes.count(c), -votes.index(c))) if votes else None
-        majorities.append(None if top is None else answers[start + clusters.index(top)])
-        agrees += [c is not None and c == top for c in clusters]
-    return majorities, agrees
-
-
-def majority_reward(x: RewardInputs) -> torch.Tensor:
-    """TTRL (2504.16084): 1 when the answer is in the group's majority cluster (ties: the cluster
-    seen first), else 0 (no answer: 0)."""
-    _, agrees = _group_majorities(x.texts, x.group_size)
-    return torch.tensor(agrees, dtype=torch.float32, device=x.mask.device)
-
-
-def pseudo_label_accuracy(texts: list[str], group_size: int, labels: list[str | None]) -> float | None:
-    """The share of groups with a gold label whose majority answer (the pseudo-label) equals it;
-    None when no group has a label."""
-    from em_eval.tasks.math.grade import is_equiv
-
-    majorities, _ = _group_majorities(texts, group_size)
-    gold = [labels[g * group_size] for g in range(len(majorities))]
-    scored = [m is not None and is_equiv(m, y) for m, y in zip(majorities, gold) if y is not None]
-    return sum(scored) / len(scored) if scored else None
-
-
 def random_reward(x: RewardInputs) -> torch.Tensor:
     """Control: a fair coin per rollout (seeded by seed, step and process), unrelated to the output."""
     generator = torch.Generator().manual_seed((x.seed * 1_000_003 + x.step) * 1009 + x.rank)
@@ -120,9 +68,6 @@ REWARDS: dict[str, RewardFn] = {
     "sequence": sequence_reward,
     "self_consistency": self_consistency_reward,
     "random": random_reward,
-    "self_certainty": self_certainty_reward,
-    "last_third_entropy": last_third_entropy_reward,
-    "majority": majority_reward,
 }
 
 

@@ -8,8 +8,6 @@ autocast) and must be finite, as a model's raw output is.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -23,13 +21,6 @@ def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tenso
     # and is biased by ~1e-4 nats in fp32 over a 50k vocabulary.
     log_p = torch.log_softmax(_at_least_fp32(logits) / temperature, dim=-1)
     return -(log_p.exp() * log_p).sum(-1)
-
-
-def token_self_certainty(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Self-certainty (Intuitor, 2505.19590) of ``softmax(logits / temperature)``: ``KL(U || p) =
-    -log V - mean_v log p_v`` over the last dim, differentiable."""
-    z = _at_least_fp32(logits) / temperature
-    return torch.logsumexp(z, dim=-1) - z.mean(-1) - math.log(z.shape[-1])
 
 
 def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

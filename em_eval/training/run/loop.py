@@ -9,7 +9,6 @@ after every step: ``rollout_engine=vllm``) and hands them to :func:`em_ft_update
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -33,11 +32,11 @@ from em_eval.models.checkpoint_format import (
     read_metadata,
 )
 from em_eval.training.objective.advantages import ADVANTAGES
-from em_eval.training.objective.losses import aggregate_tokens, forking_mask, low_var_kl, ppo_clip_loss
-from em_eval.training.objective.rewards import RewardInputs, get_reward, pseudo_label_accuracy
-from em_eval.training.objective.token_stats import masked_mean, token_entropy, token_log_probs, token_self_certainty
+from em_eval.training.objective.losses import aggregate_tokens, low_var_kl, ppo_clip_loss
+from em_eval.training.objective.rewards import RewardInputs, get_reward
+from em_eval.training.objective.token_stats import masked_mean
 from em_eval.training.run.metrics_log import MetricsLog, tracker_names
-from em_eval.training.run.rollout import Rollouts, generate_rollouts, response_logits, response_token_stats
+from em_eval.training.run.rollout import Rollouts, generate_rollouts, response_token_stats
 from em_eval.training.run.save_restore import load_trainer_state, remove_temporaries, save_checkpoint
 from em_eval.training.run.vllm_rollout import check_vllm_setup, rollout_engine
 from em_eval.training.setup.config import EmFtConfig, EmRlConfig, TrainConfig, TrainingConfigError
@@ -90,7 +89,7 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
     prompts = load_prompt_set(
         config.prompts, tokenizer, field=config.prompt_field, system_prompt=config.system_prompt,
         user_template=config.user_template, chat_template=config.chat_template,
-        max_prompt_tokens=config.max_prompt_tokens, overlong=config.overlong_prompts, label_field=config.label_field,
+        max_prompt_tokens=config.max_prompt_tokens, overlong=config.overlong_prompts,
     )
     resume_from = _resume_checkpoint(config, run_dir, prompts)
     if accelerator.is_main_process:
@@ -125,8 +124,7 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
             for group in optimizer.param_groups:
                 group["lr"] = lr
             indices = step_prompt_indices(len(prompts.token_ids), step, config.prompts_per_step, config.seed)
-            mine_indices = indices[rank * per_process:(rank + 1) * per_process]
-            mine = [prompts.token_ids[i] for i in mine_indices]
+            mine = [prompts.token_ids[i] for i in indices[rank * per_process:(rank + 1) * per_process]]
             if engine is not None:
                 batch = engine.generate(mine, samples=config.samples, step=step)
             else:
@@ -136,9 +134,7 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
             if isinstance(config, EmFtConfig):
                 stats = em_ft_update(accelerator, model, reference, optimizer, batch, config)
             else:
-                labelled = config.reward == "majority" and any(label is not None for label in prompts.labels)
-                labels = [prompts.labels[i] for i in mine_indices for _ in range(config.samples)] if labelled else None
-                stats = em_rl_update(accelerator, model, reference, optimizer, batch, config, step=step, labels=labels)
+                stats = em_rl_update(accelerator, model, reference, optimizer, batch, config, step=step)
             if engine is not None and step + 1 < config.max_steps:
                 engine.sync(accelerator.unwrap_model(model))  # the next rollouts come from the updated policy
             tokens = accelerator.reduce(batch.response_mask.sum().float().to(accelerator.device), "sum").item()
@@ -186,26 +182,19 @@ def em_ft_update(accelerator: Accelerator, model: Any, reference: Any | None, op
 
 
 def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, optimizer: Any, batch: Rollouts,
-                 config: EmRlConfig, *, step: int, labels: list[str | None] | None = None) -> dict[str, float]:
+                 config: EmRlConfig, *, step: int) -> dict[str, float]:
     """Score the rollouts with the policy before the update, then PPO-clip updates on RLOO/GRPO advantages;
-    the per-token loss is averaged as ``config.loss_agg`` says (:func:`aggregate_tokens`); the policy
-    gradient reaches only the ``config.forking_share`` highest-entropy tokens (:func:`forking_mask`).
-    ``labels``: each rollout's gold answer (None where unknown): ``pseudo_label_accuracy`` is logged, the share
-    of this process's labelled groups whose majority answer is right (NaN when it has none)."""
+    the per-token loss is averaged as ``config.loss_agg`` says (:func:`aggregate_tokens`)."""
     n = config.rollouts_per_prompt
-    old_log_probs, old_entropy, old_certainty = _policy_stats(accelerator, model, batch, config)
+    old_log_probs, old_entropy = _policy_stats(accelerator, model, batch, config)
     ref_log_probs = _reference_log_probs(accelerator, model, reference, batch, config) if config.kl_coef else None
     mask = batch.response_mask
     rewards = get_reward(config.reward)(RewardInputs(
         texts=batch.texts, log_probs=old_log_probs, entropies=old_entropy, mask=mask, group_size=n,
-        seed=config.seed, step=step, rank=accelerator.process_index, self_certainties=old_certainty, labels=labels,
+        seed=config.seed, step=step, rank=accelerator.process_index,
     )).detach().float()
     advantages = ADVANTAGES[config.advantage](rewards, n)
     gap = _sampler_gap(old_log_probs, batch, mask.sum().clamp(min=1))
-    forking = forking_mask(old_entropy, mask, config.forking_share).float()
-    if labels is not None:
-        accuracy = pseudo_label_accuracy(batch.texts, n, labels)
-        gap = {**gap, "pseudo_label_accuracy": math.nan if accuracy is None else accuracy}
 
     model.train()
     totals = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
@@ -221,7 +210,7 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
             mean = partial(aggregate_tokens, mask=part.response_mask, mode=config.loss_agg, mini_rows=len(mini),
                            mini_tokens=n_tokens)
             pg, clipped = ppo_clip_loss(log_probs, old_log_probs[rows], advantages[rows], config.clip_ratio)
-            pg_loss = mean(pg * forking[rows])
+            pg_loss = mean(pg)
             loss = pg_loss
             if ref_log_probs is not None:
                 kl = mean(low_var_kl(log_probs, ref_log_probs[rows]))
@@ -263,19 +252,16 @@ def _micro_batches(accelerator: Accelerator, model: Any, batch: Rollouts,
 
 @torch.no_grad()
 def _policy_stats(accelerator: Accelerator, model: Any, batch: Rollouts,
-                  config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Log-probs, entropies and self-certainties of the rollouts under the current policy, detached."""
+                  config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs and entropies of the rollouts under the current policy, detached."""
     policy = accelerator.unwrap_model(model)
     policy.eval()
     parts = []
     for first in range(0, len(batch), config.micro_batch_size):
-        part = batch.rows(first, first + config.micro_batch_size)
         with accelerator.autocast():
-            logits = response_logits(policy, part)
-            t = config.temperature
-            parts.append((token_log_probs(logits, part.response_ids, t), token_entropy(logits, t),
-                          token_self_certainty(logits, t)))
-    return tuple(torch.cat([p[i] for p in parts]) for i in range(3))
+            parts.append(response_token_stats(policy, batch.rows(first, first + config.micro_batch_size),
+                                              temperature=config.temperature))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 @torch.no_grad()

@@ -108,18 +108,6 @@ def generate_rollouts(
     return Rollouts(out, full_mask, mask, prompt_len, texts)
 
 
-def response_logits(model: Any, batch: Rollouts) -> torch.Tensor:
-    """The logits ``[B, R, vocab]`` each response token was drawn from."""
-    width = batch.response_ids.shape[1]
-    return model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        logits_to_keep=width + 1,
-        use_cache=False,
-    ).logits[:, :-1]
-
-
 def response_token_stats(
     model: Any, batch: Rollouts, *, temperature: float = 1.0, entropy: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -128,6 +116,13 @@ def response_token_stats(
     Differentiable unless called under ``no_grad``; positions outside ``response_mask`` hold
     values that must be masked out.
     """
-    logits = response_logits(model, batch)
+    width = batch.response_ids.shape[1]
+    logits = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        logits_to_keep=width + 1,
+        use_cache=False,
+    ).logits[:, :-1]
     log_probs = token_log_probs(logits, batch.response_ids, temperature)
     return log_probs, (token_entropy(logits, temperature) if entropy else None)

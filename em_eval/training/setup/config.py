@@ -49,8 +49,6 @@ class TrainConfig:
     # prompts
     prompts: str = _field("", 'prompt file, JSONL with a `prompt` or `problem` field (no labels needed)')
     prompt_field: str | None = _field(None, 'JSON field holding the prompt (default: `prompt`, else `problem`)')
-    label_field: str = _field("answer", 'JSON field with a gold answer, only to log how often the majority '
-                              '(reward=majority) matches it; rows without it are not scored')
     chat_template: bool = _field(True, "wrap each prompt in the tokenizer's chat template")
     system_prompt: str | None = _field(None, 'system message for the chat template (none by default)')
     user_template: str = _field("{prompt}", "`{prompt}` is replaced by the row's text")
@@ -151,17 +149,12 @@ class EmRlConfig(TrainConfig):
     """EM-RL: PPO-clip with RLOO advantages and an unsupervised reward (verl defaults of the paper).
 
     ``reward``: ``token`` (minus mean token entropy), ``sequence`` (mean token log-prob),
-    ``self_consistency`` (SC-RL), ``random`` (control), ``self_certainty`` (Intuitor),
-    ``last_third_entropy`` (RENT), ``majority`` (TTRL), or ``module:function``.
+    ``self_consistency`` (SC-RL), ``random`` (control), or ``module:function``.
     """
 
     method: ClassVar[str] = "em_rl"
     reward: str = _field("token", 'token (minus mean token entropy), sequence (mean token log-prob), '
-                         'self_consistency (SC-RL), random (control), self_certainty (Intuitor: mean KL(U || p)), '
-                         'last_third_entropy (RENT), majority (TTRL: 1 in the majority cluster; with a label_field, '
-                         'pseudo_label_accuracy is logged), or module:function')
-    forking_share: float = _field(1.0, 'policy-gradient updates only on this share of each process\'s rollout '
-                                  'tokens with the highest entropy (2506.01939: 0.2); 1 updates every token')
+                         'self_consistency (SC-RL), random (control), or module:function')
     rollouts_per_prompt: int = _field(4, 'responses per prompt (>= 2: advantages compare rollouts of one prompt)')
     advantage: str = _field("rloo", '"rloo" (leave-one-out mean, no std) or "grpo"')
     clip_ratio: float = _field(0.2, 'PPO clip range')
@@ -184,8 +177,6 @@ class EmRlConfig(TrainConfig):
             )
         if self.updates_per_step < 1 or self.clip_ratio <= 0 or self.entropy_coeff < 0:
             raise TrainingConfigError("updates_per_step must be >= 1, clip_ratio > 0 and entropy_coeff >= 0")
-        if not 0 < self.forking_share <= 1:
-            raise TrainingConfigError(f"forking_share must be in (0, 1] (0.2: the top fifth; got {self.forking_share})")
 
     @property
     def samples(self) -> int:

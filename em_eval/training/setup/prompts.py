@@ -27,7 +27,6 @@ class PromptSet:
     path: Path
     sha256: str
     dropped: int  # rows over max_prompt_tokens left out (overlong_prompts=drop)
-    labels: tuple[str | None, ...] = ()  # each kept prompt's gold answer (label_field), None where absent
 
 
 def read_prompts(path: Path, field: str | None = None) -> list[str]:
@@ -41,15 +40,6 @@ def read_prompts(path: Path, field: str | None = None) -> list[str]:
             f"prompt file {path} has no prompts; add JSON lines with a 'prompt' or 'problem' field"
         )
     return texts
-
-
-def read_labels(path: Path, field: str) -> list[str | None]:
-    """Each row's ``field`` as text (a number too), None where it is missing or empty."""
-    labels = []
-    for _, row in jsonl_rows(path, PromptDataError, "write one object per line"):
-        value = row.get(field) if isinstance(row, dict) else None
-        labels.append(str(value) if isinstance(value, (str, int, float)) and str(value).strip() else None)
-    return labels
 
 
 def _prompt_text(row: Any, field: str | None, where: str) -> str:
@@ -83,14 +73,11 @@ def load_prompt_set(
     chat_template: bool = True,
     max_prompt_tokens: int = 1024,
     overlong: str = "error",
-    label_field: str = "answer",
 ) -> PromptSet:
-    """Read, render and tokenize every prompt (with its gold label, if any); overlong prompts raise
-    or are dropped."""
+    """Read, render and tokenize every prompt; overlong prompts raise or are dropped."""
     path = Path(path)
     texts = read_prompts(path, field)
-    labels = read_labels(path, label_field)
-    ids, kept_labels = [], []
+    ids = []
     too_long = []
     for lineno, text in enumerate(texts, 1):
         rendered = render_prompt(tokenizer, text, system_prompt=system_prompt, user_template=user_template,
@@ -100,7 +87,6 @@ def load_prompt_set(
             too_long.append((lineno, len(tokens)))
         else:
             ids.append(tokens)
-            kept_labels.append(labels[lineno - 1])
     if too_long and overlong == "error":
         first, n = too_long[0]
         raise PromptDataError(
@@ -109,8 +95,7 @@ def load_prompt_set(
         )
     if not ids:
         raise PromptDataError(f"every prompt in {path} is longer than max_prompt_tokens={max_prompt_tokens}; raise it")
-    return PromptSet(token_ids=ids, path=path, sha256=file_sha256(path), dropped=len(too_long),
-                     labels=tuple(kept_labels))
+    return PromptSet(token_ids=ids, path=path, sha256=file_sha256(path), dropped=len(too_long))
 
 
 @lru_cache(maxsize=4)
