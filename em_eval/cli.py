@@ -22,7 +22,6 @@ COMMANDS = {
     "calibration": "AUROC, ECE and reliability diagrams of the telemetry's confidence signals",
     "voting": "confidence-weighted and confidence-filtered voting over stored samples",
     "semantic-entropy": "semantic entropy per problem over answer clusters",
-    "sweep": "evaluate every checkpoint of a training run (resumable); trends, entropy fit, collapse alarm",
 }
 ANALYSES = ("passk", "calibration", "voting", "semantic-entropy")
 PASS_THROUGH = ("eval", "train")  # parse their own arguments (lm_eval's; a recipe's fields)
@@ -44,12 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help=COMMANDS["check"],
         description="Paired statistical regression gate: candidate vs baseline lm-eval run (same tasks, same problems). "
                     "Exit 0: no significant regression (warnings allowed); 1: regression; 2: unusable input."))
-    _sweep_arguments(sub.add_parser(
-        "sweep", help=COMMANDS["sweep"],
-        description="Evaluate every checkpoint of an `em-eval train` run through lm-eval (a checkpoint already "
-                    "evaluated under -o is not evaluated again), then plot accuracy, entropy, length and "
-                    "transitional words against step with the entropy-performance fit. Exit 1 when the collapse "
-                    "alarm fires (accuracy drops significantly while entropy keeps falling), 2 on unusable input."))
     for name in ANALYSES:
         _analysis_arguments(sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name].capitalize()
                                            + " from lm-eval output folders written with --log_samples."), name)
@@ -64,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ANALYSES:
         return _analysis(args)
-    if args.command == "sweep":
-        return _sweep(args)
     return {"demo": _demo, "leaderboard": _leaderboard, "check": _check}[args.command](args)
 
 
@@ -261,47 +252,6 @@ def _analysis(args: argparse.Namespace) -> int:
     print(f"wrote {len(done['rows'])} rows from {len(runs)} run(s): {done['csv']}, {done['json']}"
           + (f", {args.output / 'plots'}/" if done.get("plots") else ""))
     return 0
-
-
-def _sweep_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, help="the training run folder (its checkpoint-NNNNNN folders)")
-    p.add_argument("--tasks", required=True, help="lm-eval tasks, comma-separated")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (one lm-eval output per step)")
-    p.add_argument("--model", default="em_inf", help="lm-eval model: em_inf (HF) or em_inf_vllm (default em_inf)")
-    p.add_argument("--model_args", default="", help="more --model_args (pretrained= is each checkpoint)")
-    p.add_argument("--base", help="also evaluate this model (pretrained=) as step 0, e.g. the run's base model")
-    p.add_argument("--lm-eval-args", default="", help='more lm_eval arguments, e.g. "--limit 50 --seed 0"')
-    p.add_argument("--no-eval", action="store_true", help="only summarise the steps evaluated so far")
-    p.add_argument("--alpha", type=float, default=0.05, help="the alarm's family-wise false-alarm rate per pair")
-    p.add_argument("--margin", type=float, default=0.0, help="tolerated drop as a fraction (default 0)")
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    import shlex
-
-    from em_eval.analysis import sweep
-    from em_eval.analysis.report import sweep_report
-    from em_eval.gate.compare import GateSettings, MismatchError
-    from em_eval.results import ResultsError
-
-    try:
-        checkpoints = sweep.plan(args.run_dir, args.output, args.base)
-        if not args.no_eval:
-            extra = shlex.split(args.lm_eval_args)
-            evaluated = sweep.evaluate_missing(checkpoints, lambda c: sweep.lm_eval_command(
-                c, args.model, args.model_args, args.tasks, extra))
-            print(f"evaluated steps {evaluated or 'none'} ({len(checkpoints) - len(evaluated)} already done)")
-        summary = sweep.summarise(checkpoints, GateSettings(args.alpha, args.margin))
-    except (ResultsError, MismatchError, ValueError) as exc:
-        print(f"em-eval sweep: error: {exc}", file=sys.stderr)
-        return 2
-    done = sweep_report(summary, args.output)
-    for alarm in summary["alarms"]:
-        if alarm["alarm"]:
-            print(f"COLLAPSE ALARM {alarm['task']}: step {alarm['from_step']} -> {alarm['to_step']}: accuracy "
-                  f"{100 * alarm['diff']:+.1f} points (p={alarm['p_value']:.3g}) while entropy kept falling")
-    print(f"wrote {done['csv']}, {done['json']}, {args.output / 'plots'}/")
-    return 1 if summary["alarm"] else 0
 
 
 # check -----------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -215,37 +214,3 @@ def semantic_entropy_report(runs: Sequence[SampleRun], out: Path) -> dict[str, A
                             for p, h, m in zip(problems, entropies, majority)]
     _write(out, "semantic_entropy_problems", per_problem)
     return {"rows": rows, **_write(out, "semantic_entropy", rows)}
-
-
-# ---- checkpoint sweep -----------------------------------------------------------------------
-SWEEP_PANELS = (("accuracy", "accuracy"), ("entropy", "mean token entropy (nats)"), ("tokens", "tokens per response"),
-                ("transitional_per_1k_words", "transitional words / 1k words"))
-
-
-def sweep_report(summary: dict[str, Any], out: Path) -> dict[str, Any]:
-    """``sweep.json`` (rows, fits, alarms), ``sweep.csv`` and per task the metrics against step
-    (alarmed steps in red) with accuracy against entropy and the fit."""
-    rows = [{k: (_clean(v) if isinstance(v, float) else v) for k, v in r.items()} for r in summary["rows"]]
-    paths = _write(out, "sweep", rows)
-    paths["json"].write_text(json.dumps({**summary, "rows": rows}, indent=1))
-    plots = {}
-    for task, fit in summary["fits"].items():
-        mine = [r for r in summary["rows"] if r["task"] == task]
-        alarmed = {a["to_step"] for a in summary["alarms"] if a["task"] == task and a["alarm"]}
-        fig, axes = _figure(len(SWEEP_PANELS) + 1)
-        steps = [r["step"] for r in mine]
-        for ax, (key, name) in zip(axes, SWEEP_PANELS):
-            ax.plot(steps, [r[key] for r in mine], marker="o")
-            ax.scatter([r["step"] for r in mine if r["step"] in alarmed],
-                       [r[key] for r in mine if r["step"] in alarmed], color="red", zorder=3, label="collapse alarm")
-            ax.set(xlabel="step", ylabel=name, title=f"{task}: {name}")
-        ax = axes[-1]
-        ax.scatter([r["entropy"] for r in mine], [r["accuracy"] for r in mine])
-        if fit:
-            hs = np.linspace(0, max(r["entropy"] for r in mine) * 1.1, 50)
-            ax.plot(hs, -fit["a"] * np.exp(hs) + fit["b"], linestyle="--",
-                    label=f"-{fit['a']:.3g}·e^H + {fit['b']:.3g} (ceiling {fit['ceiling']:.3g})")
-            ax.legend(fontsize=7)
-        ax.set(xlabel="mean token entropy (nats)", ylabel="accuracy", title=f"{task}: entropy vs accuracy")
-        plots[task] = _save(fig, out / "plots" / f"sweep_{slug(task)}.png")
-    return {"rows": rows, "plots": plots, **paths}

@@ -25,7 +25,6 @@ class ProblemSamples:
     clusters: tuple[Hashable | None, ...]  # None: no answer extracted
     tokens: tuple[int | None, ...]
     telemetry: tuple[dict[str, Any], ...]  # {} where the backend wrote none
-    responses: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -63,9 +62,7 @@ def problem_samples(row: dict[str, Any], metric: str, where: str) -> ProblemSamp
     telemetry = sample_telemetry(row)
     telemetry = tuple(telemetry[i] if i < len(telemetry) else {} for i in range(len(correct)))
     tokens = tuple(int(t["gen_tokens"]) if "gen_tokens" in t else None for t in telemetry)
-    resps = row.get("resps") or [[]]
-    responses = tuple(str(r) for r in (resps[0] if isinstance(resps[0], list) else resps))
-    return ProblemSamples(int(row["doc_id"]), correct, clusters, tokens, telemetry, responses)
+    return ProblemSamples(int(row["doc_id"]), correct, clusters, tokens, telemetry)
 
 
 def load_sample_runs(specs: Iterable[str]) -> list[SampleRun]:
