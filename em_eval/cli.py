@@ -19,7 +19,12 @@ COMMANDS = {
     "leaderboard": "tables, HTML and plots from lm-eval output folders",
     "check": "statistical regression gate: candidate vs baseline run",
     "sweep": "evaluate every checkpoint of a training run: series against step, entropy law, collapse alarm",
+    "passk": "pass@k curves (unbiased, with standard errors) of runs overlaid",
+    "calibration": "AUROC, ECE and reliability diagrams of the telemetry's confidence signals",
+    "voting": "confidence-weighted and confidence-filtered voting over stored samples",
+    "semantic-entropy": "semantic entropy per problem over answer clusters",
 }
+ANALYSES = ("passk", "calibration", "voting", "semantic-entropy")
 PASS_THROUGH = ("eval", "train", "sweep")  # parse their own arguments (lm_eval's; a recipe's fields; after --)
 
 
@@ -39,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help=COMMANDS["check"],
         description="Paired statistical regression gate: candidate vs baseline lm-eval run (same tasks, same problems). "
                     "Exit 0: no significant regression (warnings allowed); 1: regression; 2: unusable input."))
+    for name in ANALYSES:
+        _analysis_arguments(sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name].capitalize()
+                                           + " from lm-eval output folders written with --log_samples."), name)
     return parser
 
 
@@ -48,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in PASS_THROUGH:  # argparse would eat a leading --help meant for them
         return {"eval": _eval, "train": _train, "sweep": _sweep}[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command in ANALYSES:
+        return _analysis(args)
     return {"demo": _demo, "leaderboard": _leaderboard, "check": _check}[args.command](args)
 
 
@@ -200,6 +210,48 @@ def _leaderboard(args: argparse.Namespace) -> int:
     print(markdown(rows))
     print(f"wrote {len(rows)} rows from {len(runs)} run(s): {paths['html']} (open in a browser), "
           f"{paths['markdown']}, {paths['csv']}, {args.output / 'plots'}/")
+    return 0
+
+
+# analyses --------------------------------------------------------------------------------------
+
+def _analysis_arguments(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("results", nargs="+", metavar="[LABEL=]RESULTS",
+                   help="lm-eval output folder or results_*.json (LABEL=PATH names a run, e.g. base=out/base)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder for the tables and plots")
+    if name in ("calibration", "voting"):
+        from em_eval.analysis.confidence import DEFAULT_SIGNALS, SIGNALS
+
+        p.add_argument("--signals", nargs="+", metavar="SIGNAL",
+                       help=f"default: {' '.join(DEFAULT_SIGNALS)}; known: {' '.join(SIGNALS)}")
+    if name == "calibration":
+        p.add_argument("--bins", type=int, default=10, help="reliability bins (default 10)")
+    if name == "voting":
+        p.add_argument("--shares", type=float, nargs="+", default=[0.1, 0.5, 0.9],
+                       help="shares of the most confident samples kept (DeepConf's top-eta; default 0.1 0.5 0.9)")
+
+
+def _analysis(args: argparse.Namespace) -> int:
+    from em_eval.analysis import report
+    from em_eval.analysis.confidence import signal_names
+    from em_eval.analysis.samples import load_sample_runs
+    from em_eval.results import ResultsError
+
+    try:
+        runs = load_sample_runs(args.results)
+        if args.command == "passk":
+            done = report.passk_report(runs, args.output)
+        elif args.command == "calibration":
+            done = report.calibration_report(runs, args.output, signal_names(args.signals), args.bins)
+        elif args.command == "voting":
+            done = report.voting_report(runs, args.output, signal_names(args.signals), args.shares)
+        else:
+            done = report.semantic_entropy_report(runs, args.output)
+    except (ResultsError, ValueError) as exc:
+        print(f"em-eval {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(done['rows'])} rows from {len(runs)} run(s): {done['csv']}, {done['json']}"
+          + (f", {args.output / 'plots'}/" if done.get("plots") else ""))
     return 0
 
 

@@ -9,20 +9,32 @@ left-truncated, ``prompt_truncated: {"prompt_tokens", "kept_tokens"}``.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 TELEMETRY_KEY = "em_telemetry"
+PERCENTILES = (10, 50, 90, 99)  # per-token entropy percentiles in a record
+CONF_FIELDS = ("mean", "tail", "bottom10", "lowest")  # DeepConf's confidences of a response
+TOKEN_FIELDS = ("entropy_before", "entropy_after", "conf_before", "conf_after")  # per-token signals kept
+SIGNAL_FIELDS = (  # the values of em_eval.em_inf.signals.sequence_signals, in order
+    "signal_tokens",
+    *(f"entropy_{when}_third{i}" for when in ("before", "after") for i in (1, 2, 3)),
+    *(f"entropy_{when}_p{q}" for when in ("before", "after") for q in PERCENTILES),
+    *(f"conf_{when}_{name}" for when in ("before", "after") for name in CONF_FIELDS),
+)
 
 
 def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | None, wall_s: float,
-                     batch_size: int) -> dict[str, Any]:
+                     batch_size: int, signals: Sequence[float] | None = None) -> dict[str, Any]:
     """One response's record: generated tokens, mean token entropy before and after the adjustment
     (from ``sums`` over the processed tokens, left out when nothing was measured), EM steps (``em_inf``)
     or mean temperature (``adaptive_temp``), the share of tokens whose distribution the method changed
     (``adjusted_share``), the tokens whose logits were not finite and were forced to EOS
     (``nonfinite_logits``, only when any), and the wall time and size of its batch. Both backends
-    write these."""
+    write these, and the confidence signals of :mod:`em_eval.em_inf.signals`: mean
+    ``self_certainty_{before,after}`` and, from ``signals`` (:func:`signal_record`), entropy by thirds
+    and percentiles and DeepConf's confidences over the first ``signal_tokens`` tokens."""
     record: dict[str, Any] = {"em_mode": mode, "gen_tokens": gen_tokens}
     if sums is not None and sums.get("nonfinite"):
         record["nonfinite_logits"] = int(sums["nonfinite"])
@@ -40,6 +52,26 @@ def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | Non
         record["mean_temperature"] = round(float(sums["temperature"]) / n, 6)
     if sums is not None and mode != "off" and "adjusted" in sums:
         record["adjusted_share"] = round(float(sums["adjusted"]) / n, 4)
+    for key in ("self_certainty_before", "self_certainty_after"):
+        if sums is not None and key in sums:
+            record[key] = round(float(sums[key]) / n, 6)
+    if sums is not None and signals is not None:
+        record.update(signal_record(signals))
+    return record
+
+
+def signal_record(values: Sequence[float]) -> dict[str, Any]:
+    """The record fields of :data:`SIGNAL_FIELDS` values: ``signal_tokens``,
+    ``entropy_{before,after}_thirds`` (lists), ``entropy_{before,after}_pct`` (``{"p10": ...}``),
+    ``conf_{before,after}`` (``{"mean", "tail", "bottom10", "lowest"}``); NaN becomes None."""
+    named = {k: None if math.isnan(float(v)) else round(float(v), 6)
+             for k, v in zip(SIGNAL_FIELDS, values, strict=True)}
+    record: dict[str, Any] = {"signal_tokens": int(named.pop("signal_tokens") or 0)}
+    for when in ("before", "after"):
+        record[f"entropy_{when}_thirds"] = [named.pop(f"entropy_{when}_third{i}") for i in (1, 2, 3)]
+        record[f"entropy_{when}_pct"] = {f"p{q}": named.pop(f"entropy_{when}_p{q}") for q in PERCENTILES}
+    for when in ("before", "after"):
+        record[f"conf_{when}"] = {name: named.pop(f"conf_{when}_{name}") for name in CONF_FIELDS}
     return record
 
 

@@ -110,15 +110,16 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
             sums = self._collect_telemetry([sp.extra_args[TAG_KEY] for sp in params])
             self._router.add_batch([
                 telemetry_record((request_settings(sp) or EmSettings(mode="off")).mode,
-                                 len(out.outputs[0].token_ids), sums.get(sp.extra_args[TAG_KEY]), wall_s, len(outputs))
+                                 len(out.outputs[0].token_ids), sums.get(sp.extra_args[TAG_KEY]), wall_s, len(outputs),
+                                 (sums.get(sp.extra_args[TAG_KEY]) or {}).get("signals"))
                 for out, sp in zip(outputs, params, strict=True)])
         return outputs
 
-    def _collect_telemetry(self, tags: list[str]) -> dict[str, dict[str, float]]:
+    def _collect_telemetry(self, tags: list[str]) -> dict[str, dict[str, Any]]:
         """The processors' per-request sums, read from the engine's workers (one RPC)."""
         if not self._telemetry_rpc or self.data_parallel_size > 1:  # Ray replicas: their engines are gone
             return {}
-        found: dict[str, dict[str, float]] = {}
+        found: dict[str, dict[str, Any]] = {}
         for worker in self.model.collective_rpc(TELEMETRY_RPC, args=(tags,)):
             for tag, sums in worker.items():
                 found.setdefault(tag, sums)  # tensor-parallel ranks see the same rows

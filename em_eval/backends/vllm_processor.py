@@ -25,6 +25,11 @@ after, the EM steps and the temperature, on the device, keyed by the request's
 :class:`EmInfWorkerExtension` (vLLM's ``worker_extension_cls``), one RPC per batch. A row whose
 logits are not finite (NaN, +inf) is forced to the request's EOS and counted as ``nonfinite``,
 as the HF processor does, so the response ends there instead of continuing from garbage.
+The per-token signals of :mod:`em_eval.em_inf.signals` are kept per slot in one ``[slots, length,
+4]`` fp16 buffer that grows (doubling) to the longest live response, at most
+:func:`~em_eval.em_inf.signals.buffer_tokens` (``$EM_EVAL_SIGNAL_MB``, 256 MiB, in all); a finished
+request's buffer is summarised on the device into :data:`~em_eval.records.SIGNAL_FIELDS` (no host
+read). Under speculative decoding (rows mapped on the device only) only the sums are kept.
 
 This module imports without CUDA (vLLM also loads it in its frontend process). Without vLLM
 installed the classes have no vLLM base, which keeps their logic importable and testable.
@@ -44,6 +49,14 @@ import torch
 
 from em_eval.em_inf.core import Workspace, entropy, force_token_on_invalid_rows
 from em_eval.em_inf.settings import EmSettings, settings_from
+from em_eval.em_inf.signals import (
+    TOKEN_FIELDS,
+    adjusted_signals,
+    buffer_tokens,
+    sequence_signals,
+    token_signals,
+    with_signals,
+)
 
 PROCESSOR = f"{__name__}:EmInfProcessor"  # what ``LLM(logits_processors=[...])`` takes
 WORKER_EXTENSION = f"{__name__}.EmInfWorkerExtension"  # what ``LLM(worker_extension_cls=...)`` takes
@@ -57,7 +70,8 @@ DEFAULT_CHUNK_MB = 512
 # adaptive temperature 7.3), plus the gathered input rows and the transformed copy.
 ROW_TEMPORARIES = 16
 NO_SETTINGS = -1
-STAT_FIELDS = ("tokens", "entropy_before", "entropy_after", "steps", "temperature", "adjusted", "nonfinite")
+STAT_FIELDS = ("tokens", "entropy_before", "entropy_after", "steps", "temperature", "adjusted",
+               "self_certainty_before", "self_certainty_after", "nonfinite")
 MAX_FINISHED = 100_000  # telemetry of requests nobody collected is dropped beyond this many
 _LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()  # this process's processors, for the telemetry RPC
 
@@ -130,31 +144,40 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _row_stats(settings: EmSettings, block: torch.Tensor, compact: bool, workspace: Workspace, eos: torch.Tensor
-               ) -> tuple[torch.Tensor | None, torch.Tensor]:
+               ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Transform ``block`` (in place where the method allows), forcing rows whose logits are not
     finite to their ``eos`` token; return the rows to write back (None when they are already in
-    ``block``) and ``[rows, len(STAT_FIELDS)]`` stats in :data:`STAT_FIELDS` order (a forced row
-    counts as ``nonfinite``, not as a token)."""
+    ``block``), ``[rows, len(STAT_FIELDS)]`` stats in :data:`STAT_FIELDS` order (a forced row
+    counts as ``nonfinite``, not as a token) and ``[rows, len(TOKEN_FIELDS)]`` per-token signals
+    (NaN for a forced row)."""
+    before = token_signals(block, compact)  # before the transform, which works in place
     if settings.mode == "off":
         h0 = entropy(block)
         out, stats = block, {"entropy_before": h0, "entropy_after": h0}
     else:
         out, stats = settings.transform(block, compact=compact, inplace=True, workspace=workspace)
+    stats, tokens = with_signals(stats, before, adjusted_signals(out, before, stats.get("adjusted"), compact))
     out, invalid = force_token_on_invalid_rows(out, eos, host_reads=compact)
     invalid = invalid.float()
     valid = 1 - invalid
     zeros = torch.zeros_like(invalid)
     columns = [valid] + [stats[k].float() * valid if k in stats else zeros for k in STAT_FIELDS[1:-1]] + [invalid]
-    return (None if out is block else out), torch.nan_to_num(torch.stack(columns, dim=1), nan=0.0)
+    return ((None if out is block else out), torch.nan_to_num(torch.stack(columns, dim=1), nan=0.0),
+            torch.where(valid[:, None] > 0, tokens, torch.nan))
 
 
 class RequestStats:
-    """Per-slot (or per-row) telemetry sums on the device, and the finished requests' sums."""
+    """Per-slot (or per-row) telemetry sums and per-token signal buffers on the device, and the
+    finished requests' sums and signal summaries. Each slot's position in its buffer is counted on
+    the host (one row per request and step)."""
 
     def __init__(self, slots: int, device: torch.device) -> None:
         self.sums = torch.zeros(slots, len(STAT_FIELDS), dtype=torch.float32, device=device)
         self.tags: list[str | None] = [None] * slots
-        self.finished: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.finished: OrderedDict[str, tuple[torch.Tensor, torch.Tensor | None]] = OrderedDict()
+        self.max_tokens = buffer_tokens(slots)
+        self.tokens = torch.zeros(slots, 0, len(TOKEN_FIELDS), dtype=torch.float16, device=device)
+        self.positions = np.zeros(slots, dtype=np.int64)
 
     def start(self, slot: int, tag: str | None) -> None:
         self.finish(slot)
@@ -163,31 +186,61 @@ class RequestStats:
     def finish(self, slot: int) -> None:
         tag = self.tags[slot]
         if tag is not None:
-            self.finished[tag] = self.sums[slot].clone()
+            kept = int(min(self.positions[slot], self.tokens.shape[1]))
+            summary = sequence_signals(self.tokens[slot, :kept]) if self.max_tokens else None
+            self.finished[tag] = (self.sums[slot].clone(), summary)
             if len(self.finished) > MAX_FINISHED:
                 self.finished.popitem(last=False)
         self.sums[slot].zero_()
+        self.positions[slot] = 0
         self.tags[slot] = None
+
+    def record_tokens(self, slots: np.ndarray, values: torch.Tensor) -> None:
+        """Write one token's ``[rows, len(TOKEN_FIELDS)]`` signals at each slot's next position (kept
+        while it is below :attr:`max_tokens`; the buffer doubles as needed)."""
+        positions = self.positions[slots]
+        self.positions[slots] += 1
+        keep = positions < self.max_tokens
+        if not keep.any():
+            return
+        needed = int(positions[keep].max()) + 1
+        if needed > self.tokens.shape[1]:
+            length = min(self.max_tokens, max(needed, 2 * self.tokens.shape[1], 64))
+            grown = self.tokens.new_zeros(self.tokens.shape[0], length, self.tokens.shape[2])
+            grown[:, : self.tokens.shape[1]] = self.tokens
+            self.tokens = grown
+        device = self.tokens.device
+        rows = _to_device(np.flatnonzero(keep), device)
+        self.tokens.index_put_((_to_device(slots[keep], device), _to_device(positions[keep], device)),
+                               values.index_select(0, rows).half())
 
     def move(self, a: int, b: int, swap: bool) -> None:
         """Row ``a`` moves to ``b`` (V1 runner), whose request, if any, has ended (vLLM reports a
         finished request that another fills the place of as that move only); ``swap`` exchanges them."""
         if not swap:
             self.finish(b)
-        row_a, row_b = self.sums[a].clone(), self.sums[b].clone()
-        self.sums[b] = row_a
-        self.sums[a] = row_b if swap else 0
+        for table in (self.sums, self.tokens):
+            row_a, row_b = table[a].clone(), table[b].clone()
+            table[b] = row_a
+            table[a] = row_b if swap else 0
+        self.positions[[a, b]] = self.positions[[b, a]] if swap else (0, self.positions[a])
         tag_a, tag_b = self.tags[a], self.tags[b]
         self.tags[b], self.tags[a] = tag_a, (tag_b if swap else None)
 
-    def collect(self, tags: list[str]) -> dict[str, dict[str, float]]:
-        """The sums of these requests (finished or still in their slot), then forgotten."""
+    def collect(self, tags: list[str]) -> dict[str, dict[str, Any]]:
+        """The sums of these requests (finished or still in their slot), with their signal summary
+        under ``"signals"`` (when buffers are on), then forgotten."""
         wanted = set(tags)
         for slot, tag in enumerate(self.tags):
             if tag in wanted:
                 self.finish(slot)
         found = {tag: self.finished.pop(tag) for tag in tags if tag in self.finished}
-        return {tag: dict(zip(STAT_FIELDS, row.tolist())) for tag, row in found.items()}
+        out: dict[str, dict[str, Any]] = {}
+        for tag, (row, summary) in found.items():
+            out[tag] = dict(zip(STAT_FIELDS, row.tolist()))
+            if summary is not None:
+                out[tag]["signals"] = summary.tolist()
+        return out
 
 
 def transform_rows(logits: torch.Tensor, row_codes: np.ndarray, row_slots: np.ndarray, codes: SettingsCodes,
@@ -204,12 +257,13 @@ def transform_rows(logits: torch.Tensor, row_codes: np.ndarray, row_slots: np.nd
             index = None if contiguous else _to_device(part, logits.device)
             block = logits[part[0] : part[-1] + 1] if contiguous else logits.index_select(0, index)
             eos = _to_device(slot_eos[row_slots[part]], logits.device)
-            out, row_stats = _row_stats(settings, block, compact, workspace, eos)
+            out, row_stats, tokens = _row_stats(settings, block, compact, workspace, eos)
             if contiguous and out is not None:
                 block.copy_(out)
             elif not contiguous:
                 logits.index_copy_(0, index, block if out is None else out)
             stats.sums.index_add_(0, _to_device(row_slots[part], logits.device), row_stats)
+            stats.record_tokens(row_slots[part], tokens)
 
 
 def transform_masked(logits: torch.Tensor, row_slots: torch.Tensor, row_codes: torch.Tensor, present: np.ndarray,
@@ -226,7 +280,7 @@ def transform_masked(logits: torch.Tensor, row_slots: torch.Tensor, row_codes: t
             block = logits[start : start + chunk]
             keep = row_codes[start : start + chunk] == int(code)
             work = block.clone()  # other settings' rows must stay as they are
-            out, row_stats = _row_stats(settings, work, False, workspace, slot_eos[row_slots[start : start + chunk]])
+            out, row_stats, _ = _row_stats(settings, work, False, workspace, slot_eos[row_slots[start : start + chunk]])
             block.copy_(torch.where(keep[:, None], work if out is None else out, block))
             stats.sums.index_add_(0, row_slots[start : start + chunk], row_stats * keep[:, None])
 
@@ -354,8 +408,8 @@ class EmInfProcessor(*dict.fromkeys((_vllm_base(V2_INTERFACE), _vllm_base(V1_INT
 class EmInfWorkerExtension:
     """Mixed into vLLM's worker (``worker_extension_cls``): the telemetry RPC."""
 
-    def em_eval_telemetry(self, tags: list[str]) -> dict[str, dict[str, float]]:
-        found: dict[str, dict[str, float]] = {}
+    def em_eval_telemetry(self, tags: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
         for processor in list(_LIVE):
             found.update(processor.stats.collect(tags))
         return found

@@ -73,6 +73,7 @@ def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], tit
         "tasks": [(t, data_uri(plots[f"task:{t}"])) for t in tasks if f"task:{t}" in plots],
         "views": [data_uri(plots[f"view:{i}"]) if f"view:{i}" in plots else None
                   for i in range(1, len(story.views) + 1)] if story else [],
+        "analyses": [(k.removeprefix("analysis:"), data_uri(v)) for k, v in plots.items() if k.startswith("analysis:")],
     }
     drill = [{"model": run.model, "label": run.label, "task": name, "metric": task.metric, "second": task.second,
               "disagree": _count(p.flags["graders_disagree"] for p in task.problems),

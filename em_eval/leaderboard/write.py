@@ -18,6 +18,8 @@ from em_eval.leaderboard.table import (
 )
 from em_eval.results import Run
 
+ANALYSIS_PLOTS = ("passk", "reliability", "sweep")
+
 
 def write_leaderboard(runs: Sequence[Run], out: Path, title: str = "em-eval leaderboard",
                       max_chars: int = 3000, story: Story | None = None) -> tuple[list[Row], dict[str, Path]]:
@@ -27,6 +29,9 @@ def write_leaderboard(runs: Sequence[Run], out: Path, title: str = "em-eval lead
     plots = write_plots(rows, out / "plots")
     for i, view in enumerate(story.views if story else (), 1):
         plots[f"view:{i}"] = entropy_trace(view.steps, out / "plots" / f"em_inf_trace_{i}.png")
+    for kind in ANALYSIS_PLOTS:  # written into this folder by em-eval passk / calibration / sweep
+        for path in sorted((out / "plots").glob(f"{kind}_*.png")):
+            plots[f"analysis:{path.stem}"] = path
     reported = paper_markdown(r.task for r in rows)
     md = (f"# {title}\n\nScore = per-problem mean of the task's metric, 95% CI in brackets; tokens and seconds per "
           "problem count every sample. † = reported by the paper, not reproduced, shown only where the model, "

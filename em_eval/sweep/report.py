@@ -1,5 +1,5 @@
 """Sweep outputs: ``sweep.json`` (everything), ``sweep.md`` (one table per task, the fit, the alarms)
-and ``sweep_<task>.png`` (accuracy, entropy, length and transitional-word rate against step, and
+and ``plots/sweep_<task>.png`` (accuracy, entropy, length and transitional-word rate against step, and
 accuracy against entropy with the fitted law and its ceiling)."""
 
 from __future__ import annotations
@@ -81,19 +81,21 @@ def plot_task(s: TaskSeries, path: Path) -> Path:
     ax.grid(alpha=0.3)
     fig.suptitle(f"{s.task}: checkpoint sweep", fontsize=11)
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 
 
 def write_report(out_dir: Path, series: Sequence[TaskSeries], status: str, settings: dict[str, Any]) -> dict[str, Path]:
-    """``sweep.json``, ``sweep.md`` and one PNG per task into ``out_dir``."""
+    """``sweep.json``, ``sweep.md`` and one PNG per task (``plots/sweep_<task>.png``, where a leaderboard written
+    into the same folder shows it) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "sweep.json", "markdown": out_dir / "sweep.md"}
     data = report_dict(series, status, settings)
     paths["json"].write_text(json.dumps(data, indent=2) + "\n")
     paths["markdown"].write_text(markdown(series, status) + "\n")
     for s in series:
-        paths[f"plot:{s.task}"] = plot_task(s, out_dir / f"sweep_{slug(s.task)}.png")
+        paths[f"plot:{s.task}"] = plot_task(s, out_dir / "plots" / f"sweep_{slug(s.task)}.png")
     return paths
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from em_eval.records import sample_telemetry
@@ -59,6 +60,15 @@ def test_the_processor_is_applied_entropy_falls_and_telemetry_matches_em_inf(run
     before = sum(r["entropy_before"] for r in records) / len(records)
     after = sum(r["entropy_after"] for r in records) / len(records)
     assert after < before - 0.05, (before, after)
+    for record in records:  # the per-sample signals, summarised in the engine from its per-token buffer
+        assert record["signal_tokens"] == record["gen_tokens"]
+        sizes = [len(part) for part in np.array_split(np.zeros(record["gen_tokens"]), 3)]
+        thirds = [h for h in record["entropy_before_thirds"] if h is not None]
+        weighted = sum(h * n for h, n in zip(thirds, sizes)) / sum(sizes[: len(thirds)])
+        assert weighted == pytest.approx(record["entropy_before"], rel=1e-2, abs=1e-2)  # fp16 per token
+        assert record["conf_after"]["lowest"] <= record["conf_after"]["mean"] + 1e-3
+    certainty = [(r["self_certainty_before"], r["self_certainty_after"]) for r in records]
+    assert sum(a for _, a in certainty) > sum(b for b, _ in certainty)  # EM-INF sharpens: farther from uniform
     info = results["config"]
     assert info["em_settings"]["em_mode"] == "em_inf" and info["vllm_version"].endswith("+cpu")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 from lm_eval.api.instance import Instance
@@ -246,6 +247,13 @@ def test_the_token_trace_replays_what_em_inf_did_during_decoding(smol: EmInfLM) 
     assert sum(s.adjusted for s in steps) / n == pytest.approx(record["adjusted_share"], abs=1e-4)
     for s in steps:
         assert (s.entropy_after < s.entropy_before) == s.adjusted and (s.tv > 0) == s.adjusted
+    # the per-sample signals (fp16 per-token buffer): entropy by thirds (RENT's last third) and percentiles
+    assert record["signal_tokens"] == n
+    for when in ("before", "after"):
+        replayed = np.array([getattr(s, f"entropy_{when}") for s in steps])
+        thirds = [part.mean() for part in np.array_split(replayed, 3)]
+        assert record[f"entropy_{when}_thirds"] == pytest.approx(thirds, rel=1e-2, abs=5e-3)
+        assert record[f"entropy_{when}_pct"]["p50"] == pytest.approx(np.median(replayed), rel=1e-2, abs=5e-3)
 
 
 def test_adaptive_temp_samples_at_the_adaptive_temperature_itself(tiny_llama_dir, caplog) -> None:

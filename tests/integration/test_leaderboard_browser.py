@@ -45,3 +45,26 @@ def test_page_renders_without_script_errors_and_sorts_in_chromium(board: Path, t
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
     assert not errors, errors
     assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_the_analyses_section_shows_the_lab_plots_in_chromium(tmp_path: Path) -> None:
+    from synthetic_runs import write_run
+
+    from em_eval.cli import main
+
+    write_run(tmp_path / "base", {"em_t": [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]}, model="base",
+              entropy=(1.0, 1.0, 0.0))
+    write_run(tmp_path / "ckpt", {"em_t": [[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 0]]}, model="ckpt",
+              entropy=(0.5, 0.5, 0.0))
+    board, specs = tmp_path / "board", [f"base={tmp_path / 'base'}", f"ckpt={tmp_path / 'ckpt'}"]
+    assert main(["passk", *specs, "-o", str(board)]) == 0
+    assert main(["calibration", *specs, "-o", str(board), "--signals", "neg_entropy", "agreement"]) == 0
+    assert main(["leaderboard", *specs, "-o", str(board)]) == 0
+    with open_page(board / "index.html") as (page, errors):
+        section = page.locator("#analyses + p + .charts")
+        widths = section.locator("img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(widths) == 2 and min(widths) > 200, "the pass@k and reliability plots decode"
+        page.locator("#analyses").scroll_into_view_if_needed()
+        section.screenshot(path=str(tmp_path / "analyses.png"))
+    assert not errors, errors
+    assert (tmp_path / "analyses.png").stat().st_size > 10_000

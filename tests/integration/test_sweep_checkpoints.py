@@ -31,6 +31,7 @@ def test_sweep_two_checkpoints_then_resume(tiny_llama_dir, tmp_path, capsys) -> 
         assert points[0]["entropy"] != points[1]["entropy"]  # lr 1e-3 moved the weights
         assert len(task["consecutive"]) == 1 and task["consecutive"][0]["n"] == 3
         assert task["entropy_law"]["n"] == 2 and report["status"] == "pass"
+        assert (out / "plots" / "sweep_em_smoke.png").stat().st_size > 0, "where the leaderboard page looks"
         results = {p["results"]: (out / p["results"]).stat().st_mtime_ns for p in points}
 
         assert main(command) == 0  # resumed: both checkpoints are complete, nothing runs again

