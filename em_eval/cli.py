@@ -18,12 +18,13 @@ COMMANDS = {
     "train": "EM-FT / EM-RL training from a recipe YAML",
     "leaderboard": "tables, HTML and plots from lm-eval output folders",
     "check": "statistical regression gate: candidate vs baseline run",
+    "serve": "vLLM's OpenAI server with em-eval's EM-INF processor (MODEL, then vLLM's server options)",
 }
-PASS_THROUGH = ("eval", "train")  # parse their own arguments (lm_eval's; a recipe's fields)
+PASS_THROUGH = ("eval", "train", "serve")  # parse their own arguments (lm_eval's; a recipe's fields; vLLM's)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``em-eval`` parser; ``eval`` and ``train`` take the rest of the line as they are."""
+    """The ``em-eval`` parser; ``eval``, ``train`` and ``serve`` take the rest of the line as they are."""
     parser = argparse.ArgumentParser(prog="em-eval", description=__doc__.split("\n\n")[0],
                                      epilog="`em-eval COMMAND --help` shows a command's options.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in PASS_THROUGH:  # argparse would eat a leading --help meant for them
-        return _eval(argv[1:]) if argv[0] == "eval" else _train(argv[1:])
+        return {"eval": _eval, "train": _train, "serve": _serve}[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     return {"demo": _demo, "leaderboard": _leaderboard, "check": _check}[args.command](args)
 
@@ -76,6 +77,25 @@ def _eval(argv: list[str]) -> int:
     finally:
         sys.argv = saved
     return 0
+
+
+# serve -----------------------------------------------------------------------------------------
+
+def _serve(argv: list[str]) -> int:
+    """``em-eval serve MODEL [vLLM server options]`` (see :mod:`em_eval.serving.server`)."""
+    from em_eval.serving.server import USAGE, serve
+    from em_eval.user_errors import UserError
+
+    if not argv or argv[0] in ("-h", "--help"):
+        from em_eval.serving import server
+
+        print(f"usage: {USAGE}\n\n{server.__doc__}\nvLLM's options: python -m {server.SERVER_MODULE} --help")
+        return 0 if argv else 2
+    try:
+        return serve(argv)
+    except (UserError, ImportError) as exc:
+        print(f"em-eval serve: error: {exc}", file=sys.stderr)
+        return 2
 
 
 # demo ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from em_eval.asset_paths import asset_dir
 MODELS = {
     "em_inf": "em_eval.backends.hf:EmInfLM",
     "em_inf_vllm": "em_eval.backends.vllm:EmInfVLLM",
+    "em_inf_api": "em_eval.backends.api:EmInfAPI",
 }
 _PATCHED = "_em_eval_task_path"
 _GUARDED = "_em_eval_multistep_guard"
