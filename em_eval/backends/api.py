@@ -134,7 +134,7 @@ class ServedCompletions(LocalCompletionsAPI):
         jobs = [self._job(req, repeat, eos) for req, repeat in zip(requests, repeats, strict=True)]
         reused = sum(self.journal.get(job.key) is not None for job in jobs)
         if reused:
-            log.info("em_inf_api: %d of %d responses come from the journal %s (journal=off regenerates them)",
+            log.warning("em_inf_api: %d of %d responses come from the journal %s (journal=off regenerates them)",
                      reused, len(jobs), self.journal.path)
         asyncio.run(self._send_all([job for job in jobs if self.journal.get(job.key) is None], disable_tqdm))
         texts = []
