@@ -60,7 +60,7 @@ class ServerError(UserError, RuntimeError):
 
 
 class _Failed(Exception):
-    """One request's failure inside the task group; ``refused``: the server said no (HTTP 4xx)."""
+    """One request's failure among the concurrent ones; ``refused``: the server said no (HTTP 4xx)."""
 
     def __init__(self, message: str, refused: bool) -> None:
         super().__init__(message)
@@ -175,13 +175,15 @@ class ServedCompletions(LocalCompletionsAPI):
         connector = aiohttp.TCPConnector(limit=max(1, self._concurrent))
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout)
                                          ) as session:
+            tasks = [asyncio.ensure_future(self._send(session, semaphore, job, bar)) for job in jobs]
             try:
-                async with asyncio.TaskGroup() as group:
-                    for job in jobs:
-                        group.create_task(self._send(session, semaphore, job, bar))
-            except* _Failed as failed:
+                await asyncio.gather(*tasks)
+            except _Failed as failed:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 done = sum(self.journal.get(job.key) is not None for job in jobs)
-                raise self._stopped(failed.exceptions[0], done, len(jobs)) from None
+                raise self._stopped(failed, done, len(jobs)) from None
             finally:
                 bar.close()
             await self._read_telemetry(session)

