@@ -6,7 +6,7 @@ variants, so they share the engine, the batch scheduler and the machine's load:
 - ``plain``: requests without ``vllm_xargs`` (the processor leaves them alone);
 - ``em_inf``: ``"vllm_xargs": {"em_mode": "em_inf"}`` (the paper's defaults), temperature 0.1.
 
-At each concurrency C, ``--requests`` prompts are sent with at most C in flight, every one generating
+At each concurrency C, max(``--requests``, C) prompts are sent with at most C in flight, every one generating
 exactly ``--max-tokens`` tokens (``ignore_eos``); variants alternate within each of ``--repeats``
 rounds, and the ratio reported is the median of each round's em_inf / plain tokens per second.
 
@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--url", help="a running em-eval serve (http://HOST:PORT); default: start one here")
     p.add_argument("--server-args", default="--enforce-eager", help="more vLLM server options, one string")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--requests", type=int, default=64, help="requests per variant and concurrency")
+    p.add_argument("--requests", type=int, default=64, help="requests per variant and concurrency (at least C)")
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--parity", action="store_true", help="compare with vLLM's offline engine afterwards")
@@ -110,9 +110,9 @@ async def run_batch(url: str, bodies: list[dict[str, Any]], concurrency: int) ->
 
 
 def throughput(url: str, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    prompts = prompts_for(args.requests)
     rows = []
     for concurrency in args.concurrency:
+        prompts = prompts_for(max(args.requests, concurrency))
         rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
         for _ in range(args.repeats):
             for name, xargs in VARIANTS.items():
