@@ -135,7 +135,7 @@ class ServedCompletions(LocalCompletionsAPI):
         reused = sum(self.journal.get(job.key) is not None for job in jobs)
         if reused:
             log.warning("em_inf_api: %d of %d responses come from the journal %s (journal=off regenerates them)",
-                     reused, len(jobs), self.journal.path)
+                        reused, len(jobs), self.journal.path)
         asyncio.run(self._send_all([job for job in jobs if self.journal.get(job.key) is None], disable_tqdm))
         texts = []
         records = []
@@ -160,6 +160,7 @@ class ServedCompletions(LocalCompletionsAPI):
         return _Job(payload, journal_key(payload), settings.mode, until)
 
     def _telemetry_row(self, job: _Job, entry: dict[str, Any]) -> dict[str, Any]:
+        """The response's telemetry record; its "batch" is the request itself (wall time: its latency)."""
         sums = entry.get("telemetry")
         record = telemetry_record(job.mode, int(entry.get("tokens", -1)), sums, float(entry.get("wall_s", 0.0)), 1)
         if sums is None:
