@@ -148,7 +148,9 @@ def offline_texts(path: str, args: argparse.Namespace, n: int) -> list[str]:
     params = [SamplingParams(max_tokens=args.max_tokens, ignore_eos=True, temperature=PARITY_TEMPERATURE, seed=1000 + i,
                              skip_special_tokens=False, spaces_between_special_tokens=False,
                              extra_args=dict(VARIANTS["em_inf"])) for i in range(n)]
-    return [out.outputs[0].text for out in llm.generate(prompts_for(n), params, use_tqdm=False)]
+    texts = [out.outputs[0].text for out in llm.generate(prompts_for(n), params, use_tqdm=False)]
+    llm.llm_engine.engine_core.shutdown()  # else the engine core keeps this process from exiting
+    return texts
 
 
 def main(argv: list[str] | None = None) -> int:
