@@ -51,7 +51,7 @@ from em_eval.user_errors import ArgumentValueError, UserError
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_CHUNK = 64  # finished requests whose telemetry is read back in one RPC
+TELEMETRY_CHUNK = 16  # finished requests whose telemetry is read back in one RPC (what a dying server loses)
 SERVE_HINT = "start one with: em-eval serve MODEL --port 8000"
 
 
