@@ -25,6 +25,7 @@ _GUARDED = "_em_eval_multistep_guard"
 PLAIN_BACKENDS = {
     "lm_eval.models.huggingface": "HFLM",
     "lm_eval.models.vllm_causallms": "VLLM",
+    "lm_eval.models.openai_completions": "LocalCompletionsAPI",  # and local-chat-completions, openai-*
 }
 
 

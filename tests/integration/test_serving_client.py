@@ -4,6 +4,7 @@ the same run resumed from the journal without regenerating what was finished."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,3 +138,17 @@ def test_a_server_that_dies_mid_run_ends_it_and_the_rerun_resumes(smollm2_dir, t
     assert len(revived.payloads) == 3  # only what was not finished
     first = {p["seed"] for p in dying.payloads}
     assert {int(t[1:]) for t in texts} == first | {p["seed"] for p in revived.payloads} and len(set(texts)) == 8
+
+
+def test_lm_evals_own_api_models_refuse_em_eval_protocol_keys() -> None:
+    """``local-completions`` would send ``by_em_mode`` on to the server and one seed for all repeats."""
+    from lm_eval.models.openai_completions import LocalChatCompletion, LocalCompletionsAPI
+
+    from em_eval import plugin
+    from em_eval.user_errors import ArgumentValueError
+
+    plugin.on_backend_imported(importlib.import_module(LocalCompletionsAPI.__module__))
+    reqs = requests_n(2, {"by_em_mode": {"em_inf": {"until": []}}})
+    for cls in (LocalCompletionsAPI, LocalChatCompletion):
+        with pytest.raises(ArgumentValueError, match="em_aime_n16 sets by_em_mode.*--model em_inf_api"):
+            cls.generate_until(cls.__new__(cls), reqs)
