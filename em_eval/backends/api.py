@@ -19,6 +19,7 @@ with one error, and the same command resumes it. Telemetry is read from the serv
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
@@ -28,6 +29,7 @@ from typing import Any
 import aiohttp
 import requests as http
 from lm_eval.api.registry import register_model
+from lm_eval.models.api_models import TemplateAPI
 from lm_eval.models.openai_completions import LocalCompletionsAPI
 from lm_eval.models.utils import postprocess_generated_text
 from tqdm import tqdm
@@ -47,7 +49,7 @@ from em_eval.serving.protocol import (
     sampling_args,
     server_root,
 )
-from em_eval.user_errors import ArgumentValueError, UserError
+from em_eval.user_errors import ArgumentNameError, ArgumentValueError, UserError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,18 @@ def served_model(base_url: str, model: str | None, timeout: float) -> dict[str, 
         raise ArgumentValueError(f"em_inf_api: the server at {url} serves {', '.join(map(str, names))}, not "
                                  f"{model!r}; pass model=<one of these>")
     return found[0]
+
+
+def refuse_unknown_args(args: dict[str, Any]) -> None:
+    """lm-eval's API models ignore model args they do not know (``num_concurent=32`` would run
+    one request at a time): refuse them, naming the closest known one."""
+    known = {p for cls in (TemplateAPI, LocalCompletionsAPI, ServedCompletions)
+             for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")}
+    known |= {"device", "max_batch_size"}  # what lm-eval's CLI passes to every model
+    for key in args:
+        if key not in known:
+            raise ArgumentNameError(f"em_inf_api: unknown model argument {key!r}{did_you_mean(key, known)}; known: "
+                                    f"{', '.join(sorted(known))}, em_*, decode_method, decode_n")
 
 
 class ServedCompletions(LocalCompletionsAPI):
@@ -271,6 +285,7 @@ class EmInfAPI(EmGenerationMixin, ServedCompletions):
         if not base_url:
             raise ArgumentValueError(f"em_inf_api needs base_url=http://HOST:PORT of a vLLM server; {SERVE_HINT}")
         args = self._take_em_args(None, kwargs)
+        refuse_unknown_args(args)
         self._em_checkpoint = None
         super().__init__(base_url=base_url, **args)
 

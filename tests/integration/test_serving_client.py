@@ -109,6 +109,13 @@ def test_a_refused_request_is_one_error_with_the_servers_words(server, smollm2_d
         lm.generate_until(reqs)
 
 
+def test_a_misspelt_model_arg_is_refused_not_ignored(server, smollm2_dir) -> None:
+    from em_eval.user_errors import ArgumentNameError
+
+    with pytest.raises(ArgumentNameError, match="argument 'num_concurent' .did you mean 'num_concurrent'"):
+        model(server.url, "off", smollm2_dir, num_concurent=8)
+
+
 def _with_xargs(job_fn: Any, extra: dict[str, Any]) -> Any:
     def job(*args: Any) -> Any:
         made = job_fn(*args)
