@@ -15,6 +15,7 @@ _HOOKS = {
     # em_eval.plugin.PLAIN_BACKENDS, spelled out here because this module must not import em_eval
     "lm_eval.models.huggingface": "on_backend_imported",
     "lm_eval.models.vllm_causallms": "on_backend_imported",
+    "lm_eval.models.openai_completions": "on_backend_imported",
     "lm_eval.loggers.utils": "on_logger_utils_imported",
 }
 

@@ -23,13 +23,14 @@ COMMANDS = {
     "calibration": "AUROC, ECE and reliability diagrams of the telemetry's confidence signals",
     "voting": "confidence-weighted and confidence-filtered voting over stored samples",
     "semantic-entropy": "semantic entropy per problem over answer clusters",
+    "serve": "vLLM's OpenAI server with em-eval's EM-INF processor (MODEL, then vLLM's server options)",
 }
 ANALYSES = ("passk", "calibration", "voting", "semantic-entropy")
-PASS_THROUGH = ("eval", "train", "sweep")  # parse their own arguments (lm_eval's; a recipe's fields; after --)
+PASS_THROUGH = ("eval", "train", "sweep", "serve")  # parse their own arguments (lm_eval's; a recipe's; vLLM's)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``em-eval`` parser; ``eval`` and ``train`` take the rest of the line as they are."""
+    """The ``em-eval`` parser; ``eval``, ``train`` and ``serve`` take the rest of the line as they are."""
     parser = argparse.ArgumentParser(prog="em-eval", description=__doc__.split("\n\n")[0],
                                      epilog="`em-eval COMMAND --help` shows a command's options.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in PASS_THROUGH:  # argparse would eat a leading --help meant for them
-        return {"eval": _eval, "train": _train, "sweep": _sweep}[argv[0]](argv[1:])
+        return {"eval": _eval, "train": _train, "sweep": _sweep, "serve": _serve}[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     if args.command in ANALYSES:
         return _analysis(args)
@@ -87,6 +88,25 @@ def _eval(argv: list[str]) -> int:
     finally:
         sys.argv = saved
     return 0
+
+
+# serve -----------------------------------------------------------------------------------------
+
+def _serve(argv: list[str]) -> int:
+    """``em-eval serve MODEL [vLLM server options]`` (see :mod:`em_eval.serving.server`)."""
+    from em_eval.serving.server import USAGE, serve
+    from em_eval.user_errors import UserError
+
+    if not argv or argv[0] in ("-h", "--help"):
+        from em_eval.serving import server
+
+        print(f"usage: {USAGE}\n\n{server.__doc__}\nvLLM's options: python -m {server.SERVER_MODULE} --help")
+        return 0 if argv else 2
+    try:
+        return serve(argv)
+    except (UserError, ImportError) as exc:
+        print(f"em-eval serve: error: {exc}", file=sys.stderr)
+        return 2
 
 
 # demo ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from em_eval.asset_paths import asset_dir
 MODELS = {
     "em_inf": "em_eval.backends.hf:EmInfLM",
     "em_inf_vllm": "em_eval.backends.vllm:EmInfVLLM",
+    "em_inf_api": "em_eval.backends.api:EmInfAPI",
 }
 _PATCHED = "_em_eval_task_path"
 _GUARDED = "_em_eval_multistep_guard"
@@ -24,6 +25,7 @@ _GUARDED = "_em_eval_multistep_guard"
 PLAIN_BACKENDS = {
     "lm_eval.models.huggingface": "HFLM",
     "lm_eval.models.vllm_causallms": "VLLM",
+    "lm_eval.models.openai_completions": "LocalCompletionsAPI",  # and local-chat-completions, openai-*
 }
 
 

@@ -113,7 +113,8 @@ def refuse_protocol_keys(requests: list[Any], backend: str) -> None:
         raise ArgumentValueError(
             f"{named}: em-eval's budget keys, which lm-eval's {backend} backend cannot apply (it would pass them to "
             "the model or drop them, and sample a different protocol). Use --model em_inf (same model_args as hf; "
-            "em_mode=off for plain decoding) or --model em_inf_vllm (same model_args as vllm).")
+            "em_mode=off for plain decoding), --model em_inf_vllm (same model_args as vllm) or, against a server, "
+            "--model em_inf_api (same model_args as local-completions).")
 
 
 def _mode_overrides(overrides: Any, mode: str) -> Mapping[str, Any]:

@@ -71,7 +71,8 @@ def refuse_multistep(requests: list[Any], backend: str) -> None:
         raise MultiStepError(
             f"task {', '.join(tasks)} runs a multi-step protocol ('{MARKER}'), which lm-eval's {backend} backend "
             "cannot run: it would generate only the first step. Use --model em_inf (same model_args as hf; "
-            "em_mode=off for plain decoding) or --model em_inf_vllm (same model_args as vllm).")
+            "em_mode=off for plain decoding), --model em_inf_vllm (same model_args as vllm) or, against a server, "
+            "--model em_inf_api (same model_args as local-completions).")
 
 
 def session_factory(protocol: str) -> Callable[[dict[str, Any]], Session]:
@@ -91,7 +92,7 @@ def parse_record(response: str) -> dict[str, Any]:
         raise MultiStepError(
             "this task needs a multi-step generation record, but the model returned plain text: the "
             f"model backend ignored the '{MARKER}' generation kwarg and generated only the first step. "
-            "Use an em-eval backend (--model em_inf or em_inf_vllm), which runs the protocol step by step.")
+            "Use an em-eval backend (--model em_inf, em_inf_vllm or em_inf_api), which runs the protocol step by step.")
     return record
 
 
