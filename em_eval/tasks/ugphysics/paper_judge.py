@@ -7,23 +7,22 @@ turn (cycling) and each is matched to the first unused predicted answer that ``i
 several answers match as a multiset. ``is_equal`` tries MC, TF, NV, IN, EX, EQ, TUP in that order, each on
 the answers as written and then with physical constants deleted, each type within 5 s (the paper's
 ``signal.alarm(5)``); the symbolic types run in the grading worker
-(:mod:`~em_eval.tasks.ugphysics.paper_sympy`). No LLM judge (``--use_lm_judger`` is off).
+(:mod:`~em_eval.tasks.ugphysics.paper_sympy`, through :mod:`~em_eval.tasks.ugphysics.calls`). No LLM judge (``--use_lm_judger`` is off).
 """
 
 from __future__ import annotations
 
-from em_eval.tasks.math.sympy_worker import WorkerCallError, WorkerTimeout, worker_for
 from em_eval.tasks.ugphysics import paper_text as text
+from em_eval.tasks.ugphysics.calls import Call, in_worker
 from em_eval.tasks.ugphysics.paper_text import PaperTextError
 
 PRECISION = 1e-2  # eval.py --precision default; run.sh passes none
 TYPE_TIMEOUT_S = 5.0
-_WORKER = "em_eval.tasks.ugphysics.paper_sympy"
 _TEXT_JUDGES = {"MC": text.judge_mc, "TF": text.judge_tf}
 
 
-def paper_verdict(response: str, answers: str) -> bool:
-    """The paper's verdict on ``response`` against an item's ``answers`` field."""
+def paper_verdict(response: str, answers: str, call: Call = in_worker) -> bool:
+    """The paper's verdict on ``response`` against an item's ``answers`` field (``call`` runs the sympy side)."""
     try:
         pred_text, gold_text = text.extract(response), text.extract(answers)
         if not pred_text:
@@ -38,7 +37,7 @@ def paper_verdict(response: str, answers: str) -> bool:
     while golds:
         idx = (idx + 1) % len(golds)
         gold = golds[idx]
-        match = next((p for p in preds if is_equal(gold, p)), None)
+        match = next((p for p in preds if is_equal(gold, p, call)), None)
         if match is None:
             return False
         golds.remove(gold)
@@ -46,7 +45,7 @@ def paper_verdict(response: str, answers: str) -> bool:
     return True
 
 
-def is_equal(gold: str, pred: str) -> bool:
+def is_equal(gold: str, pred: str, call: Call = in_worker) -> bool:
     """Any answer type accepts ``pred`` for ``gold``, as written or with the constants deleted."""
     bare_pred, bare_gold = text.remove_constants(pred), text.remove_constants(gold)
     for kind in text.TYPE_ORDER:
@@ -58,10 +57,6 @@ def is_equal(gold: str, pred: str) -> bool:
             except (PaperTextError, IndexError):
                 pass
             continue
-        try:
-            args = [kind, pred, gold, bare_pred, bare_gold, PRECISION]
-            if worker_for(_WORKER).call("try_type", args, TYPE_TIMEOUT_S):
-                return True
-        except (WorkerTimeout, WorkerCallError):
-            pass
+        if call("paper_type", [kind, pred, gold, bare_pred, bare_gold, PRECISION], TYPE_TIMEOUT_S):
+            return True
     return False

@@ -15,6 +15,7 @@ EQ accepts a non-zero integer ratio of ``lhs - rhs``; IN compares bounds with EX
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 from typing import Any, Callable
@@ -26,11 +27,26 @@ from em_eval.tasks.ugphysics.paper_text import split_answers
 
 
 def parse_latex(text: Any) -> Any:
-    """sympy's ``parse_latex`` (ANTLR backend), minus its runtime version check."""
+    """sympy's ``parse_latex`` (ANTLR backend), minus its runtime version check; remembered per text (the
+    judge parses the same answer for several types)."""
+    parsed, error = _parse_text(text.strip())  # a sympy object has no strip: AttributeError, as in the paper
+    if error is not None:
+        raise ValueError(error)
+    return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> tuple[Any, str | None]:
+    try:
+        return _antlr_parse(text), None
+    except Exception as exc:  # the paper catches every exception around a parse; so does every caller here
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _antlr_parse(text: str) -> Any:
     import antlr4
     from sympy.parsing.latex import _parse_latex_antlr as antlr
 
-    text = text.strip()  # a sympy object has no strip: AttributeError, as in the paper
     errors = antlr.MathErrorListener(text)
     with contextlib.redirect_stdout(io.StringIO()):  # the generated code prints a version notice
         lexer = antlr.LaTeXLexer(antlr4.InputStream(text))
@@ -167,9 +183,8 @@ def try_type(kind: str, pred: str, gold: str, bare_pred: str, bare_gold: str, pr
     either is a failed type (the paper's ``try`` around both)."""
     judge = JUDGES[kind]
     try:
-        return bool(judge(pred, gold, precision) or judge(bare_pred, bare_gold, precision))
+        return bool(judge(pred, gold, precision) or
+                    ((bare_pred, bare_gold) != (pred, gold) and judge(bare_pred, bare_gold, precision)))
     except Exception:
         return False
 
-
-OPS = {"try_type": try_type}
