@@ -168,8 +168,11 @@ def _after_marker(text: str) -> str | None:
 
 
 def _pairing(golds: list[str], preds: list[str], same) -> dict[int, int]:
-    """A gold -> predicted index pairing, as large as possible (augmenting paths; verdicts remembered)."""
+    """A gold -> predicted index pairing, as large as possible (augmenting paths; verdicts remembered). Each gold
+    tries first the answers written as it is, then the one in its own position, then the rest."""
     memo: dict[tuple[int, int], bool] = {}
+    texts = [clean(p) for p in preds]
+    order = [sorted(range(len(preds)), key=lambda j: (texts[j] != clean(g), j != i)) for i, g in enumerate(golds)]
 
     def ok(i: int, j: int) -> bool:
         if (i, j) not in memo:
@@ -179,7 +182,7 @@ def _pairing(golds: list[str], preds: list[str], same) -> dict[int, int]:
     owner: dict[int, int] = {}  # predicted index -> gold index
 
     def augment(i: int, seen: set[int]) -> bool:
-        for j in range(len(preds)):
+        for j in order[i]:
             if j not in seen and ok(i, j):
                 seen.add(j)
                 if j not in owner or augment(owner[j], seen):
