@@ -74,13 +74,15 @@ def test_multiple_answers_match_in_order_from_one_box_or_several() -> None:
     verdict = judge(r"\boxed{281}", doc)
     assert not verdict.correct and verdict.parts == (True, False)  # one answer short
     assert judge("no box at all: 281, 761", doc).predicted is None
-    labelled = {"answers": r"\boxed{n = 1 \times 10^{16}, p = 2.3 \times 10^{4}}", "answer_type": "NV, NV", "unit": None}
+    labelled = {"answers": r"\boxed{n = 1 \times 10^{16}, p = 2.3 \times 10^{4}}", "answer_type": "NV, NV",
+                "unit": None}
     assert judge(r"\boxed{n = 1.0 \times 10^{16}, p = 2.31 \times 10^{4}}", labelled).correct
 
 
 def test_true_false_and_multiple_choice_are_exact_options() -> None:
     tf = {"answers": r"\boxed{No}", "answer_type": "TF", "unit": None}
-    assert judge(r"\boxed{No}", tf).correct and judge(r"\boxed{\text{False}}", tf).correct and judge(r"\boxed{错误}", tf).correct
+    assert judge(r"\boxed{No}", tf).correct and judge(r"\boxed{\text{False}}", tf).correct
+    assert judge(r"\boxed{错误}", tf).correct and judge(r"\boxed{不能}", tf).correct
     assert not judge(r"\boxed{Yes}", tf).correct and not judge(r"\boxed{maybe}", tf).correct
     mc = {"answers": r"\boxed{b}", "answer_type": "\\\nMC", "unit": None}
     assert judge(r"\boxed{(B)}", mc).correct and judge(r"\boxed{\text{b}}", mc).correct

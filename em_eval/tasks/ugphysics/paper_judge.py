@@ -7,7 +7,8 @@ turn (cycling) and each is matched to the first unused predicted answer that ``i
 several answers match as a multiset. ``is_equal`` tries MC, TF, NV, IN, EX, EQ, TUP in that order, each on
 the answers as written and then with physical constants deleted, each type within 5 s (the paper's
 ``signal.alarm(5)``); the symbolic types run in the grading worker
-(:mod:`~em_eval.tasks.ugphysics.paper_sympy`, through :mod:`~em_eval.tasks.ugphysics.calls`). No LLM judge (``--use_lm_judger`` is off).
+(:mod:`~em_eval.tasks.ugphysics.paper_sympy`,
+through :mod:`~em_eval.tasks.ugphysics.calls`). No LLM judge (``--use_lm_judger`` is off).
 """
 
 from __future__ import annotations
