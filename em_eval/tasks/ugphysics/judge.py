@@ -56,8 +56,8 @@ def judge(response: str, doc: dict, call: Call = in_worker) -> Verdict:
     predicted = predicted_answers(response, len(golds))
     if predicted is None:
         return Verdict(False, tuple(False for _ in golds), None)
-    units = _units(doc.get("unit"), len(golds))
-    preds = [_without_unit(p, unit) for p, unit in zip(predicted, units + [None] * len(predicted))]
+    units = [u for u in _units(doc.get("unit"), len(golds)) if u]
+    preds = [_without_unit(p, units) for p in predicted]
     if _is_choice(doc, golds):
         parts = tuple(_options(" , ".join(preds)) == _options(" , ".join(golds)) for _ in golds)
         return Verdict(all(parts), parts, tuple(predicted))
@@ -109,7 +109,7 @@ def same_answer(pred: str, gold: str, call: Call = in_worker) -> bool:
     p, g = clean(pred), clean(gold)
     if p == g:
         return True
-    truth = _truth(gold)
+    truth = _truth(gold, letters=False)
     if truth is not None:
         return _truth(pred) == truth
     pn, gn = number_of(p), number_of(g)
@@ -201,16 +201,20 @@ def _is_choice(doc: dict, golds: list[str]) -> bool:
 
 
 def _options(text: str) -> frozenset[str]:
-    parts = [clean(p) for p in split_answers(text)]
+    for _ in range(3):
+        text = _WRAPPERS.sub(r"\1", text)
     out = set()
-    for part in parts:
+    for part in split_answers(text.replace("$", "")):
         lead = _LEADING_OPTION.match(part)
-        out |= {lead.group(1).lower()} if lead else {o.lower() for o in _OPTION.findall(part.strip("()[]"))}
+        out |= {lead.group(1).lower()} if lead else {o.lower() for o in _OPTION.findall(part.strip("()[] "))}
     return frozenset(out)
 
 
-def _truth(text: str) -> bool | None:
+def _truth(text: str, letters: bool = True) -> bool | None:
+    """True / False for a yes-no word (``letters``: also T, F, Y, N), else None."""
     word = re.sub(r"[\s$().。,，!！]+", "", clean(text)).lower()
+    if len(word) == 1 and not letters:
+        return None
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:
@@ -226,15 +230,16 @@ def _units(raw: object, count: int) -> list[str | None]:
     return (units + [None] * count)[:count]
 
 
-def _without_unit(answer: str, unit: str | None) -> str:
-    r"""``answer`` without a trailing copy of the item's unit (spacing ignored) or trailing ``\text{...}`` units."""
-    tail = re.sub(r"\s+", "", unit or "")
+def _without_unit(answer: str, units: list[str]) -> str:
+    r"""``answer`` without a trailing copy of one of the item's units (spacing ignored) or trailing ``\text{...}``
+    units after a number."""
     squeezed = re.sub(r"\s+", "", answer)
-    if tail and squeezed.endswith(tail) and len(squeezed) > len(tail):
-        i, seen = len(answer), ""
-        while len(seen) < len(tail):
-            i -= 1
-            seen = seen if answer[i].isspace() else answer[i] + seen
-        return answer[:i].rstrip()
-    m = _UNIT_TAIL.match(answer)
+    for tail in (re.sub(r"\s+", "", unit) for unit in units):
+        if tail and squeezed.endswith(tail) and len(squeezed) > len(tail):
+            i, seen = len(answer), ""
+            while len(seen) < len(tail):
+                i -= 1
+                seen = seen if answer[i].isspace() else answer[i] + seen
+            return answer[:i].rstrip()
+    m = _UNIT_TAIL.match(answer) if len(answer) <= 300 else None
     return m.group(1).rstrip() if m and number_of(clean(m.group(1))) is not None else answer
