@@ -38,7 +38,8 @@ _OPTION = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]|\d+)(?![A-Za-z0-9])")
 _LEADING_OPTION = re.compile(r"^\(?([A-Za-z])\)?\s*[:：.)]\s*\S")
 _WRAPPERS = re.compile(r"\\(?:text|mathrm|textbf|mathbf|textrm|operatorname|rm|mbox)\s*\{([^{}]*)\}")
 _RELATIONS = re.compile(r"\\(?:approx|simeq|sim|propto|equiv|cong)(?![A-Za-z])|≈")
-_UNIT_TAIL = re.compile(r"^(.*?\d[^{}]*?|.*\})\s*(?:\\(?:text|mathrm)\s*\{[^{}]*\}(?:\s*\^\s*\{?-?\d+\}?)?\s*)+$")
+_UNIT_TAIL = re.compile(
+    r"^(.*?\d[^{}]*?|.*\})\s*(?:\\(?:text|mathrm)\s*\{(?:[^{}]|\{[^{}]*\})*\}(?:\s*\^\s*\{?-?\d+\}?)?\s*)+$")
 
 
 @dataclass(frozen=True)
@@ -241,5 +242,6 @@ def _without_unit(answer: str, units: list[str]) -> str:
                 i -= 1
                 seen = seen if answer[i].isspace() else answer[i] + seen
             return answer[:i].rstrip()
-    m = _UNIT_TAIL.match(answer) if len(answer) <= 300 else None
+    spaced = re.sub(r"\\[,;:!]|~", " ", answer)
+    m = _UNIT_TAIL.match(spaced) if len(spaced) <= 300 else None
     return m.group(1).rstrip() if m and number_of(clean(m.group(1))) is not None else answer
