@@ -11,7 +11,7 @@ decimals: only the relative precision applies.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 
 PRECISION = 1e-2  # eval.py --precision default
@@ -55,6 +55,11 @@ def close(pred: Fraction | float, gold: Fraction | float, gold_text: str = "") -
     if form is None:
         return False
     mantissa, power, places = form
-    scaled = Decimal(p.numerator) / Decimal(p.denominator) / Decimal(10) ** power
-    rounded = scaled.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    with localcontext() as context:
+        context.prec = 60
+        try:
+            scaled = Decimal(p.numerator) / Decimal(p.denominator) / Decimal(10) ** power
+            rounded = scaled.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        except InvalidOperation:  # more digits than 60: nowhere near the gold
+            return False
     return mantissa != 0 and abs(Fraction(rounded) - Fraction(mantissa)) <= TOLERANCE * abs(Fraction(mantissa))
