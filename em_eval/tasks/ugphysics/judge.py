@@ -33,7 +33,7 @@ from em_eval.tasks.ugphysics.prompt import answer_types
 PAIR_TIMEOUT_S = 5.0  # as the paper's signal.alarm(5) per answer type
 TRUE_WORDS = {"yes", "true", "correct", "right", "t", "y", "对", "正确", "是", "能", "可以"}
 FALSE_WORDS = {"no", "false", "incorrect", "wrong", "f", "n", "错", "错误", "否", "不对", "不是", "不能", "不可以"}
-_MARKERS = ("the answer is", "answer is", "answer:", "answer :", "答案是", "答案为")
+_MARKERS = ("answer is", "answer:", "answer :", "答案是", "答案为")
 _OPTION = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]|\d+)(?![A-Za-z0-9])")
 _LEADING_OPTION = re.compile(r"^\(?([A-Za-z])\)?\s*[:：.)]\s*\S")
 _WRAPPERS = re.compile(r"\\(?:text|mathrm|textbf|mathbf|textrm|operatorname|rm|mbox)\s*\{([^{}]*)\}")
@@ -121,8 +121,9 @@ def same_answer(pred: str, gold: str, call: Call = in_worker) -> bool:
 
 def clean(answer: str) -> str:
     r"""An answer without presentation: ``$``, ``\left``/``\right``, spacing commands, text wrappers, degrees,
-    ``\dfrac``; ``\approx``-like relations as ``=``; a lone ``x = `` prefix of one or two characters kept."""
-    s = answer.replace("\\left", "").replace("\\right", "").replace("$", "")
+    ``\dfrac``; ``\approx``-like relations as ``=`` (a leading one dropped); spaces kept only between a command and
+    a letter or between two letters."""
+    s = re.sub(r"\\(?:left|right)(?![A-Za-z])", "", answer).replace("$", "")
     s = re.sub(r"\\[,;:!]|\\quad|\\qquad|~", " ", s)
     for _ in range(3):
         s = _WRAPPERS.sub(r"\1", s)
