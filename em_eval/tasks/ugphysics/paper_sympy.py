@@ -44,6 +44,20 @@ def _parse_text(text: str) -> tuple[Any, str | None]:
 
 
 def _antlr_parse(text: str) -> Any:
+    """Two-stage ANTLR parsing: SLL prediction, and full LL only when SLL reports a syntax error (ANTLR
+    guarantees an SLL parse without errors is the LL parse tree, so the result is sympy's; SLL is faster)."""
+    from antlr4.atn.PredictionMode import PredictionMode
+
+    try:
+        tree = _math_tree(text, PredictionMode.SLL)
+    except Exception:  # a syntax error under SLL: the input may need full LL
+        tree = _math_tree(text, PredictionMode.LL)
+    from sympy.parsing.latex import _parse_latex_antlr as antlr
+
+    return antlr.convert_relation(tree.relation())
+
+
+def _math_tree(text: str, mode: Any) -> Any:
     import antlr4
     from sympy.parsing.latex import _parse_latex_antlr as antlr
 
@@ -55,7 +69,8 @@ def _antlr_parse(text: str) -> Any:
         parser = antlr.LaTeXParser(antlr4.CommonTokenStream(lexer))
     parser.removeErrorListeners()
     parser.addErrorListener(errors)
-    return antlr.convert_relation(parser.math().relation())
+    parser._interp.predictionMode = mode
+    return parser.math()
 
 
 def _decimals(value: Any) -> int:
