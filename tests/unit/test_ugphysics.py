@@ -99,7 +99,7 @@ def test_process_results_reports_accuracy_by_type_and_language(docs, monkeypatch
     right = process_results(doc, [f"所以最终答案是{doc['answers']}。"])
     wrong = process_results(doc, ["所以最终答案是\\boxed{42}。"])
     assert right["accuracy"] == 1.0 and wrong["accuracy"] == 0.0 and right["judged"]["correct"] is True
-    assert right["accuracy_paper"] == 1.0 and wrong["accuracy_paper"] == 0.0 and right["judges_disagree"] == 0.0
+    assert right["accuracy_paper"] == 1.0 and wrong["accuracy_paper"] == 0.0 and right["graders_disagree"] == 0.0
     upper = process_results({**doc, "answers": "\\boxed{b}", "answer_type": "MC"}, ["\\boxed{B}"])
     assert upper["accuracy"] == 1.0 and upper["accuracy_paper"] == 0.0 and upper["judged"]["disagree"] is True
     assert right["acc_TF"] == (True, 1.0) and right["acc_NV"] == (False, 1.0) and right["acc_zh"] == (True, 1.0)

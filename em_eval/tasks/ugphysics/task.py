@@ -8,7 +8,7 @@
 * Scoring: :func:`process_results` gives each response two verdicts: ``accuracy`` (primary, the
   correct one: :mod:`em_eval.tasks.ugphysics.judge`) and ``accuracy_paper`` (the paper's judge with
   its bugs, comparable with Table 3: :mod:`em_eval.tasks.ugphysics.paper_judge`), the fraction of
-  responses where they differ (``judges_disagree``, flagged per sample in ``judged``), and
+  responses where they differ (``graders_disagree``, flagged per sample in ``judged``), and
   ``accuracy`` by answer type (``acc_NV`` ... , ``acc_MIXED`` for items with answers of several
   types) and by language (``acc_en``, ``acc_zh``). Each breakdown metric's per-item value is
   ``(belongs, correct)``; :func:`mean_of_members` averages the members only (NaN when there are none).
@@ -68,7 +68,7 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     paper = paper_verdict(str(results[0]), str(doc["answers"]))
     correct = float(verdict.correct)
     out: dict[str, Any] = {"accuracy": correct, "accuracy_paper": float(paper),
-                           "judges_disagree": float(paper != verdict.correct)}
+                           "graders_disagree": float(paper != verdict.correct)}
     out.update({f"acc_{t}": (doc["type_group"] == t, correct) for t in TYPES})
     out.update({f"acc_{lang}": (doc["language"] == lang, correct) for lang in LANGUAGES})
     out["judged"] = {"correct": verdict.correct, "parts": list(verdict.parts),
