@@ -2,7 +2,8 @@ r"""UGPhysics' judge for ``accuracy``: the paper's rules (:mod:`~em_eval.tasks.u
 their bugs, so it is right wherever the paper's judge is right (card: tasks/ugphysics/README.md).
 
 * Extraction: the last ``\boxed{}`` after the last "herefore" (or, without one there, in the whole response);
-  without a box, the answer after "the answer is" / "answer:" (its first ``$...$`` when it has one). When the
+  without a box, the answer after "the answer is" / "answer:" (its first ``$...$`` when it has one), or the clause
+  before "is the answer". When the
   last box holds fewer answers than the item has, the last boxes count one answer each.
 * Answers: split on commas outside every bracket (``50\%, 3`` is two answers), ``\pm`` doubling one; a unit
   written inside the box anyway (the item's own, or a trailing ``\text{...}``) is dropped.
@@ -33,6 +34,7 @@ from em_eval.tasks.ugphysics.prompt import answer_types
 PAIR_TIMEOUT_S = 5.0  # as the paper's signal.alarm(5) per answer type
 TRUE_WORDS = {"yes", "true", "correct", "right", "t", "y", "对", "正确", "是", "能", "可以"}
 FALSE_WORDS = {"no", "false", "incorrect", "wrong", "f", "n", "错", "错误", "否", "不对", "不是", "不能", "不可以"}
+_BEFORE_MARKERS = ("is the answer", "is our answer", "is the final answer")
 _MARKERS = ("answer is", "answer:", "answer :", "答案是", "答案为")
 _OPTION = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]|\d+)(?![A-Za-z0-9])")
 _LEADING_OPTION = re.compile(r"^\(?([A-Za-z])\)?\s*[:：.)]\s*\S")
@@ -158,6 +160,11 @@ def _answer_region(response: str) -> str:
 
 def _after_marker(text: str) -> str | None:
     lower = text.lower()
+    before = max((lower.rfind(m) for m in _BEFORE_MARKERS), default=-1)
+    if before >= 0:  # "..., X is the answer": the clause before
+        clause = re.split(r",|(?<!\d)\.(?!\d)|!|\n", text[:before])[-1].strip()
+        math = re.fullmatch(r"\$([^$]+)\$", clause)
+        return (math.group(1) if math else clause).strip() or None
     at = max((lower.rfind(m) + len(m) for m in _MARKERS if m in lower), default=-1)
     if at < 0:
         return None
