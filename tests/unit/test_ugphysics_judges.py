@@ -119,3 +119,19 @@ def test_chinese_true_false_and_option_sets() -> None:
     assert _correct(r"\boxed{2, 1}", r"\boxed{1, 2}", "MC") and _correct(r"\boxed{(B)}", r"\boxed{b}", "MC")
     assert _correct(r"\boxed{B: the hole current}", r"\boxed{b}", "MC")
     assert not _correct(r"\boxed{A, B}", r"\boxed{b}", "MC")
+
+
+def test_one_response_spends_at_most_its_budget_on_sympy(monkeypatch) -> None:
+    from em_eval.tasks.ugphysics import judge as judge_module
+
+    timeouts: list[float] = []
+
+    def record(op: str, args: list, timeout_s: float) -> bool:
+        timeouts.append(timeout_s)
+        return False
+
+    doc = {"answers": r"\boxed{3 k T, E_C - 0.27}"}
+    assert not judge(r"\boxed{2 k T, E_V}", doc, record).correct and 0 < max(timeouts) <= 5.0
+    monkeypatch.setattr(judge_module, "RESPONSE_BUDGET_S", 0.0)
+    timeouts.clear()
+    assert not judge(r"\boxed{2 k T, E_V}", doc, record).correct and timeouts == []

@@ -8,7 +8,7 @@ their bugs, so it is right wherever the paper's judge is right (card: tasks/ugph
 * Answers: split on commas outside every bracket (``50\%, 3`` is two answers), ``\pm`` doubling one; a unit
   written inside the box anyway (the item's own, or a trailing ``\text{...}``) is dropped.
 * Matching: every gold answer paired with a different predicted answer, in any order (a perfect matching; the
-  paper's greedy pass can miss one), the counts equal.
+  paper's greedy pass can miss one), the counts equal; all symbolic comparisons of one response share 30 s.
 * One pair: the same text; true/false words (English and Chinese: 是 对 正确 能 / 否 错 错误 不能 不对 不是);
   option letters of a multiple-choice item in any case and order (``B``, ``(b)``, ``b: ...``); numbers by the
   NV rule (:mod:`~em_eval.tasks.ugphysics.nv`); the rest symbolically in the grading worker
@@ -21,6 +21,7 @@ No LLM judge (the paper's is off).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -32,6 +33,7 @@ from em_eval.tasks.ugphysics.calls import Call, in_worker
 from em_eval.tasks.ugphysics.prompt import answer_types
 
 PAIR_TIMEOUT_S = 5.0  # as the paper's signal.alarm(5) per answer type
+RESPONSE_BUDGET_S = 30.0  # all symbolic comparisons of one response together
 TRUE_WORDS = {"yes", "true", "correct", "right", "t", "y", "对", "正确", "是", "能", "可以"}
 FALSE_WORDS = {"no", "false", "incorrect", "wrong", "f", "n", "错", "错误", "否", "不对", "不是", "不能", "不可以"}
 _BEFORE_MARKERS = ("is the answer", "is our answer", "is the final answer")
@@ -59,12 +61,18 @@ def judge(response: str, doc: dict, call: Call = in_worker) -> Verdict:
     predicted = predicted_answers(response, len(golds))
     if predicted is None:
         return Verdict(False, tuple(False for _ in golds), None)
+    deadline = time.monotonic() + RESPONSE_BUDGET_S
+
+    def budgeted(op: str, args: list, timeout_s: float) -> bool:  # once the budget is spent, no more sympy
+        left = deadline - time.monotonic()
+        return left > 0.1 and bool(call(op, args, min(timeout_s, left)))
+
     units = [u for u in _units(doc.get("unit"), len(golds)) if u]
     preds = [_without_unit(p, units) for p in predicted]
     if _is_choice(doc, golds):
         parts = tuple(_options(" , ".join(preds)) == _options(" , ".join(golds)) for _ in golds)
         return Verdict(all(parts), parts, tuple(predicted))
-    pairs = _pairing(golds, preds, lambda g, p: same_answer(p, g, call))
+    pairs = _pairing(golds, preds, lambda g, p: same_answer(p, g, budgeted))
     parts = tuple(i in pairs for i in range(len(golds)))
     return Verdict(len(preds) == len(golds) and all(parts), parts, tuple(predicted))
 
