@@ -45,7 +45,7 @@ class SecondVerdict:
 
 SECOND_VERDICTS = (
     SecondVerdict("exact_match", "math_verify", "graders_disagree", "math-verify"),
-    SecondVerdict("accuracy", "accuracy_paper", "judges_disagree", "the paper's judge, its bugs included"),
+    SecondVerdict("accuracy", "accuracy_paper", "graders_disagree", "the paper's judge, its bugs included"),
 )
 
 

@@ -294,7 +294,7 @@ def ugp_board(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ugp")
     disagree = [float(a != b) for a, b in zip(UGP_CORRECT, UGP_PAPER)]
     write_run(root / "both", {"em_ugphysics": UGP_CORRECT}, model="Qwen/Qwen2.5-7B-Instruct", metric="accuracy",
-              math_flags=False, extra={"accuracy_paper": UGP_PAPER, "judges_disagree": disagree, "judged": [
+              math_flags=False, extra={"accuracy_paper": UGP_PAPER, "graders_disagree": disagree, "judged": [
                   {"correct": bool(c), "parts": [bool(c)], "predicted": [f"{i}.5", "x"] if i else None}
                   for i, c in enumerate(UGP_CORRECT)]})
     write_run(root / "older", {"em_ugphysics": UGP_CORRECT}, model="meta-llama/Llama-3.1-8B-Instruct",
@@ -311,7 +311,7 @@ def test_ugphysics_rows_show_both_verdicts_and_the_paper_number_beside_accuracy_
         ("accuracy", 0.5, "accuracy_paper", 0.6)
     assert float(both["second_ci_low"]) < 0.6 < float(both["second_ci_high"])
     assert (float(both["paper_value"]), both["paper_metric"]) == (pytest.approx(0.234), "accuracy_paper")
-    assert float(both["graders_disagree"]) == pytest.approx(0.3), "judges_disagree: 3 of 10 problems"
+    assert float(both["graders_disagree"]) == pytest.approx(0.3), "graders_disagree: 3 of 10 problems"
     assert (older["second_metric"], older["paper_value"], older["graders_disagree"]) == ("", "", "")
     assert older["paper_mismatch"] == "the paper reports accuracy_paper; this run has accuracy"
     md = (ugp_board / "leaderboard.md").read_text()
@@ -325,7 +325,7 @@ def test_ugphysics_page_shows_the_second_verdict_and_flags_where_the_judges_diff
     board = html[html.index('id="leaderboard-table"'):html.index("</table>", html.index('id="leaderboard-table"'))]
     assert 'data-value="0.6" title="accuracy_paper: 95% CI' in board and "vs accuracy_paper" in board
     drills = html[html.index('<details class="drill"'):]
-    assert drills.count("they differ on 3 of 10 problems (judges_disagree)") == 1, "only the run that logs both"
+    assert drills.count("they differ on 3 of 10 problems (graders_disagree)") == 1, "only the run that logs both"
     flagged = re.findall(r'<tr data-wrong="\d"[^>]* data-graders_disagree="1"', drills)
     assert len(flagged) == 3
     assert drills.count('class="badge b-graders_disagree" title="accuracy and accuracy_paper') == 3

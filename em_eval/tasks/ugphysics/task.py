@@ -5,11 +5,13 @@
   ``dataset_kwargs`` (``all``, ``en`` or ``zh``).
 * Prompt: :func:`doc_to_text` (the per-item instruction, a blank line, the problem); the
   system turn is the task ``description`` ("You are a helpful assistant.").
-* Scoring: :func:`process_results` judges the response by answer type
-  (:mod:`em_eval.tasks.ugphysics.judge`) and reports ``accuracy`` plus the same accuracy by
-  answer type (``acc_NV`` ... , ``acc_MIXED`` for items with answers of several types) and by
-  language (``acc_en``, ``acc_zh``). Each breakdown metric's per-item value is ``(belongs,
-  correct)``; :func:`mean_of_members` averages the members only (NaN when there are none).
+* Scoring: :func:`process_results` gives each response two verdicts: ``accuracy`` (primary, the
+  correct one: :mod:`em_eval.tasks.ugphysics.judge`) and ``accuracy_paper`` (the paper's judge with
+  its bugs, comparable with Table 3: :mod:`em_eval.tasks.ugphysics.paper_judge`), the fraction of
+  responses where they differ (``graders_disagree``, flagged per sample in ``judged``), and
+  ``accuracy`` by answer type (``acc_NV`` ... , ``acc_MIXED`` for items with answers of several
+  types) and by language (``acc_en``, ``acc_zh``). Each breakdown metric's per-item value is
+  ``(belongs, correct)``; :func:`mean_of_members` averages the members only (NaN when there are none).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from em_eval.data import DataFileError, read_jsonl
 from em_eval.metrics import mean_of_members  # noqa: F401 (the task YAMLs name it here)
 from em_eval.tasks.ugphysics.judge import judge
+from em_eval.tasks.ugphysics.paper_judge import paper_verdict
 from em_eval.tasks.ugphysics.prompt import answer_types, user_turn
 
 FILES = {"en": "ugphysics/SemiconductorPhysics/en.jsonl", "zh": "ugphysics/SemiconductorPhysics/zh.jsonl"}
@@ -60,14 +63,17 @@ def doc_to_text(doc: dict[str, Any]) -> str:
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    """``accuracy`` of the response, its breakdowns, and the judge's record."""
+    """Both verdicts on the response, the breakdowns of ``accuracy``, and the judges' record."""
     verdict = judge(str(results[0]), doc)
+    paper = paper_verdict(str(results[0]), str(doc["answers"]))
     correct = float(verdict.correct)
-    out: dict[str, Any] = {"accuracy": correct}
+    out: dict[str, Any] = {"accuracy": correct, "accuracy_paper": float(paper),
+                           "graders_disagree": float(paper != verdict.correct)}
     out.update({f"acc_{t}": (doc["type_group"] == t, correct) for t in TYPES})
     out.update({f"acc_{lang}": (doc["language"] == lang, correct) for lang in LANGUAGES})
     out["judged"] = {"correct": verdict.correct, "parts": list(verdict.parts),
-                     "predicted": list(verdict.predicted) if verdict.predicted is not None else None}
+                     "predicted": list(verdict.predicted) if verdict.predicted is not None else None,
+                     "paper": paper, "disagree": paper != verdict.correct}
     return out
 
 
