@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from lm_eval.tasks._index import Entry, Kind, TaskIndex
 
-from em_eval import lm_eval_task_index
+from em_eval.integration import task_index as lm_eval_task_index
 
 TASK = "task: {name}\ntag: [{tag}]\ninclude: _common_yaml\ndoc_to_text: !function utils.doc_to_text\n"
 

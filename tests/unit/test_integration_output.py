@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from em_eval.lm_eval_output import is_noise, without_bookkeeping
+from em_eval.integration.log_noise import is_noise
+from em_eval.integration.results_table import without_bookkeeping
 
 
 def test_the_table_drops_bookkeeping_metrics_of_our_tasks_only() -> None:
