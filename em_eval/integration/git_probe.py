@@ -19,7 +19,8 @@ def git_commit_hash() -> str | None:
     from lm_eval.loggers.utils import get_commit_from_path
 
     try:
-        return subprocess.run(["git", "describe", "--always"], capture_output=True, check=True, text=True).stdout.strip()
+        done = subprocess.run(["git", "describe", "--always"], capture_output=True, check=True, text=True)
+        return done.stdout.strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
         return get_commit_from_path(os.getcwd())
 

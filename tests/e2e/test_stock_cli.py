@@ -65,8 +65,9 @@ def test_explicit_em_eval_eval_without_startup_hook(tiny_llama_dir, tmp_path, la
 def test_startup_hook_is_installed_cheap_and_idempotent() -> None:
     pth = Path(sysconfig.get_paths()["purelib"]) / "em_eval_startup.pth"
     assert pth.is_file(), "pip install must put em_eval_startup.pth in site-packages"
-    state = ("print(sorted(m for m in ('torch', 'lm_eval', 'transformers') if m in sys.modules), 'em_eval' in sys.modules, "
-             "sum(type(f).__name__ == '_AfterImport' for f in sys.meta_path), sys.excepthook is sys.__excepthook__)")
+    state = ("print(sorted(m for m in ('torch', 'lm_eval', 'transformers') if m in sys.modules), "
+             "'em_eval' in sys.modules, sum(type(f).__name__ == '_AfterImport' for f in sys.meta_path), "
+             "sys.excepthook is sys.__excepthook__)")
     plain = run([sys.executable, "-c", "import sys; " + state]).stdout.split()
     assert plain == ["[]", "False", "0", "True"], "outside lm-eval the .pth must import nothing heavy, leave nothing"
     line = pth.read_text()
@@ -75,7 +76,7 @@ def test_startup_hook_is_installed_cheap_and_idempotent() -> None:
     off = run([sys.executable, "-c", as_lm_eval], EM_EVAL_DISABLE_HOOK="1").stdout.split()
     assert off == ["[]", "False", "0", "True"], "EM_EVAL_DISABLE_HOOK=1 turns the hook off"
     explicit = run([sys.executable, "-c", "import sys, em_eval, em_eval.plugin; " + state]).stdout.split()
-    assert explicit == ["[]", "True", "0", "True"], "import em_eval (and em_eval.plugin) changes nothing, imports nothing heavy"
+    assert explicit == ["[]", "True", "0", "True"], "import em_eval (or em_eval.plugin) changes nothing, imports little"
 
 
 @pytest.mark.parametrize("way", ["activate", "include_path"])
@@ -87,8 +88,9 @@ def test_python_api_after_the_documented_call(tiny_llama_dir, tmp_path, way: str
                          "TaskManager(include_path=str(em_eval.plugin.tasks_dir()))"),
     }[way]
     code = (setup +
-            "out = lm_eval.simple_evaluate(model='em_inf', model_args={'pretrained': %r}, tasks=['em_smoke'], limit=2,\n"
-            "                              apply_chat_template=True, gen_kwargs='max_gen_toks=4', device='cpu',\n"
+            "out = lm_eval.simple_evaluate(model='em_inf', model_args={'pretrained': %r}, tasks=['em_smoke'],\n"
+            "                              limit=2, apply_chat_template=True, gen_kwargs='max_gen_toks=4',\n"
+            "                              device='cpu',\n"
             "                              task_manager=%s)\n"
             "print('SCORE', out['results']['em_smoke']['exact_match,none'], out['config']['em_settings']['em_mode'])\n"
             % (str(tiny_llama_dir), manager))
