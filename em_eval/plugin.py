@@ -85,8 +85,28 @@ def on_task_manager_imported(module: Any) -> None:
     _install_output_and_index()
 
 
+def refuse_em_requests(requests: list[Any], backend: str) -> None:
+    """Raise, naming the fix, on multi-step requests and em-eval's protocol keys
+    (``effective_sampling.PROTOCOL_KEYS``), which stock ``backend`` cannot run."""
+    from em_eval.backends.effective_sampling import refuse_protocol_keys
+    from em_eval.decoding.multistep import refuse_multistep
+
+    refuse_multistep(requests, backend)
+    refuse_protocol_keys(requests, backend)
+
+
+def guard_multistep(backend_cls: Any) -> None:
+    """Make a stock backend class refuse what only em-eval's backends can run (idempotent)."""
+    backend_guard.guard(backend_cls, refuse_em_requests)
+
+
+def on_backend_imported(module: Any) -> None:
+    """Hook callback: one of lm-eval's ``backend_guard.PLAIN_BACKENDS`` modules has just loaded."""
+    guard_multistep(getattr(module, backend_guard.PLAIN_BACKENDS[module.__name__]))
+
+
 # lm-eval modules that may be imported after registration, and what to do once each has loaded
-LATER_IMPORTS = {name: backend_guard.on_backend_imported for name in backend_guard.PLAIN_BACKENDS}
+LATER_IMPORTS: dict[str, Any] = {name: on_backend_imported for name in backend_guard.PLAIN_BACKENDS}
 LATER_IMPORTS["lm_eval.loggers.utils"] = git_probe.quiet_git_probe
 
 

