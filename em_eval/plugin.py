@@ -6,8 +6,9 @@ lm-eval 0.4.13 reads no entry points, so :func:`register_models` turns ours into
 (after lm-eval's built-ins, so none is hidden). Tasks reach lm-eval through its public
 ``include_path`` (``TaskManager(include_path=tasks_dir())``, ``--include_path``).
 
-Python users: ``em_eval.plugin.activate()`` once, then ``lm_eval.simple_evaluate(model="em_inf", ...)``.
-``em-eval eval`` does the same and passes ``--include_path``. The bare stock ``lm_eval`` command is
+Python users: ``em_eval.plugin.activate()`` once, then ``lm_eval.simple_evaluate(model="em_inf", ...,
+task_manager=TaskManager(include_path=str(tasks_dir())))``. ``em-eval eval`` activates and passes
+``--include_path``. The bare stock ``lm_eval`` command is
 served by the start-up hook (:mod:`em_eval.integration.hook`), which calls :func:`start`. What this
 needs of lm-eval's internals is in :mod:`em_eval.integration` (one module per target).
 """
