@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lm_eval
 import pytest
+import tomllib
 
 import em_eval.integration
 from em_eval import plugin
@@ -53,17 +54,24 @@ def test_contract_hook() -> None:
     line = (Path(plugin.__file__).parents[1] / "em_eval_startup.pth").read_text(encoding="utf-8")
     assert all(f"{name}()" in line for name in ("hook.running_lm_eval", "plugin.start", "hook.forget_em_eval"))
     assert all(callable(f) for f in (hook.running_lm_eval, plugin.start, hook.forget_em_eval))
-    assert set(plugin.our_models()) == {"em_inf", "em_inf_vllm"} <= set(_registered_names())
+
+def test_entry_points_name_the_registered_classes_and_are_installed() -> None:
+    pyproject = tomllib.loads((Path(plugin.__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = pyproject["project"]["entry-points"][plugin.ENTRY_POINT_GROUP]
+    assert {name: target.split(":")[1] for name, target in declared.items()} == _registered_names()
+    assert plugin.our_models() == declared, "the installed entry points are stale: pip install -e ."
 
 
-def _registered_names() -> set[str]:
-    """The names our backend modules give ``@register_model`` (read, not imported: vLLM may be absent)."""
-    names = set()
-    for module in ("hf", "vllm"):
-        source = Path(plugin.__file__).parent / "backends" / f"{module}.py"
-        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "register_model":
-                names |= {arg.value for arg in node.args if isinstance(arg, ast.Constant)}
+def _registered_names() -> dict[str, str]:
+    """``@register_model`` name -> class in our backends (read, not imported: vLLM may be absent)."""
+    names = {}
+    for source in (Path(plugin.__file__).parent / "backends").glob("*.py"):
+        for cls in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            for node in cls.decorator_list:
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "register_model":
+                    names.update({arg.value: cls.name for arg in node.args if isinstance(arg, ast.Constant)})
     return names
 
 
