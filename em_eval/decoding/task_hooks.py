@@ -114,6 +114,6 @@ def _our_tasks() -> dict[str, Any]:
     """lm-eval's index of em-eval's ``tasks/`` folder (task name -> entry with the merged YAML)."""
     from lm_eval.tasks._index import TaskIndex
 
-    from em_eval.plugin import tasks_dir
+    from em_eval.asset_paths import asset_dir
 
-    return TaskIndex.build([tasks_dir()])
+    return TaskIndex.build([asset_dir("tasks")])

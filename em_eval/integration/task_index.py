@@ -140,7 +140,8 @@ def install(index_cls: Any = None) -> None:
         if not enabled() or not any(ours):
             return original(paths, resolve_includes=resolve_includes)
         index: dict[str, Any] = {}
-        for root, is_builtin in zip(paths, ours):  # lm-eval's merge: later folders override earlier ones, with its warning
+        # lm-eval's merge: later folders override earlier ones, with its warning
+        for root, is_builtin in zip(paths, ours):
             if is_builtin:
                 part = cached_index(Path(root), original, resolve_includes, module.Entry, module.Kind)
             else:
