@@ -156,11 +156,11 @@ def test_the_production_path_gives_the_same_verdicts(ours):
         (ours[c["name"]]["status"], ours[c["name"]]["tests_passed"]) for c in picked]
 
 
-def test_the_card_and_readme_state_the_agreement():
+def test_the_card_states_the_agreement():
     total = len(BANK["cases"])
     figure = f"{total - len(UPSTREAM_WRONG)} of {total}"
     card = (REPO / "tasks/livecodebench/README.md").read_text(encoding="utf-8")
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert figure in card and figure in readme, figure
+    stated = re.findall(rf"\b(\d+) of {total}\b", card)  # the summary and the Judge section; none stale
+    assert len(stated) >= 2 and set(stated) == {str(total - len(UPSTREAM_WRONG))}, (figure, stated)
     listed = set(re.findall(r"`([a-z0-9_]+)`", card.split("## Judge", 1)[1].split("\n## ", 1)[0]))
     assert set(UPSTREAM_WRONG) <= listed, set(UPSTREAM_WRONG) - listed
