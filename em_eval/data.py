@@ -5,7 +5,8 @@ Sources are pinned to a commit where the mirror's provenance names one; the sha2
 content in every case, so an upstream change is an error, not a silent new benchmark.
 With ``EM_EVAL_DATA_DIR`` set, files are read from that mirror; otherwise they are fetched
 once from their canonical URL into the em-eval cache. Either way the sha256 must match:
-a missing or corrupt file is one clear error, never an empty task.
+a missing or corrupt file is one clear error, never an empty task. :data:`FILES` is each pin's one home:
+task YAMLs name their benchmark, not its file or hash.
 """
 
 from __future__ import annotations

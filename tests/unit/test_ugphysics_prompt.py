@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from protocol_cards import TASKS, load_task_config, task_yamls
 
-from em_eval.data import DataFileError
+from em_eval.data import FILES, DataFileError
 from em_eval.tasks.ugphysics.prompt import SYSTEM_PROMPT, answer_types, make_prompt, type_sentence, user_turn
 from em_eval.tasks.ugphysics.task import documents
 
@@ -36,7 +36,8 @@ def test_system_turn_and_data_are_the_papers() -> None:
     assert SYSTEM_PROMPT == ORACLE["system"] == "You are a helpful assistant."
     configs = [load_task_config(path) for path in task_yamls(TASKS / "ugphysics").values()]
     assert len(configs) == 3 and {c["description"] for c in configs} == {ORACLE["system"]}
-    assert {tuple(c["metadata"]["data_sha256"]) for c in configs} == {tuple(ORACLE["source"]["data_sha256"].values())}
+    assert {path: FILES[path].sha256 for path in ORACLE["source"]["data_sha256"]} == ORACLE["source"]["data_sha256"]
+    assert not any("data_sha256" in c["metadata"] for c in configs), "the pin's one home is em_eval.data"
 
 
 def test_answer_type_words_follow_the_papers_lookup() -> None:

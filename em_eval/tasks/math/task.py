@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from em_eval.data import FILES, read_jsonl
+from em_eval.data import read_jsonl
 from em_eval.tasks.math.grade import cluster_answers, extract, grade_response
 from em_eval.metrics import k_values, maj_at_k, pass_at_k
 
@@ -111,23 +111,12 @@ def documents(benchmark: str) -> list[dict[str, str]]:
     ]
 
 
-def load_dataset(benchmark: str, data_sha256: str | None = None, **_: Any):
-    """lm-eval ``custom_dataset`` hook: one ``test`` split. ``benchmark`` comes from the task's
-    ``dataset_kwargs``; ``data_sha256`` from its metadata must match the pin in :mod:`em_eval.data`."""
+def load_dataset(benchmark: str, **_: Any):
+    """lm-eval ``custom_dataset`` hook: one ``test`` split. ``benchmark`` comes from the task's ``dataset_kwargs``;
+    its file, sha256 and source are pinned in :mod:`em_eval.data` (their one home)."""
     import datasets
 
-    if benchmark in BENCHMARKS and data_sha256 and data_sha256 != source_of(benchmark)["sha256"]:
-        raise ValueError(
-            f"task metadata pins {BENCHMARKS[benchmark].file} to sha256 {data_sha256}, but em_eval.data pins "
-            f"{source_of(benchmark)['sha256']}; update the task YAML or em_eval.data.FILES so they agree"
-        )
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(documents(benchmark))})
-
-
-def source_of(benchmark: str) -> dict[str, str]:
-    """The pinned file, its sha256 and canonical URL (for result metadata and docs)."""
-    spec = FILES[BENCHMARKS[benchmark].file]
-    return {"file": spec.path, "sha256": spec.sha256, "url": spec.url}
 
 
 # ---- scoring ------------------------------------------------------------------------------
