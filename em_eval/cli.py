@@ -135,6 +135,9 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=1234, help="numpy/torch seed (python seed 0), as lm-eval's --seed")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy, shared machine)")
+    p.add_argument("--no-sweep", dest="sweep", action="store_false",
+                   help="skip the lab views: a two-step EM-FT run, the sweep over its two checkpoints, their pass@k "
+                        "curves (about a minute)")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -5,10 +5,13 @@
    em_math500 (``--log_samples`` layout). At 0.1 sampling is nearly greedy and EM-INF keeps each
    distribution's most likely token, so their responses tend to agree; at 0.7 EM-INF's sharper
    distributions draw different tokens, so the method's effect on the samples is visible.
-2. Replay EM-INF token by token on a few of its responses (:mod:`em_eval.em_inf.trace`).
-3. Write a leaderboard folder (Markdown, CSV, HTML with an "EM-INF at work" section, PNG).
-4. Gate EM-INF against sampling (t=0.1) with ``em-eval check``'s statistics.
-5. Print the results table and where to look.
+2. The lab views (:mod:`em_eval.demo_lab`; ``--no-sweep`` skips them): a two-step EM-FT run (LoRA)
+   saving two checkpoints, the checkpoint sweep over them with several samples per problem, and
+   the pass@k curves of both checkpoints from those samples.
+3. Replay EM-INF token by token on a few of its responses (:mod:`em_eval.em_inf.trace`).
+4. Write a leaderboard folder (Markdown, CSV, HTML with "EM-INF at work" and "Analyses" sections, PNG).
+5. Gate EM-INF against sampling (t=0.1) with ``em-eval check``'s statistics.
+6. Print the results table and where to look.
 
 Seeds are fixed (lm-eval's python/numpy/torch seeds), so a rerun on the same machine gives
 the same numbers, and each sampling/EM-INF pair draws from the same random stream. Seconds per
@@ -27,6 +30,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from em_eval.demo_lab import SAMPLES
 
 MARKER = ".em-eval-demo"
 MATH_TASK = "em_math500"
@@ -56,6 +61,7 @@ METHODS = (
 PAIRS = ((PAPER_T, "sampling", "em_inf"), (HOT_T, "sampling_hot", "em_inf_hot"))  # (t, plain, EM-INF)
 TRACED_PER_TASK = 3  # EM-INF responses replayed token by token, per temperature and task
 VIEWS_PER_TEMPERATURE = 2
+SWEEP_PROBLEMS, SWEEP_MAX_GEN_TOKS = 8, 32  # the lab's sweep: em_smoke problems (at most --limit), token limit
 
 
 def math_data_status() -> tuple[bool, str]:
@@ -79,7 +85,7 @@ def prepare_output(out: Path) -> Path:
     """Create ``out`` (or reuse one made by an earlier demo, replacing its results)."""
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise SystemExit(f"em-eval demo: {out} exists and was not made by the demo; pass another --output")
-    for sub in ("runs", "leaderboard", "gate"):
+    for sub in ("runs", "leaderboard", "gate", "lab"):
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("made by em-eval demo\n")
@@ -204,6 +210,20 @@ def terminal_table(rows) -> str:
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, body)])
 
 
+def run_lab_step(args: argparse.Namespace, out: Path, step: str) -> Any:
+    """Train two EM-FT checkpoints, sweep them, draw their pass@k curves (into the leaderboard folder)."""
+    from em_eval.demo_lab import run_lab
+
+    problems = min(args.limit, SWEEP_PROBLEMS)
+    print(f"{step} training two EM-FT checkpoints (LoRA), sweeping them on {problems} em_smoke problems x {SAMPLES} "
+          "samples ...", flush=True)
+    t0 = time.perf_counter()
+    lab = run_lab(out, out / "leaderboard", args.model, problems, args.max_gen_toks or SWEEP_MAX_GEN_TOKS,
+                  args.batch_size, args.seed)
+    print(f"      done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return lab
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """The whole demo with ``em-eval demo``'s arguments; returns the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -231,23 +251,24 @@ def run_demo(args: argparse.Namespace) -> int:
 
     plugin.activate()
     task_manager = TaskManager(include_path=str(plugin.tasks_dir()))
+    total = len(METHODS) + 2 + args.sweep
     for i, method in enumerate(METHODS, 1):
         t0 = time.perf_counter()
-        print(f"[{i}/{len(METHODS) + 2}] evaluating {method.label} ...", flush=True)
+        print(f"[{i}/{total}] evaluating {method.label} ...", flush=True)
         evaluate(method, tasks, args, out, task_manager)
         print(f"      done in {time.perf_counter() - t0:.0f} s", flush=True)
+    lab = run_lab_step(args, out, f"[{len(METHODS) + 1}/{total}]") if args.sweep else None
 
     from em_eval.gate.compare import GateSettings, gate
     from em_eval.gate.report import report_dict, text_report, write_outputs
     from em_eval.leaderboard.write import write_leaderboard
 
-    print(f"[{len(METHODS) + 1}/{len(METHODS) + 2}] replaying EM-INF token by token, writing the leaderboard ...",
-          flush=True)
+    print(f"[{total - 1}/{total}] replaying EM-INF token by token, writing the leaderboard ...", flush=True)
     runs = {m.key: merged_run(out / "runs" / m.key, m.label) for m in METHODS}
     story = em_inf_story(out, runs, args.model)
     rows, paths = write_leaderboard(list(runs.values()), out / "leaderboard", title="em-eval demo: SmolLM2-135M, offline",
                                     story=story)
-    print(f"[{len(METHODS) + 2}/{len(METHODS) + 2}] gating EM-INF against sampling ...", flush=True)
+    print(f"[{total}/{total}] gating EM-INF against sampling ...", flush=True)
     settings = GateSettings()
     verdicts = gate(runs["sampling"], runs["em_inf"], settings)
     report = report_dict(runs["sampling"], runs["em_inf"], verdicts, settings)
@@ -261,12 +282,20 @@ def run_demo(args: argparse.Namespace) -> int:
               f"{100 * (c.adjusted_share or 0):.0f}% of tokens adjusted")
     print(f"\nGate, {runs['em_inf'].label} (candidate) vs {runs['sampling'].label} (baseline):\n")
     print(text_report(runs["sampling"], runs["em_inf"], verdicts))
+    if lab is not None:
+        print(f"\nCheckpoint sweep of a two-step EM-FT run ({lab.train_command}):\n")
+        print(lab.paths["markdown"].read_text().split("\n", 2)[2].strip())
+    board = out / "leaderboard"
+    lab_lines = "" if lab is None else f"""
+  {lab.paths['json']}    the checkpoint sweep ({lab.paths['markdown'].name}; its plot and the pass@k curves in plots/)
+  {board / 'passk.csv'}    pass@k of both checkpoints, every k up to {SAMPLES}
+  {out / 'lab'}/    the EM-FT run (checkpoint-000001, -000002), the task variant, logs"""
     print(f"""
 Where to look:
-  {paths['html']}    the leaderboard page (sortable table, charts, EM-INF at work, per-sample drill-down)
+  {paths['html']}    the leaderboard page (sortable table, charts, EM-INF at work, Analyses, per-sample drill-down)
   {paths['markdown']}    the same table in Markdown ({paths['csv'].name} for spreadsheets)
-  {out / 'leaderboard' / 'plots'}/    accuracy vs generated tokens, per-task bars
-  {gate_paths['json']}    the gate's decision ({gate_paths['junit'].name} for CI)
+  {board / 'plots'}/    accuracy vs generated tokens, per-task bars{', sweep, pass@k' if lab else ''}
+  {gate_paths['json']}    the gate's decision ({gate_paths['junit'].name} for CI){lab_lines}
   {out / 'runs'}/    raw lm-eval results and per-sample logs, one folder per method
 Finished in {time.perf_counter() - start:.0f} s.""")
     sys.stdout.flush()

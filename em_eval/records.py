@@ -33,8 +33,9 @@ def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | Non
     (``adjusted_share``), the tokens whose logits were not finite and were forced to EOS
     (``nonfinite_logits``, only when any), and the wall time and size of its batch. Both backends
     write these, and the confidence signals of :mod:`em_eval.em_inf.signals`: mean
-    ``self_certainty_{before,after}`` and, from ``signals`` (:func:`signal_record`), entropy by thirds
-    and percentiles and DeepConf's confidences over the first ``signal_tokens`` tokens."""
+    ``self_certainty_{before,after}``, mean top-1 probability ``top1_{before,after}`` and, from ``signals``
+    (:func:`signal_record`), entropy by thirds and percentiles and DeepConf's confidences over the first
+    ``signal_tokens`` tokens."""
     record: dict[str, Any] = {"em_mode": mode, "gen_tokens": gen_tokens}
     if sums is not None and sums.get("nonfinite"):
         record["nonfinite_logits"] = int(sums["nonfinite"])
@@ -52,7 +53,7 @@ def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | Non
         record["mean_temperature"] = round(float(sums["temperature"]) / n, 6)
     if sums is not None and mode != "off" and "adjusted" in sums:
         record["adjusted_share"] = round(float(sums["adjusted"]) / n, 4)
-    for key in ("self_certainty_before", "self_certainty_after"):
+    for key in ("self_certainty_before", "self_certainty_after", "top1_before", "top1_after"):
         if sums is not None and key in sums:
             record[key] = round(float(sums[key]) / n, 6)
     if sums is not None and signals is not None:

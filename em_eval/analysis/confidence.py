@@ -62,6 +62,7 @@ def _catalogue() -> dict[str, Signal]:
                    _field(f"entropy_{when}_thirds", 2, sign=-1), math.exp),
             Signal(f"self_certainty{suffix}", f"mean KL(U || p) (Intuitor), {source}",
                    _field(f"self_certainty_{when}")),
+            Signal(f"top1{suffix}", f"mean top-1 probability, {source}", _field(f"top1_{when}"), lambda v: v),
         ]
         signals += [Signal(f"conf_{name}{suffix}", f"DeepConf {name} confidence, {source}",
                            _field(f"conf_{when}", name)) for name in CONF_FIELDS]

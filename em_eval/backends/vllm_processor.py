@@ -71,7 +71,7 @@ DEFAULT_CHUNK_MB = 512
 ROW_TEMPORARIES = 16
 NO_SETTINGS = -1
 STAT_FIELDS = ("tokens", "entropy_before", "entropy_after", "steps", "temperature", "adjusted",
-               "self_certainty_before", "self_certainty_after", "nonfinite")
+               "self_certainty_before", "self_certainty_after", "top1_before", "top1_after", "nonfinite")
 MAX_FINISHED = 100_000  # telemetry of requests nobody collected is dropped beyond this many
 _LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()  # this process's processors, for the telemetry RPC
 

@@ -7,7 +7,9 @@ distribution ``p`` (``_before``) and, under EM-INF or adaptive temperature, on t
 * ``self_certainty`` (Intuitor, 2505.19590): ``KL(U || p) = -log V - mean_v log p_v`` over the
   ``V`` entries with a finite logit;
 * ``conf`` (DeepConf, 2508.15260): ``-mean`` of the :data:`CONF_TOP_K` largest ``log p`` (higher:
-  more peaked).
+  more peaked);
+* ``top1``: the top-1 probability mass ``max_v p_v`` (Yue et al. 2504.13837 and the follow-ups track
+  its mean over a response: how much the model concentrates on its first choice).
 
 Per response (:func:`sequence_signals`, on its tokens' :data:`TOKEN_FIELDS`, sync-free on any
 device): mean entropy of each third of the response (RENT, 2505.22660, uses the last third;
@@ -39,8 +41,8 @@ DEFAULT_BUFFER_MB = 256
 MAX_SIGNAL_TOKENS = 32768  # per-response buffer length, whatever the budget allows
 
 
-def token_signals(logits: torch.Tensor, host_reads: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(self_certainty, conf)`` per row of ``[rows, vocab]`` logits (NaN for rows without a
+def token_signals(logits: torch.Tensor, host_reads: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(self_certainty, conf, top1)`` per row of ``[rows, vocab]`` logits (NaN for rows without a
     finite logit, or with a NaN or +inf one). Rows with ``-inf`` (masked) entries take a slower
     path: for all rows, reading nothing on the host, or with ``host_reads`` (the CPU) only for
     the rows that have such entries, found by one host read."""
@@ -63,12 +65,13 @@ def token_signals(logits: torch.Tensor, host_reads: bool = False) -> tuple[torch
     certainty = -count.clamp_min(1).log() - (total / count.clamp_min(1) - lse)
     k = min(CONF_TOP_K, z.shape[-1])
     conf = -(z.topk(k, -1).values - lse[:, None]).clamp_min(-1e4).mean(-1)  # log p = -inf (masked) as -1e4
+    top1 = (top - lse).exp()
     nan = torch.full_like(lse, float("nan"))
-    return torch.where(valid, certainty, nan), torch.where(valid, conf, nan)
+    return torch.where(valid, certainty, nan), torch.where(valid, conf, nan), torch.where(valid, top1, nan)
 
 
-def adjusted_signals(out: torch.Tensor, before: tuple[torch.Tensor, torch.Tensor], adjusted: torch.Tensor | None,
-                     host_reads: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def adjusted_signals(out: torch.Tensor, before: tuple[torch.Tensor, ...], adjusted: torch.Tensor | None,
+                     host_reads: bool = False) -> tuple[torch.Tensor, ...]:
     """:func:`token_signals` of the transformed logits ``out``: ``before`` for the rows the method
     left alone (``adjusted`` False; all of them without ``adjusted``, plain decoding). With
     ``host_reads`` only the adjusted rows are computed."""
@@ -83,12 +86,13 @@ def adjusted_signals(out: torch.Tensor, before: tuple[torch.Tensor, torch.Tensor
     return tuple(b.index_copy(0, rows, p) for b, p in zip(before, part))
 
 
-def with_signals(stats: Mapping[str, torch.Tensor], before: tuple[torch.Tensor, torch.Tensor],
-                 after: tuple[torch.Tensor, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """A transform's per-row ``stats`` plus ``self_certainty_{before,after}``, and the rows'
-    ``[rows, len(TOKEN_FIELDS)]`` per-token values, from :func:`token_signals` of the logits before
-    and after the transform."""
-    out = {**stats, "self_certainty_before": before[0], "self_certainty_after": after[0]}
+def with_signals(stats: Mapping[str, torch.Tensor], before: tuple[torch.Tensor, ...],
+                 after: tuple[torch.Tensor, ...]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A transform's per-row ``stats`` plus ``self_certainty_{before,after}`` and ``top1_{before,after}``,
+    and the rows' ``[rows, len(TOKEN_FIELDS)]`` per-token values, from :func:`token_signals` of the
+    logits before and after the transform."""
+    out = {**stats, "self_certainty_before": before[0], "self_certainty_after": after[0],
+           "top1_before": before[2], "top1_after": after[2]}
     columns = {**out, "conf_before": before[1], "conf_after": after[1]}
     return out, torch.stack([columns[k].float() for k in TOKEN_FIELDS], 1)
 

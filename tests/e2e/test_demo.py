@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from em_eval.demo import MARKER, math_data_status, prepare_output
+from em_eval.demo_lab import SAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,8 @@ def test_demo_evaluates_five_methods_and_prints_a_table(demo_run) -> None:
     assert "Gate, EM-INF (t=0.1) (candidate) vs Sampling (t=0.1) (baseline)" in stdout
     assert "RESULT: no significant regression" in stdout or "RESULT: regression" in stdout
     assert "Where to look:" in stdout and str(out / "leaderboard" / "index.html") in stdout
+    assert "Checkpoint sweep of a two-step EM-FT run (em-eval train em_ft " in stdout
+    assert re.search(r"\| 2 \| checkpoint-000002 \| [\d.]+ \| [\d.]+ \|", stdout), "the sweep's table, printed"
 
 
 def test_demo_writes_runs_leaderboard_and_gate(demo_run) -> None:
@@ -64,11 +67,43 @@ def test_demo_writes_runs_leaderboard_and_gate(demo_run) -> None:
     assert (out / "gate" / "gate.junit.xml").exists()
 
 
+def test_demo_sweeps_two_em_ft_checkpoints_and_draws_pass_at_k(demo_run) -> None:
+    out, _ = demo_run
+    board = out / "leaderboard"
+    assert sorted(p.name for p in (out / "lab" / "em_ft").glob("checkpoint-*")) == ["checkpoint-000001",
+                                                                                  "checkpoint-000002"]
+    report = json.loads((board / "sweep.json").read_text())
+    (task,) = report["tasks"]
+    assert task["task"] == f"em_smoke_n{SAMPLES}" and [p["step"] for p in task["points"]] == [1, 2]
+    for point in task["points"]:
+        assert point["problems"] == 2 and 0 <= point["accuracy"] <= 1 and point["entropy"] > 0
+        assert 0 < point["length"] <= 16, "the quick run's --max-gen-toks reaches the sweep"
+        samples = next(Path(point["results"]).parent.glob("samples_*.jsonl"))
+        rows = [json.loads(line) for line in samples.open()]
+        assert all(len(r["grading"]) == SAMPLES for r in rows), "every sample graded"
+    assert task["points"][0]["entropy"] != task["points"][1]["entropy"], "the second step moved the model"
+    passk = list(csv.DictReader((board / "passk.csv").open()))
+    assert {(r["run"], int(r["k"])) for r in passk} == {(f"EM-FT step {s}", k) for s in (1, 2)
+                                                         for k in range(1, SAMPLES + 1)}
+    for run in ("EM-FT step 1", "EM-FT step 2"):
+        curve = [float(r["pass_at_k"]) for r in passk if r["run"] == run]
+        assert curve == sorted(curve) and 0 <= curve[0] <= curve[-1] <= 1, "pass@k rises with k"
+    for point in task["points"]:
+        (k1,) = [r for r in passk if r["run"] == f"EM-FT step {point['step']}" and r["k"] == "1"]
+        assert float(k1["pass_at_k"]) == pytest.approx(point["accuracy"]), "pass@1 is the sweep's avg@n"
+    html = (board / "index.html").read_text()
+    section = html[html.index('id="analyses"'):]
+    for name in (f"sweep_em_smoke_n{SAMPLES}", f"passk_em_smoke_n{SAMPLES}"):
+        assert f'id="analysis-{name}"' in section and (board / "plots" / f"{name}.png").stat().st_size > 10_000
+
+
 def test_demo_output_folder_is_reused_only_if_the_demo_made_it(tmp_path: Path) -> None:
     mine = prepare_output(tmp_path / "demo")
     (mine / "runs" / "old").mkdir(parents=True)
+    (mine / "lab" / "em_ft").mkdir(parents=True)
     prepare_output(mine)
     assert (mine / MARKER).exists() and not (mine / "runs").exists(), "a rerun replaces the old results"
+    assert not (mine / "lab").exists(), "and the old training run (its checkpoints would be swept again)"
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
@@ -122,7 +157,8 @@ def test_the_demo_page_looks_right_in_chromium(demo_run, tmp_path) -> None:
     out, _ = demo_run
     with open_page(out / "leaderboard" / "index.html") as (page, errors):
         widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-        assert len(widths) == 1 + 2 + 4 and min(widths) > 200, "scatter, two bar charts, four token traces decode"
+        assert len(widths) == 1 + 2 + 4 + 2 and min(widths) > 200, \
+            "scatter, two bar charts, four token traces, the sweep and the pass@k curves decode"
         view = page.locator(".token-view").first
         view.scroll_into_view_if_needed()
         view.screenshot(path=str(tmp_path / "view.png"))

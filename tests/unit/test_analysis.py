@@ -71,13 +71,15 @@ def test_semantic_entropy_counts_missing_answers_as_singletons() -> None:
 
 def test_signals_read_the_telemetry_records() -> None:
     record = {"entropy_before": 0.5, "entropy_before_thirds": [0.9, 0.6, 0.2], "self_certainty_after": 3.0,
-              "conf_before": {"mean": 5.0, "tail": 6.0, "bottom10": 2.0, "lowest": None}}
+              "top1_before": 0.8, "conf_before": {"mean": 5.0, "tail": 6.0, "bottom10": 2.0, "lowest": None}}
     p = ProblemSamples(0, (True, False, True), ("x", "y", "x"), (5, 5, 5), (record, {}, {}))
     assert SIGNALS["neg_entropy"].value(p, 0) == -0.5 and SIGNALS["rent"].value(p, 0) == -0.2
     assert SIGNALS["rent"].weight(-0.2) == pytest.approx(math.exp(-0.2))
     assert SIGNALS["conf_tail"].value(p, 0) == 6.0 and SIGNALS["conf_lowest"].value(p, 0) is None
     assert SIGNALS["self_certainty_after"].value(p, 0) == 3.0 and SIGNALS["self_certainty"].value(p, 1) is None
     assert SIGNALS["agreement"].value(p, 2) == pytest.approx(2 / 3)
+    assert SIGNALS["top1"].value(p, 0) == SIGNALS["top1"].weight(0.8) == 0.8  # a probability: ECE applies
+    assert SIGNALS["top1_after"].value(p, 0) is None
     with pytest.raises(ValueError, match="unknown signal.*known: agreement"):
         signal_names(["confidence"])
 

@@ -37,18 +37,28 @@ def reference_token(row: np.ndarray) -> tuple[float, float]:
     return kl, -sum(top) / 20
 
 
+def reference_top1(row: np.ndarray) -> float:
+    """The largest softmax probability, by hand (float64, masked entries have p = 0)."""
+    if np.isnan(row).any() or not np.isfinite(row).any():
+        return math.nan
+    weights = [math.exp(v) for v in row[np.isfinite(row)].astype(np.float64)]  # no shift: these logits stay < 700
+    return max(weights) / sum(weights)
+
+
 @pytest.mark.parametrize("host_reads", [False, True])
 def test_token_signals_match_hand_computation(host_reads: bool) -> None:
     z = fixed_logits()
-    certainty, conf = token_signals(z, host_reads)
+    certainty, conf, top1 = token_signals(z, host_reads)
     for i, row in enumerate(z.numpy()):
         want_kl, want_conf = reference_token(row)
         if math.isnan(want_kl):
-            assert math.isnan(certainty[i]) and math.isnan(conf[i])
+            assert math.isnan(certainty[i]) and math.isnan(conf[i]) and math.isnan(top1[i])
         else:
             assert certainty[i].item() == pytest.approx(want_kl, rel=1e-5, abs=1e-5)
             assert conf[i].item() == pytest.approx(want_conf, rel=1e-5)
+            assert top1[i].item() == pytest.approx(reference_top1(row), rel=1e-5)
     assert certainty[4] > certainty[0] and conf[4] > conf[0]  # the peaked row is the more certain one
+    assert top1[4] > 0.9 > top1[0] > 1 / 40  # the peaked row; any row is above the uniform 1/V
 
 
 def reference_sequence(tokens: np.ndarray, window: int) -> list[float]:
@@ -94,10 +104,12 @@ def test_rent_third_is_the_last_third_and_empty_responses_are_nan() -> None:
 
 def test_telemetry_record_carries_the_signals() -> None:
     sums = {"tokens": 4.0, "entropy_before": 4.0, "entropy_after": 2.0, "steps": 3.0, "adjusted": 2.0,
-            "self_certainty_before": 8.0, "self_certainty_after": 10.0, "nonfinite": 0.0}
+            "self_certainty_before": 8.0, "self_certainty_after": 10.0, "top1_before": 2.0, "top1_after": 3.0,
+            "nonfinite": 0.0}
     values = sequence_signals(torch.arange(16.0).reshape(4, 4), window=2).tolist()
     record = telemetry_record("em_inf", 4, sums, 1.0, 1, values)
     assert (record["self_certainty_before"], record["self_certainty_after"]) == (2.0, 2.5)
+    assert (record["top1_before"], record["top1_after"]) == (0.5, 0.75)
     assert record["signal_tokens"] == 4 and record["entropy_before_pct"]["p50"] == 6.0
     assert record["conf_after"] == {"mean": 9.0, "tail": 13.0, "bottom10": 5.0, "lowest": 5.0}  # 3, 7, 11, 15
     assert "signal_tokens" not in telemetry_record("off", 0, None, 1.0, 1, values)  # nothing measured
@@ -148,6 +160,10 @@ def test_hf_processor_signals_equal_the_pure_functions_on_its_steps(settings: Em
             assert _nan(record[key]) == pytest.approx(_nan(value), rel=1e-5, nan_ok=True), key
         certainty = [token_signals(z[row: row + 1])[0][0].item() for z in kept]
         assert record["self_certainty_before"] == pytest.approx(sum(certainty) / len(kept), rel=1e-5)
+        for when, logits in (("before", [z[row] for z in kept]),
+                             ("after", [settings.transform(z[row: row + 1].clone())[0][0] for z in kept])):
+            top1 = [reference_top1(x.double().numpy()) for x in logits]  # from scratch, per token
+            assert record[f"top1_{when}"] == pytest.approx(sum(top1) / len(kept), rel=1e-5), when
         first = np.array_split(np.array([entropy(z[row: row + 1]).item() for z in kept]), 3)[0]
         assert record["entropy_before_thirds"][0] == pytest.approx(first.mean(), rel=1e-3)
     if settings.mode == "off":

@@ -435,7 +435,8 @@ def test_signals_match_the_hf_processor_over_a_response_and_follow_moves(kit: Ki
         (want,) = hf.row_telemetry(1.0)
         record = telemetry_record(s.mode, n, got[tag], 1.0, 1, got[tag]["signals"])
         assert record["signal_tokens"] == n
-        for key in ("self_certainty_before", "self_certainty_after", "entropy_before_thirds", "entropy_after_pct",
+        for key in ("self_certainty_before", "self_certainty_after", "top1_before", "top1_after",
+                    "entropy_before_thirds", "entropy_after_pct",
                     "conf_before", "conf_after"):
             assert record[key] == pytest.approx(want[key], rel=1e-3), key
 

@@ -54,10 +54,18 @@ def last_number(text: str) -> float | None:
         return None
 
 
-def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
-    """Exact number match of the response's last number against the answer, and the number
-    read (``grading``, as the math tasks record it, for the leaderboard's drill-down)."""
-    value = last_number(results[0])
-    answer = None if value is None else (f"{value:g}" if value != int(value) else str(int(value)))
-    return {"exact_match": int(value is not None and value == float(doc["answer"])),
-            "grading": [{"answer": answer, "exact_match": value is not None and value == float(doc["answer"])}]}
+def _grade(response: str, answer: Any) -> dict[str, Any]:
+    value = last_number(response)
+    read = None if value is None else (f"{value:g}" if value != int(value) else str(int(value)))
+    return {"answer": read, "exact_match": value is not None and value == float(answer)}
+
+
+def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """Exact number match of each response's last number against the answer, and the number read
+    (``grading``, one record per response as the math tasks record it, for the leaderboard's drill-down
+    and the analyses). One response (the shipped task): ``exact_match`` is 0 or 1. Several (``repeats``
+    with a filter that keeps them all, as the demo's ``em_smoke_n<k>``): their mean, avg@n."""
+    responses = results[0] if len(results) == 1 and isinstance(results[0], (list, tuple)) else results
+    grading = [_grade(str(r), doc["answer"]) for r in responses]
+    hits = sum(g["exact_match"] for g in grading)
+    return {"exact_match": hits / len(grading) if len(grading) > 1 else int(hits), "grading": grading}
