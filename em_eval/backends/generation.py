@@ -27,7 +27,7 @@ from em_eval.decoding.sampling import is_sampling
 from em_eval.decoding.task_hooks import task_metadata
 from em_eval.em_inf.settings import EmSettings
 from em_eval.models.presets import resolve_model_args
-from em_eval.records import TELEMETRY_KEY, RecordingCacheHook, TelemetryRouter
+from em_eval.records import Generated, RecordingCacheHook, TelemetryRouter, write_samples
 from em_eval.user_errors import ArgumentValueError
 
 log = logging.getLogger(__name__)
@@ -100,15 +100,17 @@ class EmGenerationMixin:
         self._token_progress = not disable_tqdm
         eos_token = getattr(getattr(self, "tokenizer", None), "eos_token", None)
 
-        def plain(reqs: list[Any], quiet: bool = False) -> list[str]:
+        def plain(reqs: list[Any], quiet: bool = False) -> list[Generated]:
             return generate_with_method(self.decode_method, reqs,
                                         lambda r: self._generate_plain(r, disable_tqdm or quiet), eos_token=eos_token)
 
-        return generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True), progress=not disable_tqdm)
+        generated = generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True),
+                                              progress=not disable_tqdm)
+        return write_samples(requests, generated)
 
-    def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
+    def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[Generated]:
         """lm-eval's generation of ``requests``, each resolved (see :mod:`effective_sampling`) and fitted
-        to the context, with telemetry attached to each request."""
+        to the context, with its telemetry."""
         self._warn_if_chat_template_unused(requests)
         plans = [self._plan(req) for req in requests]
         ready = [plan.request for plan in plans if plan.request is not None]
@@ -116,16 +118,20 @@ class EmGenerationMixin:
         inner_hook = self.cache_hook
         self.cache_hook = RecordingCacheHook(inner_hook, self._router)
         try:
-            generated = super().generate_until(ready, disable_tqdm=disable_tqdm) if ready else []
+            texts = super().generate_until(ready, disable_tqdm=disable_tqdm) if ready else []
         finally:
             self.cache_hook = inner_hook
-        self._router.attach(ready, generated)
+        answers = iter(zip(texts, self._router.take(ready, texts), strict=True))
         self._router = None
-        answers = iter(generated)
-        responses = ["" if plan.request is None else next(answers) for plan in plans]  # skipped: empty
+        out = []
         for req, plan in zip(requests, plans, strict=True):
-            self._record(req, plan)
-        return responses
+            if plan.request is None:  # skipped: empty, its record says why
+                out.append(Generated("", (dict(plan.notes),)))
+                continue
+            text, record = next(answers)
+            out.append(Generated(text, () if record is None else ({**record, **plan.notes},)))
+            self._warn_if_nonfinite(req, out[-1].telemetry)
+        return out
 
     def _plan(self, req: Any) -> "_Plan":
         """The request lm-eval will run for ``req``: resolved gen_kwargs, its budget, its prompt fitted."""
@@ -167,13 +173,9 @@ class EmGenerationMixin:
             take -= length - keep  # re-tokenisation merged differently (or added a BOS): drop the excess
         raise ArgumentValueError(f"cannot fit any of a prompt into {keep} tokens")
 
-    def _record(self, req: Any, plan: "_Plan") -> None:
-        """Move the run request's telemetry to ``req``, with its budget and any truncation."""
-        records = [{}] if plan.request is None else plan.request.args[1].get(TELEMETRY_KEY) or []
-        if not records or not isinstance(req.args[1], dict):
-            return
-        req.args[1].setdefault(TELEMETRY_KEY, []).extend({**rec, **plan.notes} for rec in records)
-        bad = [rec["nonfinite_logits"] for rec in records if rec.get("nonfinite_logits")]
+    def _warn_if_nonfinite(self, req: Any, telemetry: tuple[dict[str, Any], ...]) -> None:
+        """Once per model: NaN/inf logits ended a response."""
+        bad = [rec["nonfinite_logits"] for rec in telemetry if rec.get("nonfinite_logits")]
         if bad and not self._warned_nonfinite:
             self._warned_nonfinite = True
             log.warning("%s: task %s doc %s: the model produced NaN/inf logits at %d token(s); the response was "
@@ -197,7 +199,7 @@ class EmGenerationMixin:
 @dataclass(frozen=True)
 class _Plan:
     request: Any  # the copy lm-eval runs; None: not run (prompt_overflow=empty), the response is empty
-    notes: dict[str, Any]  # added to each of its telemetry records (the whole record when not run)
+    notes: dict[str, Any]  # added to its telemetry record (the whole record when not run)
 
 
 def _assistant_marker(tokenizer: Any) -> str | None:
