@@ -157,7 +157,8 @@ def test_results_are_written_into_the_logged_gen_kwargs_once_telemetry_first() -
     texts = write_samples(reqs, [Generated("a", ({"gen_tokens": 1},), {"decode_method": "sc"}), Generated("b")])
     assert texts == ["a", "b"]
     assert list(reqs[0].args[1])[-2:] == [TELEMETRY_KEY, DECODE_KEY]
-    assert reqs[0].args[1][TELEMETRY_KEY] == [{"gen_tokens": 1}] and reqs[0].args[1][DECODE_KEY] == {"decode_method": "sc"}
+    assert reqs[0].args[1][TELEMETRY_KEY] == [{"gen_tokens": 1}]
+    assert reqs[0].args[1][DECODE_KEY] == {"decode_method": "sc"}
     assert TELEMETRY_KEY not in reqs[1].args[1] and DECODE_KEY not in reqs[1].args[1], "nothing to write: no keys"
 
 
