@@ -1,19 +1,29 @@
-"""Per-sample decoding telemetry, attached to lm-eval requests so ``--log_samples`` keeps it.
+"""The on-disk sample format: what em-eval adds to a ``--log_samples`` row, written in one place.
 
 lm-eval logs ``arguments`` (context, gen_kwargs) for every sample. Each request owns a deep
-copy of its gen_kwargs, so we append one record per generated response under
-``gen_kwargs["em_telemetry"]``, in the same order as the sample's ``resps``. The backends add the
-budget that ran (``max_gen_toks``) and, for a prompt that did not fit the context and was
-left-truncated, ``prompt_truncated: {"prompt_tokens", "kept_tokens"}``.
+copy of its gen_kwargs, so the decode stack's result (:class:`Generated`) is written there once,
+by :func:`write_samples`, when the backend hands its responses back:
+
+* ``em_telemetry``: one record per generated response (:func:`telemetry_record`), in generation order.
+  The backends add the budget that ran (``max_gen_toks``) and, for a prompt that did not fit the context
+  and was left-truncated, ``prompt_truncated: {"prompt_tokens", "kept_tokens"}``;
+* ``decode``: the decode method's record (:mod:`em_eval.decoding.methods`), when one ran;
+* a multi-step task's response is itself a JSON record (:func:`multistep_response`) of every step,
+  marked with the task's ``em_multistep`` protocol (:mod:`em_eval.decoding.multistep`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 TELEMETRY_KEY = "em_telemetry"
+DECODE_KEY = "decode"
+MULTISTEP_KEY = "em_multistep"  # in a task's generation_kwargs: its protocol; in a response: the record's mark
+MULTISTEP_RECORD_VERSION = 1
 PERCENTILES = (10, 50, 90, 99)  # per-token entropy percentiles in a record
 CONF_FIELDS = ("mean", "tail", "bottom10", "lowest")  # DeepConf's confidences of a response
 TOKEN_FIELDS = ("entropy_before", "entropy_after", "conf_before", "conf_after")  # per-token signals kept
@@ -23,6 +33,44 @@ SIGNAL_FIELDS = (  # the values of em_eval.em_inf.signals.sequence_signals, in o
     *(f"entropy_{when}_p{q}" for when in ("before", "after") for q in PERCENTILES),
     *(f"conf_{when}_{name}" for when in ("before", "after") for name in CONF_FIELDS),
 )
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One request's generation, as each layer of the decode stack returns it (backend, decode method,
+    multi-step): the response, the telemetry of every generation made for it, the decode method's record."""
+
+    text: str
+    telemetry: tuple[dict[str, Any], ...] = ()
+    decode: dict[str, Any] | None = None
+
+
+def write_samples(requests: Sequence[Any], generated: Sequence[Generated]) -> list[str]:
+    """Write each result's records into its request's gen_kwargs (what ``--log_samples`` keeps);
+    return the responses."""
+    for req, gen in zip(requests, generated, strict=True):
+        kwargs = req.args[1] if len(req.args) > 1 else None
+        if not isinstance(kwargs, dict):
+            continue
+        if gen.telemetry:
+            kwargs.setdefault(TELEMETRY_KEY, []).extend(gen.telemetry)
+        if gen.decode is not None:
+            kwargs[DECODE_KEY] = gen.decode
+    return [gen.text for gen in generated]
+
+
+def multistep_response(protocol: str, result: Mapping[str, Any]) -> str:
+    """A multi-step request's response: the JSON record of its run (``result`` has its ``steps``)."""
+    return json.dumps({MULTISTEP_KEY: protocol, "record_version": MULTISTEP_RECORD_VERSION, **result})
+
+
+def read_multistep(response: str) -> dict[str, Any] | None:
+    """The multi-step record in a response, or None when it holds none (plain text)."""
+    try:
+        record = json.loads(response)
+    except (TypeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and MULTISTEP_KEY in record and "steps" in record else None
 
 
 def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | None, wall_s: float,
@@ -92,12 +140,13 @@ class TelemetryRouter:
         if self._rows:
             self._by_pair[(context, response)].append(self._rows.popleft())
 
-    def attach(self, requests: list[Any], responses: list[str]) -> None:
-        """Append each response's record to its request's gen_kwargs."""
+    def take(self, requests: list[Any], responses: list[str]) -> list[dict[str, Any] | None]:
+        """Each response's record (None where none was matched)."""
+        out = []
         for req, resp in zip(requests, responses, strict=True):
             queue = self._by_pair.get((req.args[0], resp))
-            if queue and isinstance(req.args[1], dict):
-                req.args[1].setdefault(TELEMETRY_KEY, []).append(queue.popleft())
+            out.append(queue.popleft() if queue else None)
+        return out
 
 
 class RecordingCacheHook:

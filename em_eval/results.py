@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from em_eval.decoding.sampling import is_sampling
 from em_eval.local_files import jsonl_rows
-from em_eval.records import TELEMETRY_KEY, logged_gen_kwargs
+from em_eval.records import DECODE_KEY, TELEMETRY_KEY, logged_gen_kwargs
 from em_eval.user_errors import UserError
 
 FLAGS = ("no_answer", "hit_token_limit", "graders_disagree")  # graders_disagree: the task's two verdicts differ
@@ -295,7 +295,7 @@ def _problem(row: dict[str, Any], metric: str, second: SecondVerdict | None) -> 
             "hit_token_limit": (any(t >= int(limit) for t in tokens) if tokens and limit is not None else None),
             "graders_disagree": _fraction_flag(row.get(second.disagree if second else "graders_disagree")),
         },
-        decode=gen_kwargs.get("decode") if isinstance(gen_kwargs.get("decode"), dict) else None,
+        decode=gen_kwargs.get(DECODE_KEY) if isinstance(gen_kwargs.get(DECODE_KEY), dict) else None,
         effect=decoding_effect(telemetry),
         second_score=float(row[second.metric]) if second else None,
     )
@@ -377,8 +377,8 @@ def describe_method(config: dict[str, Any], gen_kwargs: dict[str, Any]) -> tuple
         em_mode = model_args.get("em_mode", "em_inf")
     decode = config.get("decode_method") or {}
     name = (decode.get("decode_method") or model_args.get("decode_method")
-            or (gen_kwargs.get("decode") or {}).get("decode_method"))
-    n = decode.get("decode_n") or model_args.get("decode_n") or (gen_kwargs.get("decode") or {}).get("decode_n")
+            or (gen_kwargs.get(DECODE_KEY) or {}).get("decode_method"))
+    n = decode.get("decode_n") or model_args.get("decode_n") or (gen_kwargs.get(DECODE_KEY) or {}).get("decode_n")
     sampling = is_sampling(gen_kwargs)
     temperature = float(gen_kwargs.get("temperature") or 0.0)
     parts: list[tuple[str, str]] = []

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from protocol_cards import all_cards, load_task_config, read_card, task_yamls  # noqa: E402
 
-from em_eval.decoding.multistep import MARKER  # noqa: E402
 from em_eval.em_inf.settings import EmSettings  # noqa: E402
+from em_eval.records import MULTISTEP_KEY  # noqa: E402
 
 TRACE_FILE = Path(__file__).resolve().parent / "data" / "protocol_trace.json"
 
@@ -38,7 +38,7 @@ def card_requests() -> dict[str, tuple[dict[str, Any], EmSettings]]:
         for row in read_card(card):
             task, mode = row.key
             gen_kwargs = dict(load_task_config(tasks[task]).get("generation_kwargs") or {})
-            gen_kwargs.pop(MARKER, None)  # taken out by the multi-step layer before the backend
+            gen_kwargs.pop(MULTISTEP_KEY, None)  # taken out by the multi-step layer before the backend
             found[f"{task}/{mode}"] = (gen_kwargs, EmSettings(mode=mode))
     return found
 

@@ -35,6 +35,7 @@ from lm_eval.models.utils import postprocess_generated_text
 from tqdm import tqdm
 
 from em_eval.backends.generation import EmGenerationMixin
+from em_eval.backends.run_spec import take_run_spec
 from em_eval.backends.vllm_processor import TAG_KEY, TELEMETRY_RPC
 from em_eval.em_inf.settings import EmSettings
 from em_eval.records import telemetry_record
@@ -165,7 +166,7 @@ class ServedCompletions(LocalCompletionsAPI):
 
     def _job(self, req: Any, repeat: int, eos: str | None) -> _Job:
         context, gen_kwargs = req.args[0], dict(req.args[1])
-        settings = EmSettings.pop_from(gen_kwargs, base=getattr(self, "em_settings", None))
+        settings = EmSettings.pop_from(gen_kwargs, base=self.run_spec.settings)
         base_seed = gen_kwargs.pop("seed", self._seed)
         sampling, until, max_tokens = sampling_args(gen_kwargs, eos, self._max_gen_toks)
         prompt = self.tok_encode(context, add_special_tokens=self.add_bos_token)
@@ -284,9 +285,9 @@ class EmInfAPI(EmGenerationMixin, ServedCompletions):
     def __init__(self, base_url: str | None = None, **kwargs: Any) -> None:
         if not base_url:
             raise ArgumentValueError(f"em_inf_api needs base_url=http://HOST:PORT of a vLLM server; {SERVE_HINT}")
-        args = self._take_em_args(None, kwargs)
+        spec, args = take_run_spec(None, kwargs)
         refuse_unknown_args(args)
-        self._em_checkpoint = None
+        self._start_run(spec)
         super().__init__(base_url=base_url, **args)
 
     def get_model_info(self) -> dict[str, Any]:

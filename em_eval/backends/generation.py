@@ -1,10 +1,12 @@
 """What both em-eval backends add to an lm-eval model class.
 
 ``EmGenerationMixin`` goes first in the bases (``class EmInfLM(EmGenerationMixin, HFLM)``), so
-its ``super()`` calls reach lm-eval's own generation. It takes the ``preset``, ``em_*`` and
-``decode_*`` args out, routes generation through the multi-step protocol and the baselines,
-resolves each request's sampling (:mod:`em_eval.backends.effective_sampling`), fits its budget and
-prompt to the context and attaches per-sample telemetry.
+its ``super()`` calls reach lm-eval's own generation. It runs what the backend's run spec says
+(:class:`~em_eval.backends.run_spec.RunSpec`: the ``preset``, ``em_*`` and ``decode_*`` args),
+routes generation through the multi-step protocol and the baselines, resolves each request's
+sampling (:mod:`em_eval.backends.effective_sampling`), fits its budget and prompt to the context
+and returns each response with its telemetry, written into the request once
+(:func:`em_eval.records.write_samples`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from em_eval.backends.effective_sampling import (
     fit_prompt,
     resolve,
 )
-from em_eval.decoding.methods import generate_with_method, pop_method_args
+from em_eval.backends.run_spec import RunSpec
+from em_eval.decoding.methods import generate_with_method
 from em_eval.decoding.multistep import generate_until_with_steps
 from em_eval.decoding.sampling import is_sampling
 from em_eval.decoding.task_hooks import task_metadata
 from em_eval.em_inf.settings import EmSettings
-from em_eval.models.presets import resolve_model_args
-from em_eval.records import TELEMETRY_KEY, RecordingCacheHook, TelemetryRouter
+from em_eval.records import Generated, RecordingCacheHook, TelemetryRouter, write_samples
 from em_eval.user_errors import ArgumentValueError
 
 log = logging.getLogger(__name__)
@@ -44,18 +46,14 @@ class EmGenerationMixin:
     RUNS_MULTISTEP = True  # see em_eval.plugin.guard_multistep
     MODEL_NAME = ""  # the --model name, in messages
 
-    def _take_em_args(self, pretrained: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Resolve preset and checkpoint args, keep the EM and decode settings, return the rest."""
-        args = resolve_model_args({"pretrained": pretrained, **kwargs} if pretrained is not None else kwargs)
-        self.em_settings = EmSettings.pop_from(args)
-        self.decode_method = pop_method_args(args)
-        self._em_source = {"pretrained": args.get("pretrained"), "preset": kwargs.get("preset")}
+    def _start_run(self, spec: RunSpec) -> None:
+        """Hold ``spec`` (see :func:`~em_eval.backends.run_spec.take_run_spec`); nothing warned or recorded yet."""
+        self.run_spec = spec
         self._warned_greedy = self._warned_replaced = self._warned_nonfinite = False
         self._effective: dict[str, dict[str, Any]] = {}  # task -> effective_sampling, for the results
         self._checked_chat_template = False
         self._token_progress = True  # a backend's own per-token bar (set per generate_until call)
         self._router: TelemetryRouter | None = None
-        return args
 
     def _warn_if_greedy(self, settings: EmSettings, gen_kwargs: dict[str, Any]) -> None:
         """Once per model: EM-INF without sampling changes nothing."""
@@ -89,10 +87,10 @@ class EmGenerationMixin:
         """What a results file needs to reproduce the run: versions, settings, sources, checkpoint."""
         return {
             "em_eval_version": em_eval.__version__,
-            "em_settings": self.em_settings.as_args(),
-            "em_model_source": self._em_source,
-            "decode_method": self.decode_method.as_args(),
-            "em_checkpoint": self._em_checkpoint,  # trained checkpoint and step, if any
+            "em_settings": self.run_spec.settings.as_args(),
+            "em_model_source": self.run_spec.source,
+            "decode_method": self.run_spec.decode.as_args(),
+            "em_checkpoint": self.run_spec.checkpoint,  # trained checkpoint and step, if any
             "effective_sampling": dict(self._effective),  # per task, see effective_sampling()
         }
 
@@ -100,15 +98,17 @@ class EmGenerationMixin:
         self._token_progress = not disable_tqdm
         eos_token = getattr(getattr(self, "tokenizer", None), "eos_token", None)
 
-        def plain(reqs: list[Any], quiet: bool = False) -> list[str]:
-            return generate_with_method(self.decode_method, reqs,
+        def plain(reqs: list[Any], quiet: bool = False) -> list[Generated]:
+            return generate_with_method(self.run_spec.decode, reqs,
                                         lambda r: self._generate_plain(r, disable_tqdm or quiet), eos_token=eos_token)
 
-        return generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True), progress=not disable_tqdm)
+        generated = generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True),
+                                              progress=not disable_tqdm)
+        return write_samples(requests, generated)
 
-    def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
+    def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[Generated]:
         """lm-eval's generation of ``requests``, each resolved (see :mod:`effective_sampling`) and fitted
-        to the context, with telemetry attached to each request."""
+        to the context, with its telemetry."""
         self._warn_if_chat_template_unused(requests)
         plans = [self._plan(req) for req in requests]
         ready = [plan.request for plan in plans if plan.request is not None]
@@ -116,21 +116,25 @@ class EmGenerationMixin:
         inner_hook = self.cache_hook
         self.cache_hook = RecordingCacheHook(inner_hook, self._router)
         try:
-            generated = super().generate_until(ready, disable_tqdm=disable_tqdm) if ready else []
+            texts = super().generate_until(ready, disable_tqdm=disable_tqdm) if ready else []
         finally:
             self.cache_hook = inner_hook
-        self._router.attach(ready, generated)
+        answers = iter(zip(texts, self._router.take(ready, texts), strict=True))
         self._router = None
-        answers = iter(generated)
-        responses = ["" if plan.request is None else next(answers) for plan in plans]  # skipped: empty
+        out = []
         for req, plan in zip(requests, plans, strict=True):
-            self._record(req, plan)
-        return responses
+            if plan.request is None:  # skipped: empty, its record says why
+                out.append(Generated("", (dict(plan.notes),)))
+                continue
+            text, record = next(answers)
+            out.append(Generated(text, () if record is None else ({**record, **plan.notes},)))
+            self._warn_if_nonfinite(req, out[-1].telemetry)
+        return out
 
     def _plan(self, req: Any) -> "_Plan":
         """The request lm-eval will run for ``req``: resolved gen_kwargs, its budget, its prompt fitted."""
         context, gen_kwargs = req.args[0], req.args[1]
-        resolved = resolve(gen_kwargs, self.em_settings)
+        resolved = resolve(gen_kwargs, self.run_spec.settings)
         self._note_sampling(req, gen_kwargs, resolved)
         kwargs = resolved.gen_kwargs
         wanted = int(kwargs.get("max_gen_toks") or self.max_gen_toks)
@@ -167,13 +171,9 @@ class EmGenerationMixin:
             take -= length - keep  # re-tokenisation merged differently (or added a BOS): drop the excess
         raise ArgumentValueError(f"cannot fit any of a prompt into {keep} tokens")
 
-    def _record(self, req: Any, plan: "_Plan") -> None:
-        """Move the run request's telemetry to ``req``, with its budget and any truncation."""
-        records = [{}] if plan.request is None else plan.request.args[1].get(TELEMETRY_KEY) or []
-        if not records or not isinstance(req.args[1], dict):
-            return
-        req.args[1].setdefault(TELEMETRY_KEY, []).extend({**rec, **plan.notes} for rec in records)
-        bad = [rec["nonfinite_logits"] for rec in records if rec.get("nonfinite_logits")]
+    def _warn_if_nonfinite(self, req: Any, telemetry: tuple[dict[str, Any], ...]) -> None:
+        """Once per model: NaN/inf logits ended a response."""
+        bad = [rec["nonfinite_logits"] for rec in telemetry if rec.get("nonfinite_logits")]
         if bad and not self._warned_nonfinite:
             self._warned_nonfinite = True
             log.warning("%s: task %s doc %s: the model produced NaN/inf logits at %d token(s); the response was "
@@ -186,7 +186,7 @@ class EmGenerationMixin:
         """Keep each task's effective sampling for the results; say once what adaptive_temp replaces."""
         task = str(getattr(req, "task_name", None))
         if task not in self._effective:
-            self._effective[task] = effective_sampling(gen_kwargs, self.em_settings, self.max_gen_toks)
+            self._effective[task] = effective_sampling(gen_kwargs, self.run_spec.settings, self.max_gen_toks)
         if resolved.replaced_temperature is not None and not self._warned_replaced:
             self._warned_replaced = True
             log.warning("%s: em_mode=adaptive_temp: the adaptive temperature replaces temperature=%g (the sampler "
@@ -197,7 +197,7 @@ class EmGenerationMixin:
 @dataclass(frozen=True)
 class _Plan:
     request: Any  # the copy lm-eval runs; None: not run (prompt_overflow=empty), the response is empty
-    notes: dict[str, Any]  # added to each of its telemetry records (the whole record when not run)
+    notes: dict[str, Any]  # added to its telemetry record (the whole record when not run)
 
 
 def _assistant_marker(tokenizer: Any) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ from transformers import LogitsProcessorList
 from em_eval.backends.generation import EmGenerationMixin
 from em_eval.backends.hf_config import neutral_generation_config, sampling_from_kwargs_only
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
+from em_eval.backends.run_spec import take_run_spec
 from em_eval.decoding.sampling import is_sampling
 from em_eval.em_inf.settings import EmSettings
 from em_eval.models.checkpoint_format import checkpoint_info
@@ -43,9 +45,9 @@ class EmInfLM(EmGenerationMixin, HFLM):
 
     def __init__(self, pretrained: Any = None, em_compile: Any = "auto", **kwargs: Any) -> None:
         self.em_compile = _compile_flag(em_compile)
-        args = self._take_em_args(pretrained, kwargs)
+        spec, args = take_run_spec(pretrained, kwargs)
         _refuse_near_misses(args)
-        self._em_checkpoint = checkpoint_info(args.get("peft") or args.get("pretrained"))
+        self._start_run(replace(spec, checkpoint=checkpoint_info(args.get("peft") or args.get("pretrained"))))
         try:
             super().__init__(**args)
         except OSError as exc:
@@ -60,7 +62,7 @@ class EmInfLM(EmGenerationMixin, HFLM):
                         self._generation_config_dropped)
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any):
-        settings = EmSettings.pop_from(generation_kwargs, base=self.em_settings)
+        settings = EmSettings.pop_from(generation_kwargs, base=self.run_spec.settings)
         self._warn_if_greedy(settings, generation_kwargs)
         if not is_sampling(generation_kwargs):  # the task's sampling knobs would make transformers warn
             for knob in ("top_k", "top_p", "min_p"):

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 from typing import Any, Mapping
 
 from em_eval.backends.effective_sampling import resolve
+from em_eval.backends.run_spec import RunSpec
+from em_eval.decoding.methods import DecodeMethod
 from em_eval.em_inf.settings import EmSettings
 
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's, for a request that sets no max_gen_toks
@@ -71,10 +73,9 @@ def vllm_sampling_params(gen_kwargs: Mapping[str, Any], settings: EmSettings) ->
 def _bare(cls: type, settings: EmSettings) -> Any:
     """An instance of a backend class with its EM state but no model (``__init__`` is not run)."""
     lm = object.__new__(cls)
-    lm.em_settings = settings
+    lm._start_run(RunSpec(settings, DecodeMethod(), {}))
     lm._warned_greedy = True  # a trace warns about nothing
     lm._token_progress = False
-    lm._router = None
     return lm
 
 

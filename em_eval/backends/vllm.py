@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ except ImportError as exc:  # vLLM missing or broken: only this backend is unava
 from lm_eval.api.registry import register_model
 
 from em_eval.backends.generation import EmGenerationMixin
+from em_eval.backends.run_spec import take_run_spec
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION, request_settings
 from em_eval.em_inf.settings import EmSettings
 from em_eval.models.checkpoint_format import checkpoint_info
@@ -74,8 +76,10 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
     MODEL_NAME = "em_inf_vllm"
 
     def __init__(self, pretrained: Any = None, **kwargs: Any) -> None:
-        args = lora_args(self._take_em_args(pretrained, kwargs))
-        self._em_checkpoint = checkpoint_info(args.get("lora_local_path") or args.get("pretrained"))
+        spec, args = take_run_spec(pretrained, kwargs)
+        args = lora_args(args)
+        checkpoint = checkpoint_info(args.get("lora_local_path") or args.get("pretrained"))
+        self._start_run(replace(spec, checkpoint=checkpoint))
         args["logits_processors"] = [*(args.get("logits_processors") or []), PROCESSOR]
         self._telemetry_rpc = not args.get("worker_extension_cls")
         if self._telemetry_rpc:
@@ -91,7 +95,7 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
     ) -> tuple[dict[str, Any], list[str], int]:
         """lm-eval's conversion, plus the request's EM settings as flat ``extra_args`` keys."""
         gen_kwargs = {k: v for k, v in gen_kwargs.items() if k != TELEMETRY_KEY}
-        settings = EmSettings.pop_from(gen_kwargs, base=self.em_settings)
+        settings = EmSettings.pop_from(gen_kwargs, base=self.run_spec.settings)
         kwargs, until, max_gen_toks = super().modify_gen_kwargs(
             gen_kwargs, eos=eos, default_max_gen_toks=default_max_gen_toks
         )

@@ -15,9 +15,9 @@ generation (and its EM-INF / adaptive-temperature logits processing). What diffe
   original (chat-formatted) prompt. The last round's completion is returned. A prompt that
   outgrows the context is the backend's to fit (left truncation); no round is skipped.
 
-Every request's gen_kwargs receive the telemetry of all its generations (``em_telemetry``,
-so compute is counted in full; refinement tags each record with its ``refine_round``) and a
-``decode`` record (method, the N used and where it came from, samples or rounds, votes, choice).
+Every request's result (:class:`~em_eval.records.Generated`) carries the telemetry of all its generations
+(so compute is counted in full; refinement tags each record with its ``refine_round``) and a ``decode``
+record (method, the N used and where it came from, samples or rounds, votes, choice).
 """
 
 from __future__ import annotations
@@ -31,18 +31,17 @@ from typing import Any, Callable, Sequence
 
 from em_eval.decoding.sampling import is_sampling
 from em_eval.decoding.task_hooks import EOS_FEEDBACK, TaskDecoding, completion_feedback, task_decoding
-from em_eval.records import TELEMETRY_KEY
+from em_eval.records import Generated
 from em_eval.user_errors import ArgumentNameError, ArgumentValueError, did_you_mean
 
 log = logging.getLogger(__name__)
 
-PlainGenerate = Callable[[list[Any]], list[str]]
+PlainGenerate = Callable[[list[Any]], list[Generated]]
 TaskLookup = Callable[["str | None"], TaskDecoding]
 
 METHODS = ("plain", "self_consistency", "refinement")
 ALIASES = {"greedy": "plain", "sampling": "plain", "sc": "self_consistency", "iterative_refinement": "refinement"}
 DEFAULT_N = {"plain": 1, "self_consistency": 4}  # refinement: the task's refinement_rounds
-RECORD_KEY = "decode"
 SAMPLE_SEEDS = "independent (the paper's N samples share vLLM seed=42)"
 
 
@@ -109,7 +108,7 @@ def generate_with_method(
     *,
     eos_token: str | None = None,
     tasks: TaskLookup = task_decoding,
-) -> list[str]:
+) -> list[Generated]:
     """Generate ``requests`` with ``method`` built on ``plain`` generation.
 
     ``tasks`` gives each request's task settings (by ``task_name``); ``eos_token`` is the
@@ -141,7 +140,7 @@ def refuse_self_consistency(settings: Sequence[TaskDecoding]) -> None:
 
 
 def _self_consistency(method: DecodeMethod, requests: list[Any], plain: PlainGenerate,
-                      settings: list[TaskDecoding]) -> list[str]:
+                      settings: list[TaskDecoding]) -> list[Generated]:
     refuse_self_consistency(settings)
     n = method.n or DEFAULT_N["self_consistency"]
     if n > 1 and any(not is_sampling(_gen_kwargs(req)) for req in requests):
@@ -151,14 +150,13 @@ def _self_consistency(method: DecodeMethod, requests: list[Any], plain: PlainGen
     outputs = plain(copies)
     chosen = []
     for i, (req, task) in enumerate(zip(requests, settings, strict=True)):
-        group = slice(i * n, (i + 1) * n)
-        samples = outputs[group]
+        group = outputs[i * n:(i + 1) * n]
+        samples = [gen.text for gen in group]
         answers, votes = task.votes()(samples, req.doc)
         pick = majority_index(votes, _tie_rng(method.seed, req.args[0]))
-        _merge_telemetry(req, copies[group])
-        _record(req, {**method.as_args(), "grouping": task.sc_grouping, "samples": samples, "answers": answers,
-                      "votes": votes, "chosen": pick})
-        chosen.append(samples[pick])
+        chosen.append(Generated(samples[pick], _merged_telemetry(group), {
+            **method.as_args(), "grouping": task.sc_grouping, "samples": samples, "answers": answers,
+            "votes": votes, "chosen": pick}))
     return chosen
 
 
@@ -176,7 +174,7 @@ def refinement_prompt(previous_prompt: str, previous_completion: str, original_p
 
 
 def _refinement(method: DecodeMethod, requests: list[Any], plain: PlainGenerate, settings: list[TaskDecoding],
-                eos_token: str | None) -> list[str]:
+                eos_token: str | None) -> list[Generated]:
     needs_eos = sorted({s.task for s in settings if s.refinement_feedback in EOS_FEEDBACK})
     if eos_token is None and needs_eos:
         log.warning("refinement: the backend gave no EOS token, so the feedback of %s, which ends the model's "
@@ -186,48 +184,39 @@ def _refinement(method: DecodeMethod, requests: list[Any], plain: PlainGenerate,
     originals = [req.args[0] for req in requests]
     prompts = list(originals)
     completions: list[list[str]] = [[] for _ in requests]
-    generated: list[list[Any]] = [[] for _ in requests]
+    generated: list[list[Generated]] = [[] for _ in requests]
     for k in range(max(rounds)):
         active = [i for i, n in enumerate(rounds) if n > k]
         for i in active if k else ():
             prompts[i] = refinement_prompt(prompts[i], completions[i][-1], originals[i], feedback[i], eos_token or "")
         round_reqs = [_copy_request(requests[i], prompts[i]) for i in active]
-        for i, req, out in zip(active, round_reqs, plain(round_reqs), strict=True):
-            completions[i].append(out)
-            generated[i].append(req)
-    for req, task, n, done, reqs in zip(requests, settings, rounds, completions, generated, strict=True):
-        _merge_telemetry(req, reqs, tag="refine_round")
+        for i, out in zip(active, plain(round_reqs), strict=True):
+            completions[i].append(out.text)
+            generated[i].append(out)
+    results = []
+    for task, n, done, gens in zip(settings, rounds, completions, generated, strict=True):
         source = "decode_n" if method.n else ("task metadata" if "refinement_rounds" in task.declared else "default")
-        _record(req, {**method.as_args(), "decode_n": n, "decode_n_from": source,
-                      "feedback": task.refinement_feedback, "rounds": done})
-    return [done[-1] for done in completions]
+        results.append(Generated(done[-1], _merged_telemetry(gens, tag="refine_round"), {
+            **method.as_args(), "decode_n": n, "decode_n_from": source, "feedback": task.refinement_feedback,
+            "rounds": done}))
+    return results
 
 
 # ---- request plumbing -----------------------------------------------------------------
 def _copy_request(req: Any, context: str) -> Any:
-    """A copy of ``req`` with ``context`` and its own gen_kwargs (without our records)."""
+    """A copy of ``req`` with ``context`` and its own gen_kwargs."""
     context_args = req.args
     gen_kwargs = context_args[1] if len(context_args) > 1 else {}
     if isinstance(gen_kwargs, dict):
-        gen_kwargs = {k: copy.deepcopy(v) for k, v in gen_kwargs.items() if k not in (TELEMETRY_KEY, RECORD_KEY)}
+        gen_kwargs = copy.deepcopy(gen_kwargs)
     clone = copy.copy(req)
     clone.arguments = (context, gen_kwargs, *context_args[2:])
     return clone
 
 
-def _merge_telemetry(req: Any, generated: list[Any], tag: str | None = None) -> None:
-    """Give ``req`` the telemetry records of every request generated on its behalf (numbered by ``tag``)."""
-    records = [{**rec, tag: k} if tag else rec for k, g in enumerate(generated, start=1)
-               for rec in _gen_kwargs(g).get(TELEMETRY_KEY, [])]
-    target = _gen_kwargs(req)
-    if records and isinstance(target, dict):
-        target.setdefault(TELEMETRY_KEY, []).extend(records)
-
-
-def _record(req: Any, record: dict[str, Any]) -> None:
-    target = _gen_kwargs(req)
-    if isinstance(target, dict):
-        target[RECORD_KEY] = record
+def _merged_telemetry(generated: list[Generated], tag: str | None = None) -> tuple[dict[str, Any], ...]:
+    """The telemetry records of every generation made for one request (numbered by ``tag``)."""
+    return tuple({**rec, tag: k} if tag else rec for k, gen in enumerate(generated, start=1) for rec in gen.telemetry)
 
 
 def _gen_kwargs(req: Any) -> dict[str, Any]:

@@ -7,11 +7,10 @@ import pytest
 from lm_requests import SAMPLE, make_requests
 
 from em_eval.decoding.methods import (
-    RECORD_KEY,
     SAMPLE_SEEDS,
     refinement_prompt,
 )
-from em_eval.records import TELEMETRY_KEY
+from em_eval.records import DECODE_KEY, TELEMETRY_KEY
 
 
 # ---- through the real HF backend ---------------------------------------------------------
@@ -33,7 +32,7 @@ def test_backend_self_consistency_records_all_samples(tiny_lm_factory) -> None:
                          {**SAMPLE, "temperature": 1.0, "max_gen_toks": 6})
     out = lm.generate_until(reqs)
     for req, text in zip(reqs, out):
-        record, telemetry = req.args[1][RECORD_KEY], req.args[1][TELEMETRY_KEY]
+        record, telemetry = req.args[1][DECODE_KEY], req.args[1][TELEMETRY_KEY]
         assert len(record["samples"]) == 3 and text == record["samples"][record["chosen"]]
         assert len(telemetry) == 3 and all(t["gen_tokens"] <= 6 for t in telemetry)
 
@@ -46,7 +45,7 @@ def test_backend_refinement_equals_manual_greedy_rounds(tiny_lm_factory) -> None
     second = plain_lm.generate_until(make_requests([refinement_prompt(prompt, first, prompt)], greedy))[0]
     reqs = make_requests([prompt], greedy)
     assert tiny_lm_factory(decode_method="refinement", decode_n=2).generate_until(reqs) == [second]
-    assert reqs[0].args[1][RECORD_KEY]["rounds"] == [first, second]
+    assert reqs[0].args[1][DECODE_KEY]["rounds"] == [first, second]
     assert len(reqs[0].args[1][TELEMETRY_KEY]) == 2
 
 

@@ -36,7 +36,8 @@ def smol(smollm2_dir) -> EmInfLM:
 
 def test_em_args_are_taken_out_and_recorded(tiny_llama_dir) -> None:
     lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", em_threshold=0.2, em_steps=5, em_mode="adaptive_temp")
-    assert (lm.em_settings.threshold, lm.em_settings.steps, lm.em_settings.mode) == (0.2, 5, "adaptive_temp")
+    settings = lm.run_spec.settings
+    assert (settings.threshold, settings.steps, settings.mode) == (0.2, 5, "adaptive_temp")
     info = lm.get_model_info()
     assert info["em_settings"]["em_steps"] == 5 and info["em_settings"]["em_mode"] == "adaptive_temp"
 

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from em_eval import sandbox
-from em_eval.decoding.multistep import MARKER, RECORD_VERSION
+from em_eval.records import MULTISTEP_KEY, MULTISTEP_RECORD_VERSION
 from em_eval.tasks import tests_ran
 from em_eval.tasks.scicode.programs import (
     TARGETS_FILE,
@@ -34,7 +34,7 @@ def _gold_record(problem: dict, codes: list[str] | None = None) -> str:
     codes = codes or [s["ground_truth_code"] for s in problem["sub_steps"]]
     steps = [{"step": s["step_number"], "source": "model", "output": f"Sure.\n```python\n{code}\n```"}
              for s, code in zip(problem["sub_steps"], codes)]
-    return json.dumps({MARKER: "scicode", "record_version": RECORD_VERSION, "protocol": PROTOCOL,
+    return json.dumps({MULTISTEP_KEY: "scicode", "record_version": MULTISTEP_RECORD_VERSION, "protocol": PROTOCOL,
                        "problem_id": problem["problem_id"], "with_background": True, "steps": steps})
 
 

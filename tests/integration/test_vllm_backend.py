@@ -134,7 +134,7 @@ def test_engine_gets_processor_em_settings_removed_and_vllm_args(backend, tiny_l
     assert engine.engine_args["gpu_memory_utilization"] == 0.5
     assert engine.engine_args["enable_lora"] is False
     assert not [k for k in engine.engine_args if k.startswith(("em_", "decode_"))]
-    assert lm.em_settings == EmSettings(threshold=0.2, steps=5)
+    assert lm.run_spec.settings == EmSettings(threshold=0.2, steps=5)
 
 
 def test_user_processors_come_first_and_a_user_worker_extension_is_kept(backend, tiny_llama_dir: Path,
@@ -193,7 +193,7 @@ def test_preset_and_embedded_short_name(backend, smollm2_dir: Path) -> None:
     lm = backend.EmInfVLLM(preset="smollm2-135m", em_lr=0.2)
     engine = FakeLLM.instances[-1]
     assert engine.engine_args["model"] == str(smollm2_dir)
-    assert lm.em_settings.lr == 0.2
+    assert lm.run_spec.settings.lr == 0.2
     assert lm.get_model_info()["em_model_source"]["preset"] == "smollm2-135m"
 
 

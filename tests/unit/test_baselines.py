@@ -12,7 +12,6 @@ from lm_eval.api.instance import Instance
 from lm_requests import make_requests
 
 from em_eval.decoding.methods import (
-    RECORD_KEY,
     DecodeMethod,
     generate_with_method,
     majority_index,
@@ -20,7 +19,7 @@ from em_eval.decoding.methods import (
     refinement_prompt,
 )
 from em_eval.decoding.task_hooks import TaskDecoding, task_decoding
-from em_eval.records import TELEMETRY_KEY
+from em_eval.records import DECODE_KEY, TELEMETRY_KEY, Generated, write_samples
 from em_eval.tasks.math.consistency import sc_votes as math_votes
 
 ORACLE = json.loads((Path(__file__).parents[1] / "data" / "refinement_oracle.json").read_text())
@@ -33,15 +32,19 @@ class ScriptedPlain:
         self.script = {k: list(v) for k, v in script.items()}
         self.calls: list[list[Instance]] = []
 
-    def __call__(self, reqs: list[Instance]) -> list[str]:
+    def __call__(self, reqs: list[Instance]) -> list[Generated]:
         self.calls.append(reqs)
         outs = []
         for req in reqs:
-            assert TELEMETRY_KEY not in req.args[1] and RECORD_KEY not in req.args[1], "records leaked into generation"
+            assert TELEMETRY_KEY not in req.args[1] and DECODE_KEY not in req.args[1], "records leaked into generation"
             out = self.script[req.args[0]].pop(0)
-            req.args[1].setdefault(TELEMETRY_KEY, []).append({"gen_tokens": len(out.split())})
-            outs.append(out)
+            outs.append(Generated(out, ({"gen_tokens": len(out.split())},)))
         return outs
+
+
+def generate(method: DecodeMethod, reqs: list[Instance], plain, **kwargs) -> list[str]:
+    """The decode method's results, written into the requests as the backends write them."""
+    return write_samples(reqs, generate_with_method(method, reqs, plain, **kwargs))
 
 
 def task_requests(task: str, prompts: list[str], docs: list[dict] | None = None) -> list[Instance]:
@@ -98,10 +101,10 @@ def test_self_consistency_returns_a_member_of_the_majority_cluster() -> None:
     q1 = ["\\boxed{1}", "\\boxed{2}", "\\boxed{2}", "\\boxed{3}"]
     plain = ScriptedPlain({"Q1": q1, "Q2": ["\\boxed{x}", "\\boxed{y}", "\\boxed{z}", "\\boxed{y}"]})
     reqs = make_requests(["Q1", "Q2"])
-    out = generate_with_method(DecodeMethod("self_consistency", 4), reqs, plain)
+    out = generate(DecodeMethod("self_consistency", 4), reqs, plain)
     assert out == ["\\boxed{2}", "\\boxed{y}"]
     assert len(plain.calls) == 1 and len(plain.calls[0]) == 8, "all samples go out as one batched call"
-    record = reqs[0].args[1][RECORD_KEY]
+    record = reqs[0].args[1][DECODE_KEY]
     assert record["samples"] == q1 and record["votes"] == [1, 2, 2, 1] and record["chosen"] in (1, 2)
     assert record["grouping"] == "math" and record["sample_seeds"].startswith("independent")
     assert len(reqs[1].args[1][TELEMETRY_KEY]) == 4, "every sample's compute is counted"
@@ -113,7 +116,7 @@ def test_self_consistency_tie_break_is_seeded_and_independent_of_batch_order() -
 
     def run(order: list[str], seed: int) -> dict[str, str]:
         method = DecodeMethod("self_consistency", 4, seed)
-        out = generate_with_method(method, make_requests(order), ScriptedPlain(script))
+        out = generate(method, make_requests(order), ScriptedPlain(script))
         return dict(zip(order, out))
 
     first = run(prompts, 42)
@@ -126,8 +129,8 @@ def test_ugphysics_self_consistency_groups_with_the_ugphysics_judge() -> None:
     doc = {"answers": "\\boxed{2.00 \\times 10^{3}}", "answer_type": "NV", "unit": "None"}
     samples = ["so \\boxed{2010}", "\\boxed{2.00 \\times 10^{3}}", "\\boxed{7}", "no boxed answer"]
     reqs = task_requests("em_ugphysics", ["Q"], [doc])
-    out = generate_with_method(DecodeMethod("self_consistency", 4), reqs, ScriptedPlain({"Q": samples}))
-    record = reqs[0].args[1][RECORD_KEY]
+    out = generate(DecodeMethod("self_consistency", 4), reqs, ScriptedPlain({"Q": samples}))
+    record = reqs[0].args[1][DECODE_KEY]
     # the judge's 1e-2 relative precision puts 2010 with 2000 (the math grader keeps them apart);
     # a sample without an answer agrees with nothing, itself included (the paper's judge returns False)
     assert record["grouping"] == "ugphysics" and record["votes"] == [2, 2, 1, 0]
@@ -139,14 +142,24 @@ def test_self_consistency_refuses_code_tasks_before_generating(task: str) -> Non
     plain = ScriptedPlain({})
     reqs = task_requests(task, ["Q"]) + make_requests(["M"])
     with pytest.raises(ValueError, match=f"not defined for task {task}: .*Use decode_method=plain or refinement"):
-        generate_with_method(DecodeMethod("self_consistency", 4), reqs, plain)
+        generate(DecodeMethod("self_consistency", 4), reqs, plain)
     assert plain.calls == []
 
 
 def test_plain_method_passes_requests_through() -> None:
     reqs = make_requests(["Q"])
-    assert generate_with_method(DecodeMethod(), reqs, ScriptedPlain({"Q": ["only"]})) == ["only"]
-    assert RECORD_KEY not in reqs[0].args[1]
+    assert generate(DecodeMethod(), reqs, ScriptedPlain({"Q": ["only"]})) == ["only"]
+    assert DECODE_KEY not in reqs[0].args[1]
+
+
+def test_results_are_written_into_the_logged_gen_kwargs_once_telemetry_first() -> None:
+    reqs = make_requests(["Q", "R"])
+    texts = write_samples(reqs, [Generated("a", ({"gen_tokens": 1},), {"decode_method": "sc"}), Generated("b")])
+    assert texts == ["a", "b"]
+    assert list(reqs[0].args[1])[-2:] == [TELEMETRY_KEY, DECODE_KEY]
+    assert reqs[0].args[1][TELEMETRY_KEY] == [{"gen_tokens": 1}]
+    assert reqs[0].args[1][DECODE_KEY] == {"decode_method": "sc"}
+    assert TELEMETRY_KEY not in reqs[1].args[1] and DECODE_KEY not in reqs[1].args[1], "nothing to write: no keys"
 
 
 # ---- iterative refinement ---------------------------------------------------------------
@@ -158,10 +171,10 @@ def test_refinement_rereads_previous_attempts_for_n_rounds() -> None:
     plain = ScriptedPlain({q1: ["first"], r2: ["second"], r3: ["third"], "Q2": ["a"], "Q2a\n\nQ2": ["b"],
                            "Q2a\n\nQ2b\n\nQ2": ["c"]})
     reqs = make_requests([q1, "Q2"])
-    out = generate_with_method(DecodeMethod("refinement", 3), reqs, plain)
+    out = generate(DecodeMethod("refinement", 3), reqs, plain)
     assert out == ["third", "c"]
     assert [len(c) for c in plain.calls] == [2, 2, 2], "each round is one batched call"
-    assert reqs[0].args[1][RECORD_KEY]["rounds"] == ["first", "second", "third"]
+    assert reqs[0].args[1][DECODE_KEY]["rounds"] == ["first", "second", "third"]
     assert [t["refine_round"] for t in reqs[0].args[1][TELEMETRY_KEY]] == [1, 2, 3]
     assert reqs[0].args[0] == q1, "the logged prompt stays the original question"
 
@@ -170,20 +183,20 @@ def test_refinement_runs_each_task_s_rounds_unless_decode_n_overrides() -> None:
     tasks = {"em_leetcode": 4, "em_math500": 3, "em_scicode": 2}
     script = {t: [f"{t} {k}" for k in range(4)] for t in tasks}
 
-    def plain(reqs: list[Instance]) -> list[str]:
-        return [script[r.task_name][len(r.args[0].split("\n\n")) - 1] for r in reqs]
+    def plain(reqs: list[Instance]) -> list[Generated]:
+        return [Generated(script[r.task_name][len(r.args[0].split("\n\n")) - 1]) for r in reqs]
 
     reqs = [r for t in tasks for r in task_requests(t, [t])]
-    generate_with_method(DecodeMethod("refinement", None), reqs, plain, eos_token="</s>")
-    records = {r.task_name: r.args[1][RECORD_KEY] for r in reqs}
+    generate(DecodeMethod("refinement", None), reqs, plain, eos_token="</s>")
+    records = {r.task_name: r.args[1][DECODE_KEY] for r in reqs}
     assert {t: (rec["decode_n"], len(rec["rounds"]), rec["decode_n_from"]) for t, rec in records.items()} \
         == {t: (n, n, "task metadata") for t, n in tasks.items()}
     assert records["em_scicode"]["feedback"] == "scicode_code"
     step = "Here:\n```python\nimport numpy as np\ndef f():\n    return 1\n```"
     assert task_decoding("em_scicode").feedback()(step, "</s>") == "\n\n\ndef f():\n    return 1\n\n\n"
     reqs = task_requests("em_leetcode", ["em_leetcode"])
-    generate_with_method(DecodeMethod("refinement", 2), reqs, plain, eos_token="</s>")
-    assert reqs[0].args[1][RECORD_KEY]["decode_n"] == 2 and reqs[0].args[1][RECORD_KEY]["decode_n_from"] == "decode_n"
+    generate(DecodeMethod("refinement", 2), reqs, plain, eos_token="</s>")
+    assert reqs[0].args[1][DECODE_KEY]["decode_n"] == 2 and reqs[0].args[1][DECODE_KEY]["decode_n_from"] == "decode_n"
 
 
 @pytest.mark.parametrize("case", range(len(ORACLE["leetcode"]["cases"])))
@@ -193,7 +206,7 @@ def test_leetcode_refinement_feeds_back_what_the_paper_s_code_did(case: int) -> 
     rounds = oracle["rounds"]
     plain = ScriptedPlain({r["prompt"]: [r["completion"]] for r in rounds})
     reqs = task_requests("em_leetcode", [oracle["question"]])
-    out = generate_with_method(DecodeMethod("refinement", len(rounds)), reqs, plain, eos_token=oracle["eos_token"])
+    out = generate(DecodeMethod("refinement", len(rounds)), reqs, plain, eos_token=oracle["eos_token"])
     assert [c[0].args[0] for c in plain.calls] == [r["prompt"] for r in rounds]
     assert out == [rounds[-1]["completion"]]
 
@@ -202,7 +215,7 @@ def test_math_refinement_feeds_back_what_the_paper_s_code_did() -> None:
     oracle = ORACLE["math"]
     plain = ScriptedPlain({r["prompt"]: [r["completion"]] for r in oracle["rounds"]})
     reqs = task_requests("em_aime24", [oracle["question"]])
-    generate_with_method(DecodeMethod("refinement", None), reqs, plain)
+    generate(DecodeMethod("refinement", None), reqs, plain)
     assert [c[0].args[0] for c in plain.calls] == [r["prompt"] for r in oracle["rounds"]]
 
 
@@ -211,5 +224,5 @@ def test_refinement_goes_on_when_a_round_comes_back_empty() -> None:
     backend that truncated it: every round still runs and is recorded."""
     outputs = iter(["a very long first answer " * 50, "", ""])
     reqs = task_requests("em_ugphysics", ["Q"], [{"answers": "\\boxed{1}"}])
-    out = generate_with_method(DecodeMethod("refinement", None), reqs, lambda rs: [next(outputs) for _ in rs])
-    assert out == [""] and len(reqs[0].args[1][RECORD_KEY]["rounds"]) == 3
+    out = generate(DecodeMethod("refinement", None), reqs, lambda rs: [Generated(next(outputs)) for _ in rs])
+    assert out == [""] and len(reqs[0].args[1][DECODE_KEY]["rounds"]) == 3

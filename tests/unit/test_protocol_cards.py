@@ -26,8 +26,8 @@ from protocol_cards import (
 )
 
 from em_eval.backends.effective_sampling import effective_sampling
-from em_eval.decoding.multistep import MARKER
 from em_eval.em_inf.settings import EmSettings
+from em_eval.records import MULTISTEP_KEY
 
 BENCHMARKS = ("leetcode", "livecodebench", "math", "scicode", "smoke", "ugphysics")
 # A card's system-prompt name -> the text em-eval sends. The paper's file holds "\\boxed{}" (two backslashes);
@@ -49,7 +49,7 @@ def test_card_rows_are_what_the_backends_sample(benchmark: str) -> None:
     problems = []
     for row in read_card(card):
         gen_kwargs = dict(load_task_config(tasks[row.key[0]]).get("generation_kwargs") or {})
-        gen_kwargs.pop(MARKER, None)  # the multi-step layer takes its marker out before the backend sees a request
+        gen_kwargs.pop(MULTISTEP_KEY, None)  # the multi-step layer takes its marker out before the backend sees it
         effective = effective_sampling(gen_kwargs, EmSettings(mode=row.key[1]))
         problems += cell_mismatches(row, sampler_equivalent(effective_cells(effective)), "effective_sampling")
     assert not problems, "\n".join(problems)
