@@ -46,12 +46,12 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
     import torch
     from accelerate import Accelerator
 
-    from em_eval.training.setup.config import load_recipe
     from em_eval.training.run.loop import em_ft_update, em_rl_update
-    from em_eval.training.setup.model import load_policy, load_reference, load_tokenizer
-    from em_eval.training.setup.prompts import load_prompt_set
     from em_eval.training.run.rollout import generate_rollouts
     from em_eval.training.run.vllm_rollout import VllmRolloutEngine
+    from em_eval.training.setup.config import load_recipe
+    from em_eval.training.setup.model import load_policy, load_reference, load_tokenizer
+    from em_eval.training.setup.prompts import load_prompt_set
 
     if args.threads:
         torch.set_num_threads(args.threads)

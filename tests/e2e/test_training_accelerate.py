@@ -10,9 +10,8 @@ from pathlib import Path
 
 import torch
 
-from training_runs import free_port, metrics, tiny_args, weights
-
 from em_eval.models.checkpoint_format import read_metadata
+from training_runs import free_port, metrics, tiny_args, weights
 
 
 def launch_two_processes(tiny_llama_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:

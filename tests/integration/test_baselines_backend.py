@@ -4,7 +4,6 @@ refinement equals greedy rounds done by hand."""
 from __future__ import annotations
 
 import pytest
-from lm_requests import SAMPLE, make_requests
 
 from em_eval.decoding.methods import (
     RECORD_KEY,
@@ -12,6 +11,7 @@ from em_eval.decoding.methods import (
     refinement_prompt,
 )
 from em_eval.records import TELEMETRY_KEY
+from lm_requests import SAMPLE, make_requests
 
 
 # ---- through the real HF backend ---------------------------------------------------------

@@ -8,8 +8,15 @@ from dataclasses import replace
 
 import pytest
 
-from em_eval.models.checkpoint_format import (CheckpointError, checkpoint_info, latest_checkpoint, list_checkpoints, read_metadata,
-                                 resolve_checkpoint_args, write_metadata)
+from em_eval.models.checkpoint_format import (
+    CheckpointError,
+    checkpoint_info,
+    latest_checkpoint,
+    list_checkpoints,
+    read_metadata,
+    resolve_checkpoint_args,
+    write_metadata,
+)
 from em_eval.models.embedded import embedded_model_dir
 from em_eval.models.presets import resolve_model_args
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.tasks.leetcode import task as code_tasks
 from em_eval.data import LEETCODEDATASET_JSONL_SHA256, DataFileError
+from em_eval.tasks.leetcode import task as code_tasks
 
 # One problem in LeetCodeDataset v0.3.1's flat layout, written for this test (not from the dataset).
 RECORD = {

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import json
 
 import pytest
 
 from em_eval.training.setup.prompts import PromptDataError, load_prompt_set
-
 
 # ---- prompt files ---------------------------------------------------------------------------
 

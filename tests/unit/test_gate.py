@@ -28,7 +28,7 @@ def test_exact_mcnemar_matches_the_binomial_test_by_hand() -> None:
     assert c.diff == pytest.approx(-0.08) and c.ci_low < c.diff < c.ci_high < 0
 
 
-@pytest.mark.parametrize("losses,wins", [(l, w) for l in range(0, 14, 3) for w in range(0, 14, 4)])
+@pytest.mark.parametrize("losses,wins", [(lo, w) for lo in range(0, 14, 3) for w in range(0, 14, 4)])
 def test_mcnemar_interval_excludes_zero_exactly_when_the_test_rejects(losses: int, wins: int) -> None:
     base = [1] * losses + [0] * wins + [1] * 20
     cand = [0] * losses + [1] * wins + [1] * 20

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from livecodebench_records import IN_WINDOW, RECORDS, STARTER, record, write_jsonl
 
 from em_eval import sandbox
 from em_eval.data import DataFileError
@@ -25,6 +24,7 @@ from em_eval.tasks.livecodebench.problems import END_DATE, START_DATE, cases_of,
 from em_eval.tasks.livecodebench.prompt import SYSTEM_PROMPT, doc_to_text
 from em_eval.tasks.livecodebench.score import verdict
 from em_eval.tasks.livecodebench.source import ENV_VAR, release_files
+from livecodebench_records import IN_WINDOW, RECORDS, STARTER, record, write_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from em_eval.backends.effective_sampling import effective_sampling
+from em_eval.decoding.multistep import MARKER
+from em_eval.em_inf.settings import EmSettings
 from protocol_cards import (
     COLUMNS,
     TASKS,
@@ -24,10 +28,6 @@ from protocol_cards import (
     task_yamls,
     yaml_cells,
 )
-
-from em_eval.backends.effective_sampling import effective_sampling
-from em_eval.decoding.multistep import MARKER
-from em_eval.em_inf.settings import EmSettings
 
 BENCHMARKS = ("leetcode", "livecodebench", "math", "scicode", "smoke", "ugphysics")
 # A card's system-prompt name -> the text em-eval sends. The paper's file holds "\\boxed{}" (two backslashes);

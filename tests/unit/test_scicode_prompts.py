@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from em_eval.tasks.scicode import prompts as sp
 from em_eval.data import DataFileError
+from em_eval.tasks.scicode import prompts as sp
 from em_eval.tasks.scicode.task import doc_to_text, resolve_h5
 
 

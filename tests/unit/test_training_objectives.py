@@ -4,24 +4,28 @@ recipes and prompt files. No model, so these run in well under a second each."""
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
+import yaml
 
 from em_eval.em_inf.core import entropy as decoding_entropy
-from em_eval.training.objective.token_stats import masked_mean, token_entropy, token_log_probs
 from em_eval.training.objective.advantages import grpo_advantages, rloo_advantages
-from em_eval.training.setup.config import (EmFtConfig, EmRlConfig, TrainingConfigError, config_from_dict, load_recipe,
-                                     recipe_names)
 from em_eval.training.objective.losses import low_var_kl, ppo_clip_loss
-from em_eval.training.setup.prompts import read_prompts, step_prompt_indices
-from em_eval.training.objective.rewards import (RewardInputs, get_reward, random_reward,
-                                      sequence_reward, token_reward)
+from em_eval.training.objective.rewards import RewardInputs, get_reward, random_reward, sequence_reward, token_reward
+from em_eval.training.objective.token_stats import masked_mean, token_entropy, token_log_probs
 from em_eval.training.run.rollout import response_mask
+from em_eval.training.setup.config import (
+    EmFtConfig,
+    EmRlConfig,
+    TrainingConfigError,
+    config_from_dict,
+    load_recipe,
+    recipe_names,
+)
+from em_eval.training.setup.prompts import read_prompts, step_prompt_indices
 
 # ---- entropy helpers ------------------------------------------------------------------------
 

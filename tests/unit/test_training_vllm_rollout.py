@@ -11,9 +11,15 @@ import torch
 from accelerate.utils import DistributedType
 
 from em_eval.backends import vllm_dist
+from em_eval.training.run.vllm_rollout import (
+    check_vllm_setup,
+    engine_args,
+    policy_weights,
+    rollout_seeds,
+    rollouts_from_samples,
+    sampling_args,
+)
 from em_eval.training.setup.config import TrainingConfigError, load_recipe, recipe_names
-from em_eval.training.run.vllm_rollout import (check_vllm_setup, engine_args, policy_weights, rollout_seeds,
-                                               rollouts_from_samples, sampling_args)
 
 
 def test_every_recipe_names_its_rollout_engine_and_hf_is_the_default() -> None:

