@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "written with --output_path OUT --log_samples."))
     _check_arguments(sub.add_parser(
         "check", help=COMMANDS["check"],
-        description="Paired statistical regression gate: candidate vs baseline lm-eval run (same tasks, same problems). "
+        description="Paired statistical regression gate: candidate vs baseline lm-eval run "
+                    "(same tasks, same problems). "
                     "Exit 0: no significant regression (warnings allowed); 1: regression; 2: unusable input."))
     for name in ANALYSES:
         _analysis_arguments(sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name].capitalize()
@@ -126,15 +127,18 @@ def _serve(argv: list[str]) -> int:
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     from em_eval.demo import MATH_TASK
 
-    p.add_argument("-o", "--output", type=Path, default=Path("em-eval-demo"), help="output folder (default ./em-eval-demo)")
+    p.add_argument("-o", "--output", type=Path, default=Path("em-eval-demo"),
+                   help="output folder (default ./em-eval-demo)")
     p.add_argument("--model", default="smollm2-135m", help="pretrained= value (default: the embedded SmolLM2-135M)")
     p.add_argument("--limit", type=int, default=16, help="em_smoke problems (default 16)")
     p.add_argument("--math-limit", type=int, default=4, help=f"{MATH_TASK} problems; 0 skips it (default 4)")
     p.add_argument("--math-max-gen-toks", type=int, default=160, help=f"token limit on {MATH_TASK} (default 160)")
-    p.add_argument("--max-gen-toks", type=int, help="token limit for every task (overrides the defaults; for quick runs)")
+    p.add_argument("--max-gen-toks", type=int,
+                   help="token limit for every task (overrides the defaults; for quick runs)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=1234, help="numpy/torch seed (python seed 0), as lm-eval's --seed")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy, shared machine)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: torch's choice; 1 on a busy, shared machine)")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -170,7 +174,8 @@ def _train(argv: list[str]) -> int:
             print(_train_help())
             return 0
         if not known.recipe:
-            print(f"usage: {TRAIN_USAGE}\nem-eval train: error: give a recipe (see em-eval train --help)", file=sys.stderr)
+            print(f"usage: {TRAIN_USAGE}\nem-eval train: error: give a recipe (see em-eval train --help)",
+                  file=sys.stderr)
             return 2
         config = load_recipe(known.recipe, overrides)
         parser = ConfigParser(type(config), prog=f"em-eval train {known.recipe}", usage=TRAIN_USAGE)
@@ -290,11 +295,14 @@ def _analysis(args: argparse.Namespace) -> int:
 # check -----------------------------------------------------------------------------------------
 
 def _check_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--baseline", required=True, help="baseline lm-eval --output_path folder (one run) or results_*.json")
-    p.add_argument("--candidate", required=True, help="candidate lm-eval --output_path folder (one run) or results_*.json")
+    p.add_argument("--baseline", required=True,
+                   help="baseline lm-eval --output_path folder (one run) or results_*.json")
+    p.add_argument("--candidate", required=True,
+                   help="candidate lm-eval --output_path folder (one run) or results_*.json")
     p.add_argument("--tasks", nargs="+", help="tasks to gate (default: all; both runs must have the same tasks)")
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise false-alarm rate over tasks (default 0.05)")
-    p.add_argument("--margin", type=float, default=0.0, help="tolerated drop as a fraction, e.g. 0.02 = 2 points (default 0)")
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="tolerated drop as a fraction, e.g. 0.02 = 2 points (default 0)")
     p.add_argument("--power", type=float, default=0.8, help="power for the smallest detectable drop (default 0.8)")
     p.add_argument("--suspicious-gain", type=float, default=0.10,
                    help="warn when a significant gain exceeds this fraction (default 0.10)")
@@ -312,7 +320,8 @@ def _check(args: argparse.Namespace) -> int:
     from em_eval.gate.report import annotations, markdown_summary, report_dict, text_report, write_outputs
     from em_eval.results import ResultsError, load_single_run
 
-    annotate = args.annotations == "always" or (args.annotations == "auto" and os.environ.get("GITHUB_ACTIONS") == "true")
+    annotate = args.annotations == "always" or (
+        args.annotations == "auto" and os.environ.get("GITHUB_ACTIONS") == "true")
     try:
         settings = GateSettings(args.alpha, args.margin, args.power, args.suspicious_gain,
                                 resamples=args.resamples, seed=args.seed)

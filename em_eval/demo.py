@@ -245,8 +245,8 @@ def run_demo(args: argparse.Namespace) -> int:
           flush=True)
     runs = {m.key: merged_run(out / "runs" / m.key, m.label) for m in METHODS}
     story = em_inf_story(out, runs, args.model)
-    rows, paths = write_leaderboard(list(runs.values()), out / "leaderboard", title="em-eval demo: SmolLM2-135M, offline",
-                                    story=story)
+    rows, paths = write_leaderboard(list(runs.values()), out / "leaderboard",
+                                    title="em-eval demo: SmolLM2-135M, offline", story=story)
     print(f"[{len(METHODS) + 2}/{len(METHODS) + 2}] gating EM-INF against sampling ...", flush=True)
     settings = GateSettings()
     verdicts = gate(runs["sampling"], runs["em_inf"], settings)

@@ -70,7 +70,8 @@ class EmGenerationMixin:
         if self._checked_chat_template:
             return
         self._checked_chat_template = True
-        ours = [r for r in requests if str(getattr(r, "task_name", "") or "").startswith(("em_", "scicode", "leetcode"))]
+        ours = [r for r in requests
+                if str(getattr(r, "task_name", "") or "").startswith(("em_", "scicode", "leetcode"))]
         marker = _assistant_marker(getattr(self, "tokenizer", None))
         if not ours or not marker:
             return
@@ -104,7 +105,8 @@ class EmGenerationMixin:
             return generate_with_method(self.decode_method, reqs,
                                         lambda r: self._generate_plain(r, disable_tqdm or quiet), eos_token=eos_token)
 
-        return generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True), progress=not disable_tqdm)
+        return generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True),
+                                         progress=not disable_tqdm)
 
     def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[str]:
         """lm-eval's generation of ``requests``, each resolved (see :mod:`effective_sampling`) and fitted

@@ -142,4 +142,5 @@ def get_reward(name: str) -> RewardFn:
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"reward {name!r} cannot be imported ({exc}); check the module path and function name") from exc
+        raise ValueError(
+            f"reward {name!r} cannot be imported ({exc}); check the module path and function name") from exc
