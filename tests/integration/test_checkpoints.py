@@ -61,7 +61,8 @@ def test_resolution_of_full_lora_run_and_plain_folders(trained, tiny_llama_dir) 
         "pretrained": "org/model"}
     assert checkpoint_info(tiny_llama_dir) is None
     info = checkpoint_info(lora)
-    assert (info["step"], info["method"], info["adapter"], info["checkpoint"]) == (1, "em_ft", "lora", str(lora.resolve()))
+    assert (info["step"], info["method"], info["adapter"], info["checkpoint"]) == (
+        1, "em_ft", "lora", str(lora.resolve()))
 
 
 def test_lora_checkpoint_on_the_embedded_model_resolves_through_presets(tmp_path, trained) -> None:

@@ -17,7 +17,8 @@ from training_runs import metrics, tiny_args, weights
 
 def test_cli_trains_and_writes_checkpoints_metadata_and_logs(tiny_llama_dir, tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    rc = main(["train", "em_rl_token", *tiny_args(tiny_llama_dir, out, "max_steps=2", "save_every=1", "updates_per_step=1")])
+    rc = main(["train", "em_rl_token",
+               *tiny_args(tiny_llama_dir, out, "max_steps=2", "save_every=1", "updates_per_step=1")])
     assert rc == 0
     rows = metrics(out)
     assert [r["step"] for r in rows] == [1, 2]

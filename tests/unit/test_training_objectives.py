@@ -127,8 +127,9 @@ def test_low_var_kl_values() -> None:
 def _inputs(texts: list[str], group: int, **kw) -> RewardInputs:
     g = torch.Generator().manual_seed(1)
     b = len(texts)
-    return RewardInputs(texts=texts, log_probs=-torch.rand(b, 5, generator=g), entropies=torch.rand(b, 5, generator=g) * 3,
-                        mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]][:b]).bool(),
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]][:b]).bool()
+    return RewardInputs(texts=texts, log_probs=-torch.rand(b, 5, generator=g),
+                        entropies=torch.rand(b, 5, generator=g) * 3, mask=mask,
                         group_size=group, seed=kw.get("seed", 0), step=kw.get("step", 0), rank=kw.get("rank", 0))
 
 
