@@ -12,10 +12,20 @@ import torch
 import yaml
 
 from em_eval.em_inf.core import entropy as decoding_entropy
-from em_eval.training.objective.advantages import grpo_advantages, rloo_advantages
-from em_eval.training.objective.losses import low_var_kl, ppo_clip_loss
-from em_eval.training.objective.rewards import RewardInputs, get_reward, random_reward, sequence_reward, token_reward
-from em_eval.training.objective.token_stats import masked_mean, token_entropy, token_log_probs
+from em_eval.training.objective import (
+    RewardInputs,
+    get_reward,
+    grpo_advantages,
+    low_var_kl,
+    masked_mean,
+    ppo_clip_loss,
+    random_reward,
+    rloo_advantages,
+    sequence_reward,
+    token_entropy,
+    token_log_probs,
+    token_reward,
+)
 from em_eval.training.run.rollout import response_mask
 from em_eval.training.setup.config import (
     EmFtConfig,
@@ -154,11 +164,11 @@ def test_random_reward_is_a_seeded_coin() -> None:
 
 def test_get_reward_by_name_or_import_path() -> None:
     assert get_reward("token") is token_reward
-    assert get_reward("em_eval.training.objective.rewards:sequence_reward") is sequence_reward
+    assert get_reward("em_eval.training.objective:sequence_reward") is sequence_reward
     with pytest.raises(ValueError, match="unknown reward 'nope'"):
         get_reward("nope")
     with pytest.raises(ValueError, match="cannot be imported"):
-        get_reward("em_eval.training.objective.rewards:missing")
+        get_reward("em_eval.training.objective:missing")
 
 
 # ---- recipes and config ---------------------------------------------------------------------
