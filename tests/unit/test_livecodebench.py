@@ -18,12 +18,11 @@ from em_eval.data import DataFileError
 from em_eval.tasks.livecodebench import task
 from em_eval.tasks.livecodebench.dataset import documents, record_of
 from em_eval.tasks.livecodebench.decode import UnsafePickleError, decode_test_cases, encode_test_cases
-from em_eval.tasks.livecodebench.extract import extract_program
 from em_eval.tasks.livecodebench.harness import as_function, compare_stdout, unwrap_main_guard
 from em_eval.tasks.livecodebench.problems import END_DATE, START_DATE, cases_of, in_window
-from em_eval.tasks.livecodebench.prompt import SYSTEM_PROMPT, doc_to_text
 from em_eval.tasks.livecodebench.score import verdict
 from em_eval.tasks.livecodebench.source import ENV_VAR, release_files
+from em_eval.tasks.livecodebench.task import SYSTEM_PROMPT, doc_to_text, extract_program
 from livecodebench_records import IN_WINDOW, RECORDS, STARTER, record, write_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
