@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"new_tokens={args.new_tokens} repeats={args.repeats} (median tokens/s; ratio vs plain at the same batch)")
     print(f"{'variant':<18}" + "".join(f"{'batch ' + str(b):>22}" for b in batches))
     for v in variants:
-        cells = "".join(f"{table[f'{v}@{b}']:>10.1f} tok/s {table[f'{v}@{b}'] / table[f'plain@{b}']:>5.2f}x" for b in batches)
+        cells = "".join(f"{table[f'{v}@{b}']:>10.1f} tok/s {table[f'{v}@{b}'] / table[f'plain@{b}']:>5.2f}x"
+                        for b in batches)
         print(f"{v:<18}{cells}")
     if len(batches) > 1:
         lo, hi = batches[0], batches[-1]

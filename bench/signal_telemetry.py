@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import torch
-from bench_prompts import prompts_for
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
+from bench_prompts import prompts_for
 from em_eval.backends.hf_processor import EntropyMinimizationProcessor
 from em_eval.em_inf.settings import EmSettings
 

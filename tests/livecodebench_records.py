@@ -31,7 +31,8 @@ RECORDS = [
     record("abc300_a", "2023-06-10T00:00:00", "atcoder", "easy", "Print A+B.",
            _cases([("1 2\n", "3\n")]), _cases([("10 20\n", "30\n"), ("-5 5\n", "0\n")])),
     record("3000", "2024-01-15T00:00:00", "leetcode", "medium", "Add k to every element.",
-           _cases([("[1, 2]\n3", "[4, 5]")], "functional"), _cases([("[]\n1", "[]"), ("[0]\n-1", "[-1]")], "functional"),
+           _cases([("[1, 2]\n3", "[4, 5]")], "functional"),
+           _cases([("[]\n1", "[]"), ("[0]\n-1", "[-1]")], "functional"),
            starter=STARTER, func_name="addDigits"),
     record("1900A", "2024-05-31T00:00:00", "codeforces", "hard", "Print N/2 for each N, one per line.",
            _cases([("2\n1\n3\n", "0.5\n1.5\n")]), _cases([("1\n4\n", "2\n")])),
@@ -47,7 +48,8 @@ REFERENCE = {  # hand-written solutions, as a model would answer (prose, then fe
     "3000": "```python\nclass Solution:\n    def addDigits(self, nums: List[int], k: int) -> List[int]:\n"
             "        return tuple(x + k for x in nums)\n```",
     "1900A": "```python\nimport sys\n\ndef main():\n    data = sys.stdin.read().split()\n"
-             "    for n in data[1:]:\n        print(f'{int(n) / 2:.2f}  ')\n\nif __name__ == '__main__':\n    main()\n```",
+             "    for n in data[1:]:\n        print(f'{int(n) / 2:.2f}  ')\n\n"
+             "if __name__ == '__main__':\n    main()\n```",
 }
 
 

@@ -62,7 +62,8 @@ def lora_args(args: dict[str, Any]) -> dict[str, Any]:
         rank = max([int(spec.get("r", 0)), *(int(r) for r in (spec.get("rank_pattern") or {}).values())])
         fitting = [r for r in LORA_RANKS if r >= rank]
         if not fitting:
-            raise ArgumentValueError(f"LoRA rank {rank} of {path} exceeds vLLM's largest max_lora_rank {LORA_RANKS[-1]}")
+            raise ArgumentValueError(
+                f"LoRA rank {rank} of {path} exceeds vLLM's largest max_lora_rank {LORA_RANKS[-1]}")
         args["max_lora_rank"] = fitting[0]
     return args
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import weakref
 from collections import OrderedDict
@@ -390,15 +391,35 @@ class EmInfLogitsProcessorV1(_vllm_base(V1_INTERFACE)):
         return logits
 
 
+REQUEST_STATE_FIELDS = ("device", "max_num_reqs", "vocab_size")  # what the V2 processor reads of ``req_states``
+
+
+def _bound(processor: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """``processor``'s parameters bound to the arguments, or None where they do not fit its signature."""
+    try:
+        return inspect.signature(processor).bind(*args, **kwargs).arguments
+    except TypeError:
+        return None
+
+
 class EmInfProcessor(*dict.fromkeys((_vllm_base(V2_INTERFACE), _vllm_base(V1_INTERFACE)))):
     """What ``em_inf_vllm`` passes to vLLM: a subclass of both runners' base classes, so both
-    loaders accept it, that builds the processor of the runner constructing it (V2 passes
-    ``req_states``, V1 ``device`` and ``is_pin_memory``)."""
+    loaders accept it, that builds the processor of the runner constructing it, told apart by what
+    the runner passes: V2 a request state (``req_states``), V1 a ``device`` and ``is_pin_memory``."""
 
-    def __new__(cls, vllm_config: Any, *args: Any) -> Any:
-        if len(args) == 1:
-            return EmInfLogitsProcessor(vllm_config, *args)
-        return EmInfLogitsProcessorV1(vllm_config, *args)
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        v2 = _bound(EmInfLogitsProcessor, args, kwargs)
+        if v2 is not None and all(hasattr(v2["req_states"], name) for name in REQUEST_STATE_FIELDS):
+            return EmInfLogitsProcessor(**v2)
+        v1 = _bound(EmInfLogitsProcessorV1, args, kwargs)
+        if v1 is not None and isinstance(v1["device"], (torch.device, str)) and isinstance(v1["is_pin_memory"], bool):
+            return EmInfLogitsProcessorV1(**v1)
+        given = ", ".join([type(a).__name__ for a in args] + [f"{k}={type(v).__name__}" for k, v in kwargs.items()])
+        raise TypeError(
+            f"EmInfProcessor({given}): not a vLLM logits-processor interface em-eval knows; expected "
+            f"Model Runner V2's (vllm_config, req_states with {', '.join(REQUEST_STATE_FIELDS)}) or the V1 "
+            "runner's (vllm_config, device: torch.device, is_pin_memory: bool). Use a vLLM version em-eval "
+            "supports (pyproject.toml's vllm extra).")
 
     @classmethod
     def validate_params(cls, sampling_params: Any) -> None:

@@ -322,7 +322,8 @@ def adaptive_temperature_with_stats(
         if rows.numel() == 0:
             break
         take_rows = _buffers(workspace, original, rows.numel())
-        subset = log_w if rows.numel() == log_w.shape[0] else torch.index_select(log_w, 0, rows, out=take_rows(_LOG_W_ROWS))
+        subset = (log_w if rows.numel() == log_w.shape[0]
+                  else torch.index_select(log_w, 0, rows, out=take_rows(_LOG_W_ROWS)))
         mid = (lo[rows] + hi[rows]) / 2
         h = _entropy_at(subset, 1 / mid, take_rows)
         temp[rows], h_after[rows] = mid, h

@@ -63,7 +63,8 @@ class TaskVerdict:
                else f"smallest detectable drop {100 * c.min_detectable_drop:.1f} points at {100 * c.power:.0f}% power")
         return (
             f"{self.task}: {100 * c.baseline:.1f} -> {100 * c.candidate:.1f} ({100 * c.diff:+.1f} points, "
-            f"{100 * c.confidence:.1f}% CI {100 * c.ci_low:+.1f} to {100 * c.ci_high:+.1f}; {c.test} p={c.p_value:.3g}; "
+            f"{100 * c.confidence:.1f}% CI {100 * c.ci_low:+.1f} to {100 * c.ci_high:+.1f}; "
+            f"{c.test} p={c.p_value:.3g}; "
             f"n={c.n}; {mdd})"
         )
 
@@ -72,7 +73,8 @@ class TaskVerdict:
                 "alpha": self.alpha, "margin": self.margin, "warnings": self.warnings, **self.comparison.as_dict()}
 
 
-def gate(baseline: Run, candidate: Run, settings: GateSettings, tasks: Sequence[str] | None = None) -> list[TaskVerdict]:
+def gate(baseline: Run, candidate: Run, settings: GateSettings,
+         tasks: Sequence[str] | None = None) -> list[TaskVerdict]:
     """One verdict per task; raises :class:`MismatchError` if the runs are not comparable."""
     names = _tasks(baseline, candidate, tasks)
     alpha = bonferroni(settings.alpha, len(names))
@@ -82,13 +84,15 @@ def gate(baseline: Run, candidate: Run, settings: GateSettings, tasks: Sequence[
 def _tasks(baseline: Run, candidate: Run, wanted: Sequence[str] | None) -> list[str]:
     b, c = set(baseline.tasks), set(candidate.tasks)
     if wanted:
-        missing = [f"{t} (not in {'baseline' if t not in b else 'candidate'})" for t in wanted if t not in b or t not in c]
+        missing = [f"{t} (not in {'baseline' if t not in b else 'candidate'})"
+                   for t in wanted if t not in b or t not in c]
         if missing:
             raise MismatchError(f"--tasks names tasks the runs do not both have: {', '.join(missing)}")
         return list(dict.fromkeys(wanted))
     if b != c:
         raise MismatchError(
-            f"the runs cover different tasks (baseline only: {sorted(b - c) or '-'}; candidate only: {sorted(c - b) or '-'}); "
+            f"the runs cover different tasks (baseline only: {sorted(b - c) or '-'}; "
+            f"candidate only: {sorted(c - b) or '-'}); "
             "evaluate the same tasks or pick common ones with --tasks"
         )
     return sorted(b)
@@ -101,7 +105,8 @@ def check_comparable(base: TaskRun, cand: TaskRun) -> None:
         raise MismatchError(f"{task}: metrics differ ({base.metric},{base.filter} vs {cand.metric},{cand.filter})")
     diff = [k for k in base.grader if base.grader[k] != cand.grader.get(k)]
     if diff:
-        raise MismatchError(f"{task}: the graders differ in {', '.join(diff)}; re-grade both runs with the same task version")
+        raise MismatchError(
+            f"{task}: the graders differ in {', '.join(diff)}; re-grade both runs with the same task version")
     b_ids, c_ids = {p.doc_id for p in base.problems}, {p.doc_id for p in cand.problems}
     if b_ids != c_ids:
         only_b, only_c = sorted(b_ids - c_ids), sorted(c_ids - b_ids)
@@ -142,7 +147,8 @@ def _verdict(base: TaskRun, cand: TaskRun, alpha: float, s: GateSettings) -> Tas
     jump = _no_answer_rate(cand) - _no_answer_rate(base)
     if abs(jump) > s.no_answer_jump:
         warnings.append(
-            f"'no answer extracted' rate changed by {100 * jump:+.1f} points: the output format or the extractor changed"
+            f"'no answer extracted' rate changed by {100 * jump:+.1f} points: "
+            "the output format or the extractor changed"
         )
     return TaskVerdict(base.task, base.metric, comp, alpha, s.margin, regression, warnings)
 

@@ -11,11 +11,13 @@ from em_eval.gate.compare import GateSettings, TaskVerdict
 from em_eval.results import Run
 
 
-def report_dict(baseline: Run, candidate: Run, verdicts: Sequence[TaskVerdict], settings: GateSettings) -> dict[str, Any]:
+def report_dict(baseline: Run, candidate: Run, verdicts: Sequence[TaskVerdict],
+                settings: GateSettings) -> dict[str, Any]:
     """The whole decision as JSON-ready data."""
     return {
         "status": "fail" if any(v.regression for v in verdicts) else "pass",
-        "rule": "fail a task when the upper end of its (1 - alpha/tasks) interval of candidate - baseline lies below -margin",
+        "rule": "fail a task when the upper end of its (1 - alpha/tasks) interval of candidate - baseline "
+                "lies below -margin",
         "settings": {"alpha": settings.alpha, "margin": settings.margin, "power": settings.power,
                      "suspicious_gain": settings.suspicious_gain, "bootstrap_resamples": settings.resamples,
                      "seed": settings.seed},
@@ -43,7 +45,8 @@ def junit_xml(verdicts: Sequence[TaskVerdict], suite: str = "em-eval check") -> 
     for v in verdicts:
         case = ET.SubElement(node, "testcase", classname="em_eval.gate", name=v.task)
         if v.regression:
-            ET.SubElement(case, "failure", message=f"significant drop on {v.task}", type="regression").text = v.summary()
+            failure = ET.SubElement(case, "failure", message=f"significant drop on {v.task}", type="regression")
+            failure.text = v.summary()
         ET.SubElement(case, "system-out").text = "\n".join([v.summary(), *(f"warning: {w}" for w in v.warnings)])
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
@@ -81,7 +84,8 @@ def markdown_summary(report: dict[str, Any]) -> str:
 def write_outputs(out_dir: Path, report: dict[str, Any], verdicts: Sequence[TaskVerdict]) -> dict[str, Path]:
     """Write ``gate.json``, ``gate.junit.xml`` and ``annotations.txt`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "gate.json", "junit": out_dir / "gate.junit.xml", "annotations": out_dir / "annotations.txt"}
+    paths = {"json": out_dir / "gate.json", "junit": out_dir / "gate.junit.xml",
+             "annotations": out_dir / "annotations.txt"}
     paths["json"].write_text(json.dumps(report, indent=2) + "\n")
     paths["junit"].write_text(junit_xml(verdicts))
     paths["annotations"].write_text("\n".join(annotations(verdicts)) + "\n")

@@ -73,7 +73,8 @@ def mcnemar_exact(baseline: Sequence[int], candidate: Sequence[int], alpha: floa
     return PairedComparison(
         test="exact McNemar", n=n, baseline=float(b.mean()), candidate=float(c.mean()), diff=(wins - losses) / n,
         ci_low=low, ci_high=high, confidence=1 - alpha, p_value=p,
-        min_detectable_drop=min_detectable_drop_binary(n, churn, alpha, margin, power, max_drop=float(b.mean()) - churn / 2),
+        min_detectable_drop=min_detectable_drop_binary(n, churn, alpha, margin, power,
+                                                       max_drop=float(b.mean()) - churn / 2),
         power=power, losses=losses, wins=wins,
     )
 

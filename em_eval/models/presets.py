@@ -20,7 +20,8 @@ def load_preset(name: str) -> dict[str, Any]:
     """Read one preset; a clear error names the known presets or the YAML problem."""
     path = asset_dir("models") / f"{name}.yaml"
     if not path.is_file():
-        raise ArgumentNameError(f"unknown preset {name!r}{did_you_mean(name, preset_names())}; known presets: {', '.join(preset_names())}")
+        raise ArgumentNameError(f"unknown preset {name!r}{did_you_mean(name, preset_names())}; "
+                                f"known presets: {', '.join(preset_names())}")
     return read_mapping(path, "preset file", "pretrained", " (the model to load)", ValueError)
 
 

@@ -52,11 +52,13 @@ def test_demo_writes_runs_leaderboard_and_gate(demo_run) -> None:
     out, _ = demo_run
     for method, mode, sampling in (("greedy", "off", False), ("sampling", "off", True), ("em_inf", "em_inf", True),
                                    ("sampling_hot", "off", True), ("em_inf_hot", "em_inf", True)):
-        rows = [json.loads(line) for f in (out / "runs" / method).rglob("samples_em_smoke_*.jsonl") for line in f.open()]
+        rows = [json.loads(line) for f in (out / "runs" / method).rglob("samples_em_smoke_*.jsonl")
+                for line in f.open()]
         assert len(rows) == 2
         kwargs = rows[0]["arguments"]["gen_args_0"]["arg_1"]
         assert kwargs["do_sample"] is sampling and kwargs["max_gen_toks"] == 16
-        assert all(t["em_mode"] == mode and t["gen_tokens"] <= 16 for r in rows for t in r["arguments"]["gen_args_0"]["arg_1"]["em_telemetry"])
+        assert all(t["em_mode"] == mode and t["gen_tokens"] <= 16
+                   for r in rows for t in r["arguments"]["gen_args_0"]["arg_1"]["em_telemetry"])
     board = out / "leaderboard"
     assert (board / "index.html").stat().st_size > 5000 and (board / "plots" / "accuracy_vs_tokens.png").exists()
     csv_lines = (board / "leaderboard.csv").read_text().splitlines()
@@ -150,9 +152,10 @@ def _pixels_near(image, rgb, tol: int = 12) -> int:
 def test_the_demo_page_looks_right_in_chromium(demo_run, tmp_path) -> None:
     """Looked at, not only parsed: a real browser's screenshot of the page and of its charts."""
     import numpy as np
-    from headless_browser import open_page
     from matplotlib import colormaps
     from PIL import Image
+
+    from headless_browser import open_page
 
     out, _ = demo_run
     with open_page(out / "leaderboard" / "index.html") as (page, errors):

@@ -21,7 +21,8 @@ def test_stock_lm_eval_runs_em_livecodebench_on_the_embedded_model(tmp_path) -> 
     res = results["results"]["em_livecodebench"]
     assert 0.0 <= res["pass@1,sandbox"] <= 1.0
     assert res["problems_in_window,sandbox"] == 3 and res["problems_scored,sandbox"] == 2
-    assert math.isnan(res["pass@1_easy,sandbox"]) and math.isnan(res["pass@1_atcoder,sandbox"])  # --limit 2: no easy one
+    # --limit 2: no easy one
+    assert math.isnan(res["pass@1_easy,sandbox"]) and math.isnan(res["pass@1_atcoder,sandbox"])
     assert res["pass@1_hard,sandbox"] == res["pass@1_codeforces,sandbox"] in (0.0, 1.0)
     config = results["configs"]["em_livecodebench"]
     assert config["generation_kwargs"]["temperature"] == 0.2 and config["generation_kwargs"]["top_p"] == 0.95

@@ -31,7 +31,8 @@ def _lm_eval(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_lm_eval_runs_every_step_of_each_problem(tiny_llama_dir, tmp_path):
     out = tmp_path / "out"
     proc = _lm_eval("--model", "em_inf", "--model_args", f"pretrained={tiny_llama_dir},em_mode=off,max_length=4096",
-                    "--tasks", "em_scicode_dev", "--samples", json.dumps(DEV_SAMPLES), "--gen_kwargs", "max_gen_toks=4", "--apply_chat_template",
+                    "--tasks", "em_scicode_dev", "--samples", json.dumps(DEV_SAMPLES),
+                    "--gen_kwargs", "max_gen_toks=4", "--apply_chat_template",
                     "--log_samples", "--output_path", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     samples = [json.loads(line) for f in out.rglob("samples_em_scicode_dev_*.jsonl") for line in f.open()]

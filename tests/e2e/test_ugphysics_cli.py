@@ -19,6 +19,7 @@ def test_stock_lm_eval_runs_em_ugphysics_on_the_embedded_model(tmp_path, data_di
     rows = samples["em_ugphysics"]
     prompt = next(iter(rows[0]["arguments"].values()))["arg_0"]
     assert prompt.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n")
-    assert "The following is an open-ended problem from Semiconductor Physics" in prompt and rows[0]["doc"]["problem"] in prompt
+    assert "The following is an open-ended problem from Semiconductor Physics" in prompt
+    assert rows[0]["doc"]["problem"] in prompt
     assert set(rows[0]["judged"]) == {"correct", "parts", "predicted", "paper", "disagree"}
     assert all(r["judged"]["disagree"] == (r["judged"]["correct"] != r["judged"]["paper"]) for r in rows)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from em_eval.records import sample_telemetry
-from lm_eval_cli import VLLM_ONE_PROCESS_ENGINE as ENGINE, VLLM_ONE_PROCESS_ENV, lm_eval, outputs
+from lm_eval_cli import VLLM_ONE_PROCESS_ENGINE as ENGINE
+from lm_eval_cli import VLLM_ONE_PROCESS_ENV, lm_eval, outputs
 
 pytestmark = pytest.mark.vllm
 

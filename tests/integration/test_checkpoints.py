@@ -8,8 +8,15 @@ from dataclasses import replace
 
 import pytest
 
-from em_eval.models.checkpoint_format import (CheckpointError, checkpoint_info, latest_checkpoint, list_checkpoints, read_metadata,
-                                 resolve_checkpoint_args, write_metadata)
+from em_eval.models.checkpoint_format import (
+    CheckpointError,
+    checkpoint_info,
+    latest_checkpoint,
+    list_checkpoints,
+    read_metadata,
+    resolve_checkpoint_args,
+    write_metadata,
+)
 from em_eval.models.embedded import embedded_model_dir
 from em_eval.models.presets import resolve_model_args
 
@@ -54,7 +61,8 @@ def test_resolution_of_full_lora_run_and_plain_folders(trained, tiny_llama_dir) 
         "pretrained": "org/model"}
     assert checkpoint_info(tiny_llama_dir) is None
     info = checkpoint_info(lora)
-    assert (info["step"], info["method"], info["adapter"], info["checkpoint"]) == (1, "em_ft", "lora", str(lora.resolve()))
+    assert (info["step"], info["method"], info["adapter"], info["checkpoint"]) == (
+        1, "em_ft", "lora", str(lora.resolve()))
 
 
 def test_lora_checkpoint_on_the_embedded_model_resolves_through_presets(tmp_path, trained) -> None:

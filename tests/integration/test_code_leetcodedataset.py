@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.tasks.leetcode import task as code_tasks
 from em_eval.data import LEETCODEDATASET_JSONL_SHA256, DataFileError
+from em_eval.tasks.leetcode import task as code_tasks
 
 # One problem in LeetCodeDataset v0.3.1's flat layout, written for this test (not from the dataset).
 RECORD = {
@@ -55,7 +55,8 @@ def test_wrong_file_and_missing_file_are_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(DataFileError, match="not found at .*nope.jsonl.*data_path"):
         code_tasks.load_leetcodedataset(data_path=str(tmp_path / "nope.jsonl"))
     monkeypatch.setenv("EM_EVAL_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataFileError, match="LeetCodeDataset-v0.3.1-test.jsonl.gz is missing .*expected sha256 3ae536cb"):
+    with pytest.raises(DataFileError,
+                       match="LeetCodeDataset-v0.3.1-test.jsonl.gz is missing .*expected sha256 3ae536cb"):
         code_tasks.load_leetcodedataset()
     corrupt = tmp_path / "leetcodedataset" / "LeetCodeDataset-v0.3.1-test.jsonl.gz"
     corrupt.parent.mkdir()
@@ -66,7 +67,8 @@ def test_wrong_file_and_missing_file_are_clear_errors(tmp_path, monkeypatch):
 
 def test_a_file_given_by_path_with_other_records_is_scored_with_a_warning(tmp_path, caplog, data_dir):
     with caplog.at_level("WARNING"):
-        docs = code_tasks.load_leetcodedataset(data_path=str(_write(tmp_path / "mine.jsonl.gz", [RECORD] * 228)))["test"]
+        mine = _write(tmp_path / "mine.jsonl.gz", [RECORD] * 228)
+        docs = code_tasks.load_leetcodedataset(data_path=str(mine))["test"]
     assert len(docs) == 228 and "scores are not comparable" in caplog.text
     caplog.clear()
     real = gzip.decompress((data_dir / code_tasks.LCD_FILE).read_bytes())
@@ -109,7 +111,8 @@ def test_without_mirror_or_path_it_is_fetched_once_from_the_pinned_commit(tmp_pa
 
     monkeypatch.setattr(urllib.request, "build_opener", lambda *handlers: Opener(offline))
     monkeypatch.setenv("EM_EVAL_CACHE", str(tmp_path / "empty"))
-    with pytest.raises(DataFileError, match="could not download .*LeetCodeDataset-v0.3.1-test.jsonl.gz.*EM_EVAL_DATA_DIR"):
+    with pytest.raises(DataFileError,
+                       match="could not download .*LeetCodeDataset-v0.3.1-test.jsonl.gz.*EM_EVAL_DATA_DIR"):
         code_tasks.load_leetcodedataset()
     assert not list((tmp_path / "empty").rglob("*.gz"))
 

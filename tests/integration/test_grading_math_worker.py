@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from em_eval.tasks.math import grade
 from em_eval.tasks.math.grade import TIMEOUT_S, cluster_answers, grade_response, is_equiv, math_verify_equiv
 from em_eval.tasks.math.normalize import normalize, parse
-from em_eval.tasks.math import grade
 from em_eval.tasks.math.sympy_worker import Worker, WorkerCallError, WorkerTimeout, worker_for
 from em_eval.tasks.math.task import BENCHMARKS
-
 
 # ---- gold answers ---------------------------------------------------------------------------
 

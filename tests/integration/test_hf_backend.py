@@ -17,7 +17,8 @@ from em_eval.records import TELEMETRY_KEY
 PROMPTS = [
     "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n",
     "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n",
-    "<|im_start|>user\nWrite the word hello twice, then explain in a long sentence why greetings matter.<|im_end|>\n<|im_start|>assistant\n",
+    "<|im_start|>user\nWrite the word hello twice, then explain in a long sentence why greetings matter."
+    "<|im_end|>\n<|im_start|>assistant\n",
     "<|im_start|>user\nCount: 1, 2, 3,<|im_end|>\n<|im_start|>assistant\n",
 ]
 

@@ -48,9 +48,8 @@ def test_page_renders_without_script_errors_and_sorts_in_chromium(board: Path, t
 
 
 def test_the_analyses_section_shows_the_lab_plots_in_chromium(tmp_path: Path) -> None:
-    from synthetic_runs import write_run
-
     from em_eval.cli import main
+    from synthetic_runs import write_run
 
     write_run(tmp_path / "base", {"em_t": [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]}, model="base",
               entropy=(1.0, 1.0, 0.0))

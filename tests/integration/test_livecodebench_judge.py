@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from livecodebench_records import IN_WINDOW, REFERENCE, write_jsonl
 
 from em_eval.tasks.livecodebench import task
+from livecodebench_records import IN_WINDOW, REFERENCE, write_jsonl
 
 
 @pytest.fixture(scope="module")

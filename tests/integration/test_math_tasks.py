@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from em_eval.data import FILES, DataFileError
-from em_eval.tasks.math.grade import GRADER_VERSION
 from em_eval.metrics import count_graded
+from em_eval.tasks.math.grade import GRADER_VERSION
 from em_eval.tasks.math.task import (
     BENCHMARKS,
     SYSTEM_PROMPT,

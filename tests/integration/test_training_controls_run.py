@@ -4,9 +4,9 @@ with forking-token updates, and majority pseudo-labels logging their accuracy ag
 from __future__ import annotations
 
 import pytest
-from training_runs import metrics, tiny_args
 
 from em_eval.cli import main
+from training_runs import metrics, tiny_args
 
 
 def test_self_certainty_with_forking_tokens_and_majority_labels(tiny_llama_dir, tmp_path) -> None:

@@ -9,14 +9,13 @@ from accelerate.state import AcceleratorState
 from transformers import AutoModelForCausalLM
 
 from em_eval.asset_paths import asset_dir
-from em_eval.training.objective.token_stats import masked_mean
-from em_eval.training.setup.config import EmFtConfig
+from em_eval.training.objective import RewardInputs, masked_mean, sequence_reward, token_reward
 from em_eval.training.run.heldout import heldout_entropy
 from em_eval.training.run.loop import em_ft_update
+from em_eval.training.run.rollout import generate_rollouts, response_token_stats
+from em_eval.training.setup.config import EmFtConfig
 from em_eval.training.setup.model import load_tokenizer
 from em_eval.training.setup.prompts import load_prompt_set, render_prompt
-from em_eval.training.objective.rewards import RewardInputs, sequence_reward, token_reward
-from em_eval.training.run.rollout import generate_rollouts, response_token_stats
 
 PROMPTS = ["Hi!", "What is the capital of France? Answer in one short sentence."]
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import json
 
 import pytest
 
 from em_eval.training.setup.prompts import PromptDataError, load_prompt_set
-
 
 # ---- prompt files ---------------------------------------------------------------------------
 
@@ -52,7 +50,8 @@ def test_overlong_prompts_error_or_drop(tmp_path, tokenizer) -> None:
 def test_chat_template_and_user_template(tmp_path, tokenizer) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"problem": "1+1?"}) + "\n")
-    ps = load_prompt_set(path, tokenizer, system_prompt="Box it in \\boxed{{}}.", user_template="{prompt} Think \\boxed{}")
+    ps = load_prompt_set(path, tokenizer, system_prompt="Box it in \\boxed{{}}.",
+                         user_template="{prompt} Think \\boxed{}")
     text = tokenizer.decode(ps.token_ids[0])
     assert "<|im_start|>system\nBox it in \\boxed{{}}.<|im_end|>" in text and "1+1? Think \\boxed{}" in text
     raw = load_prompt_set(path, tokenizer, chat_template=False)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from em_eval.tasks.math.grade import extract_answer, is_equiv
-from em_eval.training.objective.rewards import (RewardInputs, self_consistency_reward)
+from em_eval.training.objective import RewardInputs, self_consistency_reward
 
 
 def test_self_consistency_reward_counts_equivalent_answers_in_each_group() -> None:

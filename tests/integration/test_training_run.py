@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from training_runs import metrics, tiny_args, weights
-
-from em_eval.models.checkpoint_format import latest_checkpoint, read_metadata
 from em_eval.cli import main
 from em_eval.local_files import file_sha256
+from em_eval.models.checkpoint_format import latest_checkpoint, read_metadata
+from training_runs import metrics, tiny_args, weights
 
 
 def test_cli_trains_and_writes_checkpoints_metadata_and_logs(tiny_llama_dir, tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    rc = main(["train", "em_rl_token", *tiny_args(tiny_llama_dir, out, "max_steps=2", "save_every=1", "updates_per_step=1")])
+    rc = main(["train", "em_rl_token",
+               *tiny_args(tiny_llama_dir, out, "max_steps=2", "save_every=1", "updates_per_step=1")])
     assert rc == 0
     rows = metrics(out)
     assert [r["step"] for r in rows] == [1, 2]
@@ -185,8 +185,8 @@ def test_fsdp_version_1_is_refused_with_the_fix() -> None:
 
     from accelerate.utils import DistributedType
 
-    from em_eval.training.setup.config import TrainingConfigError
     from em_eval.training.run.loop import check_distributed_setup
+    from em_eval.training.setup.config import TrainingConfigError
 
     with pytest.raises(TrainingConfigError, match="--fsdp_version 2"):
         check_distributed_setup(SimpleNamespace(distributed_type=DistributedType.FSDP, is_fsdp2=False))

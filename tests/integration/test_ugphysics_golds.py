@@ -10,7 +10,8 @@ from em_eval.tasks.ugphysics.task import documents, process_results
 
 def test_every_gold_answer_grades_correct_against_itself(data_dir) -> None:
     docs = documents("all")
-    wrong = [d["answers"] for d in docs if process_results(d, [f"So the final answer is {d['answers']}."])["accuracy"] != 1.0]
+    wrong = [d["answers"] for d in docs
+             if process_results(d, [f"So the final answer is {d['answers']}."])["accuracy"] != 1.0]
     assert len(docs) == 372 and wrong == []
 
 

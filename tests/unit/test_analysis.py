@@ -8,7 +8,6 @@ import json
 import math
 
 import pytest
-from synthetic_runs import write_run
 
 from em_eval.analysis.calibration import auroc, expected_calibration_error, reliability
 from em_eval.analysis.confidence import SIGNALS, signal_names
@@ -19,6 +18,7 @@ from em_eval.analysis.voting import budget_majority, filtered_correct, most_conf
 from em_eval.cli import main
 from em_eval.metrics import mean_stderr
 from em_eval.results import ResultsError
+from synthetic_runs import write_run
 
 
 def test_pass_at_k_curve_equals_brute_force_enumeration() -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from lm_eval.api.instance import Instance
-from lm_requests import make_requests
 
 from em_eval.decoding.methods import (
     DecodeMethod,
@@ -21,6 +20,7 @@ from em_eval.decoding.methods import (
 from em_eval.decoding.task_hooks import TaskDecoding, task_decoding
 from em_eval.records import DECODE_KEY, TELEMETRY_KEY, Generated, write_samples
 from em_eval.tasks.math.consistency import sc_votes as math_votes
+from lm_requests import make_requests
 
 ORACLE = json.loads((Path(__file__).parents[1] / "data" / "refinement_oracle.json").read_text())
 

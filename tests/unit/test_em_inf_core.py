@@ -117,7 +117,8 @@ def test_threshold_stops_a_row_midway() -> None:
     _, stats = minimize_entropy_with_stats(z, threshold=h0 - 0.05, kl_weight=0.0, lr=0.5, steps=10)
     assert 1 <= stats.steps.item() < 10
     ref = reference_em_inf(z[0], threshold=h0 - 0.05, kl_weight=0.0, lr=0.5, steps=10)
-    assert sampling_tv(minimize_entropy(z, threshold=h0 - 0.05, kl_weight=0.0, lr=0.5, steps=10), ref[None].float()).item() < 1e-3
+    ours = minimize_entropy(z, threshold=h0 - 0.05, kl_weight=0.0, lr=0.5, steps=10)
+    assert sampling_tv(ours, ref[None].float()).item() < 1e-3
 
 
 def test_rows_are_independent() -> None:
@@ -185,7 +186,8 @@ def test_zero_steps_is_identity_and_bad_shapes_raise() -> None:
         minimize_entropy(z, lr=-1.0)
 
 
-def reference_adaptive_temperature(row: torch.Tensor, target_ratio=0.85, threshold=1e-5, t_min=0.01, t_max=1.0, tol=0.1, max_iters=100):
+def reference_adaptive_temperature(row: torch.Tensor, target_ratio=0.85, threshold=1e-5, t_min=0.01, t_max=1.0,
+                                   tol=0.1, max_iters=100):
     """The paper's AdaptiveTemperatureProcessor for one row (float64 bisection)."""
     h0 = entropy(row[None]).item()
     if h0 <= threshold:

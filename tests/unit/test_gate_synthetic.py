@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthetic_runs import write_run
-
 from em_eval.results import load_run, result_files
+from synthetic_runs import write_run
 
 
 def test_synthetic_runs_load_like_real_ones(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import yaml
-from synthetic_runs import write_run
 
 from em_eval.cli import main
 from em_eval.leaderboard import matching, paper
 from em_eval.leaderboard.table import build_rows, interval, markdown
 from em_eval.results import describe_method, load_runs
+from synthetic_runs import write_run
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,19 +12,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from livecodebench_records import IN_WINDOW, RECORDS, STARTER, record, write_jsonl
 
 from em_eval import sandbox
 from em_eval.data import DataFileError
 from em_eval.tasks.livecodebench import task
 from em_eval.tasks.livecodebench.dataset import documents, record_of
 from em_eval.tasks.livecodebench.decode import UnsafePickleError, decode_test_cases, encode_test_cases
-from em_eval.tasks.livecodebench.extract import extract_program
 from em_eval.tasks.livecodebench.harness import as_function, compare_stdout, unwrap_main_guard
 from em_eval.tasks.livecodebench.problems import END_DATE, START_DATE, cases_of, in_window
-from em_eval.tasks.livecodebench.prompt import SYSTEM_PROMPT, doc_to_text
 from em_eval.tasks.livecodebench.score import verdict
 from em_eval.tasks.livecodebench.source import ENV_VAR, release_files
+from em_eval.tasks.livecodebench.task import SYSTEM_PROMPT, doc_to_text, extract_program
+from livecodebench_records import IN_WINDOW, RECORDS, STARTER, record, write_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -169,8 +168,10 @@ def test_prompt_is_the_papers_lcb_fork():
         "```python\n# YOUR CODE HERE\n```\n\n### Answer: (use the provided format with backticks)\n\n\n\n"
         "Write Python code to solve the problem. Present the code in \n```python\nYour code\n```\nat the end.")
     with_starter = doc_to_text({"question_content": "Add.", "starter_code": STARTER})
-    assert "### Format: You will use the following starter code" in with_starter and f"```python\n{STARTER}\n```" in with_starter
-    assert "\n" not in SYSTEM_PROMPT and SYSTEM_PROMPT.startswith("\\nWhen tackling") and "[ASSESS]\\n\\n[ADVANCE]" in SYSTEM_PROMPT
+    assert "### Format: You will use the following starter code" in with_starter
+    assert f"```python\n{STARTER}\n```" in with_starter
+    assert "\n" not in SYSTEM_PROMPT and SYSTEM_PROMPT.startswith("\\nWhen tackling")
+    assert "[ASSESS]\\n\\n[ADVANCE]" in SYSTEM_PROMPT
 
 
 def test_task_yaml_has_the_papers_generation_settings():
@@ -215,7 +216,8 @@ def test_stdin_programs_become_one_function_after_the_imports():
     code = unwrap_main_guard("import sys\nx = 1\nif __name__ == '__main__':\n    print(x)\n")
     assert code.endswith("x = 1\nprint(x)")
     wrapped = as_function(code)
-    assert "from itertools import *" in wrapped and "\nimport sys\ndef wrapped_function():\n    x = 1\n    print(x)" in wrapped
+    assert "from itertools import *" in wrapped
+    assert "\nimport sys\ndef wrapped_function():\n    x = 1\n    print(x)" in wrapped
     assert as_function("def broken(:\n") == "def broken(:\n"  # compiled as is, the syntax error is the verdict
 
 

@@ -7,13 +7,14 @@ import os
 
 import pytest
 
-from em_eval.tasks.scicode import prompts as sp
 from em_eval.data import DataFileError
+from em_eval.tasks.scicode import prompts as sp
 from em_eval.tasks.scicode.task import doc_to_text, resolve_h5
 
 
 def _doc(problem: dict, with_background: bool = True) -> dict:
-    return {"problem_id": problem["problem_id"], "problem_json": json.dumps(problem), "with_background": with_background}
+    return {"problem_id": problem["problem_id"], "problem_json": json.dumps(problem),
+            "with_background": with_background}
 
 
 def _problem(split: str, pid: str) -> dict:
@@ -31,8 +32,8 @@ def test_split_sizes_match_the_paper():
 def test_step_prompt_holds_earlier_steps_with_the_models_own_code():
     problem = _problem("dev", "29")
     steps = problem["sub_steps"]
-    prompt = sp.step_prompt(problem, 2, ["def normalize(v):\n    return 'MODEL-1'", "def inner_product(u, v):\n    return 'MODEL-2'"],
-                            with_background=True)
+    own_code = ["def normalize(v):\n    return 'MODEL-1'", "def inner_product(u, v):\n    return 'MODEL-2'"]
+    prompt = sp.step_prompt(problem, 2, own_code, with_background=True)
     assert prompt.startswith("PROBLEM DESCRIPTION:\nYou will be provided with problem steps along with background")
     for step in steps[:2]:
         assert step["step_description_prompt"] + "\n" + step["step_background"] in prompt

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_runs import write_run
 
 from em_eval.cli import main
 from em_eval.models.checkpoint_format import CheckpointMetadata, checkpoint_name, write_metadata
@@ -18,6 +17,7 @@ from em_eval.sweep import evaluate
 from em_eval.sweep.evaluate import EvaluationFailed, SweepError, finished_results, lm_eval_argv, sweep_targets
 from em_eval.sweep.laws import collapse_alarms, fit_entropy_law, transitional_counts, transitional_rate
 from em_eval.sweep.run import run_sweep
+from synthetic_runs import write_run
 
 
 # ---- transitional words ------------------------------------------------------------------------

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from em_eval.training.objective.losses import forking_token_mask
-from em_eval.training.objective.rewards import (
+from em_eval.training.objective import (
     RewardInputs,
+    forking_token_mask,
     get_reward,
     last_third_entropy_reward,
     majority_vote,
     score_rollouts,
     self_certainty_reward,
+    token_self_certainty,
 )
-from em_eval.training.objective.token_stats import token_self_certainty
 from em_eval.training.setup.config import TrainingConfigError, load_recipe
 from em_eval.training.setup.prompts import read_labels
 

@@ -13,8 +13,8 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
-from em_eval.training.objective import rewards
-from em_eval.training.objective.losses import aggregate_tokens
+from em_eval.training import objective
+from em_eval.training.objective import aggregate_tokens
 from em_eval.training.run.loop import em_rl_update
 from em_eval.training.run.rollout import Rollouts
 from em_eval.training.setup.config import EmRlConfig, TrainingConfigError
@@ -46,7 +46,7 @@ class RecordingSGD(torch.optim.SGD):
 def _update(monkeypatch: pytest.MonkeyPatch, micro: int, loss_agg: str) -> tuple[list[torch.Tensor], torch.Tensor]:
     x = ORACLE["inputs"]
     case = ORACLE["cases"][0]
-    monkeypatch.setitem(rewards.REWARDS, "fixed", lambda _: torch.tensor(x["rewards"]))
+    monkeypatch.setitem(objective.REWARDS, "fixed", lambda _: torch.tensor(x["rewards"]))
     ids, attention = torch.tensor(x["input_ids"]), torch.tensor(x["attention_mask"])
     batch = Rollouts(ids, attention, attention[:, x["prompt_len"]:].bool(), x["prompt_len"], [""] * len(ids))
     policy = TableModel(x["logits"])
@@ -101,7 +101,7 @@ def test_forking_tokens_alone_carry_the_policy_gradient(monkeypatch) -> None:
     """forking_tokens=0.2 without KL and entropy terms: the gradient reaches exactly the logits that
     predicted the 20% highest-entropy response tokens of the batch (found here by sorting by hand)."""
     x = ORACLE["inputs"]
-    monkeypatch.setitem(rewards.REWARDS, "fixed", lambda _: torch.tensor(x["rewards"]))
+    monkeypatch.setitem(objective.REWARDS, "fixed", lambda _: torch.tensor(x["rewards"]))
     ids, attention = torch.tensor(x["input_ids"]), torch.tensor(x["attention_mask"])
     p = x["prompt_len"]
     mask = attention[:, p:].bool()

@@ -4,24 +4,38 @@ recipes and prompt files. No model, so these run in well under a second each."""
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
+import yaml
 
 from em_eval.em_inf.core import entropy as decoding_entropy
-from em_eval.training.objective.token_stats import masked_mean, token_entropy, token_log_probs
-from em_eval.training.objective.advantages import grpo_advantages, rloo_advantages
-from em_eval.training.setup.config import (EmFtConfig, EmRlConfig, TrainingConfigError, config_from_dict, load_recipe,
-                                     recipe_names)
-from em_eval.training.objective.losses import low_var_kl, ppo_clip_loss
-from em_eval.training.setup.prompts import read_prompts, step_prompt_indices
-from em_eval.training.objective.rewards import (RewardInputs, get_reward, random_reward,
-                                      sequence_reward, token_reward)
+from em_eval.training.objective import (
+    RewardInputs,
+    get_reward,
+    grpo_advantages,
+    low_var_kl,
+    masked_mean,
+    ppo_clip_loss,
+    random_reward,
+    rloo_advantages,
+    sequence_reward,
+    token_entropy,
+    token_log_probs,
+    token_reward,
+)
 from em_eval.training.run.rollout import response_mask
+from em_eval.training.setup.config import (
+    EmFtConfig,
+    EmRlConfig,
+    TrainingConfigError,
+    config_from_dict,
+    load_recipe,
+    recipe_names,
+)
+from em_eval.training.setup.prompts import read_prompts, step_prompt_indices
 
 # ---- entropy helpers ------------------------------------------------------------------------
 
@@ -123,8 +137,9 @@ def test_low_var_kl_values() -> None:
 def _inputs(texts: list[str], group: int, **kw) -> RewardInputs:
     g = torch.Generator().manual_seed(1)
     b = len(texts)
-    return RewardInputs(texts=texts, log_probs=-torch.rand(b, 5, generator=g), entropies=torch.rand(b, 5, generator=g) * 3,
-                        mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]][:b]).bool(),
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]][:b]).bool()
+    return RewardInputs(texts=texts, log_probs=-torch.rand(b, 5, generator=g),
+                        entropies=torch.rand(b, 5, generator=g) * 3, mask=mask,
                         group_size=group, seed=kw.get("seed", 0), step=kw.get("step", 0), rank=kw.get("rank", 0))
 
 
@@ -149,11 +164,11 @@ def test_random_reward_is_a_seeded_coin() -> None:
 
 def test_get_reward_by_name_or_import_path() -> None:
     assert get_reward("token") is token_reward
-    assert get_reward("em_eval.training.objective.rewards:sequence_reward") is sequence_reward
+    assert get_reward("em_eval.training.objective:sequence_reward") is sequence_reward
     with pytest.raises(ValueError, match="unknown reward 'nope'"):
         get_reward("nope")
     with pytest.raises(ValueError, match="cannot be imported"):
-        get_reward("em_eval.training.objective.rewards:missing")
+        get_reward("em_eval.training.objective:missing")
 
 
 # ---- recipes and config ---------------------------------------------------------------------

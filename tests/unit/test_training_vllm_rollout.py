@@ -4,6 +4,7 @@ vLLM outputs turned into :class:`Rollouts`, the weights a policy hands to vLLM, 
 from __future__ import annotations
 
 import copy
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -11,9 +12,16 @@ import torch
 from accelerate.utils import DistributedType
 
 from em_eval.backends import vllm_dist
+from em_eval.training.run.vllm_rollout import (
+    check_vllm_setup,
+    engine_args,
+    environment,
+    policy_weights,
+    rollout_seeds,
+    rollouts_from_samples,
+    sampling_args,
+)
 from em_eval.training.setup.config import TrainingConfigError, load_recipe, recipe_names
-from em_eval.training.run.vllm_rollout import (check_vllm_setup, engine_args, policy_weights, rollout_seeds,
-                                               rollouts_from_samples, sampling_args)
 
 
 def test_every_recipe_names_its_rollout_engine_and_hf_is_the_default() -> None:
@@ -21,6 +29,16 @@ def test_every_recipe_names_its_rollout_engine_and_hf_is_the_default() -> None:
         assert load_recipe(name).rollout_engine == "hf", name
     config = load_recipe("em_ft", ["rollout_engine=vllm", "vllm_gpu_memory_utilization=0.5", "vllm_dtype=bfloat16"])
     assert (config.rollout_engine, config.vllm_gpu_memory_utilization, config.vllm_dtype) == ("vllm", 0.5, "bfloat16")
+
+
+def test_environment_sets_names_for_the_block_and_restores_them_also_on_error(monkeypatch) -> None:
+    monkeypatch.setenv("EM_EVAL_TEST_SET", "before")
+    monkeypatch.delenv("EM_EVAL_TEST_UNSET", raising=False)
+    with pytest.raises(RuntimeError, match="inside"):
+        with environment({"EM_EVAL_TEST_SET": "0", "EM_EVAL_TEST_UNSET": "1"}):
+            assert (os.environ["EM_EVAL_TEST_SET"], os.environ["EM_EVAL_TEST_UNSET"]) == ("0", "1")
+            raise RuntimeError("inside")
+    assert os.environ["EM_EVAL_TEST_SET"] == "before" and "EM_EVAL_TEST_UNSET" not in os.environ
 
 
 @pytest.mark.parametrize("override,message", [

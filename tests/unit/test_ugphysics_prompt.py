@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from protocol_cards import TASKS, load_task_config, task_yamls
 
 from em_eval.data import FILES, DataFileError
 from em_eval.tasks.ugphysics.prompt import SYSTEM_PROMPT, answer_types, make_prompt, type_sentence, user_turn
 from em_eval.tasks.ugphysics.task import documents
+from protocol_cards import TASKS, load_task_config, task_yamls
 
 ORACLE = json.loads((Path(__file__).parents[1] / "data" / "ugphysics_prompt_oracle.json").read_text(encoding="utf-8"))
 

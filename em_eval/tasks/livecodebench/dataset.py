@@ -16,9 +16,16 @@ from typing import Any, Iterator
 from em_eval.data import DataFileError
 from em_eval.local_files import file_sha256
 from em_eval.tasks.livecodebench.decode import UnsafePickleError
+from em_eval.tasks.livecodebench.problems import (
+    END_DATE,
+    PAPER_WINDOW_SIZE,
+    START_DATE,
+    RecordError,
+    cases_of,
+    in_window,
+    problem_doc,
+)
 from em_eval.tasks.livecodebench.source import RELEASE_V2, REVISION, SHA256
-from em_eval.tasks.livecodebench.problems import (END_DATE, PAPER_WINDOW_SIZE, START_DATE, RecordError, in_window,
-                                                  problem_doc, cases_of)
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,8 @@ def verdict(result: sandbox.ProgramResult, n_tests: int) -> dict[str, Any]:
         return {**out, "status": "passed", "reason": "", "tests_passed": passed}
     status = STATUS_OF_CODE.get(info.get("error_code"), "error")
     details = "; ".join(f"{k} {info[k]}" for k in ("error", "inputs", "output", "expected") if k in info)
-    reason = f"test {len(results)} of {n_tests}: {info.get('error_message', 'failed')}" + (f" ({details})" if details else "")
+    reason = (f"test {len(results)} of {n_tests}: {info.get('error_message', 'failed')}"
+              + (f" ({details})" if details else ""))
     return {**out, "status": status, "reason": reason, "tests_passed": passed}
 
 

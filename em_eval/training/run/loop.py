@@ -31,10 +31,19 @@ from em_eval.models.checkpoint_format import (
     latest_checkpoint,
     read_metadata,
 )
-from em_eval.training.objective.advantages import ADVANTAGES
-from em_eval.training.objective.losses import aggregate_tokens, forking_token_mask, low_var_kl, ppo_clip_loss
-from em_eval.training.objective.rewards import RewardInputs, score_rollouts
-from em_eval.training.objective.token_stats import masked_mean, token_entropy, token_log_probs, token_self_certainty
+from em_eval.training.objective import (
+    ADVANTAGES,
+    RewardInputs,
+    aggregate_tokens,
+    forking_token_mask,
+    low_var_kl,
+    masked_mean,
+    ppo_clip_loss,
+    score_rollouts,
+    token_entropy,
+    token_log_probs,
+    token_self_certainty,
+)
 from em_eval.training.run.metrics_log import MetricsLog, tracker_names
 from em_eval.training.run.rollout import Rollouts, generate_rollouts, response_logits, response_token_stats
 from em_eval.training.run.save_restore import load_trainer_state, remove_temporaries, save_checkpoint

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from em_eval.training.objective.token_stats import token_entropy, token_log_probs
 from em_eval.models.stop_tokens import stop_token_ids
+from em_eval.training.objective import token_entropy, token_log_probs
 
 # Plain sampling, as the paper's vLLM rollouts (top_p 1, top_k -1): these override any
 # filtering a model's own generation_config would add (P4 in em_methods.md).

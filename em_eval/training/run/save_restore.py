@@ -20,8 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from em_eval.models.checkpoint_format import CheckpointError, CheckpointMetadata, checkpoint_name, latest_checkpoint
-from em_eval.models.checkpoint_format import list_checkpoints, read_metadata, write_metadata
+from em_eval.models.checkpoint_format import (
+    CheckpointError,
+    CheckpointMetadata,
+    checkpoint_name,
+    latest_checkpoint,
+    list_checkpoints,
+    read_metadata,
+    write_metadata,
+)
 
 TRAINER_STATE = "trainer_state"
 OPTIMIZER_FILE = "optimizer.pt"

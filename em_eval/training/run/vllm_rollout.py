@@ -25,7 +25,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import torch
@@ -40,6 +39,22 @@ IN_PROCESS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
 # ---- pure pieces ------------------------------------------------------------------------------
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set inside the block and each name's previous value (or its
+    absence) restored after it, also when the block raises."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def engine_args(config: TrainConfig, location: str, *, world: int, sleep_mode: bool) -> dict[str, Any]:
@@ -189,7 +204,7 @@ class VllmRolloutEngine:
         self.sleep_mode = current_platform.is_sleep_mode_available()
         args = engine_args(config, model_location(config.model), world=world, sleep_mode=self.sleep_mode)
         rng = capture_rng()  # an in-process engine seeds the global RNGs; training keeps its own stream
-        with mock.patch.dict(os.environ, IN_PROCESS):  # read at start-up: weights then pass by reference
+        with environment(IN_PROCESS):  # read at start-up: weights then pass by reference
             self.llm = LLM(**args)
         restore_rng(rng)
         self.stop_ids = stop_token_ids(tokenizer, policy)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from transformers import HfArgumentParser
 
 from em_eval.asset_paths import asset_dir, asset_names, read_mapping
-from em_eval.training.objective.losses import LOSS_AGGREGATIONS
+from em_eval.training.objective import LOSS_AGGREGATIONS
 from em_eval.user_errors import UserError
 
 

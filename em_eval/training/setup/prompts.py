@@ -67,14 +67,16 @@ def _prompt_text(row: Any, field: str | None, where: str) -> str:
     raise PromptDataError(f"{where} has no non-empty {wanted} text field; fix the row or set prompt_field=<name>")
 
 
-def render_prompt(tokenizer: Any, text: str, *, system_prompt: str | None, user_template: str, chat_template: bool) -> str:
+def render_prompt(tokenizer: Any, text: str, *, system_prompt: str | None, user_template: str,
+                  chat_template: bool) -> str:
     """The string the model sees: the user template filled in, through the chat template if asked."""
     user = user_template.replace("{prompt}", text)
     if not chat_template:
         return user
     if not getattr(tokenizer, "chat_template", None):
         raise PromptDataError("the tokenizer has no chat template; set chat_template=false to train on raw prompts")
-    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user}]
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+    messages.append({"role": "user", "content": user})
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
