@@ -32,8 +32,15 @@ from em_eval.backends.hf_processor import EntropyMinimizationProcessor
 from em_eval.em_inf.settings import EmSettings
 
 SHAPES = {
-    "qwen2.5-7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-                       num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768),
+    "qwen2.5-7b": dict(
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        vocab_size=152064,
+        max_position_embeddings=32768,
+    ),
 }
 
 
@@ -101,9 +108,17 @@ def timed_generate(model, tok, batch: int, variant: str, args, settings: EmSetti
     sync()
     start = time.perf_counter()
     with torch.no_grad():
-        model.generate(**enc, do_sample=True, temperature=0.1, top_p=1.0, top_k=0,
-                       max_new_tokens=args.new_tokens, eos_token_id=None,
-                       logits_processor=processors(variant, settings, stop), pad_token_id=tok.pad_token_id)
+        model.generate(
+            **enc,
+            do_sample=True,
+            temperature=0.1,
+            top_p=1.0,
+            top_k=0,
+            max_new_tokens=args.new_tokens,
+            eos_token_id=None,
+            logits_processor=processors(variant, settings, stop),
+            pad_token_id=tok.pad_token_id,
+        )
     sync()
     return batch * args.new_tokens / (time.perf_counter() - start)
 
@@ -136,12 +151,15 @@ def main(argv: list[str] | None = None) -> dict:
             for v in variants:
                 speeds.setdefault((b, v), []).append(timed_generate(model, tok, b, v, args, settings))
     table = {f"{v}@{b}": statistics.median(s) for (b, v), s in speeds.items()}
-    print(f"device={args.device} dtype={args.dtype} model={args.shape or args.model or 'smollm2-135m'} "
-          f"new_tokens={args.new_tokens} repeats={args.repeats} (median tokens/s; ratio vs plain at the same batch)")
+    print(
+        f"device={args.device} dtype={args.dtype} model={args.shape or args.model or 'smollm2-135m'} "
+        f"new_tokens={args.new_tokens} repeats={args.repeats} (median tokens/s; ratio vs plain at the same batch)"
+    )
     print(f"{'variant':<18}" + "".join(f"{'batch ' + str(b):>22}" for b in batches))
     for v in variants:
-        cells = "".join(f"{table[f'{v}@{b}']:>10.1f} tok/s {table[f'{v}@{b}'] / table[f'plain@{b}']:>5.2f}x"
-                        for b in batches)
+        cells = "".join(
+            f"{table[f'{v}@{b}']:>10.1f} tok/s {table[f'{v}@{b}'] / table[f'plain@{b}']:>5.2f}x" for b in batches
+        )
         print(f"{v:<18}{cells}")
     if len(batches) > 1:
         lo, hi = batches[0], batches[-1]

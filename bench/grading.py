@@ -93,33 +93,61 @@ def _plus_minus(g: str) -> str | None:
 
 
 RULES: list[tuple[str, Callable[[str, int], str | None]]] = [
-    ("integer", lambda g, i: (f"{int(g):,}" if abs(int(g)) >= 1000 else [f"{g}.0", f"\\text{{{g}}}", f"0{g}"][i % 3])
-     if re.fullmatch(r"-?\d+", g) else None),
-    ("fraction->decimal", lambda g, i: (lambda m: m and _decimal(Fraction(int(m[2]), int(m[3])) * (-1 if m[1] else 1)))(
-        re.fullmatch(_FRAC, g))),
+    (
+        "integer",
+        lambda g, i: (
+            (f"{int(g):,}" if abs(int(g)) >= 1000 else [f"{g}.0", f"\\text{{{g}}}", f"0{g}"][i % 3])
+            if re.fullmatch(r"-?\d+", g)
+            else None
+        ),
+    ),
+    (
+        "fraction->decimal",
+        lambda g, i: (lambda m: m and _decimal(Fraction(int(m[2]), int(m[3])) * (-1 if m[1] else 1)))(
+            re.fullmatch(_FRAC, g)
+        ),
+    ),
     ("fraction->a/b", lambda g, i: (lambda m: m and f"{m[1] or ''}{m[2]}/{m[3]}")(re.fullmatch(_FRAC, g))),
-    ("decimal->fraction", lambda g, i: (lambda fr: f"\\frac{{{fr.numerator}}}{{{fr.denominator}}}")(Fraction(g))
-     if re.fullmatch(r"-?\d*\.\d+", g) else None),
-    ("k sqrt m -> sqrt(k^2 m)", lambda g, i: (lambda m: m and f"\\sqrt{{{int(m[1]) ** 2 * int(m[2])}}}")(
-        re.fullmatch(r"(\d+)\s*\\sqrt\{?(\d+)\}?", g))),
+    (
+        "decimal->fraction",
+        lambda g, i: (
+            (lambda fr: f"\\frac{{{fr.numerator}}}{{{fr.denominator}}}")(Fraction(g))
+            if re.fullmatch(r"-?\d*\.\d+", g)
+            else None
+        ),
+    ),
+    (
+        "k sqrt m -> sqrt(k^2 m)",
+        lambda g, i: (lambda m: m and f"\\sqrt{{{int(m[1]) ** 2 * int(m[2])}}}")(
+            re.fullmatch(r"(\d+)\s*\\sqrt\{?(\d+)\}?", g)
+        ),
+    ),
     ("sqrt -> power", lambda g, i: (lambda m: m and f"{m[1]}{m[2]}^{{1/2}}")(re.fullmatch(r"(-?)\\sqrt\{(\d+)\}", g))),
     ("k pi -> pi k", lambda g, i: (lambda m: m and f"\\pi \\cdot {m[1] or 1}")(re.fullmatch(r"(\d*)\s*\\pi", g))),
     ("degrees", lambda g, i: (lambda m: m and [m[1], f"{m[1]} degrees"][i % 2])(re.fullmatch(r"(\d+)\^\\circ", g))),
     ("text", lambda g, i: (lambda m: m and m[1])(re.fullmatch(r"\\text\{([^{}]*)\}", g))),
-    ("units dropped", lambda g, i: (lambda m: m and m[1])(
-        re.fullmatch(r"([\d.]+)\s*\\(?:mbox|text)\{[^{}]*\}(?:\^2)?", g))),
+    (
+        "units dropped",
+        lambda g, i: (lambda m: m and m[1])(re.fullmatch(r"([\d.]+)\s*\\(?:mbox|text)\{[^{}]*\}(?:\^2)?", g)),
+    ),
     ("dollars", lambda g, i: g[2:].replace(",\\!", ",") if g.startswith("\\$") else None),
     ("thousands", lambda g, i: g.replace(",\\!", "").replace(" ", "") if ",\\!" in g else None),
     ("assignment", lambda g, i: (lambda m: m and m[1])(re.fullmatch(r"[a-z]\s*(?:=|\\in)\s*(.+)", g))),
     ("matrix", lambda g, i: g.replace("pmatrix", "bmatrix") if "pmatrix" in g else None),
-    ("base subscript", lambda g, i: (lambda m: m and (f"{m[1]}_{m[3]}" if m[2] else f"{m[1]}_{{{m[3]}}}"))(
-        re.fullmatch(r"(\d+)_(\{)?(\d)\}?", g))),
+    (
+        "base subscript",
+        lambda g, i: (lambda m: m and (f"{m[1]}_{m[3]}" if m[2] else f"{m[1]}_{{{m[3]}}}"))(
+            re.fullmatch(r"(\d+)_(\{)?(\d)\}?", g)
+        ),
+    ),
     ("plus-minus expanded", lambda g, i: _plus_minus(g)),
     ("interval/tuple spacing", lambda g, i: _tuple_spacing(g)),
     ("reversed list", lambda g, i: _reversed_list(g)),
     ("reordered sum", lambda g, i: _rotate_terms(g) if "=" not in g else None),
-    ("coefficient dot", lambda g, i: (lambda m: m and f"{m[1]} \\cdot {m[2]}")(
-        re.fullmatch(r"(\d+)\s*([a-zA-Z].*)", g))),
+    (
+        "coefficient dot",
+        lambda g, i: (lambda m: m and f"{m[1]} \\cdot {m[2]}")(re.fullmatch(r"(\d+)\s*([a-zA-Z].*)", g)),
+    ),
     ("dfrac", lambda g, i: g.replace("\\frac", "\\dfrac") if "\\frac" in g else None),
     ("spaces and $", lambda g, i: f"$ {g} $"),
 ]
@@ -193,8 +221,10 @@ def main() -> None:
 
     golds = [d["answer"] for d in documents("math500")][: args.limit]
     equivalent, rules = zip(*(reformat(g, i) for i, g in enumerate(golds)))
-    sets = {"equivalent": (list(zip(equivalent, golds)), [True] * len(golds)),
-            "wrong": ([(wrong(golds, i), g) for i, g in enumerate(golds)], [False] * len(golds))}
+    sets = {
+        "equivalent": (list(zip(equivalent, golds)), [True] * len(golds)),
+        "wrong": ([(wrong(golds, i), g) for i, g in enumerate(golds)], [False] * len(golds)),
+    }
     bank = bank_pairs()
     sets["bank"] = ([(p, g) for p, g, _ in bank], [e for _, _, e in bank])
     recorded = recorded_pairs()
@@ -218,12 +248,16 @@ def main() -> None:
             results[grader_name] = verdicts
             rates[grader_name] = len(pairs) / sum(latencies)
             correct = sum(v == label for v, label in zip(verdicts, labels)) / len(verdicts)
-            print(f"{set_name:<11} {grader_name:<12} {len(pairs):>5} {correct:>8.1%} {rates[grader_name]:>9.0f} "
-                  f"{1000 * statistics.median(latencies):>10.2f} {1000 * max(latencies):>9.1f}")
+            print(
+                f"{set_name:<11} {grader_name:<12} {len(pairs):>5} {correct:>8.1%} {rates[grader_name]:>9.0f} "
+                f"{1000 * statistics.median(latencies):>10.2f} {1000 * max(latencies):>9.1f}"
+            )
         ours, theirs = results["em-eval"], results["math-verify"]
         agree = sum(a == b for a, b in zip(ours, theirs)) / len(ours)
-        print(f"{set_name:<11} {'agreement':<12} {len(pairs):>5} {agree:>8.1%}   "
-              f"(em-eval throughput = {rates['em-eval'] / rates['math-verify']:.1f} x math-verify's)")
+        print(
+            f"{set_name:<11} {'agreement':<12} {len(pairs):>5} {agree:>8.1%}   "
+            f"(em-eval throughput = {rates['em-eval'] / rates['math-verify']:.1f} x math-verify's)"
+        )
         shown = 0
         for (pred, gold), a, b in zip(pairs, ours, theirs):
             if a != b and shown < args.show:

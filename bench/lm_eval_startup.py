@@ -42,10 +42,23 @@ def main() -> None:
     out = tempfile.mkdtemp(prefix="em-startup-")
     cases = {
         "TaskManager()": [sys.executable, "-c", INDEX_ONLY],
-        "lm_eval em_smoke, 1 problem": [lm_eval, "--model", "em_inf",
-                                        "--model_args", f"pretrained={embedded_model_dir()}",
-                                        "--tasks", "em_smoke", "--limit", "1", "--device", "cpu",
-                                        "--gen_kwargs", "max_gen_toks=1", "--output_path", out],
+        "lm_eval em_smoke, 1 problem": [
+            lm_eval,
+            "--model",
+            "em_inf",
+            "--model_args",
+            f"pretrained={embedded_model_dir()}",
+            "--tasks",
+            "em_smoke",
+            "--limit",
+            "1",
+            "--device",
+            "cpu",
+            "--gen_kwargs",
+            "max_gen_toks=1",
+            "--output_path",
+            out,
+        ],
     }
     timed(cases["TaskManager()"], "1")  # fills the cache
     times: dict[tuple[str, str], list[float]] = {}

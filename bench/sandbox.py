@@ -36,6 +36,7 @@ FAST_PROBLEMS = {"1", "3", "4", "19", "29", "38", "70", "78"}
 
 def per_program_overhead(repeats: int) -> dict[str, float]:
     """Median wall time of a trivial program: bare subprocess vs each sandbox mode."""
+
     def bare() -> None:
         subprocess.run([sys.executable, "-I", "-c", "pass"], check=True, env={"PATH": "/usr/bin:/bin"})
 
@@ -64,21 +65,45 @@ def scicode_gold(selected: list[dict], jobs: int) -> dict[str, float]:
     """Regenerate targets and score the gold code of ``selected`` dev problems with ``jobs`` workers."""
     work = [(p, i) for p in selected for i, s in enumerate(p["sub_steps"]) if is_generated(s)]
     start = time.perf_counter()
-    made = sandbox.run_programs([sandbox.Program(target_program(p, i, gold_codes(p)), support_files(),
-                                                 collect=[TARGETS_FILE], limits=STEP_LIMITS) for p, i in work],
-                                jobs=jobs, desc=f"targets (jobs={jobs})")
+    made = sandbox.run_programs(
+        [
+            sandbox.Program(
+                target_program(p, i, gold_codes(p)), support_files(), collect=[TARGETS_FILE], limits=STEP_LIMITS
+            )
+            for p, i in work
+        ],
+        jobs=jobs,
+        desc=f"targets (jobs={jobs})",
+    )
     middle = time.perf_counter()
-    scored = sandbox.run_programs([step_program(p, i, gold_codes(p), None,
-                                                {**support_files(), TARGETS_FILE: m.files[TARGETS_FILE]}, STEP_LIMITS)
-                                   for (p, i), m in zip(work, made)], jobs=jobs, desc=f"scoring (jobs={jobs})")
+    scored = sandbox.run_programs(
+        [
+            step_program(
+                p, i, gold_codes(p), None, {**support_files(), TARGETS_FILE: m.files[TARGETS_FILE]}, STEP_LIMITS
+            )
+            for (p, i), m in zip(work, made)
+        ],
+        jobs=jobs,
+        desc=f"scoring (jobs={jobs})",
+    )
     end = time.perf_counter()
     passed = {(p["problem_id"], i) for (p, i), r in zip(work, scored) if tests_ran.passed(r)}
     main = sum(all((p["problem_id"], i) in passed for pp, i in work if pp is p) for p in selected)
-    failures = [(p["sub_steps"][i]["step_number"], tests_ran.status(r)[1]) for (p, i), r in zip(work, scored)
-                if not tests_ran.passed(r)]
-    return {"steps": len(work), "steps_passed": len(passed), "problems": len(selected), "problems_passed": main,
-            "targets_s": middle - start, "scoring_s": end - middle, "total_s": end - start,
-            "failures": failures}
+    failures = [
+        (p["sub_steps"][i]["step_number"], tests_ran.status(r)[1])
+        for (p, i), r in zip(work, scored)
+        if not tests_ran.passed(r)
+    ]
+    return {
+        "steps": len(work),
+        "steps_passed": len(passed),
+        "problems": len(selected),
+        "problems_passed": main,
+        "targets_s": middle - start,
+        "scoring_s": end - middle,
+        "total_s": end - start,
+        "failures": failures,
+    }
 
 
 def leetcodedataset_references(jobs: int) -> dict[str, float] | None:
@@ -90,8 +115,11 @@ def leetcodedataset_references(jobs: int) -> dict[str, float] | None:
     start = time.perf_counter()
     programs = [code_tasks.sandboxed(code_tasks.leetcodedataset_program(d, d["completion"])) for d in docs]
     results = sandbox.run_programs(programs, jobs=jobs, desc=f"leetcodedataset (jobs={jobs})")
-    return {"problems": len(docs), "passed": sum(map(tests_ran.passed, results)),
-            "total_s": time.perf_counter() - start}
+    return {
+        "problems": len(docs),
+        "passed": sum(map(tests_ran.passed, results)),
+        "total_s": time.perf_counter() - start,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     for label, jobs in (("serial", 1), ("parallel", cores)):
         result = scicode_gold(selected, jobs)
         report[f"scicode_dev_{label}"] = result
-        print(f"SciCode dev gold, {label} (jobs={jobs}): {result['steps_passed']}/{result['steps']} steps, "
-              f"{result['problems_passed']}/{result['problems']} problems, targets {result['targets_s']:.1f} s + "
-              f"scoring {result['scoring_s']:.1f} s = {result['total_s']:.1f} s")
+        print(
+            f"SciCode dev gold, {label} (jobs={jobs}): {result['steps_passed']}/{result['steps']} steps, "
+            f"{result['problems_passed']}/{result['problems']} problems, targets {result['targets_s']:.1f} s + "
+            f"scoring {result['scoring_s']:.1f} s = {result['total_s']:.1f} s"
+        )
         if result["failures"]:
             print("  failures:", result["failures"])
     speedup = report["scicode_dev_serial"]["total_s"] / report["scicode_dev_parallel"]["total_s"]  # type: ignore[index]

@@ -71,8 +71,18 @@ def start_server(model: str, server_args: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "em_eval", "serve", model, "--host", "127.0.0.1", "--port", str(port),
-               *shlex.split(server_args)]
+    command = [
+        sys.executable,
+        "-m",
+        "em_eval",
+        "serve",
+        model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *shlex.split(server_args),
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     while proc.poll() is None:
@@ -84,10 +94,19 @@ def start_server(model: str, server_args: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"em-eval serve {model} exited with {proc.returncode}; run it by hand to see why")
 
 
-def body(model: str, prompt: str, xargs: dict[str, Any] | None, max_tokens: int, seed: int,
-         temperature: float = TEMPERATURE) -> dict[str, Any]:
-    out = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True, "temperature": temperature,
-           "seed": seed, "skip_special_tokens": False, "spaces_between_special_tokens": False}
+def body(
+    model: str, prompt: str, xargs: dict[str, Any] | None, max_tokens: int, seed: int, temperature: float = TEMPERATURE
+) -> dict[str, Any]:
+    out = {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "temperature": temperature,
+        "seed": seed,
+        "skip_special_tokens": False,
+        "spaces_between_special_tokens": False,
+    }
     if xargs:
         out["vllm_xargs"] = xargs
     return out
@@ -123,15 +142,23 @@ def throughput(url: str, model: str, args: argparse.Namespace) -> list[dict[str,
                 wall, tokens, _ = asyncio.run(run_batch(url, bodies, concurrency))
                 rates[name].append(tokens / wall)
         ratio = statistics.median(e / p for e, p in zip(rates["em_inf"], rates["plain"], strict=True))
-        rows.append({"concurrency": concurrency, "plain_tok_s": round(statistics.median(rates["plain"]), 1),
-                     "em_inf_tok_s": round(statistics.median(rates["em_inf"]), 1), "ratio": round(ratio, 3)})
+        rows.append(
+            {
+                "concurrency": concurrency,
+                "plain_tok_s": round(statistics.median(rates["plain"]), 1),
+                "em_inf_tok_s": round(statistics.median(rates["em_inf"]), 1),
+                "ratio": round(ratio, 3),
+            }
+        )
         print(f"concurrency {concurrency}: {rows[-1]}", flush=True)
     return rows
 
 
 def served_texts(url: str, model: str, args: argparse.Namespace, n: int) -> list[str]:
-    bodies = [body(model, p, VARIANTS["em_inf"], args.max_tokens, 1000 + i, PARITY_TEMPERATURE)
-              for i, p in enumerate(prompts_for(n))]
+    bodies = [
+        body(model, p, VARIANTS["em_inf"], args.max_tokens, 1000 + i, PARITY_TEMPERATURE)
+        for i, p in enumerate(prompts_for(n))
+    ]
     return asyncio.run(run_batch(url, bodies, 1))[2]
 
 
@@ -145,9 +172,18 @@ def offline_texts(path: str, args: argparse.Namespace, n: int) -> list[str]:
     dtype = options[options.index("--dtype") + 1] if "--dtype" in options else "auto"
     length = int(options[options.index("--max-model-len") + 1]) if "--max-model-len" in options else None
     llm = LLM(model=path, logits_processors=[PROCESSOR], enforce_eager=True, dtype=dtype, max_model_len=length)
-    params = [SamplingParams(max_tokens=args.max_tokens, ignore_eos=True, temperature=PARITY_TEMPERATURE, seed=1000 + i,
-                             skip_special_tokens=False, spaces_between_special_tokens=False,
-                             extra_args=dict(VARIANTS["em_inf"])) for i in range(n)]
+    params = [
+        SamplingParams(
+            max_tokens=args.max_tokens,
+            ignore_eos=True,
+            temperature=PARITY_TEMPERATURE,
+            seed=1000 + i,
+            skip_special_tokens=False,
+            spaces_between_special_tokens=False,
+            extra_args=dict(VARIANTS["em_inf"]),
+        )
+        for i in range(n)
+    ]
     texts = [out.outputs[0].text for out in llm.generate(prompts_for(n), params, use_tqdm=False)]
     llm.llm_engine.engine_core.shutdown()  # else the engine core keeps this process from exiting
     return texts
@@ -159,8 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     proc, url = (None, args.url.rstrip("/")) if args.url else start_server(path, args.server_args)
     try:
         served = requests.get(url + "/v1/models", timeout=10).json()["data"][0]["id"]
-        result: dict[str, Any] = {"model": args.model, "max_tokens": args.max_tokens, "requests": args.requests,
-                                  "server_args": args.server_args, "rows": throughput(url, served, args)}
+        result: dict[str, Any] = {
+            "model": args.model,
+            "max_tokens": args.max_tokens,
+            "requests": args.requests,
+            "server_args": args.server_args,
+            "rows": throughput(url, served, args),
+        }
         if args.parity:
             served_out = served_texts(url, served, args, args.parity)
     finally:
@@ -170,8 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.parity:
         offline = offline_texts(path, args, args.parity)
         same = sum(a == b for a, b in zip(served_out, offline, strict=True))
-        result["parity"] = {"prompts": args.parity, "temperature": PARITY_TEMPERATURE, "identical_texts": same,
-                            "served": served_out, "offline": offline}
+        result["parity"] = {
+            "prompts": args.parity,
+            "temperature": PARITY_TEMPERATURE,
+            "identical_texts": same,
+            "served": served_out,
+            "offline": offline,
+        }
         print(f"parity: {same} of {args.parity} served texts equal the offline engine's", flush=True)
     print("| concurrency | plain tok/s | em_inf tok/s | em_inf / plain |\n|---:|---:|---:|---:|")
     for row in result["rows"]:

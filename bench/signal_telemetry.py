@@ -38,8 +38,12 @@ BASELINE_REV = "1f2ce00"  # the last commit before the signals
 def baseline_processor(rev: str) -> type:
     """``EntropyMinimizationProcessor`` as it was at ``rev``."""
     root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(["git", "-C", str(root), "show", f"{rev}:em_eval/backends/hf_processor.py"],
-                            check=True, capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "-C", str(root), "show", f"{rev}:em_eval/backends/hf_processor.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     path = Path(tempfile.mkdtemp()) / "baseline_hf_processor.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("baseline_hf_processor", path)
@@ -73,8 +77,17 @@ def generate_once(cls: type, settings: EmSettings, model, tok, rows: int, new_to
     proc = cls(settings, stop_token_ids=[tok.eos_token_id], compile=False)
     start = clock(str(model.device))
     with torch.no_grad():
-        model.generate(**enc, do_sample=True, temperature=0.1, top_p=1.0, top_k=0, max_new_tokens=new_tokens,
-                       eos_token_id=None, pad_token_id=tok.pad_token_id, logits_processor=LogitsProcessorList([proc]))
+        model.generate(
+            **enc,
+            do_sample=True,
+            temperature=0.1,
+            top_p=1.0,
+            top_k=0,
+            max_new_tokens=new_tokens,
+            eos_token_id=None,
+            pad_token_id=tok.pad_token_id,
+            logits_processor=LogitsProcessorList([proc]),
+        )
     proc.row_telemetry(1.0)
     return (clock(str(model.device)) - start) / new_tokens
 
@@ -116,10 +129,15 @@ def main(argv: list[str] | None = None) -> dict:
                     for name, cls in (("baseline", old), ("signals", EntropyMinimizationProcessor)):
                         times[name].append(timed(cls))
                 base, new = (min(times[k][1:]) * 1e3 for k in ("baseline", "signals"))
-                table[f"{prefix}{mode}@{rows}"] = {"baseline_ms": round(base, 4), "signals_ms": round(new, 4),
-                                                   "ratio": round(new / base, 3)}
-    print(f"device={args.device} vocab={args.vocab} steps={args.steps} repeats={args.repeats} "
-          f"baseline={args.baseline_rev} (best ms per step; ratio signals/baseline; generate: whole decoding steps)")
+                table[f"{prefix}{mode}@{rows}"] = {
+                    "baseline_ms": round(base, 4),
+                    "signals_ms": round(new, 4),
+                    "ratio": round(new / base, 3),
+                }
+    print(
+        f"device={args.device} vocab={args.vocab} steps={args.steps} repeats={args.repeats} "
+        f"baseline={args.baseline_rev} (best ms per step; ratio signals/baseline; generate: whole decoding steps)"
+    )
     for key, row in table.items():
         print(f"{key:<20} {row['baseline_ms']:>9.3f} ms {row['signals_ms']:>9.3f} ms {row['ratio']:>6.2f}x")
     if args.json:

@@ -59,12 +59,21 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
     finetune = next((r for r in rest if r in ("full", "lora")), "full")
     vllm = rest[-1:] == ["vllm"]
     recipe = "em_rl_token" if method == "em_rl" else "em_ft"
-    config = load_recipe(recipe, {"finetune": finetune, "prompts_per_step": args.prompts,
-                                  "max_new_tokens": args.max_new_tokens, "micro_batch_size": args.micro_batch,
-                                  "rollout_engine": "vllm" if vllm else "hf", "vllm_enforce_eager": args.vllm_eager})
+    config = load_recipe(
+        recipe,
+        {
+            "finetune": finetune,
+            "prompts_per_step": args.prompts,
+            "max_new_tokens": args.max_new_tokens,
+            "micro_batch_size": args.micro_batch,
+            "rollout_engine": "vllm" if vllm else "hf",
+            "vllm_enforce_eager": args.vllm_eager,
+        },
+    )
     tokenizer = load_tokenizer(config.model)
-    prompts = load_prompt_set(config.prompts, tokenizer, system_prompt=config.system_prompt,
-                              user_template=config.user_template).token_ids
+    prompts = load_prompt_set(
+        config.prompts, tokenizer, system_prompt=config.system_prompt, user_template=config.user_template
+    ).token_ids
     accelerator = Accelerator()
     model = load_policy(config)
     optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=config.lr)
@@ -81,8 +90,13 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
         if engine is not None:
             batch = engine.generate(batch_prompts, samples=SAMPLES, step=step)
         else:
-            batch = generate_rollouts(accelerator.unwrap_model(model), tokenizer, batch_prompts, samples=SAMPLES,
-                                      max_new_tokens=config.max_new_tokens)
+            batch = generate_rollouts(
+                accelerator.unwrap_model(model),
+                tokenizer,
+                batch_prompts,
+                samples=SAMPLES,
+                max_new_tokens=config.max_new_tokens,
+            )
         if method == "em_ft":
             em_ft_update(accelerator, model, reference, optimizer, batch, config)
         elif method == "em_rl":
@@ -94,16 +108,26 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
             tokens.append(int(batch.response_mask.sum()))
     peak = _status_mib("VmHWM")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"case": case, "tokens_per_s": sum(tokens) / sum(timings), "s_per_step": sum(timings) / len(timings),
-            "sequences_per_step": args.prompts * SAMPLES, "peak_rss_mib": peak, "step_extra_mib": peak - loaded,
-            "trainable_params": trainable, "threads": torch.get_num_threads()}
+    return {
+        "case": case,
+        "tokens_per_s": sum(tokens) / sum(timings),
+        "s_per_step": sum(timings) / len(timings),
+        "sequences_per_step": args.prompts * SAMPLES,
+        "peak_rss_mib": peak,
+        "step_extra_mib": peak - loaded,
+        "trainable_params": trainable,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", choices=CASES + VLLM_CASES, help="run one case in this process and print its JSON")
-    parser.add_argument("--cases", help=f"comma-separated subset of {', '.join(CASES + VLLM_CASES)} (default: all "
-                        "HF cases, plus the vLLM ones with --vllm)")
+    parser.add_argument(
+        "--cases",
+        help=f"comma-separated subset of {', '.join(CASES + VLLM_CASES)} (default: all "
+        "HF cases, plus the vLLM ones with --vllm)",
+    )
     parser.add_argument("--vllm", action="store_true", help="add the vLLM rollout cases (needs vLLM)")
     parser.add_argument("--vllm-eager", action="store_true", help="vLLM without torch.compile / CUDA graphs")
     parser.add_argument("--prompts", type=int, default=4, help="prompts per step (4 responses sampled for each)")
@@ -118,9 +142,15 @@ def main() -> int:
         print(json.dumps(run_case(args.case, args)))
         return 0
 
-    passthrough = [f"--prompts={args.prompts}", f"--max-new-tokens={args.max_new_tokens}", f"--steps={args.steps}",
-                   f"--micro-batch={args.micro_batch}", f"--warmup={args.warmup}", f"--threads={args.threads}",
-                   *(["--vllm-eager"] if args.vllm_eager else [])]
+    passthrough = [
+        f"--prompts={args.prompts}",
+        f"--max-new-tokens={args.max_new_tokens}",
+        f"--steps={args.steps}",
+        f"--micro-batch={args.micro_batch}",
+        f"--warmup={args.warmup}",
+        f"--threads={args.threads}",
+        *(["--vllm-eager"] if args.vllm_eager else []),
+    ]
     cases = args.cases.split(",") if args.cases else [*CASES, *(VLLM_CASES if args.vllm else ())]
     if BASELINE not in cases:
         cases.insert(0, BASELINE)
@@ -133,23 +163,32 @@ def main() -> int:
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"{case}: done", file=sys.stderr)
     base = next(r for r in rows if r["case"] == BASELINE)
-    print(f"SmolLM2-135M, CPU ({rows[0]['threads']} threads), {args.prompts} prompts/step, {args.max_new_tokens} new "
-          f"tokens, {args.steps} timed step(s) after {args.warmup} warm-up; baseline = rollout generation alone\n")
-    print("| case | sequences/step | tokens/s | s/step | tokens/s vs baseline | peak RSS in steps, MiB "
-          "| peak vs baseline "
-          "| step memory over the loaded model, MiB | trainable params |")
+    print(
+        f"SmolLM2-135M, CPU ({rows[0]['threads']} threads), {args.prompts} prompts/step, {args.max_new_tokens} new "
+        f"tokens, {args.steps} timed step(s) after {args.warmup} warm-up; baseline = rollout generation alone\n"
+    )
+    print(
+        "| case | sequences/step | tokens/s | s/step | tokens/s vs baseline | peak RSS in steps, MiB "
+        "| peak vs baseline "
+        "| step memory over the loaded model, MiB | trainable params |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['case']} | {r['sequences_per_step']} | {r['tokens_per_s']:.1f} | {r['s_per_step']:.2f} | "
-              f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x | {r['peak_rss_mib']:.0f} | "
-              f"{r['peak_rss_mib'] / base['peak_rss_mib']:.2f}x | {r['step_extra_mib']:.0f} | "
-              f"{r['trainable_params']:,} |")
+        print(
+            f"| {r['case']} | {r['sequences_per_step']} | {r['tokens_per_s']:.1f} | {r['s_per_step']:.2f} | "
+            f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x | {r['peak_rss_mib']:.0f} | "
+            f"{r['peak_rss_mib'] / base['peak_rss_mib']:.2f}x | {r['step_extra_mib']:.0f} | "
+            f"{r['trainable_params']:,} |"
+        )
     found = {r["case"]: r for r in rows}
     for method in ("em_ft", "em_rl"):
         if f"{method}-full" in found and f"{method}-lora" in found:
             full, lora = found[f"{method}-full"], found[f"{method}-lora"]
-            print(f"\n{method}: LoRA / full = {lora['tokens_per_s'] / full['tokens_per_s']:.2f}x tokens/s, "
-                  f"{lora['peak_rss_mib'] / full['peak_rss_mib']:.2f}x peak memory", end="")
+            print(
+                f"\n{method}: LoRA / full = {lora['tokens_per_s'] / full['tokens_per_s']:.2f}x tokens/s, "
+                f"{lora['peak_rss_mib'] / full['peak_rss_mib']:.2f}x peak memory",
+                end="",
+            )
     for hf, vllm in (("generate", "generate-vllm"), ("em_rl-full", "em_rl-full-vllm")):
         if hf in found and vllm in found:
             print(f"\n{vllm} / {hf} = {found[vllm]['tokens_per_s'] / found[hf]['tokens_per_s']:.2f}x tokens/s", end="")

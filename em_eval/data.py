@@ -48,51 +48,103 @@ _UGPHYSICS = f"{_GH}/chotkrin/EM_PT/cafe72e/eval/UGPhysics/data/SemiconductorPhy
 FILES: dict[str, DataFile] = {
     f.path: f
     for f in (
-        DataFile("math500/test.jsonl", "35dc41080a3680858b27fa7e0533d2d547825316fc5dafe5d316f4ccc5a06132",
-                 f"{_GH}/hkust-nlp/simpleRL-reason/main/examples/simplelr_math_eval/data/math500/test.jsonl"),
-        DataFile("amc_aimo/aimo-validation-amc.jsonl",
-                 "f4d4c28866b1b7dee913538f5bf9760b69532fe0c25eb1b765905546bd61846e",
-                 f"{_PRIME}/aimo-validation-amc.jsonl"),
-        DataFile("amc23/test.jsonl", "43707e1ca784602d8479de24ee8ce36609dbebc46dd152b0b12a46611aa898a4",
-                 f"{_QWEN}/amc23/test.jsonl"),
-        DataFile("aime_aimo/aimo-validation-aime.jsonl",
-                 "7db6f782e60f62dafcc492d5c12f59e2a4e7ae74544d98224c5e25afdff32d5a",
-                 f"{_PRIME}/aimo-validation-aime.jsonl"),
-        DataFile("aime24/test.jsonl", "af2b8bd2aa911b6333ad0df32f3ca05c7ae8ed10f1731f4372c8ae26990bf7ac",
-                 f"{_QWEN}/aime24/test.jsonl"),
-        DataFile("aime25/aime25_matharena.jsonl", "56f3a2007b09e50f7909e62f5eb85ef595f408e188be7282f87b53d0347976a2",
-                 "https://github.com/eth-sri/matharena (transcribed from data/aime/aime_2025_{I,II}; "
-                 "no single upstream file: use EM_EVAL_DATA_DIR)"),
-        DataFile("minerva_math/test.jsonl", "0e656b430d3a0a1dab6aa853f453ba3805e28e2cabe4fc72486a897cc09d8ba2",
-                 f"{_QWEN}/minerva_math/test.jsonl"),
-        DataFile("olympiadbench/test.jsonl", "bb8c1e38a16ea9eacb77530315a674d883f267fbff79183effc53681b4fcc416",
-                 f"{_QWEN}/olympiadbench/test.jsonl"),
-        DataFile("leetcode/20240121-Jul.jsonl", "7630417651034cfef749d2b21b47163921e1199e078b39ecbc218b4e7c73fbfc",
-                 f"{_GH}/deepseek-ai/DeepSeek-Coder/main/Evaluation/LeetCode/data/20240121-Jul.jsonl"),
-        DataFile("leetcodedataset/LeetCodeDataset-v0.3.1-test.jsonl.gz",
-                 "3ae536cb41342076691730b72424fdfb9264f233e05c81bf37b5f7e227ea1853",
-                 f"{_GH}/newfacade/LeetCodeDataset/9477c14d76dcbdef67d70f0e258ad2c2d4178fec/data/"
-                 "LeetCodeDataset-v0.3.1-test.jsonl.gz"),
-        DataFile("ugphysics/SemiconductorPhysics/en.jsonl",
-                 "a2945b39140a7ce7ac7fa114f5efe969c660b9ef925496b6cf83d9e0414eeae6", f"{_UGPHYSICS}/en.jsonl"),
-        DataFile("ugphysics/SemiconductorPhysics/zh.jsonl",
-                 "090bcf39650d724f864b55b8e4d541729dff223f1e468c0421ec6e5024e084bf", f"{_UGPHYSICS}/zh.jsonl"),
-        DataFile("scicode/problems_all.jsonl", "38797fef78f434720be6d053b4f3a86839d6f8ea5fb9115450677cd3a6edf81d",
-                 f"{_SCICODE}/problems_all.jsonl"),
-        DataFile("scicode/problems_dev.jsonl", "193968aff23b7ed931c8f6d196b611e2f6694adb49e6cc085444a60ad2fc4f7b",
-                 f"{_SCICODE}/problems_dev.jsonl"),
-        DataFile("scicode/eval_data/13.6.txt", "795a2b57c2d9bb12ca4eaf16d6b8e1f202015a89a886628858abf42a1b18a94e",
-                 f"{_SCICODE}/13.6.txt"),
-        DataFile("scicode/eval_data/62.1.txt", "bc9931d88a7d5950091b72a996a25b8be6c936fd136b01005e22c3d45b0008a2",
-                 f"{_SCICODE}/62.1.txt"),
-        DataFile("scicode/eval_data/76.3.txt", "4758300d96ea726cdc0fbf749f1bc437030d2a3e8b43bde232ecdeaf636cd367",
-                 f"{_SCICODE}/76.3.txt"),
-        DataFile("scicode/eval_data/background_comment_template.txt",
-                 "9b407bdd44937f13cf090b5ae35436b7dc60a0fb8494caec6995c9c83cdadb03",
-                 f"{_SCICODE}/background_comment_template.txt"),
-        DataFile("scicode/eval_data/multistep_template.txt",
-                 "2c6946acf50f69d37647b83c04e77e6bdc5f3ff04e87d4aa6f79d0f27b5dcbc2",
-                 f"{_SCICODE}/multistep_template.txt"),
+        DataFile(
+            "math500/test.jsonl",
+            "35dc41080a3680858b27fa7e0533d2d547825316fc5dafe5d316f4ccc5a06132",
+            f"{_GH}/hkust-nlp/simpleRL-reason/main/examples/simplelr_math_eval/data/math500/test.jsonl",
+        ),
+        DataFile(
+            "amc_aimo/aimo-validation-amc.jsonl",
+            "f4d4c28866b1b7dee913538f5bf9760b69532fe0c25eb1b765905546bd61846e",
+            f"{_PRIME}/aimo-validation-amc.jsonl",
+        ),
+        DataFile(
+            "amc23/test.jsonl",
+            "43707e1ca784602d8479de24ee8ce36609dbebc46dd152b0b12a46611aa898a4",
+            f"{_QWEN}/amc23/test.jsonl",
+        ),
+        DataFile(
+            "aime_aimo/aimo-validation-aime.jsonl",
+            "7db6f782e60f62dafcc492d5c12f59e2a4e7ae74544d98224c5e25afdff32d5a",
+            f"{_PRIME}/aimo-validation-aime.jsonl",
+        ),
+        DataFile(
+            "aime24/test.jsonl",
+            "af2b8bd2aa911b6333ad0df32f3ca05c7ae8ed10f1731f4372c8ae26990bf7ac",
+            f"{_QWEN}/aime24/test.jsonl",
+        ),
+        DataFile(
+            "aime25/aime25_matharena.jsonl",
+            "56f3a2007b09e50f7909e62f5eb85ef595f408e188be7282f87b53d0347976a2",
+            "https://github.com/eth-sri/matharena (transcribed from data/aime/aime_2025_{I,II}; "
+            "no single upstream file: use EM_EVAL_DATA_DIR)",
+        ),
+        DataFile(
+            "minerva_math/test.jsonl",
+            "0e656b430d3a0a1dab6aa853f453ba3805e28e2cabe4fc72486a897cc09d8ba2",
+            f"{_QWEN}/minerva_math/test.jsonl",
+        ),
+        DataFile(
+            "olympiadbench/test.jsonl",
+            "bb8c1e38a16ea9eacb77530315a674d883f267fbff79183effc53681b4fcc416",
+            f"{_QWEN}/olympiadbench/test.jsonl",
+        ),
+        DataFile(
+            "leetcode/20240121-Jul.jsonl",
+            "7630417651034cfef749d2b21b47163921e1199e078b39ecbc218b4e7c73fbfc",
+            f"{_GH}/deepseek-ai/DeepSeek-Coder/main/Evaluation/LeetCode/data/20240121-Jul.jsonl",
+        ),
+        DataFile(
+            "leetcodedataset/LeetCodeDataset-v0.3.1-test.jsonl.gz",
+            "3ae536cb41342076691730b72424fdfb9264f233e05c81bf37b5f7e227ea1853",
+            f"{_GH}/newfacade/LeetCodeDataset/9477c14d76dcbdef67d70f0e258ad2c2d4178fec/data/"
+            "LeetCodeDataset-v0.3.1-test.jsonl.gz",
+        ),
+        DataFile(
+            "ugphysics/SemiconductorPhysics/en.jsonl",
+            "a2945b39140a7ce7ac7fa114f5efe969c660b9ef925496b6cf83d9e0414eeae6",
+            f"{_UGPHYSICS}/en.jsonl",
+        ),
+        DataFile(
+            "ugphysics/SemiconductorPhysics/zh.jsonl",
+            "090bcf39650d724f864b55b8e4d541729dff223f1e468c0421ec6e5024e084bf",
+            f"{_UGPHYSICS}/zh.jsonl",
+        ),
+        DataFile(
+            "scicode/problems_all.jsonl",
+            "38797fef78f434720be6d053b4f3a86839d6f8ea5fb9115450677cd3a6edf81d",
+            f"{_SCICODE}/problems_all.jsonl",
+        ),
+        DataFile(
+            "scicode/problems_dev.jsonl",
+            "193968aff23b7ed931c8f6d196b611e2f6694adb49e6cc085444a60ad2fc4f7b",
+            f"{_SCICODE}/problems_dev.jsonl",
+        ),
+        DataFile(
+            "scicode/eval_data/13.6.txt",
+            "795a2b57c2d9bb12ca4eaf16d6b8e1f202015a89a886628858abf42a1b18a94e",
+            f"{_SCICODE}/13.6.txt",
+        ),
+        DataFile(
+            "scicode/eval_data/62.1.txt",
+            "bc9931d88a7d5950091b72a996a25b8be6c936fd136b01005e22c3d45b0008a2",
+            f"{_SCICODE}/62.1.txt",
+        ),
+        DataFile(
+            "scicode/eval_data/76.3.txt",
+            "4758300d96ea726cdc0fbf749f1bc437030d2a3e8b43bde232ecdeaf636cd367",
+            f"{_SCICODE}/76.3.txt",
+        ),
+        DataFile(
+            "scicode/eval_data/background_comment_template.txt",
+            "9b407bdd44937f13cf090b5ae35436b7dc60a0fb8494caec6995c9c83cdadb03",
+            f"{_SCICODE}/background_comment_template.txt",
+        ),
+        DataFile(
+            "scicode/eval_data/multistep_template.txt",
+            "2c6946acf50f69d37647b83c04e77e6bdc5f3ff04e87d4aa6f79d0f27b5dcbc2",
+            f"{_SCICODE}/multistep_template.txt",
+        ),
     )
 }
 
@@ -148,8 +200,10 @@ def _download(url: str, local: Path, name: str, sha256: str | None = None) -> No
             digest, declared = fetch(url, out, name)
         for expected, whose in ((sha256, "em-eval pins"), (declared, "the server declares")):
             if expected and expected != digest:
-                raise DataFileError(f"download of {name} from {url} is corrupt: sha256 {digest}, {whose} "
-                                    f"{expected}; delete {local.parent} and try again")
+                raise DataFileError(
+                    f"download of {name} from {url} is corrupt: sha256 {digest}, {whose} "
+                    f"{expected}; delete {local.parent} and try again"
+                )
         os.replace(tmp, local)
     except OSError as exc:
         raise DataFileError(

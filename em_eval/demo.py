@@ -92,8 +92,9 @@ def prepare_output(out: Path) -> Path:
     return out
 
 
-def evaluate(method: Method, tasks: list[tuple[str, int, int | None]], args: argparse.Namespace, out: Path,
-             task_manager: Any) -> None:
+def evaluate(
+    method: Method, tasks: list[tuple[str, int, int | None]], args: argparse.Namespace, out: Path, task_manager: Any
+) -> None:
     """Run lm-eval for one method on each (task, limit, max_gen_toks); save in the --log_samples layout."""
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
@@ -109,9 +110,20 @@ def evaluate(method: Method, tasks: list[tuple[str, int, int | None]], args: arg
             gen_kwargs["max_gen_toks"] = max_gen_toks
         tracker = EvaluationTracker(output_path=str(out / "runs" / method.key))
         results = simple_evaluate(
-            model=lm, model_args=model_args, tasks=[task], limit=limit, apply_chat_template=True, log_samples=True,
-            gen_kwargs=gen_kwargs, task_manager=task_manager, evaluation_tracker=tracker, verbosity="WARNING",
-            random_seed=0, numpy_random_seed=args.seed, torch_random_seed=args.seed, fewshot_random_seed=args.seed,
+            model=lm,
+            model_args=model_args,
+            tasks=[task],
+            limit=limit,
+            apply_chat_template=True,
+            log_samples=True,
+            gen_kwargs=gen_kwargs,
+            task_manager=task_manager,
+            evaluation_tracker=tracker,
+            verbosity="WARNING",
+            random_seed=0,
+            numpy_random_seed=args.seed,
+            torch_random_seed=args.seed,
+            fewshot_random_seed=args.seed,
         )
         samples = results.pop("samples")
         tracker.save_results_aggregated(results=results, samples=samples)
@@ -167,8 +179,10 @@ def em_inf_story(out: Path, runs: dict[str, Any], model: str) -> Any:
                 steps = trace_response(lm, tokenizer, *pairs[doc_id], EmSettings(), t)
                 traced.setdefault(task, []).append(steps)
                 same = plain_text.get(doc_id) == pairs[doc_id][1]
-                title = (f"{em.label}, {task} problem {doc_id}: "
-                         f"{'the same response as' if same else 'a different response from'} plain sampling at t={t}")
+                title = (
+                    f"{em.label}, {task} problem {doc_id}: "
+                    f"{'the same response as' if same else 'a different response from'} plain sampling at t={t}"
+                )
                 candidates.append((same, TokenView(title, t, tuple(steps), None if same else plain_text.get(doc_id))))
         # responses that differ from plain sampling first: they show where EM-INF changed the sample
         views += [view for _, view in sorted(candidates, key=lambda c: c[0]) if view.steps][:VIEWS_PER_TEMPERATURE]
@@ -203,8 +217,19 @@ def terminal_table(rows) -> str:
     from em_eval.leaderboard.table import num, pct
 
     head = ("method", "task", "n", "score %", "95% CI", "tokens/problem", "s/problem", "hit limit %")
-    body = [(r.label, r.task, str(r.n), pct(r.score), f"{pct(r.ci_low)}–{pct(r.ci_high)}", num(r.tokens_per_problem, 0),
-             num(r.wall_s_per_problem, 2), pct(r.hit_token_limit, 0)) for r in rows]
+    body = [
+        (
+            r.label,
+            r.task,
+            str(r.n),
+            pct(r.score),
+            f"{pct(r.ci_low)}–{pct(r.ci_high)}",
+            num(r.tokens_per_problem, 0),
+            num(r.wall_s_per_problem, 2),
+            pct(r.hit_token_limit, 0),
+        )
+        for r in rows
+    ]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     line = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, body)])
@@ -215,11 +240,21 @@ def run_lab_step(args: argparse.Namespace, out: Path, step: str) -> Any:
     from em_eval.demo_lab import run_lab
 
     problems = min(args.limit, SWEEP_PROBLEMS)
-    print(f"{step} training two EM-FT checkpoints (LoRA), sweeping them on {problems} em_smoke problems x {SAMPLES} "
-          "samples ...", flush=True)
+    print(
+        f"{step} training two EM-FT checkpoints (LoRA), sweeping them on {problems} em_smoke problems x {SAMPLES} "
+        "samples ...",
+        flush=True,
+    )
     t0 = time.perf_counter()
-    lab = run_lab(out, out / "leaderboard", args.model, problems, args.max_gen_toks or SWEEP_MAX_GEN_TOKS,
-                  args.batch_size, args.seed)
+    lab = run_lab(
+        out,
+        out / "leaderboard",
+        args.model,
+        problems,
+        args.max_gen_toks or SWEEP_MAX_GEN_TOKS,
+        args.batch_size,
+        args.seed,
+    )
     print(f"      done in {time.perf_counter() - t0:.0f} s", flush=True)
     return lab
 
@@ -242,8 +277,11 @@ def run_demo(args: argparse.Namespace) -> int:
             tasks.append((MATH_TASK, args.math_limit, args.max_gen_toks or args.math_max_gen_toks))
         else:
             print(f"note: skipping {MATH_TASK}: {why}. The demo continues on em_smoke only.")
-    print(f"em-eval demo: {args.model} on {', '.join(f'{t} ({n} problems)' for t, n, _ in tasks)}; "
-          f"methods: {', '.join(m.label for m in METHODS)}; output: {out}", flush=True)
+    print(
+        f"em-eval demo: {args.model} on {', '.join(f'{t} ({n} problems)' for t, n, _ in tasks)}; "
+        f"methods: {', '.join(m.label for m in METHODS)}; output: {out}",
+        flush=True,
+    )
 
     from lm_eval.tasks import TaskManager
 
@@ -266,8 +304,9 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"[{total - 1}/{total}] replaying EM-INF token by token, writing the leaderboard ...", flush=True)
     runs = {m.key: merged_run(out / "runs" / m.key, m.label) for m in METHODS}
     story = em_inf_story(out, runs, args.model)
-    rows, paths = write_leaderboard(list(runs.values()), out / "leaderboard", title="em-eval demo: SmolLM2-135M, offline",
-                                    story=story)
+    rows, paths = write_leaderboard(
+        list(runs.values()), out / "leaderboard", title="em-eval demo: SmolLM2-135M, offline", story=story
+    )
     print(f"[{total}/{total}] gating EM-INF against sampling ...", flush=True)
     settings = GateSettings()
     verdicts = gate(runs["sampling"], runs["em_inf"], settings)
@@ -278,25 +317,31 @@ def run_demo(args: argparse.Namespace) -> int:
     print(terminal_table(rows))
     print("\nEM-INF against plain sampling (same seeds):\n")
     for c in story.comparisons:
-        print(f"  t={c.temperature}  {c.task}: {c.changed} of {c.total} responses differ; "
-              f"{100 * (c.adjusted_share or 0):.0f}% of tokens adjusted")
+        print(
+            f"  t={c.temperature}  {c.task}: {c.changed} of {c.total} responses differ; "
+            f"{100 * (c.adjusted_share or 0):.0f}% of tokens adjusted"
+        )
     print(f"\nGate, {runs['em_inf'].label} (candidate) vs {runs['sampling'].label} (baseline):\n")
     print(text_report(runs["sampling"], runs["em_inf"], verdicts))
     if lab is not None:
         print(f"\nCheckpoint sweep of a two-step EM-FT run ({lab.train_command}):\n")
         print(lab.paths["markdown"].read_text().split("\n", 2)[2].strip())
     board = out / "leaderboard"
-    lab_lines = "" if lab is None else f"""
-  {lab.paths['json']}    the checkpoint sweep ({lab.paths['markdown'].name}; its plot and the pass@k curves in plots/)
-  {board / 'passk.csv'}    pass@k of both checkpoints, every k up to {SAMPLES}
-  {out / 'lab'}/    the EM-FT run (checkpoint-000001, -000002), the task variant, logs"""
+    lab_lines = (
+        ""
+        if lab is None
+        else f"""
+  {lab.paths["json"]}    the checkpoint sweep ({lab.paths["markdown"].name}; its plot and the pass@k curves in plots/)
+  {board / "passk.csv"}    pass@k of both checkpoints, every k up to {SAMPLES}
+  {out / "lab"}/    the EM-FT run (checkpoint-000001, -000002), the task variant, logs"""
+    )
     print(f"""
 Where to look:
-  {paths['html']}    the leaderboard page (sortable table, charts, EM-INF at work, Analyses, per-sample drill-down)
-  {paths['markdown']}    the same table in Markdown ({paths['csv'].name} for spreadsheets)
-  {board / 'plots'}/    accuracy vs generated tokens, per-task bars{', sweep, pass@k' if lab else ''}
-  {gate_paths['json']}    the gate's decision ({gate_paths['junit'].name} for CI){lab_lines}
-  {out / 'runs'}/    raw lm-eval results and per-sample logs, one folder per method
+  {paths["html"]}    the leaderboard page (sortable table, charts, EM-INF at work, Analyses, per-sample drill-down)
+  {paths["markdown"]}    the same table in Markdown ({paths["csv"].name} for spreadsheets)
+  {board / "plots"}/    accuracy vs generated tokens, per-task bars{", sweep, pass@k" if lab else ""}
+  {gate_paths["json"]}    the gate's decision ({gate_paths["junit"].name} for CI){lab_lines}
+  {out / "runs"}/    raw lm-eval results and per-sample logs, one folder per method
 Finished in {time.perf_counter() - start:.0f} s.""")
     sys.stdout.flush()
     return 0

@@ -20,8 +20,17 @@ from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 LAB = "lab"  # the demo's subfolder for the training run and the task variant
-TRAIN = {"finetune": "lora", "lora_target_modules": "q_proj,v_proj", "max_steps": 2, "save_every": 1,
-         "prompts_per_step": 2, "micro_batch_size": 2, "max_new_tokens": 16, "lr": 2e-3, "report_to": "none"}
+TRAIN = {
+    "finetune": "lora",
+    "lora_target_modules": "q_proj,v_proj",
+    "max_steps": 2,
+    "save_every": 1,
+    "prompts_per_step": 2,
+    "micro_batch_size": 2,
+    "max_new_tokens": 16,
+    "lr": 2e-3,
+    "report_to": "none",
+}
 FIRST_TRAINING_PROBLEM = 20  # em_smoke problems 20..39 train, the sweep evaluates the first (at most 8)
 SMOKE_TEMPLATE = "{prompt} Answer with a single number."  # em_smoke's doc_to_text
 SAMPLES = 4  # responses per problem in the sweep: pass@k for k = 1..4
@@ -69,14 +78,21 @@ def training_prompts(path: Path) -> Path:
 
 def training_settings(model: str, prompts: Path, run_dir: Path) -> dict[str, Any]:
     """Overrides of the ``em_ft`` recipe: :data:`TRAIN`, and em_smoke's prompt (no system prompt)."""
-    return {"model": model, "prompts": str(prompts), "system_prompt": None, "user_template": SMOKE_TEMPLATE,
-            **TRAIN, "output_dir": str(run_dir)}
+    return {
+        "model": model,
+        "prompts": str(prompts),
+        "system_prompt": None,
+        "user_template": SMOKE_TEMPLATE,
+        **TRAIN,
+        "output_dir": str(run_dir),
+    }
 
 
 def train_command(settings: dict[str, Any]) -> str:
     """The same run as an ``em-eval train`` line."""
-    return "em-eval train em_ft " + " ".join(shlex.quote(f"{k}={'null' if v is None else v}")
-                                              for k, v in settings.items())
+    return "em-eval train em_ft " + " ".join(
+        shlex.quote(f"{k}={'null' if v is None else v}") for k, v in settings.items()
+    )
 
 
 def train_two_checkpoints(settings: dict[str, Any]) -> None:
@@ -98,8 +114,7 @@ def _quiet(path: Path) -> Iterator[TextIO]:
         yield log
 
 
-def run_lab(out: Path, board: Path, model: str, limit: int, max_gen_toks: int, batch_size: int,
-            seed: int) -> LabResult:
+def run_lab(out: Path, board: Path, model: str, limit: int, max_gen_toks: int, batch_size: int, seed: int) -> LabResult:
     """Train, sweep both checkpoints on ``limit`` em_smoke problems with :data:`SAMPLES` responses each
     (``seed``: lm-eval's numpy/torch seeds), and draw their pass@k curves; the reports go into ``board``
     (the leaderboard folder, written after). Logs: ``out/lab/train.log`` and ``sweep.log``."""
@@ -113,12 +128,25 @@ def run_lab(out: Path, board: Path, model: str, limit: int, max_gen_toks: int, b
     settings = training_settings(model, training_prompts(lab / "prompts.jsonl"), run_dir)
     train_two_checkpoints(settings)
     task = smoke_variant(lab / "tasks", SAMPLES)
-    extra = ["--include_path", str(lab / "tasks"), "--limit", str(limit), "--device", "cpu",
-             "--batch_size", str(batch_size), "--apply_chat_template", "--seed", f"0,{seed},{seed},{seed}",
-             "--gen_kwargs", f"max_gen_toks={max_gen_toks},temperature={SWEEP_TEMPERATURE}"]
+    extra = [
+        "--include_path",
+        str(lab / "tasks"),
+        "--limit",
+        str(limit),
+        "--device",
+        "cpu",
+        "--batch_size",
+        str(batch_size),
+        "--apply_chat_template",
+        "--seed",
+        f"0,{seed},{seed},{seed}",
+        "--gen_kwargs",
+        f"max_gen_toks={max_gen_toks},temperature={SWEEP_TEMPERATURE}",
+    ]
     with _quiet(lab / "sweep.log") as log:  # lm-eval's tables and progress bars: the page shows the results
-        result = run_sweep(run_dir, [task], board, lm_eval_args=extra, evaluator=in_process,
-                           log=lambda line: print(line, file=log))
+        result = run_sweep(
+            run_dir, [task], board, lm_eval_args=extra, evaluator=in_process, log=lambda line: print(line, file=log)
+        )
     runs = [f"EM-FT step {p.step}={p.results}" for p in result.series[0].points]
     passk = passk_report(load_sample_runs(runs), board)
     return LabResult(train_command(settings), result.status, {**result.paths, **_named(passk)})

@@ -94,8 +94,10 @@ def maj_at_k(clusters: Sequence[Hashable | None], correct: Sequence[bool], k: in
     if not 1 <= k <= n:
         raise ValueError(f"maj@k needs 1 <= k <= n; got k={k}, n={n}")
     groups = n // k
-    return sum(majority_correct(clusters[g * k:(g + 1) * k], correct[g * k:(g + 1) * k])
-               for g in range(groups)) / groups
+    return (
+        sum(majority_correct(clusters[g * k : (g + 1) * k], correct[g * k : (g + 1) * k]) for g in range(groups))
+        / groups
+    )
 
 
 def mean_of_members(items: Sequence[tuple[bool, float]]) -> float:

@@ -113,8 +113,10 @@ LATER_IMPORTS["lm_eval.loggers.utils"] = git_probe.quiet_git_probe
 
 def start() -> None:
     """What the start-up hook does in the bare stock ``lm_eval`` command."""
-    hook.install({"lm_eval.models": on_models_imported, "lm_eval.tasks.manager": on_task_manager_imported,
-                  **LATER_IMPORTS}, vllm_cpu_version.import_context)
+    hook.install(
+        {"lm_eval.models": on_models_imported, "lm_eval.tasks.manager": on_task_manager_imported, **LATER_IMPORTS},
+        vllm_cpu_version.import_context,
+    )
     hook.install_excepthook()
 
 

@@ -73,8 +73,14 @@ def read_multistep(response: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and MULTISTEP_KEY in record and "steps" in record else None
 
 
-def telemetry_record(mode: str, gen_tokens: int, sums: Mapping[str, float] | None, wall_s: float,
-                     batch_size: int, signals: Sequence[float] | None = None) -> dict[str, Any]:
+def telemetry_record(
+    mode: str,
+    gen_tokens: int,
+    sums: Mapping[str, float] | None,
+    wall_s: float,
+    batch_size: int,
+    signals: Sequence[float] | None = None,
+) -> dict[str, Any]:
     """One response's record: generated tokens, mean token entropy before and after the adjustment
     (from ``sums`` over the processed tokens, left out when nothing was measured), EM steps (``em_inf``)
     or mean temperature (``adaptive_temp``), the share of tokens whose distribution the method changed
@@ -113,8 +119,9 @@ def signal_record(values: Sequence[float]) -> dict[str, Any]:
     """The record fields of :data:`SIGNAL_FIELDS` values: ``signal_tokens``,
     ``entropy_{before,after}_thirds`` (lists), ``entropy_{before,after}_pct`` (``{"p10": ...}``),
     ``conf_{before,after}`` (``{"mean", "tail", "bottom10", "lowest"}``); NaN becomes None."""
-    named = {k: None if math.isnan(float(v)) else round(float(v), 6)
-             for k, v in zip(SIGNAL_FIELDS, values, strict=True)}
+    named = {
+        k: None if math.isnan(float(v)) else round(float(v), 6) for k, v in zip(SIGNAL_FIELDS, values, strict=True)
+    }
     record: dict[str, Any] = {"signal_tokens": int(named.pop("signal_tokens") or 0)}
     for when in ("before", "after"):
         record[f"entropy_{when}_thirds"] = [named.pop(f"entropy_{when}_third{i}") for i in (1, 2, 3)]

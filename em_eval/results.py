@@ -21,8 +21,11 @@ from em_eval.records import DECODE_KEY, TELEMETRY_KEY, logged_gen_kwargs
 from em_eval.user_errors import UserError
 
 FLAGS = ("no_answer", "hit_token_limit", "graders_disagree")  # graders_disagree: the task's two verdicts differ
-FLAG_LABELS = {"no_answer": "no answer extracted", "hit_token_limit": "hit the token limit",
-               "graders_disagree": "graders disagree"}
+FLAG_LABELS = {
+    "no_answer": "no answer extracted",
+    "hit_token_limit": "hit the token limit",
+    "graders_disagree": "graders disagree",
+}
 FLAG_SHORT = {"no_answer": "no answer", "hit_token_limit": "hit limit", "graders_disagree": "disagree"}
 PREFERRED_METRICS = ("exact_match", "acc", "pass@1", "accuracy")
 _RESULTS_FILE = re.compile(r"^results_(?P<ts>.+)\.json$")
@@ -203,8 +206,13 @@ def row_gen_kwargs(row: dict[str, Any]) -> dict[str, Any]:
     return next(iter(logged_gen_kwargs(row)), {})
 
 
-def _task_run(task: str, results: dict[str, Any], numbered: list[tuple[int, dict[str, Any]]], metric: str | None,
-              samples_file: Path) -> TaskRun:
+def _task_run(
+    task: str,
+    results: dict[str, Any],
+    numbered: list[tuple[int, dict[str, Any]]],
+    metric: str | None,
+    samples_file: Path,
+) -> TaskRun:
     rows = [row for _, row in numbered]
     name, filt = _primary_metric(task, results, rows, metric)
     chosen = [(line, r) for line, r in numbered if r.get("filter", "none") == filt]
@@ -224,8 +232,16 @@ def _task_run(task: str, results: dict[str, Any], numbered: list[tuple[int, dict
     problems.sort(key=lambda p: p.doc_id)
     config = results["configs"][task]
     reported = (results["results"].get(task) or {}).get(f"{name},{filt}")
-    return TaskRun(task, name, filt, tuple(problems), reported if isinstance(reported, (int, float)) else None,
-                   grader_signature(task, results), _max_gen_toks(rows, config), second)
+    return TaskRun(
+        task,
+        name,
+        filt,
+        tuple(problems),
+        reported if isinstance(reported, (int, float)) else None,
+        grader_signature(task, results),
+        _max_gen_toks(rows, config),
+        second,
+    )
 
 
 def _check_sample(row: dict[str, Any], metric: str, where: str) -> None:
@@ -233,16 +249,21 @@ def _check_sample(row: dict[str, Any], metric: str, where: str) -> None:
     (a NaN would otherwise compare as neither better nor worse and let a broken run pass)."""
     doc_id = row.get("doc_id")
     if isinstance(doc_id, bool) or not isinstance(doc_id, int) and not (isinstance(doc_id, str) and doc_id.isdigit()):
-        raise ResultsError(f"{where}: the sample has no integer doc_id ({doc_id!r}); the samples file is damaged: "
-                           "re-run lm_eval with --log_samples")
+        raise ResultsError(
+            f"{where}: the sample has no integer doc_id ({doc_id!r}); the samples file is damaged: "
+            "re-run lm_eval with --log_samples"
+        )
     score = row.get(metric)
     if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-        raise ResultsError(f"{where}: doc_id {doc_id}: {metric} is {score!r}, not a finite number; the run cannot be "
-                           "compared: re-grade it (or re-run it) so every sample has a score")
+        raise ResultsError(
+            f"{where}: doc_id {doc_id}: {metric} is {score!r}, not a finite number; the run cannot be "
+            "compared: re-grade it (or re-run it) so every sample has a score"
+        )
 
 
-def _primary_metric(task: str, results: dict[str, Any], rows: list[dict[str, Any]],
-                    metric: str | None) -> tuple[str, str]:
+def _primary_metric(
+    task: str, results: dict[str, Any], rows: list[dict[str, Any]], metric: str | None
+) -> tuple[str, str]:
     keys = [k for k in (results["results"].get(task) or {}) if "," in k and "_stderr," not in k]
     pairs = [tuple(k.split(",", 1)) for k in keys]
     numeric = {p for p in pairs if rows and isinstance(rows[0].get(p[0]), (int, float))}
@@ -316,7 +337,8 @@ def decoding_effect(telemetry: list[dict[str, Any]]) -> dict[str, float] | None:
         known = [t for t in weighted if name in t]
         if known:
             effect[name] = math.fsum(float(t[name]) * int(t["gen_tokens"]) for t in known) / sum(
-                int(t["gen_tokens"]) for t in known)
+                int(t["gen_tokens"]) for t in known
+            )
     return effect
 
 
@@ -376,8 +398,11 @@ def describe_method(config: dict[str, Any], gen_kwargs: dict[str, Any]) -> tuple
     if em_mode is None and str(config.get("model", "")).startswith("em_inf"):
         em_mode = model_args.get("em_mode", "em_inf")
     decode = config.get("decode_method") or {}
-    name = (decode.get("decode_method") or model_args.get("decode_method")
-            or (gen_kwargs.get(DECODE_KEY) or {}).get("decode_method"))
+    name = (
+        decode.get("decode_method")
+        or model_args.get("decode_method")
+        or (gen_kwargs.get(DECODE_KEY) or {}).get("decode_method")
+    )
     n = decode.get("decode_n") or model_args.get("decode_n") or (gen_kwargs.get(DECODE_KEY) or {}).get("decode_n")
     sampling = is_sampling(gen_kwargs)
     temperature = float(gen_kwargs.get("temperature") or 0.0)

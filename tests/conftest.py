@@ -84,8 +84,21 @@ def trained(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
     runs = {}
     for kind in ("full", "lora"):
         out = root / kind
-        train(load_recipe("em_ft", [f"model={tiny_llama_dir}", f"output_dir={out}", f"finetune={kind}", "max_steps=1",
-                                    "max_new_tokens=4", "prompts_per_step=2", "report_to=none", "lr=1e-3"]))
+        train(
+            load_recipe(
+                "em_ft",
+                [
+                    f"model={tiny_llama_dir}",
+                    f"output_dir={out}",
+                    f"finetune={kind}",
+                    "max_steps=1",
+                    "max_new_tokens=4",
+                    "prompts_per_step=2",
+                    "report_to=none",
+                    "lr=1e-3",
+                ],
+            )
+        )
         runs[kind] = out
     torch.set_num_threads(before)
     return runs
@@ -117,10 +130,16 @@ def board(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     entropies = [(0.8, 0.8, 0.0), (1.1, 1.1, 0.0), (1.2, 0.9, 0.6)]  # EM-INF removes entropy
     for i, (mode, sampling, p) in enumerate([("off", False, 0.5), ("off", True, 0.45), ("em_inf", True, 0.6)]):
-        write_run(root / f"run{i}", {"em_math500": bernoulli(60, p, seed=i),
-                                     "em_amc": [bernoulli(4, p, seed=10 * i + k) for k in range(20)]},
-                  model="Qwen/Qwen2.5-7B-Instruct", em_mode=mode, sampling=sampling,
-                  tokens=[40 + 30 * i + (k % 5) for k in range(60)], max_gen_toks=64 + 20 * i, entropy=entropies[i])
+        write_run(
+            root / f"run{i}",
+            {"em_math500": bernoulli(60, p, seed=i), "em_amc": [bernoulli(4, p, seed=10 * i + k) for k in range(20)]},
+            model="Qwen/Qwen2.5-7B-Instruct",
+            em_mode=mode,
+            sampling=sampling,
+            tokens=[40 + 30 * i + (k % 5) for k in range(60)],
+            max_gen_toks=64 + 20 * i,
+            entropy=entropies[i],
+        )
     out = tmp_path_factory.mktemp("board") / "demo"
     runs = [str(root / "run0"), str(root / "run1"), "EM-INF<b>=" + str(root / "run2")]
     assert main(["leaderboard", *runs, "-o", str(out)]) == 0

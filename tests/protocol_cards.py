@@ -19,8 +19,19 @@ import yaml
 
 TASKS = Path(__file__).resolve().parents[1] / "tasks"
 HEADING = "## Sampling settings"
-COLUMNS = ("task", "em_mode", "temperature", "top_p", "top_k", "max_gen_toks", "max_context", "until",
-           "chat template", "system prompt", "paper code")
+COLUMNS = (
+    "task",
+    "em_mode",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_gen_toks",
+    "max_context",
+    "until",
+    "chat template",
+    "system prompt",
+    "paper code",
+)
 EM_MODES = ("off", "em_inf", "adaptive_temp")
 UNSET = "–"  # en dash: unset / not applied
 ADAPTIVE = "adaptive"
@@ -142,8 +153,9 @@ def read_card(card: Path) -> list[CardRow]:
         raise CardError(f"{card}: the table under {HEADING!r} needs a header, a separator and at least one row")
     header = split_row(table[0][1])
     if tuple(header) != COLUMNS:
-        raise CardError(f"{card}, line {table[0][0]}: columns must be exactly {' | '.join(COLUMNS)}; "
-                        f"got {' | '.join(header)}")
+        raise CardError(
+            f"{card}, line {table[0][0]}: columns must be exactly {' | '.join(COLUMNS)}; got {' | '.join(header)}"
+        )
     rows = []
     for number, line in table[2:]:
         cells = split_row(line)
@@ -218,8 +230,11 @@ def yaml_cells(config: dict[str, Any], em_mode: str) -> dict[str, Any]:
 def cell_mismatches(row: CardRow, cells: dict[str, Any], source: str) -> list[str]:
     """Where ``row`` disagrees with ``cells`` (values as :func:`parse_cell` gives them, e.g. a backend's effective
     sampling for the row's task and em_mode); ``source`` names where ``cells`` come from in the messages."""
-    return [f"{row.where(column)}: the card says {row.cells[column]!r}, {source} gives {cells[column]!r}"
-            for column in cells if row.cells[column] != cells[column]]
+    return [
+        f"{row.where(column)}: the card says {row.cells[column]!r}, {source} gives {cells[column]!r}"
+        for column in cells
+        if row.cells[column] != cells[column]
+    ]
 
 
 def effective_cells(effective: dict[str, Any]) -> dict[str, Any]:
@@ -257,15 +272,20 @@ def row_mismatches(row: CardRow, config: dict[str, Any], system_prompts: dict[st
     name, description = row.cells["system prompt"], config.get("description") or None
     if name is None or description is None:
         if name != description:
-            problems.append(f"{row.where('system prompt')}: the card says {name!r}, the task description is "
-                            f"{description!r}")
+            problems.append(
+                f"{row.where('system prompt')}: the card says {name!r}, the task description is {description!r}"
+            )
     elif (name in system_prompts or not _FILE_REF.match(name)) and system_prompts.get(name, name) != description:
-        problems.append(f"{row.where('system prompt')}: {name!r} stands for {system_prompts.get(name, name)!r}, "
-                        f"the task description is {description!r}")
+        problems.append(
+            f"{row.where('system prompt')}: {name!r} stands for {system_prompts.get(name, name)!r}, "
+            f"the task description is {description!r}"
+        )
     recorded = (config.get("metadata") or {}).get("chat_template")
     if recorded is not None and recorded != row.cells["chat template"]:
-        problems.append(f"{row.where('chat template')}: the card says {row.cells['chat template']!r}, the task's "
-                        f"metadata.chat_template is {recorded!r}")
+        problems.append(
+            f"{row.where('chat template')}: the card says {row.cells['chat template']!r}, the task's "
+            f"metadata.chat_template is {recorded!r}"
+        )
     return problems
 
 

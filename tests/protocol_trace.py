@@ -22,10 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from protocol_cards import all_cards, load_task_config, read_card, task_yamls  # noqa: E402
-
 from em_eval.em_inf.settings import EmSettings  # noqa: E402
 from em_eval.records import MULTISTEP_KEY  # noqa: E402
+from protocol_cards import all_cards, load_task_config, read_card, task_yamls  # noqa: E402
 
 TRACE_FILE = Path(__file__).resolve().parent / "data" / "protocol_trace.json"
 
@@ -49,11 +48,26 @@ def qwen_like_model() -> Any:
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+    )
     model = LlamaForCausalLM(config).eval()
-    model.generation_config = GenerationConfig(bos_token_id=2, eos_token_id=1, pad_token_id=0, do_sample=True,
-                                               repetition_penalty=1.05, top_k=20, top_p=0.8, temperature=0.7)
+    model.generation_config = GenerationConfig(
+        bos_token_id=2,
+        eos_token_id=1,
+        pad_token_id=0,
+        do_sample=True,
+        repetition_penalty=1.05,
+        top_k=20,
+        top_p=0.8,
+        temperature=0.7,
+    )
     return model
 
 

@@ -11,8 +11,14 @@ from safetensors.torch import load_file
 
 
 def tiny_args(tiny_llama_dir: Path, out: Path, *extra: str) -> list[str]:
-    return [f"model={tiny_llama_dir}", f"output_dir={out}", "max_new_tokens=4", "prompts_per_step=2",
-            "report_to=none", *extra]
+    return [
+        f"model={tiny_llama_dir}",
+        f"output_dir={out}",
+        "max_new_tokens=4",
+        "prompts_per_step=2",
+        "report_to=none",
+        *extra,
+    ]
 
 
 def metrics(out: Path) -> list[dict]:

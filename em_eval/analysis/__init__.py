@@ -15,6 +15,18 @@ from em_eval.analysis.samples import ProblemSamples, SampleRun, load_sample_runs
 from em_eval.analysis.semantic import semantic_entropy
 from em_eval.analysis.voting import budget_majority, filtered_correct, weighted_correct
 
-__all__ = ["SIGNALS", "ProblemSamples", "SampleRun", "auroc", "budget_majority", "expected_calibration_error",
-           "filtered_correct", "load_sample_runs", "pass_at_k_curve", "reliability", "semantic_entropy",
-           "signal_names", "weighted_correct"]
+__all__ = [
+    "SIGNALS",
+    "ProblemSamples",
+    "SampleRun",
+    "auroc",
+    "budget_majority",
+    "expected_calibration_error",
+    "filtered_correct",
+    "load_sample_runs",
+    "pass_at_k_curve",
+    "reliability",
+    "semantic_entropy",
+    "signal_names",
+    "weighted_correct",
+]

@@ -46,8 +46,15 @@ def reliability(probabilities: Sequence[float], correct: Sequence[bool], bins: i
     for b in range(bins):
         member = index == b
         count = int(member.sum())
-        out.append(Bin(b / bins, (b + 1) / bins, count, float(p[member].mean()) if count else math.nan,
-                       float(y[member].mean()) if count else math.nan))
+        out.append(
+            Bin(
+                b / bins,
+                (b + 1) / bins,
+                count,
+                float(p[member].mean()) if count else math.nan,
+                float(y[member].mean()) if count else math.nan,
+            )
+        )
     return out
 
 

@@ -42,6 +42,7 @@ def _field(*path: Any, sign: float = 1.0) -> Callable[[ProblemSamples, int], flo
                 return None
             value = value[key]
         return None if value is None else sign * float(value)
+
     return read
 
 
@@ -51,21 +52,30 @@ def _agreement(problem: ProblemSamples, i: int) -> float:
 
 
 def _catalogue() -> dict[str, Signal]:
-    signals = [Signal("agreement", "share of the problem's samples in the response's answer cluster", _agreement,
-                      lambda v: v)]
+    signals = [
+        Signal("agreement", "share of the problem's samples in the response's answer cluster", _agreement, lambda v: v)
+    ]
     for when, suffix in (("before", ""), ("after", "_after")):
         source = "the model's distribution" if when == "before" else "the distribution after the EM method"
         signals += [
-            Signal(f"neg_entropy{suffix}", f"-mean token entropy, {source}", _field(f"entropy_{when}", sign=-1),
-                   math.exp),
-            Signal(f"rent{suffix}", f"-mean entropy of the last third (RENT), {source}",
-                   _field(f"entropy_{when}_thirds", 2, sign=-1), math.exp),
-            Signal(f"self_certainty{suffix}", f"mean KL(U || p) (Intuitor), {source}",
-                   _field(f"self_certainty_{when}")),
+            Signal(
+                f"neg_entropy{suffix}", f"-mean token entropy, {source}", _field(f"entropy_{when}", sign=-1), math.exp
+            ),
+            Signal(
+                f"rent{suffix}",
+                f"-mean entropy of the last third (RENT), {source}",
+                _field(f"entropy_{when}_thirds", 2, sign=-1),
+                math.exp,
+            ),
+            Signal(
+                f"self_certainty{suffix}", f"mean KL(U || p) (Intuitor), {source}", _field(f"self_certainty_{when}")
+            ),
             Signal(f"top1{suffix}", f"mean top-1 probability, {source}", _field(f"top1_{when}"), lambda v: v),
         ]
-        signals += [Signal(f"conf_{name}{suffix}", f"DeepConf {name} confidence, {source}",
-                           _field(f"conf_{when}", name)) for name in CONF_FIELDS]
+        signals += [
+            Signal(f"conf_{name}{suffix}", f"DeepConf {name} confidence, {source}", _field(f"conf_{when}", name))
+            for name in CONF_FIELDS
+        ]
     return {s.name: s for s in signals}
 
 

@@ -82,14 +82,27 @@ def passk_report(runs: Sequence[SampleRun], out: Path) -> dict[str, Any]:
             if not problems:
                 continue
             curve = pass_at_k_curve([p.correct for p in problems])
-            rows += [{"task": task, "run": label, "k": pt.k, "pass_at_k": _clean(pt.estimate.mean),
-                      "stderr": _clean(pt.estimate.stderr), "problems": pt.estimate.n} for pt in curve]
+            rows += [
+                {
+                    "task": task,
+                    "run": label,
+                    "k": pt.k,
+                    "pass_at_k": _clean(pt.estimate.mean),
+                    "stderr": _clean(pt.estimate.stderr),
+                    "problems": pt.estimate.n,
+                }
+                for pt in curve
+            ]
             ks = [pt.k for pt in curve]
             means = [pt.estimate.mean for pt in curve]
             half = [Z95 * pt.estimate.stderr for pt in curve]
             ax.plot(ks, means, marker="o", markersize=3, label=label)
-            ax.fill_between(ks, [max(m - h, 0.0) for m, h in zip(means, half)],
-                            [min(m + h, 1.0) for m, h in zip(means, half)], alpha=0.2)
+            ax.fill_between(
+                ks,
+                [max(m - h, 0.0) for m, h in zip(means, half)],
+                [min(m + h, 1.0) for m, h in zip(means, half)],
+                alpha=0.2,
+            )
         ax.set_xscale("log", base=2)
         ax.set(xlabel="k (samples)", ylabel="pass@k", title=f"{task}: unbiased pass@k, 95% CI")
         ax.legend(fontsize=7)
@@ -109,8 +122,9 @@ def _signal_values(problems: Sequence[ProblemSamples], signal: Signal) -> tuple[
     return values, correct
 
 
-def calibration_report(runs: Sequence[SampleRun], out: Path, signals: Sequence[Signal], bins: int = 10
-                       ) -> dict[str, Any]:
+def calibration_report(
+    runs: Sequence[SampleRun], out: Path, signals: Sequence[Signal], bins: int = 10
+) -> dict[str, Any]:
     """Per task, run and signal: responses with the signal, accuracy, AUROC, ECE and reliability
     bins (probability signals); one reliability plot per task (a panel per probability signal)."""
     labels = unique_labels(runs)
@@ -124,23 +138,43 @@ def calibration_report(runs: Sequence[SampleRun], out: Path, signals: Sequence[S
                 values, correct = _signal_values(run.tasks.get(task, ()), signal)
                 if not values:
                     continue
-                row = {"task": task, "run": label, "signal": signal.name, "responses": len(values),
-                       "accuracy": _clean(sum(correct) / len(correct)), "auroc": _clean(auroc(values, correct)),
-                       "ece": None, "bins": None}
+                row = {
+                    "task": task,
+                    "run": label,
+                    "signal": signal.name,
+                    "responses": len(values),
+                    "accuracy": _clean(sum(correct) / len(correct)),
+                    "auroc": _clean(auroc(values, correct)),
+                    "ece": None,
+                    "bins": None,
+                }
                 if signal.probability:
                     probs = [signal.probability(v) for v in values]
                     row["ece"] = _clean(expected_calibration_error(probs, correct, bins))
                     table = reliability(probs, correct, bins)
-                    row["bins"] = [{"lo": b.lo, "hi": b.hi, "count": b.count, "confidence": _clean(b.confidence),
-                                    "accuracy": _clean(b.accuracy)} for b in table]
+                    row["bins"] = [
+                        {
+                            "lo": b.lo,
+                            "hi": b.hi,
+                            "count": b.count,
+                            "confidence": _clean(b.confidence),
+                            "accuracy": _clean(b.accuracy),
+                        }
+                        for b in table
+                    ]
                     ax = axes[drawn.index(signal)]
                     filled = [b for b in table if b.count]
                     ax.plot([b.confidence for b in filled], [b.accuracy for b in filled], marker="o", label=label)
                 rows.append(row)
         for ax, signal in zip(axes, drawn):
             ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-            ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"predicted ({signal.name})", ylabel="accuracy",
-                   title=f"{task}: {signal.name}")
+            ax.set(
+                xlim=(0, 1),
+                ylim=(0, 1),
+                xlabel=f"predicted ({signal.name})",
+                ylabel="accuracy",
+                title=f"{task}: {signal.name}",
+            )
             ax.legend(fontsize=7)
         plots[task] = _save(fig, out / "plots" / f"reliability_{slug(task)}.png")
     return {"rows": rows, "plots": plots, **_write(out, "calibration", rows)}
@@ -152,8 +186,9 @@ def _estimate(row: dict[str, Any], name: str, scores: list[float]) -> None:
     row[name], row[f"{name}_stderr"] = _clean(est.mean), _clean(est.stderr)
 
 
-def voting_report(runs: Sequence[SampleRun], out: Path, signals: Sequence[Signal],
-                  shares: Sequence[float] = (0.1, 0.5, 0.9)) -> dict[str, Any]:
+def voting_report(
+    runs: Sequence[SampleRun], out: Path, signals: Sequence[Signal], shares: Sequence[float] = (0.1, 0.5, 0.9)
+) -> dict[str, Any]:
     """Per task, run and signal, over the problems whose every sample has the signal and a token
     count: majority and confidence-weighted vote over all n, and per kept share the filtered vote,
     the tokens it kept and a plain majority at that token budget (means over problems, stderr)."""
@@ -171,8 +206,11 @@ def voting_report(runs: Sequence[SampleRun], out: Path, signals: Sequence[Signal
                     continue
                 row: dict[str, Any] = {"task": task, "run": label, "signal": signal.name, "problems": len(usable)}
                 _estimate(row, "majority", [majority_correct(p.clusters, p.correct) for p, _ in usable])
-                _estimate(row, "weighted", [weighted_correct(p.clusters, p.correct, [signal.weight(v) for v in vs])
-                                            for p, vs in usable])
+                _estimate(
+                    row,
+                    "weighted",
+                    [weighted_correct(p.clusters, p.correct, [signal.weight(v) for v in vs]) for p, vs in usable],
+                )
                 for share in shares:
                     filtered, kept_tokens, matched = [], [], []
                     for p, vs in usable:
@@ -209,8 +247,17 @@ def semantic_entropy_report(runs: Sequence[SampleRun], out: Path) -> dict[str, A
             _estimate(row, "majority", majority)
             row["auroc"] = _clean(auroc([-h for h in entropies], [m >= 0.5 for m in majority]))
             rows.append(row)
-            per_problem += [{"task": task, "run": label, "doc_id": p.doc_id, "n": p.n, "semantic_entropy": _clean(h),
-                             "clusters": len({c for c in p.clusters if c is not None}), "majority_correct": m}
-                            for p, h, m in zip(problems, entropies, majority)]
+            per_problem += [
+                {
+                    "task": task,
+                    "run": label,
+                    "doc_id": p.doc_id,
+                    "n": p.n,
+                    "semantic_entropy": _clean(h),
+                    "clusters": len({c for c in p.clusters if c is not None}),
+                    "majority_correct": m,
+                }
+                for p, h, m in zip(problems, entropies, majority)
+            ]
     _write(out, "semantic_entropy_problems", per_problem)
     return {"rows": rows, **_write(out, "semantic_entropy", rows)}

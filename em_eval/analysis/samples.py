@@ -48,9 +48,11 @@ def problem_samples(row: dict[str, Any], metric: str, where: str) -> ProblemSamp
     elif row.get(metric) in (0, 1, True, False):
         correct = (bool(row[metric]),)
     else:
-        raise ResultsError(f"{where}: {metric}={row.get(metric)!r} with no per-response 'grading' records; these "
-                           "analyses need each response's correctness (em-eval's math tasks log it), or one 0/1 "
-                           "response per problem")
+        raise ResultsError(
+            f"{where}: {metric}={row.get(metric)!r} with no per-response 'grading' records; these "
+            "analyses need each response's correctness (em-eval's math tasks log it), or one 0/1 "
+            "response per problem"
+        )
     if grading and all("cluster" in g for g in grading):
         clusters = tuple(g["cluster"] for g in grading)
     elif grading and any(g.get("answer") is not None for g in grading):
@@ -77,8 +79,11 @@ def load_sample_runs(specs: Iterable[str]) -> list[SampleRun]:
             tasks = {}
             for name, task in run.tasks.items():
                 samples_file = results_file.parent / f"samples_{name}_{stamp}.jsonl"
-                rows = [(line, row) for line, row in jsonl_rows(samples_file, ResultsError, "re-run with --log_samples")
-                        if row.get("filter", "none") == task.filter]
+                rows = [
+                    (line, row)
+                    for line, row in jsonl_rows(samples_file, ResultsError, "re-run with --log_samples")
+                    if row.get("filter", "none") == task.filter
+                ]
                 problems = [problem_samples(row, task.metric, f"{samples_file}:{line}") for line, row in rows]
                 tasks[name] = tuple(sorted(problems, key=lambda p: p.doc_id))
             out.append(SampleRun(run.label, str(results_file), tasks))

@@ -40,16 +40,22 @@ def most_confident(confidence: Sequence[float], share: float) -> list[int]:
     return sorted(sorted(range(len(confidence)), key=lambda i: -confidence[i])[:keep])
 
 
-def filtered_correct(clusters: Sequence[Hashable | None], correct: Sequence[bool], confidence: Sequence[float],
-                     weights: Sequence[float], share: float) -> tuple[float, list[int]]:
+def filtered_correct(
+    clusters: Sequence[Hashable | None],
+    correct: Sequence[bool],
+    confidence: Sequence[float],
+    weights: Sequence[float],
+    share: float,
+) -> tuple[float, list[int]]:
     """DeepConf's offline vote: keep the top ``share`` by ``confidence``, vote weighted by ``weights``;
     returns the score and the samples kept."""
     kept = most_confident(confidence, share)
     return weighted_correct([clusters[i] for i in kept], [correct[i] for i in kept], [weights[i] for i in kept]), kept
 
 
-def budget_majority(clusters: Sequence[Hashable | None], correct: Sequence[bool], tokens: Sequence[int],
-                    budget: int) -> float:
+def budget_majority(
+    clusters: Sequence[Hashable | None], correct: Sequence[bool], tokens: Sequence[int], budget: int
+) -> float:
     """Majority vote over the first samples whose tokens add up to at most ``budget`` (at least one)."""
     used, m = 0, 0
     for t in tokens:

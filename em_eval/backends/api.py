@@ -103,21 +103,29 @@ def served_model(base_url: str, model: str | None, timeout: float) -> dict[str, 
         return served[0]
     found = [m for m in served if m.get("id") == model]
     if not found:
-        raise ArgumentValueError(f"em_inf_api: the server at {url} serves {', '.join(map(str, names))}, not "
-                                 f"{model!r}; pass model=<one of these>")
+        raise ArgumentValueError(
+            f"em_inf_api: the server at {url} serves {', '.join(map(str, names))}, not "
+            f"{model!r}; pass model=<one of these>"
+        )
     return found[0]
 
 
 def refuse_unknown_args(args: dict[str, Any]) -> None:
     """lm-eval's API models ignore model args they do not know (``num_concurent=32`` would run
     one request at a time): refuse them, naming the closest known one."""
-    known = {p for cls in (TemplateAPI, LocalCompletionsAPI, ServedCompletions)
-             for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")}
+    known = {
+        p
+        for cls in (TemplateAPI, LocalCompletionsAPI, ServedCompletions)
+        for p in inspect.signature(cls.__init__).parameters
+        if p not in ("self", "kwargs")
+    }
     known |= {"device", "max_batch_size"}  # what lm-eval's CLI passes to every model
     for key in args:
         if key not in known:
-            raise ArgumentNameError(f"em_inf_api: unknown model argument {key!r}{did_you_mean(key, known)}; known: "
-                                    f"{', '.join(sorted(known))}, em_*, decode_method, decode_n")
+            raise ArgumentNameError(
+                f"em_inf_api: unknown model argument {key!r}{did_you_mean(key, known)}; known: "
+                f"{', '.join(sorted(known))}, em_*, decode_method, decode_n"
+            )
 
 
 class ServedCompletions(LocalCompletionsAPI):
@@ -149,8 +157,12 @@ class ServedCompletions(LocalCompletionsAPI):
         jobs = [self._job(req, repeat, eos) for req, repeat in zip(requests, repeats, strict=True)]
         reused = sum(self.journal.get(job.key) is not None for job in jobs)
         if reused:
-            log.warning("em_inf_api: %d of %d responses come from the journal %s (journal=off regenerates them)",
-                        reused, len(jobs), self.journal.path)
+            log.warning(
+                "em_inf_api: %d of %d responses come from the journal %s (journal=off regenerates them)",
+                reused,
+                len(jobs),
+                self.journal.path,
+            )
         asyncio.run(self._send_all([job for job in jobs if self.journal.get(job.key) is None], disable_tqdm))
         texts = []
         records = []
@@ -189,8 +201,9 @@ class ServedCompletions(LocalCompletionsAPI):
         semaphore = asyncio.Semaphore(max(1, self._concurrent))
         bar = tqdm(total=len(jobs), desc="Requesting the server", disable=disable_tqdm)
         connector = aiohttp.TCPConnector(limit=max(1, self._concurrent))
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout)
-                                         ) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout)
+        ) as session:
             tasks = [asyncio.ensure_future(self._send(session, semaphore, job, bar)) for job in jobs]
             try:
                 await asyncio.gather(*tasks)
@@ -204,8 +217,7 @@ class ServedCompletions(LocalCompletionsAPI):
                 bar.close()
             await self._read_telemetry(session)
 
-    async def _send(self, session: aiohttp.ClientSession, semaphore: asyncio.Semaphore, job: _Job,
-                    bar: tqdm) -> None:
+    async def _send(self, session: aiohttp.ClientSession, semaphore: asyncio.Semaphore, job: _Job, bar: tqdm) -> None:
         self._tag_count += 1
         tag = f"{id(self):x}-{self._tag_count}"
         payload = {**job.payload, "vllm_xargs": {**job.payload["vllm_xargs"], TAG_KEY: tag}}
@@ -232,8 +244,10 @@ class ServedCompletions(LocalCompletionsAPI):
                     await self._read_telemetry(session)
                 return
             if 400 <= status < 500:
-                raise _Failed(f"em_inf_api: the server at {self.base_url} refused a request: "
-                              f"{error_message(status, body)}", refused=True)
+                raise _Failed(
+                    f"em_inf_api: the server at {self.base_url} refused a request: {error_message(status, body)}",
+                    refused=True,
+                )
             last = error_message(status, body)
         raise _Failed(last, refused=False)
 
@@ -245,7 +259,8 @@ class ServedCompletions(LocalCompletionsAPI):
         return ServerError(
             f"em_inf_api: the server at {self.base_url} stopped answering ({error}) after {self.max_retries} "
             f"tries; {done} of the {total} responses this step asked for were finished and are {kept}. Restart the "
-            "server and run the same command again: finished responses are read back, not regenerated")
+            "server and run the same command again: finished responses are read back, not regenerated"
+        )
 
     async def _read_telemetry(self, session: aiohttp.ClientSession) -> None:
         """Read the processors' sums of the finished requests (one ``/collective_rpc`` call) into
@@ -263,9 +278,12 @@ class ServedCompletions(LocalCompletionsAPI):
             ok, text = False, f"{type(exc).__name__}: {exc}"
         if not ok:
             self._telemetry = False
-            log.warning("em_inf_api: the server gives no entropy telemetry (%s: %s); records say telemetry: missing. "
-                        "Serve with em-eval serve (it sets VLLM_SERVER_DEV_MODE=1 and em-eval's worker extension)",
-                        url, text.strip()[:200])
+            log.warning(
+                "em_inf_api: the server gives no entropy telemetry (%s: %s); records say telemetry: missing. "
+                "Serve with em-eval serve (it sets VLLM_SERVER_DEV_MODE=1 and em-eval's worker extension)",
+                url,
+                text.strip()[:200],
+            )
             return
         found: dict[str, dict[str, float]] = {}
         for worker in json.loads(text).get("results") or []:
@@ -291,5 +309,7 @@ class EmInfAPI(EmGenerationMixin, ServedCompletions):
         super().__init__(base_url=base_url, **args)
 
     def get_model_info(self) -> dict[str, Any]:
-        return {**super().get_model_info(), "served": {"base_url": self.base_url, "model": self.model,
-                                                        "journal": str(self.journal.path)}}
+        return {
+            **super().get_model_info(),
+            "served": {"base_url": self.base_url, "model": self.model, "journal": str(self.journal.path)},
+        }

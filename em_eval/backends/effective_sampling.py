@@ -62,8 +62,9 @@ def resolve(gen_kwargs: Mapping[str, Any], base: EmSettings) -> Resolved:
     return Resolved(kwargs, settings, max_context, replaced, overflow)
 
 
-def effective_sampling(gen_kwargs: Mapping[str, Any], settings: EmSettings,
-                       default_max_gen_toks: int | None = None) -> dict[str, Any]:
+def effective_sampling(
+    gen_kwargs: Mapping[str, Any], settings: EmSettings, default_max_gen_toks: int | None = None
+) -> dict[str, Any]:
     """What a request with these task gen_kwargs samples under these model-arg settings, after
     ``by_em_mode`` and the adaptive-temperature rule: em_mode, do_sample, temperature, top_p,
     top_k, min_p (None = unset, or greedy), max_gen_toks, max_context, until, and
@@ -106,27 +107,38 @@ def fit_prompt(prompt_tokens: int, max_gen_toks: int, max_context: int | None, m
 
 def refuse_protocol_keys(requests: list[Any], backend: str) -> None:
     """One clear error when a backend that cannot apply :data:`PROTOCOL_KEYS` is handed them."""
-    found = sorted({(str(getattr(r, "task_name", "?")), key) for r in requests
-                    if len(r.args) > 1 and isinstance(r.args[1], Mapping) for key in PROTOCOL_KEYS if key in r.args[1]})
+    found = sorted(
+        {
+            (str(getattr(r, "task_name", "?")), key)
+            for r in requests
+            if len(r.args) > 1 and isinstance(r.args[1], Mapping)
+            for key in PROTOCOL_KEYS
+            if key in r.args[1]
+        }
+    )
     if found:
         named = ", ".join(f"{task} sets {key}" for task, key in found)
         raise ArgumentValueError(
             f"{named}: em-eval's budget keys, which lm-eval's {backend} backend cannot apply (it would pass them to "
             "the model or drop them, and sample a different protocol). Use --model em_inf (same model_args as hf; "
             "em_mode=off for plain decoding), --model em_inf_vllm (same model_args as vllm) or, against a server, "
-            "--model em_inf_api (same model_args as local-completions).")
+            "--model em_inf_api (same model_args as local-completions)."
+        )
 
 
 def _mode_overrides(overrides: Any, mode: str) -> Mapping[str, Any]:
     if overrides is None:
         return {}
     if not isinstance(overrides, Mapping) or not all(isinstance(v, Mapping) or v is None for v in overrides.values()):
-        raise ArgumentValueError(f"by_em_mode={overrides!r} must map an em_mode to gen keys, "
-                                 "e.g. by_em_mode: {em_inf: {max_gen_toks: 8192}}")
+        raise ArgumentValueError(
+            f"by_em_mode={overrides!r} must map an em_mode to gen keys, "
+            "e.g. by_em_mode: {em_inf: {max_gen_toks: 8192}}"
+        )
     unknown = sorted(set(overrides) - set(MODES))
     if unknown:
-        raise ArgumentValueError(f"by_em_mode names unknown em_mode(s) {', '.join(map(str, unknown))}; "
-                                 f"known: {', '.join(MODES)}")
+        raise ArgumentValueError(
+            f"by_em_mode names unknown em_mode(s) {', '.join(map(str, unknown))}; known: {', '.join(MODES)}"
+        )
     if any(key == "by_em_mode" for v in overrides.values() if v for key in v):
         raise ArgumentValueError("by_em_mode overrides cannot contain by_em_mode")
     return overrides.get(mode) or {}

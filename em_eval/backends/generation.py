@@ -68,20 +68,29 @@ class EmGenerationMixin:
         if self._checked_chat_template:
             return
         self._checked_chat_template = True
-        ours = [r for r in requests if str(getattr(r, "task_name", "") or "").startswith(("em_", "scicode", "leetcode"))]
+        ours = [
+            r for r in requests if str(getattr(r, "task_name", "") or "").startswith(("em_", "scicode", "leetcode"))
+        ]
         marker = _assistant_marker(getattr(self, "tokenizer", None))
         if not ours or not marker:
             return
         raw = [r for r in ours if task_metadata(r.task_name).get("chat_template") is False]
         templated = [r for r in ours if r not in raw]
         if templated and not any(marker in str(r.args[0]) for r in templated):
-            log.warning("%s: the model has a chat template, but the prompts of %s do not use it; instruct models "
-                        "then often answer empty or off-format. Add --apply_chat_template (and, for the paper's "
-                        "protocol, keep the task's system prompt)", self.MODEL_NAME, templated[0].task_name)
+            log.warning(
+                "%s: the model has a chat template, but the prompts of %s do not use it; instruct models "
+                "then often answer empty or off-format. Add --apply_chat_template (and, for the paper's "
+                "protocol, keep the task's system prompt)",
+                self.MODEL_NAME,
+                templated[0].task_name,
+            )
         if raw and any(marker in str(r.args[0]) for r in raw):
-            log.warning("%s: %s reproduces the paper's raw prompt (no chat template), but its prompts use the "
-                        "model's chat template; run it without --apply_chat_template", self.MODEL_NAME,
-                        raw[0].task_name)
+            log.warning(
+                "%s: %s reproduces the paper's raw prompt (no chat template), but its prompts use the "
+                "model's chat template; run it without --apply_chat_template",
+                self.MODEL_NAME,
+                raw[0].task_name,
+            )
 
     def get_model_info(self) -> dict[str, Any]:
         """What a results file needs to reproduce the run: versions, settings, sources, checkpoint."""
@@ -99,11 +108,16 @@ class EmGenerationMixin:
         eos_token = getattr(getattr(self, "tokenizer", None), "eos_token", None)
 
         def plain(reqs: list[Any], quiet: bool = False) -> list[Generated]:
-            return generate_with_method(self.run_spec.decode, reqs,
-                                        lambda r: self._generate_plain(r, disable_tqdm or quiet), eos_token=eos_token)
+            return generate_with_method(
+                self.run_spec.decode,
+                reqs,
+                lambda r: self._generate_plain(r, disable_tqdm or quiet),
+                eos_token=eos_token,
+            )
 
-        generated = generate_until_with_steps(requests, plain, lambda reqs: plain(reqs, quiet=True),
-                                              progress=not disable_tqdm)
+        generated = generate_until_with_steps(
+            requests, plain, lambda reqs: plain(reqs, quiet=True), progress=not disable_tqdm
+        )
         return write_samples(requests, generated)
 
     def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[Generated]:
@@ -145,14 +159,29 @@ class EmGenerationMixin:
             limit = min(self.max_length, resolved.max_context or self.max_length)
             where = (self.MODEL_NAME, getattr(req, "task_name", None), getattr(req, "doc_id", None), tokens, limit)
             if resolved.prompt_overflow == "empty":
-                log.warning("%s: task %s doc %s: a prompt of %d tokens does not fit the context of %d tokens; "
-                            "answering it with an empty response (prompt_overflow=empty)", *where)
-                return _Plan(None, {"em_mode": resolved.settings.mode, "gen_tokens": 0, "max_gen_toks": 0,
-                                    "prompt_skipped": {"prompt_tokens": tokens, "context": limit}})
+                log.warning(
+                    "%s: task %s doc %s: a prompt of %d tokens does not fit the context of %d tokens; "
+                    "answering it with an empty response (prompt_overflow=empty)",
+                    *where,
+                )
+                return _Plan(
+                    None,
+                    {
+                        "em_mode": resolved.settings.mode,
+                        "gen_tokens": 0,
+                        "max_gen_toks": 0,
+                        "prompt_skipped": {"prompt_tokens": tokens, "context": limit},
+                    },
+                )
             context, kept = self._left_truncate(context, kept)
             notes["prompt_truncated"] = {"prompt_tokens": tokens, "kept_tokens": kept}
-            log.warning("%s: task %s doc %s: a prompt of %d tokens does not fit the context of %d tokens; "
-                        "keeping its last %d tokens and generating at most %d", *where, kept, budget)
+            log.warning(
+                "%s: task %s doc %s: a prompt of %d tokens does not fit the context of %d tokens; "
+                "keeping its last %d tokens and generating at most %d",
+                *where,
+                kept,
+                budget,
+            )
         if isinstance(gen_kwargs, dict) and budget != gen_kwargs.get("max_gen_toks"):
             gen_kwargs["max_gen_toks"] = budget  # the logged sample shows the budget that ran
         clone = copy.copy(req)
@@ -176,11 +205,16 @@ class EmGenerationMixin:
         bad = [rec["nonfinite_logits"] for rec in telemetry if rec.get("nonfinite_logits")]
         if bad and not self._warned_nonfinite:
             self._warned_nonfinite = True
-            log.warning("%s: task %s doc %s: the model produced NaN/inf logits at %d token(s); the response was "
-                        "ended there (EOS) and its telemetry records nonfinite_logits. This is usually an fp16 "
-                        "overflow or a corrupt checkpoint: try dtype=bfloat16 or dtype=float32, or check the "
-                        "weights (warned once)", self.MODEL_NAME, getattr(req, "task_name", None),
-                        getattr(req, "doc_id", None), sum(bad))
+            log.warning(
+                "%s: task %s doc %s: the model produced NaN/inf logits at %d token(s); the response was "
+                "ended there (EOS) and its telemetry records nonfinite_logits. This is usually an fp16 "
+                "overflow or a corrupt checkpoint: try dtype=bfloat16 or dtype=float32, or check the "
+                "weights (warned once)",
+                self.MODEL_NAME,
+                getattr(req, "task_name", None),
+                getattr(req, "doc_id", None),
+                sum(bad),
+            )
 
     def _note_sampling(self, req: Any, gen_kwargs: dict[str, Any], resolved: Resolved) -> None:
         """Keep each task's effective sampling for the results; say once what adaptive_temp replaces."""
@@ -189,9 +223,12 @@ class EmGenerationMixin:
             self._effective[task] = effective_sampling(gen_kwargs, self.run_spec.settings, self.max_gen_toks)
         if resolved.replaced_temperature is not None and not self._warned_replaced:
             self._warned_replaced = True
-            log.warning("%s: em_mode=adaptive_temp: the adaptive temperature replaces temperature=%g (the sampler "
-                        "runs at temperature 1 after it, as in the paper); recorded under effective_sampling",
-                        self.MODEL_NAME, resolved.replaced_temperature)
+            log.warning(
+                "%s: em_mode=adaptive_temp: the adaptive temperature replaces temperature=%g (the sampler "
+                "runs at temperature 1 after it, as in the paper); recorded under effective_sampling",
+                self.MODEL_NAME,
+                resolved.replaced_temperature,
+            )
 
 
 @dataclass(frozen=True)
@@ -206,8 +243,9 @@ def _assistant_marker(tokenizer: Any) -> str | None:
         return None
     probe = "em-eval-probe-7c1"
     try:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": probe}], tokenize=False,
-                                             add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": probe}], tokenize=False, add_generation_prompt=True
+        )
     except Exception:  # a template that needs more than one user turn: no check
         return None
     tail = str(text).split(probe, 1)[-1].strip()

@@ -34,6 +34,7 @@ from em_eval.user_errors import ArgumentNameError, ArgumentValueError, did_you_m
 
 log = logging.getLogger(__name__)
 
+
 @register_model("em_inf")
 class EmInfLM(EmGenerationMixin, HFLM):
     """HFLM plus per-token entropy minimisation. Model args: ``em_mode``, ``em_threshold``,
@@ -57,9 +58,11 @@ class EmInfLM(EmGenerationMixin, HFLM):
             raise short from exc
         self._neutral_generation_config, self._generation_config_dropped = neutral_generation_config(self.model)
         if self._generation_config_dropped:
-            log.warning("em_inf: sampling comes from the task's gen_kwargs alone; ignoring what the model's "
-                        "generation_config would add: %s (recorded as generation_config_dropped)",
-                        self._generation_config_dropped)
+            log.warning(
+                "em_inf: sampling comes from the task's gen_kwargs alone; ignoring what the model's "
+                "generation_config would add: %s (recorded as generation_config_dropped)",
+                self._generation_config_dropped,
+            )
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any):
         settings = EmSettings.pop_from(generation_kwargs, base=self.run_spec.settings)
@@ -71,11 +74,20 @@ class EmInfLM(EmGenerationMixin, HFLM):
         else:
             generation_kwargs.setdefault("top_k", 0)  # no top-k unless the task sets one (vLLM's default too)
         # lm-eval's bar moves once a whole batch is done; this one shows the batch's tokens meanwhile
-        tokens = tqdm(total=max_length - context.shape[1], desc="tokens of this batch", unit="tok", leave=False,
-                      disable=not self._token_progress)
+        tokens = tqdm(
+            total=max_length - context.shape[1],
+            desc="tokens of this batch",
+            unit="tok",
+            leave=False,
+            disable=not self._token_progress,
+        )
         processor = EntropyMinimizationProcessor(
-            settings, stop_token_ids(self.tokenizer, self.model, with_pad=True), eos_token_id=self.eot_token_id,
-            compile=self.em_compile, on_step=tokens.update)
+            settings,
+            stop_token_ids(self.tokenizer, self.model, with_pad=True),
+            eos_token_id=self.eot_token_id,
+            compile=self.em_compile,
+            on_step=tokens.update,
+        )
         extra = list(generation_kwargs.pop("logits_processor", None) or [])
         generation_kwargs["logits_processor"] = LogitsProcessorList([processor, *extra])
         start = time.perf_counter()

@@ -18,8 +18,16 @@ from transformers import GenerationConfig
 
 TOKEN_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 # What a generation config holds besides sampling: never reported as dropped sampling settings
-NOT_SETTINGS = ("transformers_version", "_from_model_config", "use_cache", "return_dict_in_generate",
-                "cache_implementation", "cache_config", "compile_config", "disable_compile")
+NOT_SETTINGS = (
+    "transformers_version",
+    "_from_model_config",
+    "use_cache",
+    "return_dict_in_generate",
+    "cache_implementation",
+    "cache_config",
+    "compile_config",
+    "disable_compile",
+)
 
 
 def neutral_generation_config(model: Any) -> tuple[GenerationConfig, dict[str, Any]]:
@@ -27,8 +35,11 @@ def neutral_generation_config(model: Any) -> tuple[GenerationConfig, dict[str, A
     config = getattr(model, "generation_config", None) or GenerationConfig()
     keep = {k: getattr(config, k) for k in TOKEN_FIELDS if getattr(config, k, None) is not None}
     neutral = GenerationConfig(**keep)
-    dropped = {k: v for k, v in config.to_diff_dict().items()
-               if k not in keep and k not in NOT_SETTINGS and not k.startswith("output_")}
+    dropped = {
+        k: v
+        for k, v in config.to_diff_dict().items()
+        if k not in keep and k not in NOT_SETTINGS and not k.startswith("output_")
+    }
     return neutral, dropped
 
 

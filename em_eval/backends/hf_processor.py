@@ -32,8 +32,14 @@ class EntropyMinimizationProcessor(LogitsProcessor):
     :func:`~em_eval.em_inf.signals.buffer_tokens` steps (``[rows, 4]`` fp16 per step).
     """
 
-    def __init__(self, settings: EmSettings, stop_token_ids: list[int], compile: bool | None = None,
-                 eos_token_id: int | None = None, on_step: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: EmSettings,
+        stop_token_ids: list[int],
+        compile: bool | None = None,
+        eos_token_id: int | None = None,
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
         """``compile``: fuse the transform with ``torch.compile``; None means on CUDA only, where
         the fused, sync-free kernel beats skipping rows (on CPU, skipping rows below the
         threshold wins). A row whose logits are not finite (NaN, +inf) is forced to
@@ -43,8 +49,9 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         self._compile = compile
         self._transform: Transform | None = None
         self._stop_ids = torch.tensor(sorted(set(stop_token_ids)), dtype=torch.long)
-        self._eos = torch.tensor([min(stop_token_ids, default=0) if eos_token_id is None else eos_token_id],
-                                 dtype=torch.long)
+        self._eos = torch.tensor(
+            [min(stop_token_ids, default=0) if eos_token_id is None else eos_token_id], dtype=torch.long
+        )
         self._on_step = on_step
         self._finished: torch.Tensor | None = None
         self._sums: dict[str, torch.Tensor] = {}
@@ -62,7 +69,8 @@ class EntropyMinimizationProcessor(LogitsProcessor):
             use_compile = scores.is_cuda if self._compile is None else self._compile
             self._host_reads = not use_compile
             self._transform = (
-                compiled_transform(self.settings) if use_compile  # generate syncs every token anyway:
+                compiled_transform(self.settings)
+                if use_compile  # generate syncs every token anyway:
                 else functools.partial(self.settings.transform, compact=True, inplace=True, workspace=Workspace())
             )
         else:
@@ -94,9 +102,17 @@ class EntropyMinimizationProcessor(LogitsProcessor):
         sums = {k: v.cpu().tolist() for k, v in self._sums.items()}
         rows = len(sums["tokens"])
         signals = self._row_signals(rows)
-        return [telemetry_record(self.settings.mode, int(sums["tokens"][i] + sums["nonfinite"][i]),
-                                 {k: v[i] for k, v in sums.items()}, batch_wall_s, rows, signals[i])
-                for i in range(rows)]
+        return [
+            telemetry_record(
+                self.settings.mode,
+                int(sums["tokens"][i] + sums["nonfinite"][i]),
+                {k: v[i] for k, v in sums.items()},
+                batch_wall_s,
+                rows,
+                signals[i],
+            )
+            for i in range(rows)
+        ]
 
     def _row_signals(self, rows: int) -> list[list[float] | None]:
         """Each row's :func:`sequence_signals` over its counted steps (a prefix: a row stops counting

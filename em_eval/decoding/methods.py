@@ -60,10 +60,14 @@ class DecodeMethod:
                 f"decode_method={self.name!r} is not one of {', '.join(METHODS)} "
                 f"(aliases: {', '.join(f'{a}->{m}' for a, m in ALIASES.items())})"
             )
-        if (self.n is None and self.name != "refinement") or (self.n is not None and self.n < 1) \
-                or (self.name == "plain" and self.n != 1):
-            raise ArgumentValueError(f"decode_n={self.n} is invalid for decode_method={self.name}: "
-                                     "use n >= 1 (plain: n = 1)")
+        if (
+            (self.n is None and self.name != "refinement")
+            or (self.n is not None and self.n < 1)
+            or (self.name == "plain" and self.n != 1)
+        ):
+            raise ArgumentValueError(
+                f"decode_n={self.n} is invalid for decode_method={self.name}: use n >= 1 (plain: n = 1)"
+            )
 
     def as_args(self) -> dict[str, Any]:
         """The method as model args, what the results file records (``decode_n`` None: each task's rounds)."""
@@ -76,8 +80,11 @@ class DecodeMethod:
     def label(self) -> str:
         """Human-readable name, e.g. ``self-consistency (N=4)``."""
         n = "each task's rounds" if self.n is None else self.n
-        return {"plain": "plain", "self_consistency": f"self-consistency (N={n})",
-                "refinement": f"iterative refinement (N={n})"}[self.name]
+        return {
+            "plain": "plain",
+            "self_consistency": f"self-consistency (N={n})",
+            "refinement": f"iterative refinement (N={n})",
+        }[self.name]
 
 
 def pop_method_args(args: dict[str, Any]) -> DecodeMethod:
@@ -87,8 +94,9 @@ def pop_method_args(args: dict[str, Any]) -> DecodeMethod:
     unknown = [k for k in args if k.startswith("decode_") and k not in known]
     if unknown:
         hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
-        raise ArgumentNameError(f"unknown decoding argument(s) {', '.join(unknown)}{hint}; "
-                                f"known: {', '.join(sorted(known))}")
+        raise ArgumentNameError(
+            f"unknown decoding argument(s) {', '.join(unknown)}{hint}; known: {', '.join(sorted(known))}"
+        )
     name = str(args.pop("decode_method", "plain")).strip().lower()
     name = ALIASES.get(name, name)
     try:
@@ -136,27 +144,43 @@ def refuse_self_consistency(settings: Sequence[TaskDecoding]) -> None:
             f"decode_method=self_consistency is not defined for task {', '.join(tasks)}: its answers are programs, "
             "and the paper reports no self-consistency on code (Table 3: '-'); choosing one program without running "
             "it would only be sampling at N times the cost. Use decode_method=plain or refinement for these tasks, "
-            "and self-consistency on the math and UGPhysics tasks (a separate lm_eval run)")
+            "and self-consistency on the math and UGPhysics tasks (a separate lm_eval run)"
+        )
 
 
-def _self_consistency(method: DecodeMethod, requests: list[Any], plain: PlainGenerate,
-                      settings: list[TaskDecoding]) -> list[Generated]:
+def _self_consistency(
+    method: DecodeMethod, requests: list[Any], plain: PlainGenerate, settings: list[TaskDecoding]
+) -> list[Generated]:
     refuse_self_consistency(settings)
     n = method.n or DEFAULT_N["self_consistency"]
     if n > 1 and any(not is_sampling(_gen_kwargs(req)) for req in requests):
-        log.warning("self-consistency with greedy decoding draws %d identical samples; sample instead "
-                    "(--gen_kwargs do_sample=true,temperature=0.1)", n)
+        log.warning(
+            "self-consistency with greedy decoding draws %d identical samples; sample instead "
+            "(--gen_kwargs do_sample=true,temperature=0.1)",
+            n,
+        )
     copies = [_copy_request(req, req.args[0]) for req in requests for _ in range(n)]
     outputs = plain(copies)
     chosen = []
     for i, (req, task) in enumerate(zip(requests, settings, strict=True)):
-        group = outputs[i * n:(i + 1) * n]
+        group = outputs[i * n : (i + 1) * n]
         samples = [gen.text for gen in group]
         answers, votes = task.votes()(samples, req.doc)
         pick = majority_index(votes, _tie_rng(method.seed, req.args[0]))
-        chosen.append(Generated(samples[pick], _merged_telemetry(group), {
-            **method.as_args(), "grouping": task.sc_grouping, "samples": samples, "answers": answers,
-            "votes": votes, "chosen": pick}))
+        chosen.append(
+            Generated(
+                samples[pick],
+                _merged_telemetry(group),
+                {
+                    **method.as_args(),
+                    "grouping": task.sc_grouping,
+                    "samples": samples,
+                    "answers": answers,
+                    "votes": votes,
+                    "chosen": pick,
+                },
+            )
+        )
     return chosen
 
 
@@ -167,18 +191,27 @@ def _tie_rng(seed: int, context: str) -> random.Random:
 
 
 # ---- iterative refinement -------------------------------------------------------------
-def refinement_prompt(previous_prompt: str, previous_completion: str, original_prompt: str,
-                      feedback: Callable[[str, str], str] = completion_feedback, eos_token: str = "") -> str:
+def refinement_prompt(
+    previous_prompt: str,
+    previous_completion: str,
+    original_prompt: str,
+    feedback: Callable[[str, str], str] = completion_feedback,
+    eos_token: str = "",
+) -> str:
     """The next round's prompt: the previous one, what ``feedback`` shows of its completion, the question again."""
     return previous_prompt + feedback(previous_completion, eos_token) + original_prompt
 
 
-def _refinement(method: DecodeMethod, requests: list[Any], plain: PlainGenerate, settings: list[TaskDecoding],
-                eos_token: str | None) -> list[Generated]:
+def _refinement(
+    method: DecodeMethod, requests: list[Any], plain: PlainGenerate, settings: list[TaskDecoding], eos_token: str | None
+) -> list[Generated]:
     needs_eos = sorted({s.task for s in settings if s.refinement_feedback in EOS_FEEDBACK})
     if eos_token is None and needs_eos:
-        log.warning("refinement: the backend gave no EOS token, so the feedback of %s, which ends the model's "
-                    "turn with it, goes without", ", ".join(needs_eos))
+        log.warning(
+            "refinement: the backend gave no EOS token, so the feedback of %s, which ends the model's "
+            "turn with it, goes without",
+            ", ".join(needs_eos),
+        )
     rounds = [method.n or s.refinement_rounds for s in settings]
     feedback = [s.feedback() for s in settings]
     originals = [req.args[0] for req in requests]
@@ -196,9 +229,19 @@ def _refinement(method: DecodeMethod, requests: list[Any], plain: PlainGenerate,
     results = []
     for task, n, done, gens in zip(settings, rounds, completions, generated, strict=True):
         source = "decode_n" if method.n else ("task metadata" if "refinement_rounds" in task.declared else "default")
-        results.append(Generated(done[-1], _merged_telemetry(gens, tag="refine_round"), {
-            **method.as_args(), "decode_n": n, "decode_n_from": source, "feedback": task.refinement_feedback,
-            "rounds": done}))
+        results.append(
+            Generated(
+                done[-1],
+                _merged_telemetry(gens, tag="refine_round"),
+                {
+                    **method.as_args(),
+                    "decode_n": n,
+                    "decode_n_from": source,
+                    "feedback": task.refinement_feedback,
+                    "rounds": done,
+                },
+            )
+        )
     return results
 
 

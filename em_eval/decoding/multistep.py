@@ -70,7 +70,8 @@ def refuse_multistep(requests: list[Any], backend: str) -> None:
             f"task {', '.join(tasks)} runs a multi-step protocol ('{MULTISTEP_KEY}'), which lm-eval's {backend} "
             "backend cannot run: it would generate only the first step. Use --model em_inf (same model_args as hf; "
             "em_mode=off for plain decoding), --model em_inf_vllm (same model_args as vllm) or, against a server, "
-            "--model em_inf_api (same model_args as local-completions).")
+            "--model em_inf_api (same model_args as local-completions)."
+        )
 
 
 def session_factory(protocol: str) -> Callable[[dict[str, Any]], Session]:
@@ -87,7 +88,8 @@ def parse_record(response: str) -> dict[str, Any]:
         raise MultiStepError(
             "this task needs a multi-step generation record, but the model returned plain text: the "
             f"model backend ignored the '{MULTISTEP_KEY}' generation kwarg and generated only the first step. "
-            "Use an em-eval backend (--model em_inf, em_inf_vllm or em_inf_api), which runs the protocol step by step.")
+            "Use an em-eval backend (--model em_inf, em_inf_vllm or em_inf_api), which runs the protocol step by step."
+        )
     return record
 
 
@@ -108,9 +110,10 @@ class _Run:
                 raise MultiStepError(
                     f"{MULTISTEP_KEY}: the first step's prompt does not occur in the request context of task "
                     f"{self.request.task_name!r} doc {self.request.doc_id}; the task's doc_to_text must be "
-                    "the session's first prompt")
+                    "the session's first prompt"
+                )
             at = context.rfind(text)
-            self.prefix, self.suffix = context[:at], context[at + len(text):]
+            self.prefix, self.suffix = context[:at], context[at + len(text) :]
         return self.prefix + text + self.suffix
 
     def step_request(self, text: str) -> Any:
@@ -118,8 +121,13 @@ class _Run:
 
         req = self.request
         kwargs = {k: copy.deepcopy(v) for k, v in req.args[1].items() if k != MULTISTEP_KEY}
-        return Instance(request_type=req.request_type, doc=req.doc, arguments=(self.render(text), kwargs),
-                        idx=req.idx, metadata=(req.task_name, req.doc_id, req.repeats))
+        return Instance(
+            request_type=req.request_type,
+            doc=req.doc,
+            arguments=(self.render(text), kwargs),
+            idx=req.idx,
+            metadata=(req.task_name, req.doc_id, req.repeats),
+        )
 
     def record(self, output: Generated, round_no: int) -> None:
         self.session.record(output.text)
@@ -127,12 +135,14 @@ class _Run:
 
     def finish(self) -> Generated:
         """The request's result; a decode method's records of the steps are not kept, their telemetry is."""
-        return Generated(multistep_response(self.request.args[1][MULTISTEP_KEY], self.session.result()),
-                         tuple(self.telemetry))
+        return Generated(
+            multistep_response(self.request.args[1][MULTISTEP_KEY], self.session.result()), tuple(self.telemetry)
+        )
 
 
-def generate_until_with_steps(requests: list[Any], plain: PlainGenerate, quiet_plain: PlainGenerate | None = None,
-                              progress: bool = True) -> list[Generated]:
+def generate_until_with_steps(
+    requests: list[Any], plain: PlainGenerate, quiet_plain: PlainGenerate | None = None, progress: bool = True
+) -> list[Generated]:
     """Generate every request; multi-step ones step by step, batched across problems.
 
     Step rounds go through ``quiet_plain`` (``plain`` without its own progress bar, when given)
@@ -150,8 +160,12 @@ def generate_until_with_steps(requests: list[Any], plain: PlainGenerate, quiet_p
     counts = [getattr(run.session, "steps_to_generate", lambda: None)() for run in runs]
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=None if None in counts else sum(counts), desc=f"{MULTISTEP_KEY}: steps generated", unit="step",
-               disable=not progress)
+    bar = tqdm(
+        total=None if None in counts else sum(counts),
+        desc=f"{MULTISTEP_KEY}: steps generated",
+        unit="step",
+        disable=not progress,
+    )
     round_no = 0
     with bar:
         while True:

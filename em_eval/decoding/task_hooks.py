@@ -53,14 +53,19 @@ class TaskDecoding:
     declared: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for key, value, known in (("refinement_feedback", self.refinement_feedback, FEEDBACK),
-                                  ("sc_grouping", self.sc_grouping, SC_GROUPING)):
+        for key, value, known in (
+            ("refinement_feedback", self.refinement_feedback, FEEDBACK),
+            ("sc_grouping", self.sc_grouping, SC_GROUPING),
+        ):
             if value not in known:
-                raise ArgumentValueError(f"task {self.task}: metadata {key}={value!r} is not one of "
-                                         f"{', '.join(known)}; fix the task's YAML")
+                raise ArgumentValueError(
+                    f"task {self.task}: metadata {key}={value!r} is not one of {', '.join(known)}; fix the task's YAML"
+                )
         if not isinstance(self.refinement_rounds, int) or self.refinement_rounds < 1:
-            raise ArgumentValueError(f"task {self.task}: metadata refinement_rounds={self.refinement_rounds!r} "
-                                     "must be an integer >= 1; fix the task's YAML")
+            raise ArgumentValueError(
+                f"task {self.task}: metadata refinement_rounds={self.refinement_rounds!r} "
+                "must be an integer >= 1; fix the task's YAML"
+            )
 
     def feedback(self) -> Feedback:
         return resolve(FEEDBACK[self.refinement_feedback])
@@ -94,8 +99,12 @@ def task_decoding(task: str | None) -> TaskDecoding:
 
 @functools.lru_cache(maxsize=None)
 def _warn_defaults(task: str, missing: tuple[str, ...]) -> None:
-    log.warning("task %s declares no %s in its metadata: decode methods use em-eval's defaults (%s)", task,
-                ", ".join(missing), ", ".join(f"{k}={DEFAULTS[k]}" for k in missing))
+    log.warning(
+        "task %s declares no %s in its metadata: decode methods use em-eval's defaults (%s)",
+        task,
+        ", ".join(missing),
+        ", ".join(f"{k}={DEFAULTS[k]}" for k in missing),
+    )
 
 
 def task_metadata(task: str) -> dict[str, Any]:

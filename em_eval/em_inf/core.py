@@ -78,8 +78,12 @@ def _log_weights(z: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tens
     return torch.sub(z, z.amax(-1, keepdim=True), out=out).clamp_min_(LOG_FLOOR)
 
 
-def _softmax_terms(z: torch.Tensor, q: torch.Tensor | None = None, log_q: torch.Tensor | None = None,
-                   scratch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _softmax_terms(
+    z: torch.Tensor,
+    q: torch.Tensor | None = None,
+    log_q: torch.Tensor | None = None,
+    scratch: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``q = softmax(z)``, ``log q`` (floored) and ``H`` per row, with one exp pass over ``z``
     (into the buffers ``q``, ``log_q`` and ``scratch`` when given: on the CPU a fresh
     [rows, vocab] tensor costs more page faults than the arithmetic on it)."""
@@ -136,22 +140,25 @@ def minimize_entropy_with_stats(
 _P0, _LOG_Q, _Q, _M, _V, _SCRATCH, _ROWS, _ROWS_P0, _ROWS_LOG_Q = range(9)
 
 
-def _minimize_sync_free(z: torch.Tensor, threshold: float, kl_weight: float, lr: float, steps: int,
-                        workspace: Workspace | None) -> tuple[torch.Tensor, EmInfStats]:
+def _minimize_sync_free(
+    z: torch.Tensor, threshold: float, kl_weight: float, lr: float, steps: int, workspace: Workspace | None
+) -> tuple[torch.Tensor, EmInfStats]:
     """Every row through the loop, gated by masks (invalid rows worked on as zeros, restored after)."""
     take = _buffers(workspace, z)
     valid = torch.isfinite(z.amax(-1))
     work = torch.where(valid[:, None], z, 0.0)
     q, log_q, h0 = _softmax_terms(work, take(_P0), take(_LOG_Q), take(_SCRATCH))
-    h_after, taken = _adam_on_entropy(work, q, log_q, h0, valid & (h0 >= threshold), threshold, kl_weight, lr,
-                                      steps, take, host_reads=False)
+    h_after, taken = _adam_on_entropy(
+        work, q, log_q, h0, valid & (h0 >= threshold), threshold, kl_weight, lr, steps, take, host_reads=False
+    )
     z.copy_(torch.where(valid[:, None], work, z))
     nan = torch.full_like(h0, float("nan"))
     return z, EmInfStats(torch.where(valid, h0, nan), torch.where(valid, h_after, nan), taken)
 
 
-def _minimize_compact(z: torch.Tensor, threshold: float, kl_weight: float, lr: float, steps: int,
-                      workspace: Workspace | None) -> tuple[torch.Tensor, EmInfStats]:
+def _minimize_compact(
+    z: torch.Tensor, threshold: float, kl_weight: float, lr: float, steps: int, workspace: Workspace | None
+) -> tuple[torch.Tensor, EmInfStats]:
     """Entropy of every row, then the Adam loop only on rows at or above the threshold.
 
     Invalid rows (NaN, +inf, all ``-inf``) get a NaN entropy, fail the gate and stay as they are.
@@ -163,15 +170,37 @@ def _minimize_compact(z: torch.Tensor, threshold: float, kl_weight: float, lr: f
     if rows.numel() == 0:
         return z, EmInfStats(h0, h0.clone(), taken)
     if rows.numel() == z.shape[0]:
-        h_after, taken = _adam_on_entropy(z, q, log_q, h0, torch.ones_like(h0, dtype=torch.bool), threshold,
-                                          kl_weight, lr, steps, take, host_reads=True)
+        h_after, taken = _adam_on_entropy(
+            z,
+            q,
+            log_q,
+            h0,
+            torch.ones_like(h0, dtype=torch.bool),
+            threshold,
+            kl_weight,
+            lr,
+            steps,
+            take,
+            host_reads=True,
+        )
         return z, EmInfStats(h0, h_after, taken)
     take_rows = _buffers(workspace, z, rows.numel())
     work = torch.index_select(z, 0, rows, out=take_rows(_ROWS))
     q = torch.index_select(q, 0, rows, out=take_rows(_ROWS_P0))
     log_q = torch.index_select(log_q, 0, rows, out=take_rows(_ROWS_LOG_Q))
-    h_rows, taken_rows = _adam_on_entropy(work, q, log_q, h0[rows], torch.ones_like(rows, dtype=torch.bool),
-                                          threshold, kl_weight, lr, steps, take_rows, host_reads=True)
+    h_rows, taken_rows = _adam_on_entropy(
+        work,
+        q,
+        log_q,
+        h0[rows],
+        torch.ones_like(rows, dtype=torch.bool),
+        threshold,
+        kl_weight,
+        lr,
+        steps,
+        take_rows,
+        host_reads=True,
+    )
     z.index_copy_(0, rows, work)
     return z, EmInfStats(h0, h0.index_copy(0, rows, h_rows), taken.index_copy(0, rows, taken_rows))
 
@@ -229,8 +258,9 @@ def _adam_on_entropy(
     return h_after, taken
 
 
-def force_token_on_invalid_rows(logits: torch.Tensor, token_ids: torch.Tensor, host_reads: bool = True
-                                ) -> tuple[torch.Tensor, torch.Tensor]:
+def force_token_on_invalid_rows(
+    logits: torch.Tensor, token_ids: torch.Tensor, host_reads: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of ``logits`` with a NaN, a +inf or nothing finite become certain of ``token_ids[row]``
     (logit 0, every other -inf), in place; returns ``logits`` and the ``[rows]`` mask of those rows.
 
@@ -322,8 +352,9 @@ def adaptive_temperature_with_stats(
         if rows.numel() == 0:
             break
         take_rows = _buffers(workspace, original, rows.numel())
-        subset = (log_w if rows.numel() == log_w.shape[0]
-                  else torch.index_select(log_w, 0, rows, out=take_rows(_LOG_W_ROWS)))
+        subset = (
+            log_w if rows.numel() == log_w.shape[0] else torch.index_select(log_w, 0, rows, out=take_rows(_LOG_W_ROWS))
+        )
         mid = (lo[rows] + hi[rows]) / 2
         h = _entropy_at(subset, 1 / mid, take_rows)
         temp[rows], h_after[rows] = mid, h

@@ -60,8 +60,10 @@ class EmSettings:
         for key in [k for k in args if k.startswith("em_")]:
             name = key[3:]
             if name not in known:
-                raise ArgumentNameError(f"unknown EM argument {key!r}{did_you_mean(key, cls.arg_names())}; "
-                                        f"known: {', '.join(cls.arg_names())}")
+                raise ArgumentNameError(
+                    f"unknown EM argument {key!r}{did_you_mean(key, cls.arg_names())}; "
+                    f"known: {', '.join(cls.arg_names())}"
+                )
             value = args.pop(key)
             picked[name] = _coerce(key, value, known[name])
         return replace(base or cls(), **picked)
@@ -70,8 +72,9 @@ class EmSettings:
         """The settings as ``em_*`` arguments (what the results file records)."""
         return {f"em_{k}": v for k, v in asdict(self).items()}
 
-    def transform(self, logits: torch.Tensor, *, compact: bool = False, inplace: bool = False,
-                  workspace: Workspace | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def transform(
+        self, logits: torch.Tensor, *, compact: bool = False, inplace: bool = False, workspace: Workspace | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Apply the selected method to ``[batch, vocab]`` logits; return them with per-row stats.
 
         ``compact`` reads on the host to skip work (rows below EM-INF's threshold, bisection
@@ -80,11 +83,21 @@ class EmSettings:
         """
         if self.mode == "em_inf":
             out, st = minimize_entropy_with_stats(
-                logits, threshold=self.threshold, kl_weight=self.kl_weight, lr=self.lr, steps=self.steps,
-                compact=compact, inplace=inplace, workspace=workspace,
+                logits,
+                threshold=self.threshold,
+                kl_weight=self.kl_weight,
+                lr=self.lr,
+                steps=self.steps,
+                compact=compact,
+                inplace=inplace,
+                workspace=workspace,
             )
-            return out, {"entropy_before": st.entropy_before, "entropy_after": st.entropy_after, "steps": st.steps,
-                         "adjusted": st.steps > 0}
+            return out, {
+                "entropy_before": st.entropy_before,
+                "entropy_after": st.entropy_after,
+                "steps": st.steps,
+                "adjusted": st.steps > 0,
+            }
         if self.mode == "adaptive_temp":
             out, ad = adaptive_temperature_with_stats(
                 logits,
@@ -97,8 +110,12 @@ class EmSettings:
                 compact=compact,
                 workspace=workspace,
             )
-            return out, {"entropy_before": ad.entropy_before, "entropy_after": ad.entropy_after,
-                         "temperature": ad.temperature, "adjusted": ad.temperature != 1}
+            return out, {
+                "entropy_before": ad.entropy_before,
+                "entropy_after": ad.entropy_after,
+                "temperature": ad.temperature,
+                "adjusted": ad.temperature != 1,
+            }
         h0 = entropy(logits)
         return logits, {"entropy_before": h0, "entropy_after": h0}
 

@@ -30,8 +30,15 @@ import torch
 
 from em_eval.records import CONF_FIELDS, PERCENTILES, SIGNAL_FIELDS, TOKEN_FIELDS
 
-__all__ = ["SIGNAL_FIELDS", "TOKEN_FIELDS", "adjusted_signals", "buffer_tokens", "sequence_signals", "token_signals",
-           "with_signals"]
+__all__ = [
+    "SIGNAL_FIELDS",
+    "TOKEN_FIELDS",
+    "adjusted_signals",
+    "buffer_tokens",
+    "sequence_signals",
+    "token_signals",
+    "with_signals",
+]
 
 CONF_TOP_K = 20  # DeepConf's k
 CONF_WINDOW = 2048  # DeepConf's group (and tail) size, in tokens
@@ -70,8 +77,9 @@ def token_signals(logits: torch.Tensor, host_reads: bool = False) -> tuple[torch
     return torch.where(valid, certainty, nan), torch.where(valid, conf, nan), torch.where(valid, top1, nan)
 
 
-def adjusted_signals(out: torch.Tensor, before: tuple[torch.Tensor, ...], adjusted: torch.Tensor | None,
-                     host_reads: bool = False) -> tuple[torch.Tensor, ...]:
+def adjusted_signals(
+    out: torch.Tensor, before: tuple[torch.Tensor, ...], adjusted: torch.Tensor | None, host_reads: bool = False
+) -> tuple[torch.Tensor, ...]:
     """:func:`token_signals` of the transformed logits ``out``: ``before`` for the rows the method
     left alone (``adjusted`` False; all of them without ``adjusted``, plain decoding). With
     ``host_reads`` only the adjusted rows are computed."""
@@ -86,13 +94,19 @@ def adjusted_signals(out: torch.Tensor, before: tuple[torch.Tensor, ...], adjust
     return tuple(b.index_copy(0, rows, p) for b, p in zip(before, part))
 
 
-def with_signals(stats: Mapping[str, torch.Tensor], before: tuple[torch.Tensor, ...],
-                 after: tuple[torch.Tensor, ...]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def with_signals(
+    stats: Mapping[str, torch.Tensor], before: tuple[torch.Tensor, ...], after: tuple[torch.Tensor, ...]
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """A transform's per-row ``stats`` plus ``self_certainty_{before,after}`` and ``top1_{before,after}``,
     and the rows' ``[rows, len(TOKEN_FIELDS)]`` per-token values, from :func:`token_signals` of the
     logits before and after the transform."""
-    out = {**stats, "self_certainty_before": before[0], "self_certainty_after": after[0],
-           "top1_before": before[2], "top1_after": after[2]}
+    out = {
+        **stats,
+        "self_certainty_before": before[0],
+        "self_certainty_after": after[0],
+        "top1_before": before[2],
+        "top1_after": after[2],
+    }
     columns = {**out, "conf_before": before[1], "conf_after": after[1]}
     return out, torch.stack([columns[k].float() for k in TOKEN_FIELDS], 1)
 
@@ -144,7 +158,7 @@ def sequence_signals(tokens: torch.Tensor, window: int = CONF_WINDOW) -> torch.T
     nan = torch.tensor(float("nan"), device=x.device)
     out = [torch.tensor(float(n), device=x.device)]
     for when in ("before", "after"):
-        out += [_nanmean(column[f"entropy_{when}"][edges[i]: edges[i + 1]]) for i in range(3)]
+        out += [_nanmean(column[f"entropy_{when}"][edges[i] : edges[i + 1]]) for i in range(3)]
     quantiles = torch.tensor([q / 100 for q in PERCENTILES], device=x.device)
     for when in ("before", "after"):
         out += list(torch.nanquantile(column[f"entropy_{when}"], quantiles)) if n else [nan] * len(PERCENTILES)

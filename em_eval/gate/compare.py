@@ -59,8 +59,11 @@ class TaskVerdict:
 
     def summary(self) -> str:
         c = self.comparison
-        mdd = (f"no drop the baseline could suffer is detectable with {c.n} problems" if c.min_detectable_drop is None
-               else f"smallest detectable drop {100 * c.min_detectable_drop:.1f} points at {100 * c.power:.0f}% power")
+        mdd = (
+            f"no drop the baseline could suffer is detectable with {c.n} problems"
+            if c.min_detectable_drop is None
+            else f"smallest detectable drop {100 * c.min_detectable_drop:.1f} points at {100 * c.power:.0f}% power"
+        )
         return (
             f"{self.task}: {100 * c.baseline:.1f} -> {100 * c.candidate:.1f} ({100 * c.diff:+.1f} points, "
             f"{100 * c.confidence:.1f}% CI {100 * c.ci_low:+.1f} to {100 * c.ci_high:+.1f}; "
@@ -69,12 +72,21 @@ class TaskVerdict:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "metric": self.metric, "status": self.status, "regression": self.regression,
-                "alpha": self.alpha, "margin": self.margin, "warnings": self.warnings, **self.comparison.as_dict()}
+        return {
+            "task": self.task,
+            "metric": self.metric,
+            "status": self.status,
+            "regression": self.regression,
+            "alpha": self.alpha,
+            "margin": self.margin,
+            "warnings": self.warnings,
+            **self.comparison.as_dict(),
+        }
 
 
-def gate(baseline: Run, candidate: Run, settings: GateSettings,
-         tasks: Sequence[str] | None = None) -> list[TaskVerdict]:
+def gate(
+    baseline: Run, candidate: Run, settings: GateSettings, tasks: Sequence[str] | None = None
+) -> list[TaskVerdict]:
     """One verdict per task; raises :class:`MismatchError` if the runs are not comparable."""
     names = _tasks(baseline, candidate, tasks)
     alpha = bonferroni(settings.alpha, len(names))
@@ -84,8 +96,9 @@ def gate(baseline: Run, candidate: Run, settings: GateSettings,
 def _tasks(baseline: Run, candidate: Run, wanted: Sequence[str] | None) -> list[str]:
     b, c = set(baseline.tasks), set(candidate.tasks)
     if wanted:
-        missing = [f"{t} (not in {'baseline' if t not in b else 'candidate'})"
-                   for t in wanted if t not in b or t not in c]
+        missing = [
+            f"{t} (not in {'baseline' if t not in b else 'candidate'})" for t in wanted if t not in b or t not in c
+        ]
         if missing:
             raise MismatchError(f"--tasks names tasks the runs do not both have: {', '.join(missing)}")
         return list(dict.fromkeys(wanted))
@@ -106,7 +119,8 @@ def check_comparable(base: TaskRun, cand: TaskRun) -> None:
     diff = [k for k in base.grader if base.grader[k] != cand.grader.get(k)]
     if diff:
         raise MismatchError(
-            f"{task}: the graders differ in {', '.join(diff)}; re-grade both runs with the same task version")
+            f"{task}: the graders differ in {', '.join(diff)}; re-grade both runs with the same task version"
+        )
     b_ids, c_ids = {p.doc_id for p in base.problems}, {p.doc_id for p in cand.problems}
     if b_ids != c_ids:
         only_b, only_c = sorted(b_ids - c_ids), sorted(c_ids - b_ids)

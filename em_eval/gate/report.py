@@ -11,16 +11,22 @@ from em_eval.gate.compare import GateSettings, TaskVerdict
 from em_eval.results import Run
 
 
-def report_dict(baseline: Run, candidate: Run, verdicts: Sequence[TaskVerdict],
-                settings: GateSettings) -> dict[str, Any]:
+def report_dict(
+    baseline: Run, candidate: Run, verdicts: Sequence[TaskVerdict], settings: GateSettings
+) -> dict[str, Any]:
     """The whole decision as JSON-ready data."""
     return {
         "status": "fail" if any(v.regression for v in verdicts) else "pass",
         "rule": "fail a task when the upper end of its (1 - alpha/tasks) interval of candidate - baseline "
-                "lies below -margin",
-        "settings": {"alpha": settings.alpha, "margin": settings.margin, "power": settings.power,
-                     "suspicious_gain": settings.suspicious_gain, "bootstrap_resamples": settings.resamples,
-                     "seed": settings.seed},
+        "lies below -margin",
+        "settings": {
+            "alpha": settings.alpha,
+            "margin": settings.margin,
+            "power": settings.power,
+            "suspicious_gain": settings.suspicious_gain,
+            "bootstrap_resamples": settings.resamples,
+            "seed": settings.seed,
+        },
         "baseline": {"path": str(baseline.path), "label": baseline.label},
         "candidate": {"path": str(candidate.path), "label": candidate.label},
         "tasks": [v.as_dict() for v in verdicts],
@@ -40,8 +46,15 @@ def text_report(baseline: Run, candidate: Run, verdicts: Sequence[TaskVerdict]) 
 def junit_xml(verdicts: Sequence[TaskVerdict], suite: str = "em-eval check") -> str:
     """One JUnit test case per task; a regression is a failure, warnings go to system-out."""
     root = ET.Element("testsuites")
-    node = ET.SubElement(root, "testsuite", name=suite, tests=str(len(verdicts)),
-                         failures=str(sum(v.regression for v in verdicts)), errors="0", skipped="0")
+    node = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(verdicts)),
+        failures=str(sum(v.regression for v in verdicts)),
+        errors="0",
+        skipped="0",
+    )
     for v in verdicts:
         case = ET.SubElement(node, "testcase", classname="em_eval.gate", name=v.task)
         if v.regression:
@@ -69,8 +82,10 @@ def annotations(verdicts: Sequence[TaskVerdict]) -> list[str]:
 
 def markdown_summary(report: dict[str, Any]) -> str:
     """A table for ``$GITHUB_STEP_SUMMARY``."""
-    rows = ["| task | status | baseline | candidate | diff (CI) | p | test | smallest detectable drop |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| task | status | baseline | candidate | diff (CI) | p | test | smallest detectable drop |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for t in report["tasks"]:
         mdd = "n/a" if t["min_detectable_drop"] is None else f"{100 * t['min_detectable_drop']:.1f}"
         rows.append(
@@ -84,8 +99,11 @@ def markdown_summary(report: dict[str, Any]) -> str:
 def write_outputs(out_dir: Path, report: dict[str, Any], verdicts: Sequence[TaskVerdict]) -> dict[str, Path]:
     """Write ``gate.json``, ``gate.junit.xml`` and ``annotations.txt`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "gate.json", "junit": out_dir / "gate.junit.xml",
-             "annotations": out_dir / "annotations.txt"}
+    paths = {
+        "json": out_dir / "gate.json",
+        "junit": out_dir / "gate.junit.xml",
+        "annotations": out_dir / "annotations.txt",
+    }
     paths["json"].write_text(json.dumps(report, indent=2) + "\n")
     paths["junit"].write_text(junit_xml(verdicts))
     paths["annotations"].write_text("\n".join(annotations(verdicts)) + "\n")

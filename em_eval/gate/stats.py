@@ -59,8 +59,9 @@ def _check_pairs(baseline: Sequence[float], candidate: Sequence[float]) -> tuple
 
 
 # ---- one outcome per problem ----------------------------------------------------------------
-def mcnemar_exact(baseline: Sequence[int], candidate: Sequence[int], alpha: float = 0.05, margin: float = 0.0,
-                  power: float = 0.8) -> PairedComparison:
+def mcnemar_exact(
+    baseline: Sequence[int], candidate: Sequence[int], alpha: float = 0.05, margin: float = 0.0, power: float = 0.8
+) -> PairedComparison:
     """Exact McNemar test and interval for paired 0/1 outcomes."""
     b, c = _check_pairs(baseline, candidate)
     if not (np.isin(b, (0, 1)).all() and np.isin(c, (0, 1)).all()):
@@ -71,11 +72,21 @@ def mcnemar_exact(baseline: Sequence[int], candidate: Sequence[int], alpha: floa
     low, high, p = _mcnemar_interval(losses, wins, n, alpha)
     churn = 2 * min(losses, wins) / n
     return PairedComparison(
-        test="exact McNemar", n=n, baseline=float(b.mean()), candidate=float(c.mean()), diff=(wins - losses) / n,
-        ci_low=low, ci_high=high, confidence=1 - alpha, p_value=p,
-        min_detectable_drop=min_detectable_drop_binary(n, churn, alpha, margin, power,
-                                                       max_drop=float(b.mean()) - churn / 2),
-        power=power, losses=losses, wins=wins,
+        test="exact McNemar",
+        n=n,
+        baseline=float(b.mean()),
+        candidate=float(c.mean()),
+        diff=(wins - losses) / n,
+        ci_low=low,
+        ci_high=high,
+        confidence=1 - alpha,
+        p_value=p,
+        min_detectable_drop=min_detectable_drop_binary(
+            n, churn, alpha, margin, power, max_drop=float(b.mean()) - churn / 2
+        ),
+        power=power,
+        losses=losses,
+        wins=wins,
     )
 
 
@@ -88,8 +99,9 @@ def _mcnemar_interval(losses: int, wins: int, n: int, alpha: float) -> tuple[flo
     return m / n * (2 * share.low - 1), m / n * (2 * share.high - 1), p
 
 
-def min_detectable_drop_binary(n: int, churn: float, alpha: float, margin: float, power: float,
-                               max_drop: float = 1.0) -> float | None:
+def min_detectable_drop_binary(
+    n: int, churn: float, alpha: float, margin: float, power: float, max_drop: float = 1.0
+) -> float | None:
     """Smallest drop d (fraction of problems) that the exact rule detects with probability ``power``,
     or None if no drop up to ``max_drop`` (what the baseline can lose) is detectable.
 
@@ -128,8 +140,15 @@ def _rejection_table(n: int, alpha: float, margin: float) -> np.ndarray:
 
 
 # ---- n samples per problem --------------------------------------------------------------------
-def paired_bootstrap(baseline: Sequence[float], candidate: Sequence[float], alpha: float = 0.05, margin: float = 0.0,
-                     power: float = 0.8, resamples: int = 10000, seed: int = 0) -> PairedComparison:
+def paired_bootstrap(
+    baseline: Sequence[float],
+    candidate: Sequence[float],
+    alpha: float = 0.05,
+    margin: float = 0.0,
+    power: float = 0.8,
+    resamples: int = 10000,
+    seed: int = 0,
+) -> PairedComparison:
     """Paired bootstrap over problems of the mean per-problem difference."""
     b, c = _check_pairs(baseline, candidate)
     d = c - b
@@ -145,15 +164,23 @@ def paired_bootstrap(baseline: Sequence[float], candidate: Sequence[float], alph
         p = float((1 + np.sum(np.abs(boot - mean) >= abs(mean))) / (1 + resamples))
     var = float(d.var(ddof=1)) if n > 1 else 0.0
     return PairedComparison(
-        test="paired bootstrap", n=n, baseline=float(b.mean()), candidate=float(c.mean()), diff=mean,
-        ci_low=low, ci_high=high, confidence=1 - alpha, p_value=min(p, 1.0),
+        test="paired bootstrap",
+        n=n,
+        baseline=float(b.mean()),
+        candidate=float(c.mean()),
+        diff=mean,
+        ci_low=low,
+        ci_high=high,
+        confidence=1 - alpha,
+        p_value=min(p, 1.0),
         min_detectable_drop=min_detectable_drop_normal(n, var, alpha, margin, power, max_drop=float(b.mean())),
         power=power,
     )
 
 
-def min_detectable_drop_normal(n: int, noise_var: float, alpha: float, margin: float, power: float,
-                               max_drop: float = 1.0) -> float | None:
+def min_detectable_drop_normal(
+    n: int, noise_var: float, alpha: float, margin: float, power: float, max_drop: float = 1.0
+) -> float | None:
     """Smallest drop d <= ``max_drop`` with d - margin = (z_{1-alpha/2} + z_power) * sqrt((noise_var + d(1-d)) / n).
 
     ``noise_var`` is the per-problem variance of the differences without a drop; a drop d

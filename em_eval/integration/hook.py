@@ -40,8 +40,9 @@ class _AfterImport:
     """Meta-path finder that runs ``callbacks[name](module)`` right after module ``name`` executes,
     inside ``context(name)``."""
 
-    def __init__(self, callbacks: dict[str, Callable[[Any], None]],
-                 context: Callable[[str], contextlib.AbstractContextManager]) -> None:
+    def __init__(
+        self, callbacks: dict[str, Callable[[Any], None]], context: Callable[[str], contextlib.AbstractContextManager]
+    ) -> None:
         self.callbacks = callbacks
         self.context = context
         self._busy: set = set()
@@ -84,8 +85,9 @@ class _HookedLoader:
         return getattr(self._inner, name)
 
 
-def install(callbacks: dict[str, Callable[[Any], None]],
-            context: Callable[[str], contextlib.AbstractContextManager]) -> None:
+def install(
+    callbacks: dict[str, Callable[[Any], None]], context: Callable[[str], contextlib.AbstractContextManager]
+) -> None:
     """Install the finder once; a second call adds its ``callbacks`` to the installed one."""
     for finder in sys.meta_path:
         if isinstance(finder, _AfterImport):

@@ -24,8 +24,11 @@ def without_bookkeeping(result_dict: dict[str, Any], column: str = "results") ->
     trimmed = {}
     for task, metrics in section.items():
         if str(task).startswith(OUR_PREFIX) and isinstance(metrics, dict):
-            metrics = {k: v for k, v in metrics.items()
-                       if k.partition(",")[0].removesuffix("_stderr") not in BOOKKEEPING_METRICS}
+            metrics = {
+                k: v
+                for k, v in metrics.items()
+                if k.partition(",")[0].removesuffix("_stderr") not in BOOKKEEPING_METRICS
+            }
         trimmed[task] = metrics
     return {**result_dict, column: trimmed}
 

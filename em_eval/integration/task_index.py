@@ -59,14 +59,19 @@ def cache_file(root: Path, version: str, resolve_includes: bool) -> Path:
 
 
 def to_rows(index: dict[str, Any]) -> list[list[Any]]:
-    return [[e.name, e.kind.value, None if e.yaml_path is None else str(e.yaml_path), e.cfg, sorted(e.tags)]
-            for e in index.values()]
+    return [
+        [e.name, e.kind.value, None if e.yaml_path is None else str(e.yaml_path), e.cfg, sorted(e.tags)]
+        for e in index.values()
+    ]
 
 
 def from_rows(rows: list[list[Any]], entry_cls: Any, kind_cls: Any) -> dict[str, Any]:
-    return {name: entry_cls(name=name, kind=kind_cls(kind), yaml_path=None if path is None else Path(path),
-                            cfg=cfg, tags=set(tags))
-            for name, kind, path, cfg, tags in rows}
+    return {
+        name: entry_cls(
+            name=name, kind=kind_cls(kind), yaml_path=None if path is None else Path(path), cfg=cfg, tags=set(tags)
+        )
+        for name, kind, path, cfg, tags in rows
+    }
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -88,8 +93,9 @@ def lm_eval_version() -> str:
         return "?"
 
 
-def cached_index(root: Path, build: Callable[..., dict[str, Any]], resolve_includes: bool,
-                 entry_cls: Any, kind_cls: Any) -> dict[str, Any]:
+def cached_index(
+    root: Path, build: Callable[..., dict[str, Any]], resolve_includes: bool, entry_cls: Any, kind_cls: Any
+) -> dict[str, Any]:
     """``build([root])``, read from the cache when ``root`` is unchanged since it was stored."""
     try:
         path = cache_file(root, lm_eval_version(), resolve_includes)
@@ -148,8 +154,12 @@ def install(index_cls: Any = None) -> None:
                 part = original([root], resolve_includes=resolve_includes)
             for name, entry in part.items():
                 if name in index:
-                    lm_eval_log.warning("Task '%s' from %s overrides existing task from %s",
-                                        name, entry.yaml_path, index[name].yaml_path)
+                    lm_eval_log.warning(
+                        "Task '%s' from %s overrides existing task from %s",
+                        name,
+                        entry.yaml_path,
+                        index[name].yaml_path,
+                    )
                 index[name] = entry
         return index
 

@@ -14,8 +14,13 @@ _PATCHED = "_em_eval_task_path"
 
 def with_our_path(include_path: Any, ours: str) -> list[Any]:
     """``include_path`` as a list with ``ours`` first (user paths come later, so they can override ours)."""
-    paths = [] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) \
+    paths = (
+        []
+        if include_path is None
+        else list(include_path)
+        if isinstance(include_path, (list, tuple))
         else [include_path]
+    )
     if ours not in {str(p) for p in paths}:
         paths.insert(0, ours)
     return paths

@@ -30,8 +30,10 @@ def decode_note(decode: dict[str, Any] | None) -> str:
         return ""
     method = decode.get("decode_method")
     if method == "self_consistency":
-        return (f"self-consistency: answers {decode.get('answers')}, votes {decode.get('votes')}, "
-                f"returned sample {decode.get('chosen')}")
+        return (
+            f"self-consistency: answers {decode.get('answers')}, votes {decode.get('votes')}, "
+            f"returned sample {decode.get('chosen')}"
+        )
     if method == "refinement":
         return f"iterative refinement: {len(decode.get('rounds') or [])} rounds, the last one returned"
     return str(method)
@@ -56,12 +58,19 @@ def shade(nats: float, full: float) -> float:
     return round(0.85 * min(max(nats, 0.0) / full, 1.0), 3)
 
 
-def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], title: str, max_chars: int = 3000,
-           story: Any = None) -> str:
+def render(
+    rows: Sequence[Row],
+    runs: Sequence[Run],
+    plots: dict[str, Path],
+    title: str,
+    max_chars: int = 3000,
+    story: Any = None,
+) -> str:
     """The page as one HTML string (no external resources); ``story``: the demo's
     :class:`em_eval.leaderboard.story.Story` (its EM-INF section), if any."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     tasks = list(dict.fromkeys(r.task for r in rows))
     reported = paper.for_tasks(tasks)
     columns = list(dict.fromkeys(r.column for r in reported))
@@ -71,21 +80,45 @@ def render(rows: Sequence[Row], runs: Sequence[Run], plots: dict[str, Path], tit
     images = {
         "accuracy_vs_tokens": data_uri(plots["accuracy_vs_tokens"]) if "accuracy_vs_tokens" in plots else None,
         "tasks": [(t, data_uri(plots[f"task:{t}"])) for t in tasks if f"task:{t}" in plots],
-        "views": [data_uri(plots[f"view:{i}"]) if f"view:{i}" in plots else None
-                  for i in range(1, len(story.views) + 1)] if story else [],
+        "views": [
+            data_uri(plots[f"view:{i}"]) if f"view:{i}" in plots else None for i in range(1, len(story.views) + 1)
+        ]
+        if story
+        else [],
         "analyses": [(k.removeprefix("analysis:"), data_uri(v)) for k, v in plots.items() if k.startswith("analysis:")],
     }
-    drill = [{"model": run.model, "label": run.label, "task": name, "metric": task.metric, "second": task.second,
-              "disagree": _count(p.flags["graders_disagree"] for p in task.problems),
-              "problems": [_trim(p, max_chars) for p in task.problems]}
-             for run in runs for name, task in run.tasks.items()]
+    drill = [
+        {
+            "model": run.model,
+            "label": run.label,
+            "task": name,
+            "metric": task.metric,
+            "second": task.second,
+            "disagree": _count(p.flags["graders_disagree"] for p in task.problems),
+            "problems": [_trim(p, max_chars) for p in task.problems],
+        }
+        for run in runs
+        for name, task in run.tasks.items()
+    ]
     return env.get_template(TEMPLATE).render(
-        title=title, generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"), version=em_eval.__version__,
-        runs=runs, rows=rows, flags=FLAGS, flag_labels=FLAG_LABELS, flag_short=FLAG_SHORT, images=images,
-        paper_tasks={r.task for r in rows if r.paper_value is not None}, paper_columns=columns,
+        title=title,
+        generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        version=em_eval.__version__,
+        runs=runs,
+        rows=rows,
+        flags=FLAGS,
+        flag_labels=FLAG_LABELS,
+        flag_short=FLAG_SHORT,
+        images=images,
+        paper_tasks={r.task for r in rows if r.paper_value is not None},
+        paper_columns=columns,
         second_tasks={r.task for r in rows if r.second_metric is not None},
         effect_rows=[r for r in rows if r.entropy_before is not None and r.entropy_after is not None],
-        story=story, shade=shade,
+        story=story,
+        shade=shade,
         paper_rows=[{"table": k[0], "model": k[1], "label": k[2], "values": v} for k, v in grid.items()],
-        paper_source=paper.load_reference()["source"], drill=drill, pct=pct, num=num,
+        paper_source=paper.load_reference()["source"],
+        drill=drill,
+        pct=pct,
+        num=num,
     )

@@ -19,8 +19,12 @@ from em_eval.leaderboard import paper
 from em_eval.results import Run
 
 # em-eval checkpoint (method, reward) -> the paper's row key
-TRAINED = {("em_ft", None): "em_ft", ("em_rl", "token"): "em_rl_token", ("em_rl", "sequence"): "em_rl_sequence",
-           ("em_rl", "self_consistency"): "sc_rl"}
+TRAINED = {
+    ("em_ft", None): "em_ft",
+    ("em_rl", "token"): "em_rl_token",
+    ("em_rl", "sequence"): "em_rl_sequence",
+    ("em_rl", "self_consistency"): "sc_rl",
+}
 
 
 @dataclass(frozen=True)
@@ -55,18 +59,26 @@ def run_settings(run: Run, gen_kwargs: dict[str, Any] | None) -> RunSettings:
     temperature, top_p = _sampling(gen_kwargs)
     n = None
     if run.method in ("self_consistency", "refinement"):
-        n = int((config.get("decode_method") or {}).get("decode_n") or model_args.get("decode_n")
-                or DEFAULT_N[run.method])
+        n = int(
+            (config.get("decode_method") or {}).get("decode_n") or model_args.get("decode_n") or DEFAULT_N[run.method]
+        )
     plain = run.method in ("sampling", "greedy")
     checkpoint = config.get("em_checkpoint")
     if checkpoint:  # a model trained here: only the paper's row of its training method, decoded plainly
         key = TRAINED.get((checkpoint.get("method"), checkpoint.get("reward")))
-        return RunSettings(paper.paper_model([str(checkpoint.get("base_model"))]), (key,) if key and plain else (),
-                           temperature, top_p, n, f"checkpoint step {checkpoint.get('step')}")
+        return RunSettings(
+            paper.paper_model([str(checkpoint.get("base_model"))]),
+            (key,) if key and plain else (),
+            temperature,
+            top_p,
+            n,
+            f"checkpoint step {checkpoint.get('step')}",
+        )
     names = [run.model, model_args.get("pretrained"), (config.get("em_model_source") or {}).get("preset")]
     methods = (run.method, "base") if plain else (run.method,)
-    return RunSettings(paper.paper_model([name for name in names if isinstance(name, str)]), methods, temperature,
-                       top_p, n, None)
+    return RunSettings(
+        paper.paper_model([name for name in names if isinstance(name, str)]), methods, temperature, top_p, n, None
+    )
 
 
 def _sampling(gen_kwargs: dict[str, Any] | None) -> tuple[float | None, float]:
@@ -108,8 +120,10 @@ def match(settings: RunSettings, task: str, metric: str, *others: str) -> Match:
         shown = ", ".join((metric, *others))
         return Match(None, f"the paper reports {every[0].metric}; this run has {shown}") if every else Match(None, None)
     first = found[0]
-    return Match(None, f"not comparable with {first.table} {first.model} {first.label!r}: "
-                       + "; ".join(differences(first, settings)))
+    return Match(
+        None,
+        f"not comparable with {first.table} {first.model} {first.label!r}: " + "; ".join(differences(first, settings)),
+    )
 
 
 def source(m: Match, settings: RunSettings) -> str | None:

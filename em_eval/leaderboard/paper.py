@@ -58,8 +58,10 @@ def load_reference(path: Path | None = None) -> dict[str, Any]:
     for table in data["tables"]:
         for row in table["rows"]:
             if len(row["values"]) != len(table["columns"]):
-                raise ValueError(f"{path}: {table['id']} row {row['label']!r} has {len(row['values'])} values "
-                                 f"for {len(table['columns'])} columns")
+                raise ValueError(
+                    f"{path}: {table['id']} row {row['label']!r} has {len(row['values'])} values "
+                    f"for {len(table['columns'])} columns"
+                )
     return data
 
 
@@ -77,11 +79,21 @@ def reported_values(path: Path | None = None) -> list[Reported]:
                 bench = benchmarks.get(column) or {}
                 sampling = {**table.get("sampling", {}), **bench.get("sampling", {}), **row.get("sampling", {})}
                 n = (table.get("decode_n") or {}).get(row["method"])
-                out.append(Reported(
-                    table["id"], (table.get("model_by_column") or {}).get(column, row["model"]), row["method"],
-                    row["label"], column, bench.get("task"), bench.get("metric"), float(value),
-                    sampling.get("temperature"), sampling.get("top_p"), n.get(column) if isinstance(n, dict) else n,
-                ))
+                out.append(
+                    Reported(
+                        table["id"],
+                        (table.get("model_by_column") or {}).get(column, row["model"]),
+                        row["method"],
+                        row["label"],
+                        column,
+                        bench.get("task"),
+                        bench.get("metric"),
+                        float(value),
+                        sampling.get("temperature"),
+                        sampling.get("top_p"),
+                        n.get(column) if isinstance(n, dict) else n,
+                    )
+                )
     return out
 
 
@@ -101,13 +113,21 @@ def paper_model(names: Iterable[str], path: Path | None = None) -> str | None:
     return None
 
 
-def candidates(model: str | None, methods: Iterable[str], task: str, metric: str | None,
-               path: Path | None = None) -> list[Reported]:
+def candidates(
+    model: str | None, methods: Iterable[str], task: str, metric: str | None, path: Path | None = None
+) -> list[Reported]:
     """The reported numbers for this paper model, any of these method keys and task/metric (None: any
     metric), in table order (Table 3 first), whatever their settings."""
     wanted = set(methods)
-    return [rec for rec in reported_values(path) if model is not None and rec.model == model
-            and rec.method in wanted and rec.task == task and (metric is None or rec.metric in (None, metric))]
+    return [
+        rec
+        for rec in reported_values(path)
+        if model is not None
+        and rec.model == model
+        and rec.method in wanted
+        and rec.task == task
+        and (metric is None or rec.metric in (None, metric))
+    ]
 
 
 def for_tasks(tasks: Iterable[str], path: Path | None = None) -> list[Reported]:

@@ -70,9 +70,16 @@ def accuracy_vs_tokens(rows: Sequence[Row], path: Path) -> Path | None:
         width = 0.1 * ((max(xs) - min(xs)) or max(0.2 * max(xs), 1.0))  # a tenth of the panel's span
         offsets = spread_ties([(r.tokens_per_problem, 100 * r.score) for r in mine], width)
         for r, dx in zip(mine, offsets):
-            ax.errorbar(r.tokens_per_problem + dx, 100 * r.score,
-                        yerr=[[100 * (r.score - r.ci_low)], [100 * (r.ci_high - r.score)]],
-                        fmt=markers[r.label], color=colors[r.label], capsize=3, label=r.label, markersize=7)
+            ax.errorbar(
+                r.tokens_per_problem + dx,
+                100 * r.score,
+                yerr=[[100 * (r.score - r.ci_low)], [100 * (r.ci_high - r.score)]],
+                fmt=markers[r.label],
+                color=colors[r.label],
+                capsize=3,
+                label=r.label,
+                markersize=7,
+            )
         ax.set_title(task + ("\n(overlapping points spread sideways)" if any(offsets) else ""), fontsize=10)
         ax.set_xlabel("generated tokens per problem (all samples)")
         ax.set_ylabel("score % (95% CI)")
@@ -94,19 +101,37 @@ def task_bars(rows: Sequence[Row], task: str, path: Path) -> Path:
     colors = _colors([r.label for r in rows])
     fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(rows) + 1.5), 3.6))
     xs = range(len(rows))
-    bars = ax.bar(xs, [100 * r.score for r in rows], color=[colors[r.label] for r in rows],
-                  yerr=[[100 * (r.score - r.ci_low) for r in rows], [100 * (r.ci_high - r.score) for r in rows]],
-                  capsize=4)
+    bars = ax.bar(
+        xs,
+        [100 * r.score for r in rows],
+        color=[colors[r.label] for r in rows],
+        yerr=[[100 * (r.score - r.ci_low) for r in rows], [100 * (r.ci_high - r.score) for r in rows]],
+        capsize=4,
+    )
     ax.bar_label(bars, labels=[f"{100 * r.score:.1f}" for r in rows], fontsize=7, padding=2)  # zeros show too
     second = [(i, r.second_score) for i, r in enumerate(rows) if r.second_score is not None]
     if second:
         names = ", ".join(dict.fromkeys(r.second_metric for r in rows if r.second_metric))
-        ax.scatter([i for i, _ in second], [100 * v for _, v in second], marker="X", s=45, color="black",
-                   zorder=3, label=f"second verdict\n({names})")
+        ax.scatter(
+            [i for i, _ in second],
+            [100 * v for _, v in second],
+            marker="X",
+            s=45,
+            color="black",
+            zorder=3,
+            label=f"second verdict\n({names})",
+        )
     reported = [(i, r.paper_value) for i, r in enumerate(rows) if r.paper_value is not None]
     if reported:
-        ax.scatter([i for i, _ in reported], [100 * v for _, v in reported], marker="D", facecolors="none",
-                   edgecolors="black", zorder=3, label="paper (reported,\nnot reproduced)")
+        ax.scatter(
+            [i for i, _ in reported],
+            [100 * v for _, v in reported],
+            marker="D",
+            facecolors="none",
+            edgecolors="black",
+            zorder=3,
+            label="paper (reported,\nnot reproduced)",
+        )
     if second or reported:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.set_figwidth(fig.get_figwidth() + 1.6)

@@ -50,8 +50,9 @@ def changed_responses(plain: Run, em: Run, task: str) -> tuple[int, int]:
     return sum(ours[i] != theirs[i] for i in common), len(common)
 
 
-def compare(plain: Run, em: Run, temperature: float,
-            traced: Mapping[str, Sequence[Sequence[TokenStep]]] | None = None) -> list[Comparison]:
+def compare(
+    plain: Run, em: Run, temperature: float, traced: Mapping[str, Sequence[Sequence[TokenStep]]] | None = None
+) -> list[Comparison]:
     """One :class:`Comparison` per task the two runs share; ``traced``: per task, token traces of
     some of EM-INF's responses, for the mean change to the sampling distribution."""
     rows = []

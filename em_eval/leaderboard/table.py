@@ -97,8 +97,12 @@ def _second(task: TaskRun) -> dict[str, str | float | None]:
         return dict.fromkeys(("second_metric", "second_score", "second_ci_low", "second_ci_high"))
     scores = task.second_scores
     low, high, _ = interval(scores)
-    return {"second_metric": task.second.metric, "second_score": statistics.fmean(scores) if scores else None,
-            "second_ci_low": low, "second_ci_high": high}
+    return {
+        "second_metric": task.second.metric,
+        "second_score": statistics.fmean(scores) if scores else None,
+        "second_ci_low": low,
+        "second_ci_high": high,
+    }
 
 
 def _row(run: Run, task: TaskRun, settings: matching.RunSettings) -> Row:
@@ -108,16 +112,28 @@ def _row(run: Run, task: TaskRun, settings: matching.RunSettings) -> Row:
     ref = found.reported
     flags = {f: _rate(p.flags.get(f) for p in task.problems) for f in FLAGS}
     return Row(
-        model=run.model, method=run.method, method_label=run.method_label, label=run.label, task=task.task,
-        metric=task.metric, n=len(scores), samples_per_problem=task.samples_per_problem,
-        score=statistics.fmean(scores) if scores else float("nan"), ci_low=low, ci_high=high, interval=how,
+        model=run.model,
+        method=run.method,
+        method_label=run.method_label,
+        label=run.label,
+        task=task.task,
+        metric=task.metric,
+        n=len(scores),
+        samples_per_problem=task.samples_per_problem,
+        score=statistics.fmean(scores) if scores else float("nan"),
+        ci_low=low,
+        ci_high=high,
+        interval=how,
         **_second(task),
         tokens_per_problem=_mean(p.gen_tokens for p in task.problems),
         wall_s_per_problem=_mean(p.wall_s for p in task.problems),
-        no_answer=flags["no_answer"], hit_token_limit=flags["hit_token_limit"],
+        no_answer=flags["no_answer"],
+        hit_token_limit=flags["hit_token_limit"],
         graders_disagree=flags["graders_disagree"],
         paper_value=None if ref is None else ref.value / 100,
-        paper_source=matching.source(found, settings), paper_mismatch=found.mismatch, paper_metric=found.metric,
+        paper_source=matching.source(found, settings),
+        paper_mismatch=found.mismatch,
+        paper_metric=found.metric,
         run=str(run.path),
         **task_effect(task.problems),
     )
@@ -132,8 +148,18 @@ def num(x: float | None, digits: int = 1) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-COLUMNS = ("Model", "Method", "Task", "n", "Score % [95% CI]", "Second verdict % [95% CI]", "Paper % (reported)",
-           "Tokens/problem", "s/problem", *(FLAG_LABELS[f] + " %" for f in FLAGS))
+COLUMNS = (
+    "Model",
+    "Method",
+    "Task",
+    "n",
+    "Score % [95% CI]",
+    "Second verdict % [95% CI]",
+    "Paper % (reported)",
+    "Tokens/problem",
+    "s/problem",
+    *(FLAG_LABELS[f] + " %" for f in FLAGS),
+)
 
 
 def markdown(rows: Sequence[Row]) -> str:
@@ -141,11 +167,20 @@ def markdown(rows: Sequence[Row]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         n = f"{r.n}" if r.samples_per_problem <= 1 else f"{r.n} × {r.samples_per_problem}"
-        cells = [r.model, r.label, f"{r.task} ({r.metric})", n,
-                 f"{pct(r.score)} [{pct(r.ci_low)}, {pct(r.ci_high)}]", _second_cell(r),
-                 _paper_cell(r), num(r.tokens_per_problem, 0),
-                 num(r.wall_s_per_problem, 2), pct(r.no_answer, 0), pct(r.hit_token_limit, 0),
-                 pct(r.graders_disagree, 0)]
+        cells = [
+            r.model,
+            r.label,
+            f"{r.task} ({r.metric})",
+            n,
+            f"{pct(r.score)} [{pct(r.ci_low)}, {pct(r.ci_high)}]",
+            _second_cell(r),
+            _paper_cell(r),
+            num(r.tokens_per_problem, 0),
+            num(r.wall_s_per_problem, 2),
+            pct(r.no_answer, 0),
+            pct(r.hit_token_limit, 0),
+            pct(r.graders_disagree, 0),
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

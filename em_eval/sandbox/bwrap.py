@@ -27,11 +27,34 @@ def features() -> frozenset[str]:
     return frozenset(opt for opt in ("--size", "--disable-userns") if opt in text)
 
 
-def argv(*, work: Path, uid: int | None, env: Mapping[str, str], visible: Sequence[str], tmpfs_mb: int,
-         collect: Sequence[str], size_cap: bool) -> list[str]:
+def argv(
+    *,
+    work: Path,
+    uid: int | None,
+    env: Mapping[str, str],
+    visible: Sequence[str],
+    tmpfs_mb: int,
+    collect: Sequence[str],
+    size_cap: bool,
+) -> list[str]:
     """bwrap's arguments up to (not including) the command it runs."""
-    args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
-            "--unshare-uts", "--unshare-cgroup-try", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    args = [
+        "bwrap",
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+    ]
     if uid is not None:  # privileged bwrap: keep only what the launcher needs to switch uid
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:

@@ -78,8 +78,12 @@ class ProgramResult:
 
     def summary(self) -> dict[str, object]:
         """JSON-able digest for logs (no file contents)."""
-        return {"status": self.status, "reason": self.reason, "duration_s": round(self.duration_s, 3),
-                "isolation": list(self.isolation)}
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "duration_s": round(self.duration_s, 3),
+            "isolation": list(self.isolation),
+        }
 
 
 # ---- verdicts ------------------------------------------------------------------------------
@@ -151,15 +155,33 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
     launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER_SOURCE, config]
     env = _clean_env(cwd)
     if plan.bwrap:
-        argv = bwrap.argv(work=work, uid=uid, env=env, visible=interpreter_paths(program.readable_paths),
-                          tmpfs_mb=lim.tmpfs_mb, collect=program.collect, size_cap=plan.size_cap) + launcher
+        argv = (
+            bwrap.argv(
+                work=work,
+                uid=uid,
+                env=env,
+                visible=interpreter_paths(program.readable_paths),
+                tmpfs_mb=lim.tmpfs_mb,
+                collect=program.collect,
+                size_cap=plan.size_cap,
+            )
+            + launcher
+        )
     else:
         argv = launcher
     with open(base / "stdout", "w+b") as out, open(base / "stderr", "w+b") as err:
         start = time.perf_counter()
         try:
-            proc = subprocess.Popen(argv, cwd=None if plan.bwrap else work, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=err, start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=None if plan.bwrap else work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as exc:
             raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
         if plan.size_cap:  # bubblewrap's tmpfs caps bytes, not files: empty ones cost kernel memory
@@ -182,10 +204,13 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
         returncode = 128 - returncode  # bwrap reports a child killed by signal N as exit status 128 + N
     status, reason = classify(returncode, stderr, wall_timeout=ended == "timeout", timeout_s=lim.timeout_s)
     if ended == "folder_full":
-        status, reason = "error", (f"wrote more than {lim.tmpfs_mb} MB or {lim.max_files} files into its folder "
-                                   "(killed)")
+        status, reason = (
+            "error",
+            (f"wrote more than {lim.tmpfs_mb} MB or {lim.max_files} files into its folder (killed)"),
+        )
     elif (plan.bwrap and proc.returncode == 1 and stderr.startswith("bwrap:")) or (
-            proc.returncode == LAUNCHER_FAILED and stderr.startswith("sandbox:")):
+        proc.returncode == LAUNCHER_FAILED and stderr.startswith("sandbox:")
+    ):
         status, reason = "error", f"sandbox failure: {stderr.strip()[:300]}"
     files = {}
     for name in program.collect:
@@ -197,7 +222,7 @@ def _run_in(program: Program, plan: Plan, base: Path, uid: int | None) -> Progra
 
 
 def _wait(proc: subprocess.Popen, lim: Limits, full: Callable[[], bool]) -> str:
-    """"exited", "timeout", or "folder_full" when ``full()`` says so (asked every :data:`WATCH_INTERVAL_S`)."""
+    """ "exited", "timeout", or "folder_full" when ``full()`` says so (asked every :data:`WATCH_INTERVAL_S`)."""
     deadline = time.monotonic() + lim.timeout_s
     while True:
         left = deadline - time.monotonic()
@@ -314,7 +339,8 @@ def _launcher_config(program: Program, plan: Plan, uid: int | None, cwd: str) ->
         "uid": uid,
         "drop_caps": plan.drop_caps,
         "landlock": {**readable_paths(program.readable_paths, cwd), "abi": plan.landlock_abi}
-        if plan.landlock_abi >= 1 else None,
+        if plan.landlock_abi >= 1
+        else None,
         "seccomp": {"signals": plan.seccomp_signals, "no_fork": plan.no_fork} if plan.seccomp else None,
         "main": f"{cwd}/{MAIN}",
     }
@@ -343,8 +369,15 @@ def _rlimits(lim: Limits, plan: Plan, uid: int | None) -> dict[str, int]:
 def _clean_env(cwd: str) -> dict[str, str]:
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": cwd, "TMPDIR": cwd, "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": cwd,
-        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
+        "HOME": cwd,
+        "TMPDIR": cwd,
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": cwd,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "NUMEXPR_NUM_THREADS": "1",
     }
 
 
@@ -588,7 +621,7 @@ def _stat_fields(pid: int) -> tuple[str, int, int] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+    fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
     return fields[0], int(fields[1]), int(fields[2])
 
 
@@ -634,8 +667,10 @@ def _take_slot() -> int:
             if uid_in_use(_uid(slot)) is None:
                 _free_slots.remove(slot)
                 return slot
-        raise SandboxError(f"every throw-away uid {_uid(0)}..{_uid(SLOTS - 1)} is in use here ("
-                           f"{uid_in_use(_uid(_free_slots[0]))}); run as a normal user instead of root")
+        raise SandboxError(
+            f"every throw-away uid {_uid(0)}..{_uid(SLOTS - 1)} is in use here ("
+            f"{uid_in_use(_uid(_free_slots[0]))}); run as a normal user instead of root"
+        )
 
 
 def uid_in_use(uid: int) -> str | None:

@@ -48,28 +48,90 @@ SCMP_ACT_ALLOW, SCMP_CMP_NE, SCMP_CMP_GT, SCMP_CMP_MASKED_EQ = 0x7FFF0000, 1, 6,
 CLONE_THREAD = 0x00010000
 ALL_BITS, LOW_32 = (1 << 64) - 1, (1 << 32) - 1
 F_SETOWN, F_SETSIG, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP = 8, 10, 15, 0x8901, 0x8902
-DENIED = ("socket", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open", "pidfd_getfd",
-          "pidfd_send_signal", "kcmp", "io_uring_setup", "bpf", "perf_event_open", "userfaultfd", "keyctl",
-          "add_key", "request_key", "setsid", "setpgid", "unshare", "setns", "mount", "umount2", "pivot_root",
-          "chroot", "reboot", "kexec_load", "init_module", "finit_module", "delete_module", "swapon", "swapoff")
+DENIED = (
+    "socket",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pidfd_open",
+    "pidfd_getfd",
+    "pidfd_send_signal",
+    "kcmp",
+    "io_uring_setup",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "setsid",
+    "setpgid",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "reboot",
+    "kexec_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "swapon",
+    "swapoff",
+)
 # Landlock does not govern a file's metadata: without these a program could make any file its uid owns, anywhere,
 # setuid or world-writable, or rewrite its times and labels. Programs need none of them in their folder (files are
 # created with the umask's modes): refused everywhere. Numbers for calls newer than some libseccomp (same on every
 # architecture from 424 on): fchmodat2 452, setxattrat 463, removexattrat 466, file_setattr 469.
-METADATA = ("chmod", "fchmod", "fchmodat", 452, "chown", "fchown", "lchown", "fchownat", "chown32", "fchown32",
-            "lchown32", "utime", "utimes", "futimesat", "utimensat", "utimensat_time64", "setxattr", "lsetxattr",
-            "fsetxattr", 463, "removexattr", "lremovexattr", "fremovexattr", 466, 469)
+METADATA = (
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    452,
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "chown32",
+    "fchown32",
+    "lchown32",
+    "utime",
+    "utimes",
+    "futimesat",
+    "utimensat",
+    "utimensat_time64",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    463,
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    466,
+    469,
+)
 FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR = 0x40086602, 0x40046602, 0x401C5820  # chattr's ioctls
 # Calls that change another process's scheduling or memory placement (same uid, or any as uid 0 without
 # capabilities): allowed on the caller only (pid 0), as glibc's own wrappers pass it.
-ONLY_ON_ITSELF = ("sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr", "migrate_pages",
-                  "move_pages")
+ONLY_ON_ITSELF = (
+    "sched_setaffinity",
+    "sched_setscheduler",
+    "sched_setparam",
+    "sched_setattr",
+    "migrate_pages",
+    "move_pages",
+)
 PRIO_PROCESS, IOPRIO_WHO_PROCESS = 0, 1
 
 
 class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
-                ("datum_b", ctypes.c_uint64)]
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
 
 
 def landlock_abi() -> int:
@@ -116,12 +178,16 @@ def landlock(libc, rules: dict) -> None:
         raise OSError(errno.ENOSYS, "Landlock is not available")
     fs = (1 << 13) - 1 | (1 << 13 if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0)
     fs |= FS_IOCTL_DEV if abi >= 5 else 0
-    attr = struct.pack("QQQ", fs, NET_BIND_CONNECT_TCP if abi >= 4 else 0,
-                       SCOPE_ABSTRACT_UNIX_AND_SIGNAL if abi >= 6 else 0)[: 8 if abi < 4 else 16 if abi < 6 else 24]
+    attr = struct.pack(
+        "QQQ", fs, NET_BIND_CONNECT_TCP if abi >= 4 else 0, SCOPE_ABSTRACT_UNIX_AND_SIGNAL if abi >= 6 else 0
+    )[: 8 if abi < 4 else 16 if abi < 6 else 24]
     ruleset = _syscall(libc, LL_CREATE, ctypes.c_char_p(attr), ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
     readable = FS_EXECUTE | FS_READ | FS_READ_DIR
-    grants = ([(p, readable) for p in rules["read"]] + [(p, fs) for p in rules["write"]]
-              + [(p, FS_READ | FS_WRITE | FS_TRUNCATE | FS_IOCTL_DEV) for p in rules["devices"]])
+    grants = (
+        [(p, readable) for p in rules["read"]]
+        + [(p, fs) for p in rules["write"]]
+        + [(p, FS_READ | FS_WRITE | FS_TRUNCATE | FS_IOCTL_DEV) for p in rules["devices"]]
+    )
     for path, rights in grants:
         try:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
@@ -130,8 +196,14 @@ def landlock(libc, rules: dict) -> None:
         try:
             allowed = rights & fs & (~0 if stat.S_ISDIR(os.fstat(fd).st_mode) else FS_FILE_RIGHTS)
             rule = struct.pack("=Qi", allowed, fd)
-            _syscall(libc, LL_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(LL_PATH_BENEATH), ctypes.c_char_p(rule),
-                     ctypes.c_uint32(0))
+            _syscall(
+                libc,
+                LL_ADD_RULE,
+                ctypes.c_int(ruleset),
+                ctypes.c_int(LL_PATH_BENEATH),
+                ctypes.c_char_p(rule),
+                ctypes.c_uint32(0),
+            )
         finally:
             os.close(fd)
     _syscall(libc, LL_RESTRICT, ctypes.c_int(ruleset), ctypes.c_uint32(0))

@@ -13,17 +13,42 @@ SANDBOX_CWD = "/tmp"
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/sys")
 PROC_FILES = ("/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat")
 # What Python, its libraries and the dynamic loader read from /etc; the rest (shadow, ssh, ssl keys) stays out.
-ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
-             "nsswitch.conf", "host.conf", "hosts", "gai.conf", "mime.types", "os-release", "alternatives",
-             "locale.alias", "locale.conf")
+ETC_FILES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "host.conf",
+    "hosts",
+    "gai.conf",
+    "mime.types",
+    "os-release",
+    "alternatives",
+    "locale.alias",
+    "locale.conf",
+)
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
 def interpreter_paths(extra: Iterable[str] = ()) -> list[str]:
     """Existing real paths of the interpreter, its prefixes, the ``sys.path`` entries imports need and ``extra``."""
-    found = {os.path.realpath(p) for p in (sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                           sys.base_exec_prefix, *import_paths(sys.path), *extra)
-             if p and os.path.exists(p)}
+    found = {
+        os.path.realpath(p)
+        for p in (
+            sys.executable,
+            sys.prefix,
+            sys.base_prefix,
+            sys.exec_prefix,
+            sys.base_exec_prefix,
+            *import_paths(sys.path),
+            *extra,
+        )
+        if p and os.path.exists(p)
+    }
     found |= {os.path.abspath(p) for p in (sys.executable, sys.prefix) if os.path.exists(p)}  # venv symlinks
     return sorted(found)
 
@@ -38,8 +63,14 @@ def import_paths(entries: Iterable[str]) -> list[str]:
     kept = []
     for entry in entries:
         real = os.path.realpath(entry) if entry else ""
-        if real and real != user_site and (os.path.basename(real) in ("site-packages", "dist-packages")
-                                           or any(inside(real, p) for p in prefixes - {"/"})):
+        if (
+            real
+            and real != user_site
+            and (
+                os.path.basename(real) in ("site-packages", "dist-packages")
+                or any(inside(real, p) for p in prefixes - {"/"})
+            )
+        ):
             kept.append(entry)
     return kept
 
@@ -47,8 +78,11 @@ def import_paths(entries: Iterable[str]) -> list[str]:
 def readable_paths(extra: Sequence[str], cwd: str) -> dict[str, list[str]]:
     """Landlock rules: what a program may read, write (its folder) and use as a device."""
     etc = [f"/etc/{name}" for name in ETC_FILES]
-    return {"read": [*SYSTEM_DIRS, *PROC_FILES, *etc, *interpreter_paths(extra)], "write": [cwd],
-            "devices": list(DEVICES)}
+    return {
+        "read": [*SYSTEM_DIRS, *PROC_FILES, *etc, *interpreter_paths(extra)],
+        "write": [cwd],
+        "devices": list(DEVICES),
+    }
 
 
 def untraversable_ancestor(paths: Iterable[str]) -> str | None:

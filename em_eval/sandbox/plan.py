@@ -41,13 +41,26 @@ class Plan:
     @property
     def layers(self) -> tuple[str, ...]:
         flags = {
-            "process_group": True, "clean_env": True, "rlimits": True, "no_new_privs": True,
-            "throwaway_uid": self.throwaway_uid, "no_capabilities": self.drop_caps, "task_limit": self.task_limit,
-            "landlock_fs": self.landlock_abi >= 1, "landlock_tcp": self.landlock_abi >= 4,
-            "landlock_signal_scope": self.landlock_abi >= 6, "seccomp": self.seccomp,
-            "seccomp_signals": self.seccomp_signals, "no_fork": self.no_fork,
-            "bwrap": self.bwrap, "readonly_fs": self.bwrap, "private_tmp": self.bwrap, "pid_ns": self.bwrap,
-            "net_ns": self.bwrap, "masked_home": self.bwrap, "tmp_size_cap": self.size_cap,
+            "process_group": True,
+            "clean_env": True,
+            "rlimits": True,
+            "no_new_privs": True,
+            "throwaway_uid": self.throwaway_uid,
+            "no_capabilities": self.drop_caps,
+            "task_limit": self.task_limit,
+            "landlock_fs": self.landlock_abi >= 1,
+            "landlock_tcp": self.landlock_abi >= 4,
+            "landlock_signal_scope": self.landlock_abi >= 6,
+            "seccomp": self.seccomp,
+            "seccomp_signals": self.seccomp_signals,
+            "no_fork": self.no_fork,
+            "bwrap": self.bwrap,
+            "readonly_fs": self.bwrap,
+            "private_tmp": self.bwrap,
+            "pid_ns": self.bwrap,
+            "net_ns": self.bwrap,
+            "masked_home": self.bwrap,
+            "tmp_size_cap": self.size_cap,
             "folder_size_watch": not self.size_cap,
         }
         return tuple(name for name, on in flags.items() if on)

@@ -36,8 +36,9 @@ def repeat_indices(keys: Iterable[Hashable]) -> list[int]:
     return out
 
 
-def sampling_args(gen_kwargs: Mapping[str, Any], eos: str | None, default_max_gen_toks: int
-                  ) -> tuple[dict[str, Any], list[str], int]:
+def sampling_args(
+    gen_kwargs: Mapping[str, Any], eos: str | None, default_max_gen_toks: int
+) -> tuple[dict[str, Any], list[str], int]:
     """lm-eval's vLLM conversion of ``gen_kwargs`` (``VLLM.modify_gen_kwargs``, without its vLLM
     import): sampling arguments, stop strings (with ``eos``) and the token budget."""
     kwargs = normalize_gen_kwargs(dict(gen_kwargs), default_max_gen_toks=default_max_gen_toks)
@@ -47,13 +48,27 @@ def sampling_args(gen_kwargs: Mapping[str, Any], eos: str | None, default_max_ge
     return {**DECODE_DEFAULTS, **kwargs}, until, max_gen_toks
 
 
-def completion_payload(model: str, prompt: list[int], sampling: Mapping[str, Any], until: list[str],
-                       max_tokens: int, seed: int, xargs: Mapping[str, Any]) -> dict[str, Any]:
+def completion_payload(
+    model: str,
+    prompt: list[int],
+    sampling: Mapping[str, Any],
+    until: list[str],
+    max_tokens: int,
+    seed: int,
+    xargs: Mapping[str, Any],
+) -> dict[str, Any]:
     """The ``/v1/completions`` body of one request: token ids in, ``sampling`` as from
     :func:`sampling_args`, and the EM settings as ``vllm_xargs`` (they reach the processor as
     ``SamplingParams.extra_args``)."""
-    return {"model": model, "prompt": list(prompt), "max_tokens": int(max_tokens), "stop": list(until),
-            **dict(sampling), "seed": int(seed), "vllm_xargs": dict(xargs)}
+    return {
+        "model": model,
+        "prompt": list(prompt),
+        "max_tokens": int(max_tokens),
+        "stop": list(until),
+        **dict(sampling),
+        "seed": int(seed),
+        "vllm_xargs": dict(xargs),
+    }
 
 
 def journal_key(payload: Mapping[str, Any]) -> str:

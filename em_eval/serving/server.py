@@ -40,7 +40,8 @@ def server_command(argv: list[str], env: Mapping[str, str] | None = None) -> tup
         raise ArgumentValueError(
             f"em-eval serve sets {', '.join(given)} itself; to combine yours with em-eval's, run "
             f"python -m {SERVER_MODULE} --model MODEL --logits-processors {PROCESSOR} YOURS "
-            f"--worker-extension-cls {WORKER_EXTENSION} (with {DEV_MODE}=1 for telemetry)")
+            f"--worker-extension-cls {WORKER_EXTENSION} (with {DEV_MODE}=1 for telemetry)"
+        )
     command = ["vllm", "serve", *args, "--logits-processors", PROCESSOR]
     environment = dict(os.environ if env is None else env)
     if telemetry:

@@ -49,8 +49,10 @@ def sweep_targets(run_dir: Path, include_base: bool = False) -> list[Target]:
         raise SweepError(f"{run_dir} is not a folder; give the output_dir of an `em-eval train` run")
     folders = list_checkpoints(run_dir)
     if not folders:
-        raise SweepError(f"{run_dir} holds no finished checkpoint-NNNNNN folder; train first (em-eval train RECIPE "
-                         f"output_dir={run_dir}) or give the run's output_dir")
+        raise SweepError(
+            f"{run_dir} holds no finished checkpoint-NNNNNN folder; train first (em-eval train RECIPE "
+            f"output_dir={run_dir}) or give the run's output_dir"
+        )
     metas = [read_metadata(f) for f in folders]
     targets = [Target(m.step, f.name, str(f.resolve())) for f, m in zip(folders, metas)]
     if include_base:
@@ -58,8 +60,14 @@ def sweep_targets(run_dir: Path, include_base: bool = False) -> list[Target]:
     return targets
 
 
-def lm_eval_argv(target: Target, out: Path, tasks: Sequence[str], backend: str = "hf", model_args: str = "",
-                 extra: Sequence[str] = ()) -> list[str]:
+def lm_eval_argv(
+    target: Target,
+    out: Path,
+    tasks: Sequence[str],
+    backend: str = "hf",
+    model_args: str = "",
+    extra: Sequence[str] = (),
+) -> list[str]:
     """lm_eval's arguments for one target. EM-INF is off unless ``model_args`` sets ``em_mode``: a sweep
     measures the checkpoint itself (``em_mode=off`` still records the entropy per response)."""
     if backend not in BACKENDS:
@@ -71,8 +79,18 @@ def lm_eval_argv(target: Target, out: Path, tasks: Sequence[str], backend: str =
         raise SweepError("--model-args must not set pretrained=: the sweep sets it to each checkpoint")
     if not any(a.split("=", 1)[0] == "em_mode" for a in args):
         args.append("em_mode=off")
-    return ["--model", BACKENDS[backend], "--model_args", ",".join([f"pretrained={target.model}", *args]),
-            "--tasks", ",".join(tasks), "--output_path", str(out), "--log_samples", *extra]
+    return [
+        "--model",
+        BACKENDS[backend],
+        "--model_args",
+        ",".join([f"pretrained={target.model}", *args]),
+        "--tasks",
+        ",".join(tasks),
+        "--output_path",
+        str(out),
+        "--log_samples",
+        *extra,
+    ]
 
 
 def finished_results(out: Path, tasks: Sequence[str] = ()) -> Path | None:
@@ -142,9 +160,14 @@ def in_subprocess(argv: list[str]) -> int:
     return subprocess.run([sys.executable, "-m", "em_eval", "eval", *argv]).returncode
 
 
-def evaluate_all(targets: Sequence[Target], out_dir: Path, argv_for: Callable[[Target, Path], list[str]],
-                 evaluator: Evaluator, tasks: Sequence[str] = (),
-                 log: Callable[[str], None] = print) -> list[tuple[Target, Path]]:
+def evaluate_all(
+    targets: Sequence[Target],
+    out_dir: Path,
+    argv_for: Callable[[Target, Path], list[str]],
+    evaluator: Evaluator,
+    tasks: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+) -> list[tuple[Target, Path]]:
     """Each target's complete results file, evaluating only those without one; stops at the first failure."""
     done = []
     for target in targets:
@@ -158,8 +181,10 @@ def evaluate_all(targets: Sequence[Target], out_dir: Path, argv_for: Callable[[T
             code = evaluator(argv_for(target, out))
             found = finished_results(out, tasks)
             if code != 0 or found is None:
-                raise EvaluationFailed(f"{target.name}: lm-eval failed (exit code {code}) or wrote no complete results "
-                                 f"under {out}; fix the cause and rerun: finished checkpoints are kept")
+                raise EvaluationFailed(
+                    f"{target.name}: lm-eval failed (exit code {code}) or wrote no complete results "
+                    f"under {out}; fix the cause and rerun: finished checkpoints are kept"
+                )
         else:
             log(f"{target.name}: already evaluated ({found})")
         done.append((target, found))

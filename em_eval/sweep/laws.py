@@ -18,8 +18,19 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 TRANSITIONAL_PHRASES = (
-    "wait", "but wait", "hmm", "let me check", "let me verify", "let me double-check", "let me double check",
-    "let me recheck", "let me re-check", "let me re-examine", "let me reconsider", "double-check", "on second thought",
+    "wait",
+    "but wait",
+    "hmm",
+    "let me check",
+    "let me verify",
+    "let me double-check",
+    "let me double check",
+    "let me recheck",
+    "let me re-check",
+    "let me re-examine",
+    "let me reconsider",
+    "double-check",
+    "on second thought",
     "alternatively",
 )
 _WORD = re.compile(r"\S+")
@@ -97,19 +108,28 @@ class CollapseAlarm:
     entropy: float
 
     def message(self) -> str:
-        return (f"collapse at step {self.step}: accuracy {100 * self.accuracy_before:.1f} -> {100 * self.accuracy:.1f} "
-                f"(significant drop since step {self.from_step}) while entropy kept falling "
-                f"({self.entropy_before:.4f} -> {self.entropy:.4f} nats)")
+        return (
+            f"collapse at step {self.step}: accuracy {100 * self.accuracy_before:.1f} -> {100 * self.accuracy:.1f} "
+            f"(significant drop since step {self.from_step}) while entropy kept falling "
+            f"({self.entropy_before:.4f} -> {self.entropy:.4f} nats)"
+        )
 
 
-def collapse_alarms(steps: Sequence[int], accuracy: Sequence[float], entropy: Sequence[float | None],
-                    dropped: Sequence[bool], min_entropy_fall: float = 0.0) -> list[CollapseAlarm]:
+def collapse_alarms(
+    steps: Sequence[int],
+    accuracy: Sequence[float],
+    entropy: Sequence[float | None],
+    dropped: Sequence[bool],
+    min_entropy_fall: float = 0.0,
+) -> list[CollapseAlarm]:
     """An alarm at checkpoint i when ``dropped[i - 1]`` (accuracy fell significantly from checkpoint
     i - 1, by the paired test) and entropy fell over the same interval by more than ``min_entropy_fall``
     nats. Checkpoints are in step order; ``dropped`` has one entry per consecutive pair."""
     if not len(steps) == len(accuracy) == len(entropy) == len(dropped) + 1:
-        raise ValueError(f"need n steps, accuracies and entropies and n - 1 drop flags "
-                         f"({len(steps)}, {len(accuracy)}, {len(entropy)}, {len(dropped)})")
+        raise ValueError(
+            f"need n steps, accuracies and entropies and n - 1 drop flags "
+            f"({len(steps)}, {len(accuracy)}, {len(entropy)}, {len(dropped)})"
+        )
     if list(steps) != sorted(set(steps)):
         raise ValueError(f"steps must be strictly increasing, got {list(steps)}")
     alarms = []

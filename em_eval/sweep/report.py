@@ -24,21 +24,39 @@ def markdown(series: Sequence[TaskSeries], status: str) -> str:
     """Per task: a row per checkpoint (with the paired test from the one before), the fit, the alarms."""
     out = [f"# Checkpoint sweep: {status}", ""]
     for s in series:
-        out += [f"## {s.task} ({s.metric})", "",
-                "| step | checkpoint | accuracy % | entropy (nats) | length (tokens) | transitional / 1k words | "
-                "vs previous (CI) |", "|---|---|---|---|---|---|---|"]
+        out += [
+            f"## {s.task} ({s.metric})",
+            "",
+            "| step | checkpoint | accuracy % | entropy (nats) | length (tokens) | transitional / 1k words | "
+            "vs previous (CI) |",
+            "|---|---|---|---|---|---|---|",
+        ]
         verdicts = [None, *s.steps]
         for p, v in zip(s.points, verdicts):
-            paired = "" if v is None else (f"{100 * v.comparison.diff:+.1f} ({100 * v.comparison.ci_low:+.1f}, "
-                                           f"{100 * v.comparison.ci_high:+.1f}){' **drop**' if v.regression else ''}")
-            out.append(f"| {p.step} | {p.checkpoint} | {_num(p.accuracy, 100, 1)} | {_num(p.entropy, 1, 4)} | "
-                       f"{_num(p.length, 1, 1)} | {_num(p.transitional_rate, 1, 2)} | {paired} |")
+            paired = (
+                ""
+                if v is None
+                else (
+                    f"{100 * v.comparison.diff:+.1f} ({100 * v.comparison.ci_low:+.1f}, "
+                    f"{100 * v.comparison.ci_high:+.1f}){' **drop**' if v.regression else ''}"
+                )
+            )
+            out.append(
+                f"| {p.step} | {p.checkpoint} | {_num(p.accuracy, 100, 1)} | {_num(p.entropy, 1, 4)} | "
+                f"{_num(p.length, 1, 1)} | {_num(p.transitional_rate, 1, 2)} | {paired} |"
+            )
         f = s.fit
-        out += ["", "Entropy-performance law R = -a·exp(H) + b: " + (
-            "needs two checkpoints with different entropies" if f is None else
-            f"a = {f.a:.4g}, b = {f.b:.4g}, predicted ceiling (H = 0) {100 * f.ceiling:.1f}%, "
-            f"R² {_num(f.r2, 1, 3)} over {f.n} checkpoints"
-            + ("" if f.a > 0 else "; a <= 0: performance did not rise as entropy fell, so this is no ceiling"))]
+        out += [
+            "",
+            "Entropy-performance law R = -a·exp(H) + b: "
+            + (
+                "needs two checkpoints with different entropies"
+                if f is None
+                else f"a = {f.a:.4g}, b = {f.b:.4g}, predicted ceiling (H = 0) {100 * f.ceiling:.1f}%, "
+                f"R² {_num(f.r2, 1, 3)} over {f.n} checkpoints"
+                + ("" if f.a > 0 else "; a <= 0: performance did not rise as entropy fell, so this is no ceiling")
+            ),
+        ]
         out += [f"- ALARM: {a.message()}" for a in s.alarms] or ["- no collapse alarm"]
         out.append("")
     return "\n".join(out)
@@ -48,10 +66,12 @@ def plot_task(s: TaskSeries, path: Path) -> Path:
     """Five panels for one task; steps with a collapse alarm in red."""
     steps = [p.step for p in s.points]
     alarm_steps = {a.step for a in s.alarms}
-    panels = [("accuracy %", [100 * p.accuracy for p in s.points]),
-              ("mean entropy (nats)", [p.entropy for p in s.points]),
-              ("response length (tokens)", [p.length for p in s.points]),
-              ("transitional words / 1k", [p.transitional_rate for p in s.points])]
+    panels = [
+        ("accuracy %", [100 * p.accuracy for p in s.points]),
+        ("mean entropy (nats)", [p.entropy for p in s.points]),
+        ("response length (tokens)", [p.length for p in s.points]),
+        ("transitional words / 1k", [p.transitional_rate for p in s.points]),
+    ]
     fig, axes = plt.subplots(1, 5, figsize=(19, 3.4))
     for ax, (label, values) in zip(axes, panels):
         known = [(x, y) for x, y in zip(steps, values) if y is not None]
@@ -73,8 +93,13 @@ def plot_task(s: TaskSeries, path: Path) -> Path:
     if s.fit is not None and known:
         lo, hi = 0.0, max(h for h, _ in known) * 1.05
         xs = [lo + (hi - lo) * i / 60 for i in range(61)]
-        ax.plot(xs, [100 * s.fit.predict(x) for x in xs], color="#57606a", lw=1,
-                label=f"-a·e^H + b, ceiling {100 * s.fit.ceiling:.1f}%")
+        ax.plot(
+            xs,
+            [100 * s.fit.predict(x) for x in xs],
+            color="#57606a",
+            lw=1,
+            label=f"-a·e^H + b, ceiling {100 * s.fit.ceiling:.1f}%",
+        )
         ax.legend(fontsize=7)
     ax.set_xlabel("mean entropy (nats)")
     ax.set_title("accuracy % vs entropy", fontsize=10)
@@ -98,4 +123,3 @@ def write_report(out_dir: Path, series: Sequence[TaskSeries], status: str, setti
     for s in series:
         paths[f"plot:{s.task}"] = plot_task(s, out_dir / "plots" / f"sweep_{slug(s.task)}.png")
     return paths
-

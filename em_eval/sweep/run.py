@@ -27,10 +27,21 @@ class SweepResult:
     paths: dict[str, Path]
 
 
-def run_sweep(run_dir: Path, tasks: Sequence[str], out_dir: Path | None = None, *, backend: str = "hf",
-              model_args: str = "", lm_eval_args: Sequence[str] = (), include_base: bool = False,
-              gate: GateSettings = GateSettings(), min_entropy_fall: float = 0.0, fail_on_drop: bool = False,
-              evaluator: Evaluator = in_subprocess, log: Callable[[str], None] = print) -> SweepResult:
+def run_sweep(
+    run_dir: Path,
+    tasks: Sequence[str],
+    out_dir: Path | None = None,
+    *,
+    backend: str = "hf",
+    model_args: str = "",
+    lm_eval_args: Sequence[str] = (),
+    include_base: bool = False,
+    gate: GateSettings = GateSettings(),
+    min_entropy_fall: float = 0.0,
+    fail_on_drop: bool = False,
+    evaluator: Evaluator = in_subprocess,
+    log: Callable[[str], None] = print,
+) -> SweepResult:
     """Evaluate each checkpoint of ``run_dir`` not yet evaluated under ``out_dir`` (default ``run_dir/sweep``),
     then write ``sweep.json``, ``sweep.md`` and the plots there. Checkpoints evaluated there earlier whose
     folders were since removed (``keep_last``) stay in the series."""
@@ -42,8 +53,14 @@ def run_sweep(run_dir: Path, tasks: Sequence[str], out_dir: Path | None = None, 
     done += evaluated_before(out_dir, targets, tasks)
     series = analyse(load_sweep_runs(done), gate, min_entropy_fall)
     status = sweep_status(series, fail_on_drop)
-    settings = {"run_dir": str(run_dir), "tasks": list(tasks), "backend": backend, "model_args": model_args,
-                "lm_eval_args": list(lm_eval_args), "gate": asdict(gate), "min_entropy_fall": min_entropy_fall,
-                "fail_on_drop": fail_on_drop}
+    settings = {
+        "run_dir": str(run_dir),
+        "tasks": list(tasks),
+        "backend": backend,
+        "model_args": model_args,
+        "lm_eval_args": list(lm_eval_args),
+        "gate": asdict(gate),
+        "min_entropy_fall": min_entropy_fall,
+        "fail_on_drop": fail_on_drop,
+    }
     return SweepResult(status, series, write_report(out_dir, series, status, settings))
-

@@ -61,10 +61,15 @@ class TaskSeries:
 
     def as_dict(self) -> dict[str, Any]:
         best = max(self.points, key=lambda p: p.accuracy)
-        return {"task": self.task, "metric": self.metric, "points": [asdict(p) for p in self.points],
-                "best_step": best.step, "consecutive": [v.as_dict() for v in self.steps],
-                "entropy_law": self.fit.as_dict() if self.fit else None,
-                "alarms": [{**asdict(a), "message": a.message()} for a in self.alarms]}
+        return {
+            "task": self.task,
+            "metric": self.metric,
+            "points": [asdict(p) for p in self.points],
+            "best_step": best.step,
+            "consecutive": [v.as_dict() for v in self.steps],
+            "entropy_law": self.fit.as_dict() if self.fit else None,
+            "alarms": [{**asdict(a), "message": a.message()} for a in self.alarms],
+        }
 
 
 def response_texts(run: Run, task: TaskRun) -> list[str]:
@@ -80,20 +85,31 @@ def response_texts(run: Run, task: TaskRun) -> list[str]:
     return texts
 
 
-def task_point(run: Run, task: TaskRun, step: int, checkpoint: str,
-               phrases: Sequence[str] = TRANSITIONAL_PHRASES) -> Point:
+def task_point(
+    run: Run, task: TaskRun, step: int, checkpoint: str, phrases: Sequence[str] = TRANSITIONAL_PHRASES
+) -> Point:
     """The :class:`Point` of one task of one evaluated checkpoint."""
     tokens = [p.gen_tokens for p in task.problems]
     responses = sum(p.n_responses for p in task.problems)
     length = sum(tokens) / responses if tokens and None not in tokens and responses else None
-    return Point(step=step, checkpoint=checkpoint, accuracy=math.fsum(task.scores) / len(task.scores),
-                 entropy=task_effect(task.problems)["entropy_before"], length=length,
-                 transitional_rate=transitional_rate(response_texts(run, task), phrases),
-                 problems=len(task.problems), results=str(run.path))
+    return Point(
+        step=step,
+        checkpoint=checkpoint,
+        accuracy=math.fsum(task.scores) / len(task.scores),
+        entropy=task_effect(task.problems)["entropy_before"],
+        length=length,
+        transitional_rate=transitional_rate(response_texts(run, task), phrases),
+        problems=len(task.problems),
+        results=str(run.path),
+    )
 
 
-def analyse(runs: Sequence[tuple[int, str, Run]], settings: GateSettings, min_entropy_fall: float = 0.0,
-            phrases: Sequence[str] = TRANSITIONAL_PHRASES) -> list[TaskSeries]:
+def analyse(
+    runs: Sequence[tuple[int, str, Run]],
+    settings: GateSettings,
+    min_entropy_fall: float = 0.0,
+    phrases: Sequence[str] = TRANSITIONAL_PHRASES,
+) -> list[TaskSeries]:
     """Per task, its series over ``runs`` ((step, checkpoint name, run), in step order): the points,
     the paired verdict of each consecutive pair, the entropy-law fit and the collapse alarms.
     Raises the gate's :class:`MismatchError` when two checkpoints were not evaluated on the same problems."""

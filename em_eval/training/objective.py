@@ -103,7 +103,7 @@ def self_consistency_reward(x: RewardInputs) -> torch.Tensor:
     answers = [extract_answer(text) for text in x.texts]
     out = []
     for start in range(0, len(answers), x.group_size):
-        clusters = cluster_answers(answers[start:start + x.group_size])
+        clusters = cluster_answers(answers[start : start + x.group_size])
         for cid in clusters:
             agree = 1 if cid is None else clusters.count(cid)
             out.append(agree / x.group_size)
@@ -135,7 +135,7 @@ def majority_vote(x: RewardInputs) -> tuple[torch.Tensor, dict[str, float]]:
     answers = [extract_answer(text) for text in x.texts]
     rewards, label_hits, reward_hits = [], [], []
     for g, start in enumerate(range(0, len(answers), x.group_size)):
-        group = answers[start:start + x.group_size]
+        group = answers[start : start + x.group_size]
         clusters = cluster_answers(group)
         counts = {c: clusters.count(c) for c in clusters if c is not None}
         majority = max(counts, key=lambda c: (counts[c], -c)) if counts else None
@@ -146,8 +146,14 @@ def majority_vote(x: RewardInputs) -> tuple[torch.Tensor, dict[str, float]]:
             right = {c: is_equiv(answer, x.labels[g]) for c, answer in first.items()}
             label_hits.append(float(majority is not None and right[majority]))
             reward_hits += [float(p == float(c is not None and right[c])) for p, c in zip(pseudo, clusters)]
-    metrics = {} if x.labels is None else {"pseudo_label_accuracy": sum(label_hits) / len(label_hits),
-                                           "pseudo_reward_accuracy": sum(reward_hits) / len(reward_hits)}
+    metrics = (
+        {}
+        if x.labels is None
+        else {
+            "pseudo_label_accuracy": sum(label_hits) / len(label_hits),
+            "pseudo_reward_accuracy": sum(reward_hits) / len(reward_hits),
+        }
+    )
     return torch.tensor(rewards, dtype=torch.float32, device=x.mask.device), metrics
 
 
@@ -192,7 +198,8 @@ def get_reward(name: str) -> RewardFn:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ValueError(
-            f"reward {name!r} cannot be imported ({exc}); check the module path and function name") from exc
+            f"reward {name!r} cannot be imported ({exc}); check the module path and function name"
+        ) from exc
 
 
 # ---- advantages ---------------------------------------------------------------------------------
@@ -247,8 +254,9 @@ def low_var_kl(log_probs: torch.Tensor, ref_log_probs: torch.Tensor) -> torch.Te
 LOSS_AGGREGATIONS = ("micro_batch_token_mean", "mini_batch_token_mean")
 
 
-def aggregate_tokens(values: torch.Tensor, mask: torch.Tensor, *, mode: str, mini_rows: int,
-                     mini_tokens: torch.Tensor) -> torch.Tensor:
+def aggregate_tokens(
+    values: torch.Tensor, mask: torch.Tensor, *, mode: str, mini_rows: int, mini_tokens: torch.Tensor
+) -> torch.Tensor:
     """One micro-batch's share of its mini-batch's loss, from per-token ``values`` ``[b, R]``.
 
     Summed over the mini-batch's micro-batches (gradient accumulation), the shares give:

@@ -21,8 +21,9 @@ VLLM_ONE_PROCESS_ENGINE = f"{VLLM_ENGINE},distributed_executor_backend=uni"
 VLLM_ONE_PROCESS_ENV = {**VLLM_CPU_ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
-def lm_eval(*args: str, env: Mapping[str, str] | None = None, check: bool = True, cwd: Path | None = None,
-            timeout: float = 900) -> subprocess.CompletedProcess:
+def lm_eval(
+    *args: str, env: Mapping[str, str] | None = None, check: bool = True, cwd: Path | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """``lm_eval ARGS`` offline; asserts success unless ``check`` is False."""
     exe = shutil.which("lm_eval")
     assert exe, "the lm_eval console script is not installed"
@@ -49,11 +50,28 @@ def evaluate_checkpoints(runs: Mapping[str, Path], out: Path) -> dict[str, dict]
     thread each); the results file of each, after asserting that every run succeeded."""
     procs = {}
     for kind, run in runs.items():
-        cmd = [shutil.which("lm_eval") or "lm_eval", "--model", "em_inf", "--model_args", f"pretrained={run}",
-               "--tasks", "em_smoke", "--limit", "2", "--device", "cpu", "--batch_size", "2",
-               "--gen_kwargs", "max_gen_toks=4", "--output_path", str(out / kind)]
-        procs[kind] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+        cmd = [
+            shutil.which("lm_eval") or "lm_eval",
+            "--model",
+            "em_inf",
+            "--model_args",
+            f"pretrained={run}",
+            "--tasks",
+            "em_smoke",
+            "--limit",
+            "2",
+            "--device",
+            "cpu",
+            "--batch_size",
+            "2",
+            "--gen_kwargs",
+            "max_gen_toks=4",
+            "--output_path",
+            str(out / kind),
+        ]
+        procs[kind] = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
     results = {}
     for kind, proc in procs.items():
         _, stderr = proc.communicate(timeout=600)

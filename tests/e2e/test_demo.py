@@ -21,9 +21,28 @@ def demo_run(tmp_path_factory, smollm2_dir, data_dir) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo") / "out"
     env = {**os.environ, "EM_EVAL_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "em_eval", "demo", "-o", str(out), "--limit", "2", "--math-limit", "1",
-         "--max-gen-toks", "16", "--batch-size", "4", "--threads", "1"],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "em_eval",
+            "demo",
+            "-o",
+            str(out),
+            "--limit",
+            "2",
+            "--math-limit",
+            "1",
+            "--max-gen-toks",
+            "16",
+            "--batch-size",
+            "4",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc.stdout
@@ -34,11 +53,11 @@ LABELS = ("Greedy (t=0)", "Sampling (t=0.1)", "EM-INF (t=0.1)", "Sampling (t=0.7
 
 def test_demo_evaluates_five_methods_and_prints_a_table(demo_run) -> None:
     out, stdout = demo_run
-    table = stdout[stdout.index("Results"):stdout.index("EM-INF against plain sampling")]
+    table = stdout[stdout.index("Results") : stdout.index("EM-INF against plain sampling")]
     for method in LABELS:
         assert table.count(method) == 2, f"{method}: one row per task"
     assert "em_smoke" in table and "em_math500" in table
-    against = stdout[stdout.index("EM-INF against plain sampling"):stdout.index("Gate,")]
+    against = stdout[stdout.index("EM-INF against plain sampling") : stdout.index("Gate,")]
     assert re.search(r"t=0\.1  em_smoke: \d of 2 responses differ; \d+% of tokens adjusted", against)
     assert re.search(r"t=0\.7  em_math500: \d of 1 responses differ", against)
     assert "Gate, EM-INF (t=0.1) (candidate) vs Sampling (t=0.1) (baseline)" in stdout
@@ -50,15 +69,24 @@ def test_demo_evaluates_five_methods_and_prints_a_table(demo_run) -> None:
 
 def test_demo_writes_runs_leaderboard_and_gate(demo_run) -> None:
     out, _ = demo_run
-    for method, mode, sampling in (("greedy", "off", False), ("sampling", "off", True), ("em_inf", "em_inf", True),
-                                   ("sampling_hot", "off", True), ("em_inf_hot", "em_inf", True)):
-        rows = [json.loads(line) for f in (out / "runs" / method).rglob("samples_em_smoke_*.jsonl")
-                for line in f.open()]
+    for method, mode, sampling in (
+        ("greedy", "off", False),
+        ("sampling", "off", True),
+        ("em_inf", "em_inf", True),
+        ("sampling_hot", "off", True),
+        ("em_inf_hot", "em_inf", True),
+    ):
+        rows = [
+            json.loads(line) for f in (out / "runs" / method).rglob("samples_em_smoke_*.jsonl") for line in f.open()
+        ]
         assert len(rows) == 2
         kwargs = rows[0]["arguments"]["gen_args_0"]["arg_1"]
         assert kwargs["do_sample"] is sampling and kwargs["max_gen_toks"] == 16
-        assert all(t["em_mode"] == mode and t["gen_tokens"] <= 16
-                   for r in rows for t in r["arguments"]["gen_args_0"]["arg_1"]["em_telemetry"])
+        assert all(
+            t["em_mode"] == mode and t["gen_tokens"] <= 16
+            for r in rows
+            for t in r["arguments"]["gen_args_0"]["arg_1"]["em_telemetry"]
+        )
     board = out / "leaderboard"
     assert (board / "index.html").stat().st_size > 5000 and (board / "plots" / "accuracy_vs_tokens.png").exists()
     csv_lines = (board / "leaderboard.csv").read_text().splitlines()
@@ -72,8 +100,10 @@ def test_demo_writes_runs_leaderboard_and_gate(demo_run) -> None:
 def test_demo_sweeps_two_em_ft_checkpoints_and_draws_pass_at_k(demo_run) -> None:
     out, _ = demo_run
     board = out / "leaderboard"
-    assert sorted(p.name for p in (out / "lab" / "em_ft").glob("checkpoint-*")) == ["checkpoint-000001",
-                                                                                  "checkpoint-000002"]
+    assert sorted(p.name for p in (out / "lab" / "em_ft").glob("checkpoint-*")) == [
+        "checkpoint-000001",
+        "checkpoint-000002",
+    ]
     report = json.loads((board / "sweep.json").read_text())
     (task,) = report["tasks"]
     assert task["task"] == f"em_smoke_n{SAMPLES}" and [p["step"] for p in task["points"]] == [1, 2]
@@ -85,8 +115,9 @@ def test_demo_sweeps_two_em_ft_checkpoints_and_draws_pass_at_k(demo_run) -> None
         assert all(len(r["grading"]) == SAMPLES for r in rows), "every sample graded"
     assert task["points"][0]["entropy"] != task["points"][1]["entropy"], "the second step moved the model"
     passk = list(csv.DictReader((board / "passk.csv").open()))
-    assert {(r["run"], int(r["k"])) for r in passk} == {(f"EM-FT step {s}", k) for s in (1, 2)
-                                                         for k in range(1, SAMPLES + 1)}
+    assert {(r["run"], int(r["k"])) for r in passk} == {
+        (f"EM-FT step {s}", k) for s in (1, 2) for k in range(1, SAMPLES + 1)
+    }
     for run in ("EM-FT step 1", "EM-FT step 2"):
         curve = [float(r["pass_at_k"]) for r in passk if r["run"] == run]
         assert curve == sorted(curve) and 0 <= curve[0] <= curve[-1] <= 1, "pass@k rises with k"
@@ -94,7 +125,7 @@ def test_demo_sweeps_two_em_ft_checkpoints_and_draws_pass_at_k(demo_run) -> None
         (k1,) = [r for r in passk if r["run"] == f"EM-FT step {point['step']}" and r["k"] == "1"]
         assert float(k1["pass_at_k"]) == pytest.approx(point["accuracy"]), "pass@1 is the sweep's avg@n"
     html = (board / "index.html").read_text()
-    section = html[html.index('id="analyses"'):]
+    section = html[html.index('id="analyses"') :]
     for name in (f"sweep_em_smoke_n{SAMPLES}", f"passk_em_smoke_n{SAMPLES}"):
         assert f'id="analysis-{name}"' in section and (board / "plots" / f"{name}.png").stat().st_size > 10_000
 
@@ -132,7 +163,7 @@ def test_the_page_shows_what_em_inf_did(demo_run) -> None:
         assert float(em["entropy_after"]) < float(em["entropy_before"]) and 0 < float(em["adjusted_share"]) <= 1
         assert float(plain["entropy_after"]) == float(plain["entropy_before"])
     html = (out / "leaderboard" / "index.html").read_text()
-    section = html[html.index('id="em-inf-at-work"'):html.index('id="paper"')]
+    section = html[html.index('id="em-inf-at-work"') : html.index('id="paper"')]
     assert section.count('class="token-view"') == 4 and section.count('class="tok') >= 4 * 2
     assert "temperature 0.1" in section and "t=0.7" in section and "warmed up" in section
     assert html.count('class="trace"') == 4
@@ -160,8 +191,9 @@ def test_the_demo_page_looks_right_in_chromium(demo_run, tmp_path) -> None:
     out, _ = demo_run
     with open_page(out / "leaderboard" / "index.html") as (page, errors):
         widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-        assert len(widths) == 1 + 2 + 4 + 2 and min(widths) > 200, \
+        assert len(widths) == 1 + 2 + 4 + 2 and min(widths) > 200, (
             "scatter, two bar charts, four token traces, the sweep and the pass@k curves decode"
+        )
         view = page.locator(".token-view").first
         view.scroll_into_view_if_needed()
         view.screenshot(path=str(tmp_path / "view.png"))

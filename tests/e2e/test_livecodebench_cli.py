@@ -14,9 +14,28 @@ from lm_eval_cli import lm_eval, outputs
 def test_stock_lm_eval_runs_em_livecodebench_on_the_embedded_model(tmp_path) -> None:
     data = write_jsonl(tmp_path / "lcb_small.jsonl")
     out = tmp_path / "out"
-    lm_eval("--model", "em_inf", "--model_args", "pretrained=smollm2-135m", "--tasks", "em_livecodebench",
-            "--metadata", json.dumps({"data_path": str(data)}), "--limit", "2", "--device", "cpu", "--batch_size", "2",
-            "--gen_kwargs", "max_gen_toks=16", "--apply_chat_template", "--log_samples", "--output_path", str(out))
+    lm_eval(
+        "--model",
+        "em_inf",
+        "--model_args",
+        "pretrained=smollm2-135m",
+        "--tasks",
+        "em_livecodebench",
+        "--metadata",
+        json.dumps({"data_path": str(data)}),
+        "--limit",
+        "2",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "2",
+        "--gen_kwargs",
+        "max_gen_toks=16",
+        "--apply_chat_template",
+        "--log_samples",
+        "--output_path",
+        str(out),
+    )
     results, samples = outputs(out)
     res = results["results"]["em_livecodebench"]
     assert 0.0 <= res["pass@1,sandbox"] <= 1.0

@@ -19,15 +19,35 @@ from em_eval.tasks.math.task import (
 def test_stock_lm_eval_cli_runs_two_math_tasks_on_the_embedded_model(tmp_path: Path, data_dir: Path) -> None:
     lm_eval = shutil.which("lm_eval")
     assert lm_eval, "the lm_eval console script must be installed"
-    cmd = [lm_eval, "--model", "em_inf", "--model_args", "pretrained=smollm2-135m,em_mode=off",
-           "--tasks", "em_math500,em_aime24", "--limit", "2", "--device", "cpu", "--batch_size", "4",
-           "--gen_kwargs", "max_gen_toks=16,do_sample=false", "--apply_chat_template", "--log_samples", "--output_path", str(tmp_path)]
+    cmd = [
+        lm_eval,
+        "--model",
+        "em_inf",
+        "--model_args",
+        "pretrained=smollm2-135m,em_mode=off",
+        "--tasks",
+        "em_math500,em_aime24",
+        "--limit",
+        "2",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "4",
+        "--gen_kwargs",
+        "max_gen_toks=16,do_sample=false",
+        "--apply_chat_template",
+        "--log_samples",
+        "--output_path",
+        str(tmp_path),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EM_EVAL_DATA_DIR": str(data_dir)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)  # not a git checkout
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads(next(tmp_path.rglob("results_*.json")).read_text())
-    table = proc.stdout[proc.stdout.index("|Version|"):]
-    assert "|exact_match" in table and "|grading" not in table and "|n  " not in table, "bookkeeping stays out of the table"
+    table = proc.stdout[proc.stdout.index("|Version|") :]
+    assert "|exact_match" in table and "|grading" not in table and "|n  " not in table, (
+        "bookkeeping stays out of the table"
+    )
     assert "Custom kwargs" not in proc.stderr and "Ensure 'do_sample=True'" not in proc.stderr
     assert "generation flags are not valid" not in proc.stderr, "greedy runs drop the task's sampling knobs"
     assert "not a git repository" not in proc.stderr, "lm-eval's git probe stays quiet outside a checkout"
@@ -36,7 +56,9 @@ def test_stock_lm_eval_cli_runs_two_math_tasks_on_the_embedded_model(tmp_path: P
         assert {"exact_match,none", "math_verify,none", "no_answer,none", "graders_disagree,none"} <= set(res)
         assert res["n,none"] == 1 and res["grading,none"] == 2
         assert BENCHMARKS[results["configs"][task]["dataset_kwargs"]["benchmark"]].file in FILES  # pinned, one home
-    rows = [json.loads(line) for f in tmp_path.rglob("samples_em_aime24_*.jsonl") for line in f.read_text().splitlines()]
+    rows = [
+        json.loads(line) for f in tmp_path.rglob("samples_em_aime24_*.jsonl") for line in f.read_text().splitlines()
+    ]
     assert len(rows) == 2
     prompt = next(iter(rows[0]["arguments"].values()))["arg_0"]
     assert prompt.startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n")

@@ -16,8 +16,17 @@ from lm_eval.api.instance import Instance
 from em_eval.asset_paths import asset_dir
 from em_eval.tasks.scicode.task import doc_to_text, load_dataset
 
-OUR_TASKS = {"em_scicode", "em_scicode_no_background", "em_scicode_dev", "em_scicode_dev_no_background", "scicode",
-             "em_scicode_raw_prompt", "em_leetcode", "leetcode", "em_leetcodedataset"}
+OUR_TASKS = {
+    "em_scicode",
+    "em_scicode_no_background",
+    "em_scicode_dev",
+    "em_scicode_dev_no_background",
+    "scicode",
+    "em_scicode_raw_prompt",
+    "em_leetcode",
+    "leetcode",
+    "em_leetcodedataset",
+}
 DEV_SAMPLES = {"em_scicode_dev": [6, 8]}  # problems 19 (2 steps) and 29 (3 steps): fast gold targets
 
 
@@ -30,10 +39,23 @@ def _lm_eval(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_lm_eval_runs_every_step_of_each_problem(tiny_llama_dir, tmp_path):
     out = tmp_path / "out"
-    proc = _lm_eval("--model", "em_inf", "--model_args", f"pretrained={tiny_llama_dir},em_mode=off,max_length=4096",
-                    "--tasks", "em_scicode_dev", "--samples", json.dumps(DEV_SAMPLES),
-                    "--gen_kwargs", "max_gen_toks=4", "--apply_chat_template",
-                    "--log_samples", "--output_path", str(out), cwd=tmp_path)
+    proc = _lm_eval(
+        "--model",
+        "em_inf",
+        "--model_args",
+        f"pretrained={tiny_llama_dir},em_mode=off,max_length=4096",
+        "--tasks",
+        "em_scicode_dev",
+        "--samples",
+        json.dumps(DEV_SAMPLES),
+        "--gen_kwargs",
+        "max_gen_toks=4",
+        "--apply_chat_template",
+        "--log_samples",
+        "--output_path",
+        str(out),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     samples = [json.loads(line) for f in out.rglob("samples_em_scicode_dev_*.jsonl") for line in f.open()]
     by_problem = {s["doc"]["problem_id"]: s for s in samples}
@@ -72,8 +94,19 @@ def test_plain_names_resolve_and_the_test_split_checks_its_h5_at_once(monkeypatc
 
 
 def test_stock_hf_backend_refuses_the_protocol_with_our_error(tiny_llama_dir, tmp_path):
-    proc = _lm_eval("--model", "hf", "--model_args", f"pretrained={tiny_llama_dir}", "--tasks", "em_scicode_dev",
-                    "--samples", json.dumps({"em_scicode_dev": [6]}), "--gen_kwargs", "max_gen_toks=2", cwd=tmp_path)
+    proc = _lm_eval(
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_llama_dir}",
+        "--tasks",
+        "em_scicode_dev",
+        "--samples",
+        json.dumps({"em_scicode_dev": [6]}),
+        "--gen_kwargs",
+        "max_gen_toks=2",
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     assert "lm_eval: error: task em_scicode_dev runs a multi-step protocol" in proc.stderr, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, "a user error is one line, not lm-eval's chain of frames"
@@ -109,9 +142,16 @@ def test_guard_refuses_only_multistep_requests_on_backends_without_the_protocol(
 
 def test_our_task_names_are_ours_alone():
     builtin = Path(lm_eval.__file__).parent / "tasks"
-    names = {m.group(1).strip("'\"") for f in builtin.rglob("*.yaml")
-             for m in re.finditer(r"^task:\s*(\S+)\s*$", f.read_text(errors="replace"), re.MULTILINE)}
+    names = {
+        m.group(1).strip("'\"")
+        for f in builtin.rglob("*.yaml")
+        for m in re.finditer(r"^task:\s*(\S+)\s*$", f.read_text(errors="replace"), re.MULTILINE)
+    }
     assert len(names) > 1000 and not names & OUR_TASKS
-    ours = {m.group(1) for kind in ("scicode", "leetcode") for f in (asset_dir("tasks") / kind).glob("*.yaml")
-            for m in re.finditer(r"^task:\s*(\S+)\s*$", f.read_text(), re.MULTILINE)}
+    ours = {
+        m.group(1)
+        for kind in ("scicode", "leetcode")
+        for f in (asset_dir("tasks") / kind).glob("*.yaml")
+        for m in re.finditer(r"^task:\s*(\S+)\s*$", f.read_text(), re.MULTILINE)
+    }
     assert ours == OUR_TASKS

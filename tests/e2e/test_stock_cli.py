@@ -29,9 +29,26 @@ def results_of(out: Path) -> tuple[dict, list[dict]]:
 
 
 def lm_eval_args(model: str, model_args: str, out: Path) -> list[str]:
-    return ["--model", model, "--model_args", model_args, "--tasks", "em_smoke", "--limit", "2", "--device", "cpu",
-            "--batch_size", "2", "--gen_kwargs", "max_gen_toks=4", "--apply_chat_template", "--log_samples",
-            "--output_path", str(out)]
+    return [
+        "--model",
+        model,
+        "--model_args",
+        model_args,
+        "--tasks",
+        "em_smoke",
+        "--limit",
+        "2",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "2",
+        "--gen_kwargs",
+        "max_gen_toks=4",
+        "--apply_chat_template",
+        "--log_samples",
+        "--output_path",
+        str(out),
+    ]
 
 
 def test_stock_lm_eval_runs_em_inf_with_our_task(tiny_llama_dir, tmp_path) -> None:
@@ -65,9 +82,11 @@ def test_explicit_em_eval_eval_without_startup_hook(tiny_llama_dir, tmp_path, la
 def test_startup_hook_is_installed_cheap_and_idempotent() -> None:
     pth = Path(sysconfig.get_paths()["purelib"]) / "em_eval_startup.pth"
     assert pth.is_file(), "pip install must put em_eval_startup.pth in site-packages"
-    state = ("print(sorted(m for m in ('torch', 'lm_eval', 'transformers') if m in sys.modules), "
-             "'em_eval' in sys.modules, sum(type(f).__name__ == '_AfterImport' for f in sys.meta_path), "
-             "sys.excepthook is sys.__excepthook__)")
+    state = (
+        "print(sorted(m for m in ('torch', 'lm_eval', 'transformers') if m in sys.modules), "
+        "'em_eval' in sys.modules, sum(type(f).__name__ == '_AfterImport' for f in sys.meta_path), "
+        "sys.excepthook is sys.__excepthook__)"
+    )
     plain = run([sys.executable, "-c", "import sys; " + state]).stdout.split()
     assert plain == ["[]", "False", "0", "True"], "outside lm-eval the .pth must import nothing heavy, leave nothing"
     line = pth.read_text()
@@ -83,27 +102,33 @@ def test_startup_hook_is_installed_cheap_and_idempotent() -> None:
 def test_python_api_after_the_documented_call(tiny_llama_dir, tmp_path, way: str) -> None:
     setup, manager = {
         "activate": ("import em_eval.plugin, lm_eval\nem_eval.plugin.activate(task_path=True)\n", "None"),
-        "include_path": ("import lm_eval, lm_eval.models, em_eval.plugin\nem_eval.plugin.register_models()\n"
-                         "from lm_eval.tasks import TaskManager\n",
-                         "TaskManager(include_path=str(em_eval.plugin.tasks_dir()))"),
+        "include_path": (
+            "import lm_eval, lm_eval.models, em_eval.plugin\nem_eval.plugin.register_models()\n"
+            "from lm_eval.tasks import TaskManager\n",
+            "TaskManager(include_path=str(em_eval.plugin.tasks_dir()))",
+        ),
     }[way]
-    code = (setup +
-            "out = lm_eval.simple_evaluate(model='em_inf', model_args={'pretrained': %r}, tasks=['em_smoke'],\n"
-            "                              limit=2, apply_chat_template=True, gen_kwargs='max_gen_toks=4',\n"
-            "                              device='cpu',\n"
-            "                              task_manager=%s)\n"
-            "print('SCORE', out['results']['em_smoke']['exact_match,none'], out['config']['em_settings']['em_mode'])\n"
-            % (str(tiny_llama_dir), manager))
+    code = (
+        setup + "out = lm_eval.simple_evaluate(model='em_inf', model_args={'pretrained': %r}, tasks=['em_smoke'],\n"
+        "                              limit=2, apply_chat_template=True, gen_kwargs='max_gen_toks=4',\n"
+        "                              device='cpu',\n"
+        "                              task_manager=%s)\n"
+        "print('SCORE', out['results']['em_smoke']['exact_match,none'], out['config']['em_settings']['em_mode'])\n"
+        % (str(tiny_llama_dir), manager)
+    )
     proc = run([sys.executable, "-c", code], EM_EVAL_DISABLE_HOOK="1")
     line = next(x for x in proc.stdout.splitlines() if x.startswith("SCORE"))
     assert line.split()[2] == "em_inf" and 0.0 <= float(line.split()[1]) <= 1.0
 
 
-@pytest.mark.parametrize(("model_args", "says"), [
-    ("pretrained={tiny},em_treshold=0.3", "unknown EM argument 'em_treshold' (did you mean 'em_threshold'?)"),
-    ("pretrained={tiny},dtpye=float32", "unknown model argument 'dtpye' (did you mean 'dtype'?)"),
-    ("pretrained=no_runs_here/em_nope", "pretrained=no_runs_here/em_nope: there is no such file or folder here"),
-])
+@pytest.mark.parametrize(
+    ("model_args", "says"),
+    [
+        ("pretrained={tiny},em_treshold=0.3", "unknown EM argument 'em_treshold' (did you mean 'em_threshold'?)"),
+        ("pretrained={tiny},dtpye=float32", "unknown model argument 'dtpye' (did you mean 'dtype'?)"),
+        ("pretrained=no_runs_here/em_nope", "pretrained=no_runs_here/em_nope: there is no such file or folder here"),
+    ],
+)
 def test_a_user_mistake_under_lm_eval_is_one_short_error(tiny_llama_dir, tmp_path, model_args: str, says: str) -> None:
     cmd = [shutil.which("lm_eval"), *lm_eval_args("em_inf", model_args.format(tiny=tiny_llama_dir), tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
@@ -111,6 +136,11 @@ def test_a_user_mistake_under_lm_eval_is_one_short_error(tiny_llama_dir, tmp_pat
     assert says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.rstrip().endswith("(the full traceback: EM_EVAL_TRACEBACK=1)")
     if "em_treshold" in model_args:  # once is enough: the variable restores the traceback
-        full = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", "EM_EVAL_TRACEBACK": "1"})
+        full = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "EM_EVAL_TRACEBACK": "1"},
+        )
         assert full.returncode == 1 and "Traceback" in full.stderr and says.split(" (")[0] in full.stderr

@@ -17,11 +17,27 @@ from training_runs import free_port, metrics, tiny_args, weights
 def launch_two_processes(tiny_llama_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     # CPU-only: torchrun-style launch (--multi_gpu) with accelerate told to use the CPU (gloo)
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()),
-           "-m", "em_eval", "train", "em_rl_sequence",
-           *tiny_args(tiny_llama_dir, out, "prompts_per_step=4", "updates_per_step=2", "lr=1e-3", *extra)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "em_eval",
+        "train",
+        "em_rl_sequence",
+        *tiny_args(tiny_llama_dir, out, "prompts_per_step=4", "updates_per_step=2", "lr=1e-3", *extra),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -34,7 +50,10 @@ def test_accelerate_launch_two_processes_and_resume_exactly(tiny_llama_dir, tmp_
     checkpoint = straight / "checkpoint-000002"
     assert read_metadata(checkpoint).world_size == 2
     assert {p.name for p in (checkpoint / "trainer_state").iterdir()} == {
-        "optimizer.pt", "rng_rank0.pt", "rng_rank1.pt"}
+        "optimizer.pt",
+        "rng_rank0.pt",
+        "rng_rank1.pt",
+    }
     assert [r["step"] for r in metrics(straight)] == [1, 2]  # one log line per step (main process only)
     optimizer = torch.load(checkpoint / "trainer_state" / "optimizer.pt", weights_only=True)
     assert "model.embed_tokens.weight" in optimizer["state"]  # one full copy keyed by name, not by DDP's wrapper

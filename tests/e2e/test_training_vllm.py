@@ -24,8 +24,16 @@ pytestmark = pytest.mark.vllm
 
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 # lr 1e-3: every step moves the weights far enough that stale engine weights would show in the gap
-COMMON = ["rollout_engine=vllm", "vllm_enforce_eager=true", "max_new_tokens=8", "max_prompt_tokens=256",
-          "prompts_per_step=2", "report_to=none", "lr=1e-3", "save_every=1"]
+COMMON = [
+    "rollout_engine=vllm",
+    "vllm_enforce_eager=true",
+    "max_new_tokens=8",
+    "max_prompt_tokens=256",
+    "prompts_per_step=2",
+    "report_to=none",
+    "lr=1e-3",
+    "save_every=1",
+]
 GAP = 2e-3  # mean |log p_policy - log p_vLLM| of the sampled tokens: fp32 on both sides
 
 
@@ -39,13 +47,46 @@ def runs(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> dict[st
             patch.setenv(key, value)
         assert main(["train", "em_rl_token", f"output_dir={rl}", "updates_per_step=1", "max_steps=2", *COMMON]) == 0
         # as if stopped after step 1: a new run resumed from that checkpoint (one engine start fewer than two runs)
-        assert main(["train", "em_rl_token", f"output_dir={split}", f"resume_from={rl / 'checkpoint-000001'}",
-                     "updates_per_step=1", "max_steps=2", *COMMON]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "em_rl_token",
+                    f"output_dir={split}",
+                    f"resume_from={rl / 'checkpoint-000001'}",
+                    "updates_per_step=1",
+                    "max_steps=2",
+                    *COMMON,
+                ]
+            )
+            == 0
+        )
     # EM-FT with LoRA under accelerate launch, two processes (DDP on CPU): one engine per rank
     env = {**os.environ, **CPU_ENV, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
-           "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-           "-m", "em_eval", "train", "em_ft", f"output_dir={ft}", "finetune=lora", "max_steps=2", *COMMON]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "em_eval",
+        "train",
+        "em_ft",
+        f"output_dir={ft}",
+        "finetune=lora",
+        "max_steps=2",
+        *COMMON,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 process(es)" in done.stdout + done.stderr
@@ -96,8 +137,14 @@ def test_a_model_vllm_does_not_implement_is_refused(smollm2_dir: Path, tmp_path:
 
     folder = tmp_path / "gpt_neo"
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    config = GPTNeoConfig(vocab_size=len(tokenizer), hidden_size=32, num_layers=2, num_heads=4,
-                          attention_types=[[["global"], 2]], max_position_embeddings=512)
+    config = GPTNeoConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        attention_types=[[["global"], 2]],
+        max_position_embeddings=512,
+    )
     GPTNeoForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     out = tmp_path / "run"

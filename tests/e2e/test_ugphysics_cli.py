@@ -8,9 +8,27 @@ from lm_eval_cli import lm_eval, outputs
 
 
 def test_stock_lm_eval_runs_em_ugphysics_on_the_embedded_model(tmp_path, data_dir) -> None:
-    lm_eval("--model", "em_inf", "--model_args", "pretrained=smollm2-135m", "--tasks", "em_ugphysics", "--limit", "2",
-            "--device", "cpu", "--batch_size", "2", "--gen_kwargs", "max_gen_toks=24", "--apply_chat_template",
-            "--log_samples", "--output_path", str(tmp_path), env={"EM_EVAL_DATA_DIR": str(data_dir)})
+    lm_eval(
+        "--model",
+        "em_inf",
+        "--model_args",
+        "pretrained=smollm2-135m",
+        "--tasks",
+        "em_ugphysics",
+        "--limit",
+        "2",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "2",
+        "--gen_kwargs",
+        "max_gen_toks=24",
+        "--apply_chat_template",
+        "--log_samples",
+        "--output_path",
+        str(tmp_path),
+        env={"EM_EVAL_DATA_DIR": str(data_dir)},
+    )
     results, samples = outputs(tmp_path)
     res = results["results"]["em_ugphysics"]
     assert 0.0 <= res["accuracy,none"] <= 1.0 and 0.0 <= res["accuracy_paper,none"] <= 1.0 and res["judged,none"] == 2

@@ -18,14 +18,31 @@ SMOKE = json.dumps({"em_smoke": [0, 1, 2, 3, 4, 5]})
 # seed: each request samples from its own seeded generator, so runs compare token for token
 
 
-def evaluate(out: Path, model: str, pretrained: Path, model_args: str = "",
-             one_process: bool = True) -> tuple[dict, list[dict], str]:
+def evaluate(
+    out: Path, model: str, pretrained: Path, model_args: str = "", one_process: bool = True
+) -> tuple[dict, list[dict], str]:
     """One stock ``lm_eval`` run on six em_smoke problems at temperature 1: results, samples, log."""
     engine, env = (VLLM_ONE_PROCESS_ENGINE, VLLM_ONE_PROCESS_ENV) if one_process else (VLLM_ENGINE, VLLM_CPU_ENV)
     args = ",".join(a for a in (f"pretrained={pretrained}", engine, model_args) if a)
-    proc = lm_eval("--model", model, "--model_args", args, "--tasks",
-                   "em_smoke", "--samples", SMOKE, "--apply_chat_template", "--batch_size", "auto", "--gen_kwargs",
-                   "temperature=1.0,max_gen_toks=32,seed=1234", "--log_samples", "--output_path", str(out), env=env)
+    proc = lm_eval(
+        "--model",
+        model,
+        "--model_args",
+        args,
+        "--tasks",
+        "em_smoke",
+        "--samples",
+        SMOKE,
+        "--apply_chat_template",
+        "--batch_size",
+        "auto",
+        "--gen_kwargs",
+        "temperature=1.0,max_gen_toks=32,seed=1234",
+        "--log_samples",
+        "--output_path",
+        str(out),
+        env=env,
+    )
     results, samples = outputs(out)
     return results, samples["em_smoke"], proc.stdout + proc.stderr
 

@@ -22,10 +22,23 @@ SCICODE_AND_SMOKE = json.dumps({"em_smoke": [0, 1, 2, 3], "em_scicode_dev": [6]}
 
 def test_adaptive_temperature_and_scicode_multistep_run_through_vllm(tmp_path: Path, smollm2_dir: Path) -> None:
     out = tmp_path / "out"
-    lm_eval("--model", "em_inf_vllm", "--model_args", f"pretrained={smollm2_dir},{ENGINE},em_mode=adaptive_temp",
-            "--tasks", "em_smoke,em_scicode_dev", "--samples", SCICODE_AND_SMOKE, "--apply_chat_template",
-            "--gen_kwargs", "temperature=1.0,max_gen_toks=24", "--log_samples", "--output_path", str(out),
-            env=VLLM_ONE_PROCESS_ENV)
+    lm_eval(
+        "--model",
+        "em_inf_vllm",
+        "--model_args",
+        f"pretrained={smollm2_dir},{ENGINE},em_mode=adaptive_temp",
+        "--tasks",
+        "em_smoke,em_scicode_dev",
+        "--samples",
+        SCICODE_AND_SMOKE,
+        "--apply_chat_template",
+        "--gen_kwargs",
+        "temperature=1.0,max_gen_toks=24",
+        "--log_samples",
+        "--output_path",
+        str(out),
+        env=VLLM_ONE_PROCESS_ENV,
+    )
     results, samples = outputs(out)
     records = [r for s in samples["em_smoke"] for r in sample_telemetry(s)]
     assert len(records) == 4 and {r["em_mode"] for r in records} == {"adaptive_temp"}
@@ -44,7 +57,7 @@ def _greedy(model, tokenizer, prompt: str, tokens: int) -> str:
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=tokens, do_sample=False)
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def test_a_lora_checkpoint_of_em_eval_train_loads_through_vllms_lora(tmp_path: Path, smollm2_dir: Path) -> None:
@@ -53,13 +66,46 @@ def test_a_lora_checkpoint_of_em_eval_train_loads_through_vllms_lora(tmp_path: P
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     run = tmp_path / "run"  # one EM-FT step with a large learning rate: an adapter that changes the outputs
-    subprocess.run([sys.executable, "-m", "em_eval", "train", "em_ft", f"model={smollm2_dir}", f"output_dir={run}",
-                    "finetune=lora", "lora_r=8", "lr=0.05", "max_steps=1", "prompts_per_step=2", "max_new_tokens=8",
-                    "report_to=none"], check=True, capture_output=True, text=True, timeout=900)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "em_eval",
+            "train",
+            "em_ft",
+            f"model={smollm2_dir}",
+            f"output_dir={run}",
+            "finetune=lora",
+            "lora_r=8",
+            "lr=0.05",
+            "max_steps=1",
+            "prompts_per_step=2",
+            "max_new_tokens=8",
+            "report_to=none",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     out = tmp_path / "out"
-    lm_eval("--model", "em_inf_vllm", "--model_args", f"pretrained={run},{ENGINE},em_mode=off", "--tasks", "em_smoke",
-            "--limit", "2", "--apply_chat_template", "--gen_kwargs", "do_sample=false,max_gen_toks=8", "--log_samples",
-            "--output_path", str(out), env=VLLM_ONE_PROCESS_ENV)
+    lm_eval(
+        "--model",
+        "em_inf_vllm",
+        "--model_args",
+        f"pretrained={run},{ENGINE},em_mode=off",
+        "--tasks",
+        "em_smoke",
+        "--limit",
+        "2",
+        "--apply_chat_template",
+        "--gen_kwargs",
+        "do_sample=false,max_gen_toks=8",
+        "--log_samples",
+        "--output_path",
+        str(out),
+        env=VLLM_ONE_PROCESS_ENV,
+    )
     results, samples = outputs(out)
     config = results["config"]
     assert config["em_checkpoint"]["adapter"] == "lora" and config["em_checkpoint"]["step"] == 1
@@ -78,8 +124,20 @@ def test_a_lora_checkpoint_of_em_eval_train_loads_through_vllms_lora(tmp_path: P
 
 
 def test_lm_evals_own_vllm_backend_refuses_a_multistep_task_clearly(tmp_path: Path, smollm2_dir: Path) -> None:
-    proc = lm_eval("--model", "vllm", "--model_args", f"pretrained={smollm2_dir},{ENGINE}", "--tasks",
-                   "em_scicode_dev", "--limit", "1", "--apply_chat_template", "--output_path", str(tmp_path / "out"),
-                   env=VLLM_ONE_PROCESS_ENV, check=False)
+    proc = lm_eval(
+        "--model",
+        "vllm",
+        "--model_args",
+        f"pretrained={smollm2_dir},{ENGINE}",
+        "--tasks",
+        "em_scicode_dev",
+        "--limit",
+        "1",
+        "--apply_chat_template",
+        "--output_path",
+        str(tmp_path / "out"),
+        env=VLLM_ONE_PROCESS_ENV,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "lm-eval's VLLM backend cannot run" in proc.stderr and "--model em_inf_vllm" in proc.stderr

@@ -4,13 +4,13 @@ refinement equals greedy rounds done by hand."""
 from __future__ import annotations
 
 import pytest
-from lm_requests import SAMPLE, make_requests
 
 from em_eval.decoding.methods import (
     SAMPLE_SEEDS,
     refinement_prompt,
 )
 from em_eval.records import DECODE_KEY, TELEMETRY_KEY
+from lm_requests import SAMPLE, make_requests
 
 
 # ---- through the real HF backend ---------------------------------------------------------
@@ -28,8 +28,10 @@ def test_backend_self_consistency_records_all_samples(tiny_lm_factory) -> None:
     lm = tiny_lm_factory(decode_method="self_consistency", decode_n=3)
     expected = {"decode_method": "self_consistency", "decode_n": 3, "decode_seed": 42, "sample_seeds": SAMPLE_SEEDS}
     assert lm.get_model_info()["decode_method"] == expected
-    reqs = make_requests(["<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", "Count: 1, 2,"],
-                         {**SAMPLE, "temperature": 1.0, "max_gen_toks": 6})
+    reqs = make_requests(
+        ["<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", "Count: 1, 2,"],
+        {**SAMPLE, "temperature": 1.0, "max_gen_toks": 6},
+    )
     out = lm.generate_until(reqs)
     for req, text in zip(reqs, out):
         record, telemetry = req.args[1][DECODE_KEY], req.args[1][TELEMETRY_KEY]

@@ -50,19 +50,28 @@ def test_latest_skips_unfinished_folders(tmp_path, trained) -> None:
 
 def test_resolution_of_full_lora_run_and_plain_folders(trained, tiny_llama_dir) -> None:
     full, lora = trained["full"] / "checkpoint-000001", trained["lora"] / "checkpoint-000001"
-    assert resolve_checkpoint_args({"pretrained": str(full), "dtype": "float32"}) == {"pretrained": str(full),
-                                                                                      "dtype": "float32"}
-    assert resolve_checkpoint_args({"pretrained": str(lora)}) == {"pretrained": str(tiny_llama_dir.resolve()),
-                                                                  "peft": str(lora)}
+    assert resolve_checkpoint_args({"pretrained": str(full), "dtype": "float32"}) == {
+        "pretrained": str(full),
+        "dtype": "float32",
+    }
+    assert resolve_checkpoint_args({"pretrained": str(lora)}) == {
+        "pretrained": str(tiny_llama_dir.resolve()),
+        "peft": str(lora),
+    }
     assert resolve_checkpoint_args({"pretrained": str(trained["lora"])})["peft"] == str(lora)  # run folder: latest
     assert resolve_checkpoint_args({"pretrained": str(lora), "peft": "/elsewhere"})["peft"] == "/elsewhere"
     plain = {"pretrained": str(tiny_llama_dir)}
     assert resolve_checkpoint_args(plain) == plain and resolve_checkpoint_args({"pretrained": "org/model"}) == {
-        "pretrained": "org/model"}
+        "pretrained": "org/model"
+    }
     assert checkpoint_info(tiny_llama_dir) is None
     info = checkpoint_info(lora)
     assert (info["step"], info["method"], info["adapter"], info["checkpoint"]) == (
-        1, "em_ft", "lora", str(lora.resolve()))
+        1,
+        "em_ft",
+        "lora",
+        str(lora.resolve()),
+    )
 
 
 def test_lora_checkpoint_on_the_embedded_model_resolves_through_presets(tmp_path, trained) -> None:

@@ -20,10 +20,10 @@ RECORD = {
     "prompt": "from typing import *\n\n",
     "entry_point": "Solution().twoSum",
     "test": "def check(candidate):\n    assert candidate(nums=[2, 7, 11, 15], target=9) == [0, 1]\n"
-            "    assert candidate(nums=[3, 2, 4], target=6) == [1, 2]\n",
+    "    assert candidate(nums=[3, 2, 4], target=6) == [1, 2]\n",
     "completion": "class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n"
-                  "        seen = {}\n        for i, x in enumerate(nums):\n            if target - x in seen:\n"
-                  "                return [seen[target - x], i]\n            seen[x] = i\n",
+    "        seen = {}\n        for i, x in enumerate(nums):\n            if target - x in seen:\n"
+    "                return [seen[target - x], i]\n            seen[x] = i\n",
     "query": "Given nums and target, return indices of the two numbers that add up to target.",
     "response": "...",
 }
@@ -48,15 +48,18 @@ def test_wrong_file_and_missing_file_are_clear_errors(tmp_path, monkeypatch):
     short = _write(tmp_path / "short.jsonl.gz", [RECORD] * 3)
     with pytest.raises(DataFileError, match="3 records, expected 228"):
         code_tasks.load_leetcodedataset(data_path=str(short))
-    nested = _write(tmp_path / "nested.jsonl.gz",  # the older layout, difficulty under meta
-                    [{**{k: v for k, v in RECORD.items() if k != "difficulty"}, "meta": {"difficulty": "Easy"}}] * 228)
+    nested = _write(
+        tmp_path / "nested.jsonl.gz",  # the older layout, difficulty under meta
+        [{**{k: v for k, v in RECORD.items() if k != "difficulty"}, "meta": {"difficulty": "Easy"}}] * 228,
+    )
     with pytest.raises(DataFileError, match=r"v0.3.1 test \(records lack difficulty\)"):
         code_tasks.load_leetcodedataset(data_path=str(nested))
     with pytest.raises(DataFileError, match="not found at .*nope.jsonl.*data_path"):
         code_tasks.load_leetcodedataset(data_path=str(tmp_path / "nope.jsonl"))
     monkeypatch.setenv("EM_EVAL_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataFileError,
-                       match="LeetCodeDataset-v0.3.1-test.jsonl.gz is missing .*expected sha256 3ae536cb"):
+    with pytest.raises(
+        DataFileError, match="LeetCodeDataset-v0.3.1-test.jsonl.gz is missing .*expected sha256 3ae536cb"
+    ):
         code_tasks.load_leetcodedataset()
     corrupt = tmp_path / "leetcodedataset" / "LeetCodeDataset-v0.3.1-test.jsonl.gz"
     corrupt.parent.mkdir()
@@ -111,8 +114,9 @@ def test_without_mirror_or_path_it_is_fetched_once_from_the_pinned_commit(tmp_pa
 
     monkeypatch.setattr(urllib.request, "build_opener", lambda *handlers: Opener(offline))
     monkeypatch.setenv("EM_EVAL_CACHE", str(tmp_path / "empty"))
-    with pytest.raises(DataFileError,
-                       match="could not download .*LeetCodeDataset-v0.3.1-test.jsonl.gz.*EM_EVAL_DATA_DIR"):
+    with pytest.raises(
+        DataFileError, match="could not download .*LeetCodeDataset-v0.3.1-test.jsonl.gz.*EM_EVAL_DATA_DIR"
+    ):
         code_tasks.load_leetcodedataset()
     assert not list((tmp_path / "empty").rglob("*.gz"))
 
@@ -124,8 +128,9 @@ def test_reference_solutions_pass_at_least_99_percent(data_dir):
     outcomes = code_tasks.execute_leetcodedataset([[d["completion"]] for d in docs], docs)
     timed_out = [i for i, o in enumerate(outcomes) if o["status"] == "timeout"]
     if timed_out:
-        again = code_tasks.execute_leetcodedataset([[docs[i]["completion"]] for i in timed_out],
-                                                   [docs[i] for i in timed_out], jobs=1)
+        again = code_tasks.execute_leetcodedataset(
+            [[docs[i]["completion"]] for i in timed_out], [docs[i] for i in timed_out], jobs=1
+        )
         for i, outcome in zip(timed_out, again):
             outcomes[i] = outcome
     passed = sum(o["status"] == "passed" for o in outcomes)

@@ -49,8 +49,11 @@ def test_bank_is_new_large_and_balanced() -> None:
 
 @pytest.mark.parametrize("kind", sorted({c["kind"] for c in _cases()}))
 def test_every_pair_of_a_kind(kind: str) -> None:
-    wrong = [(c["pred"], c["gold"], c["label"]) for c, v in zip(_cases(), _our_verdicts())
-             if c["kind"] == kind and v != c["label"]]
+    wrong = [
+        (c["pred"], c["gold"], c["label"])
+        for c, v in zip(_cases(), _our_verdicts())
+        if c["kind"] == kind and v != c["label"]
+    ]
     assert wrong == []
 
 
@@ -67,6 +70,7 @@ def test_documented_agreement_matches_the_record() -> None:
         figures[name] = _score([c[key] for c in cases], cases)
     expected = [f"{len(cases)} hand-labelled pairs"] + [
         f"{name} {accuracy:.3f} ({fp} false positive{'s' if fp != 1 else ''})"
-        for name, (accuracy, fp) in figures.items()]
+        for name, (accuracy, fp) in figures.items()
+    ]
     card = re.sub(r"\s+", " ", (ROOT / "tasks" / "math" / "README.md").read_text(encoding="utf-8"))
     assert all(e in card for e in expected), expected

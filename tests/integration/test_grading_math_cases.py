@@ -331,8 +331,11 @@ EQUIV_CASES: list[tuple[str, str, bool]] = [
     # ---- matrices and vectors ----
     (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{bmatrix}1\\2\end{bmatrix}", T),
     (r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}", r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}", T),
-    (r"\begin{pmatrix} -\frac{1}{3} \\ \frac{2}{3} \\ \frac{5}{3} \end{pmatrix}",
-     r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}", T),
+    (
+        r"\begin{pmatrix} -\frac{1}{3} \\ \frac{2}{3} \\ \frac{5}{3} \end{pmatrix}",
+        r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}",
+        T,
+    ),
     (r"\begin{pmatrix} 1/3 \\ 2/3 \\ 5/3 \end{pmatrix}", r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}", F),
     (r"(-\frac13, \frac23, \frac53)", r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}", T),
     (r"\begin{pmatrix} -1 & 0 \\ 0 & -1 \end{pmatrix}", r"\begin{pmatrix} -1 & 0 \\ 0 & -1 \end{pmatrix}", T),
@@ -343,10 +346,16 @@ EQUIV_CASES: list[tuple[str, str, bool]] = [
     (r"\begin{pmatrix} -2 \\ -14 \\ -7 \end{pmatrix}", r"\begin{pmatrix} -2 \\ -14 \\ -7 \end{pmatrix}", T),
     (r"\begin{pmatrix} -7 \\ -14 \\ -2 \end{pmatrix}", r"\begin{pmatrix} -2 \\ -14 \\ -7 \end{pmatrix}", F),
     (r"\begin{pmatrix} 0.2 \\ -3.6 \end{pmatrix}", r"\begin{pmatrix} 1/5 \\ -18/5 \end{pmatrix}", T),
-    (r"\begin{pmatrix} 16/49 \\ 48/49 \\ 24/49 \end{pmatrix}",
-     r"\begin{pmatrix} 16/49 \\ 48/49 \\ 24/49 \end{pmatrix}", T),
-    (r"\begin{pmatrix} 16/49 \\ 24/49 \\ 48/49 \end{pmatrix}",
-     r"\begin{pmatrix} 16/49 \\ 48/49 \\ 24/49 \end{pmatrix}", F),
+    (
+        r"\begin{pmatrix} 16/49 \\ 48/49 \\ 24/49 \end{pmatrix}",
+        r"\begin{pmatrix} 16/49 \\ 48/49 \\ 24/49 \end{pmatrix}",
+        T,
+    ),
+    (
+        r"\begin{pmatrix} 16/49 \\ 24/49 \\ 48/49 \end{pmatrix}",
+        r"\begin{pmatrix} 16/49 \\ 48/49 \\ 24/49 \end{pmatrix}",
+        F,
+    ),
     # ---- expressions and polynomials ----
     (r"p - q", r"p - q", T),
     (r"-q+p", r"p - q", T),

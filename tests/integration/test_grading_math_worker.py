@@ -102,8 +102,36 @@ def test_grade_response_on_garbage_is_bounded() -> None:
 
 def test_random_strings_never_raise() -> None:
     rng = random.Random(7)
-    tokens = ["\\frac", "{", "}", "(", ")", "[", "]", ",", "\\{", "\\}", "x", "2", "=", "\\pm", "\\cup", "^", "_",
-              "\\text{ cm}", " ", "%", "\\sqrt", "\\begin{pmatrix}", "\\end{pmatrix}", "\\\\", "&", ".", "-", "\\infty"]
+    tokens = [
+        "\\frac",
+        "{",
+        "}",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "\\{",
+        "\\}",
+        "x",
+        "2",
+        "=",
+        "\\pm",
+        "\\cup",
+        "^",
+        "_",
+        "\\text{ cm}",
+        " ",
+        "%",
+        "\\sqrt",
+        "\\begin{pmatrix}",
+        "\\end{pmatrix}",
+        "\\\\",
+        "&",
+        ".",
+        "-",
+        "\\infty",
+    ]
     for _ in range(300):
         a = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 30)))
         b = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 30)))
@@ -116,7 +144,8 @@ def test_random_strings_never_raise() -> None:
 
 @pytest.fixture
 def ops_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    (tmp_path / "em_test_worker_ops.py").write_text(textwrap.dedent("""
+    (tmp_path / "em_test_worker_ops.py").write_text(
+        textwrap.dedent("""
         import signal
         def bigpow():
             return 10 ** 10 ** 10          # one huge C computation
@@ -130,7 +159,8 @@ def ops_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         def echo(x):
             return x
         OPS = {"bigpow": bigpow, "stubborn": stubborn, "spin": spin, "echo": echo}
-    """))
+    """)
+    )
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     return "em_test_worker_ops"
 
@@ -196,8 +226,15 @@ def test_grade_response_records_both_graders() -> None:
     both = grade_response(r"\boxed{50\%}", "0.5")
     assert both.exact_match
     assert both.disagree == (both.exact_match != both.math_verify)
-    assert set(good.as_record()) == {"answer", "exact_match", "math_verify", "math_verify_answer", "no_answer",
-                                     "unfinished", "disagree"}
+    assert set(good.as_record()) == {
+        "answer",
+        "exact_match",
+        "math_verify",
+        "math_verify_answer",
+        "no_answer",
+        "unfinished",
+        "disagree",
+    }
 
 
 def test_math_verify_runs_on_the_full_response() -> None:

@@ -45,8 +45,12 @@ def test_em_args_are_taken_out_and_recorded(tiny_llama_dir) -> None:
 
 @pytest.mark.parametrize(
     "bad,match",
-    [({"em_mode": "greedy"}, "em_mode='greedy' is not one of"), ({"em_stepz": 3}, "unknown EM argument 'em_stepz'"),
-     ({"em_steps": "many"}, "em_steps='many' must be int"), ({"em_lr": -0.1}, "invalid EM setting")],
+    [
+        ({"em_mode": "greedy"}, "em_mode='greedy' is not one of"),
+        ({"em_stepz": 3}, "unknown EM argument 'em_stepz'"),
+        ({"em_steps": "many"}, "em_steps='many' must be int"),
+        ({"em_lr": -0.1}, "invalid EM setting"),
+    ],
 )
 def test_bad_em_args_fail_before_loading(tiny_llama_dir, bad: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -86,8 +90,10 @@ def test_a_batch_shows_its_tokens_while_it_generates_unless_bars_are_off(smol: E
 def test_em_task_without_the_chat_template_warns_once_saying_what_to_add(smol: EmInfLM, caplog) -> None:
     def requests(prompts: list[str]) -> list[Instance]:
         gen = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 2}
-        return [Instance("generate_until", {"i": i}, (p, dict(gen)), idx=0, metadata=("em_smoke", i, 1))
-                for i, p in enumerate(prompts)]
+        return [
+            Instance("generate_until", {"i": i}, (p, dict(gen)), idx=0, metadata=("em_smoke", i, 1))
+            for i, p in enumerate(prompts)
+        ]
 
     smol._checked_chat_template = False
     with caplog.at_level(logging.WARNING):
@@ -106,11 +112,14 @@ def test_the_raw_prompt_task_run_with_the_chat_template_says_to_drop_it(smol: Em
     gen = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 2}
     smol._checked_chat_template = False
     with caplog.at_level(logging.WARNING):
-        smol._warn_if_chat_template_unused([Instance("generate_until", {}, (PROMPTS[0], gen), idx=0,
-                                                     metadata=("em_scicode_raw_prompt", 0, 1))])
+        smol._warn_if_chat_template_unused(
+            [Instance("generate_until", {}, (PROMPTS[0], gen), idx=0, metadata=("em_scicode_raw_prompt", 0, 1))]
+        )
     messages = [r.getMessage() for r in caplog.records]
-    assert any("em_scicode_raw_prompt reproduces the paper's raw prompt" in m and "run it without "
-               "--apply_chat_template" in m for m in messages), messages
+    assert any(
+        "em_scicode_raw_prompt reproduces the paper's raw prompt" in m and "run it without --apply_chat_template" in m
+        for m in messages
+    ), messages
     assert not any("do not use it" in m for m in messages)
 
 
@@ -153,8 +162,15 @@ def test_nan_logits_end_that_response_and_are_recorded_without_stopping_the_run(
 def test_preset_applies_and_explicit_args_win() -> None:
     from em_eval.models.presets import load_preset, preset_names, resolve_model_args
 
-    assert {"smollm2-135m", "qwen2.5-math-7b-instruct", "qwen2.5-7b-instruct", "qwen2.5-32b-instruct",
-            "llama-3.1-8b-instruct", "eurus-2-7b-sft", "qwen2.5-math-7b"} <= set(preset_names())
+    assert {
+        "smollm2-135m",
+        "qwen2.5-math-7b-instruct",
+        "qwen2.5-7b-instruct",
+        "qwen2.5-32b-instruct",
+        "llama-3.1-8b-instruct",
+        "eurus-2-7b-sft",
+        "qwen2.5-math-7b",
+    } <= set(preset_names())
     args = resolve_model_args({"preset": "qwen2.5-7b-instruct", "dtype": "float16", "em_steps": 5})
     assert args["pretrained"] == "Qwen/Qwen2.5-7B-Instruct"
     assert args["dtype"] == "float16" and args["em_steps"] == 5 and args["em_threshold"] == 0.3
@@ -184,19 +200,26 @@ def test_each_request_gets_its_own_budget_and_an_overlong_prompt_is_left_truncat
     record = too_long[0].args[1][TELEMETRY_KEY][0]
     assert record["prompt_truncated"]["prompt_tokens"] > 200 and record["prompt_truncated"]["kept_tokens"] <= 56
     assert record["max_gen_toks"] == 8
-    paper = make_requests({"until": [], "max_gen_toks": 8, "em_mode": "off", "prompt_overflow": "empty"},
-                          ["word " * 200, PROMPTS[0]])  # the paper's vLLM: an over-long prompt gets no answer
+    paper = make_requests(
+        {"until": [], "max_gen_toks": 8, "em_mode": "off", "prompt_overflow": "empty"}, ["word " * 200, PROMPTS[0]]
+    )  # the paper's vLLM: an over-long prompt gets no answer
     assert lm.generate_until(paper)[0] == ""
     skipped = {"prompt_tokens": len(lm.tok_encode("word " * 200)), "context": 64}
     assert paper[0].args[1][TELEMETRY_KEY] == [
-        {"em_mode": "off", "gen_tokens": 0, "max_gen_toks": 0, "prompt_skipped": skipped}]
+        {"em_mode": "off", "gen_tokens": 0, "max_gen_toks": 0, "prompt_skipped": skipped}
+    ]
     assert paper[1].args[1][TELEMETRY_KEY][0]["gen_tokens"] > 0
 
 
 def test_max_context_and_by_em_mode_set_the_budget_per_em_mode(tiny_llama_dir) -> None:
     lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", max_length=256)
-    task = {"until": [], "do_sample": False, "max_gen_toks": 50, "max_context": 40,
-            "by_em_mode": {"em_inf": {"max_gen_toks": 5, "max_context": None}}}
+    task = {
+        "until": [],
+        "do_sample": False,
+        "max_gen_toks": 50,
+        "max_context": 40,
+        "by_em_mode": {"em_inf": {"max_gen_toks": 5, "max_context": None}},
+    }
     prompt = PROMPTS[0]
     off, em = make_requests({**task, "em_mode": "off"}, [prompt]), make_requests(task, [prompt])
     lm.generate_until(off + em)
@@ -291,24 +314,43 @@ def test_sampling_comes_from_gen_kwargs_alone_not_the_model_generation_config(ti
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_llama_dir, model_dir)
     base = GenerationConfig.from_pretrained(tiny_llama_dir)
-    GenerationConfig(bos_token_id=base.bos_token_id, eos_token_id=base.eos_token_id, pad_token_id=base.pad_token_id,
-                     do_sample=True, repetition_penalty=1.05, top_k=20).save_pretrained(model_dir)
+    GenerationConfig(
+        bos_token_id=base.bos_token_id,
+        eos_token_id=base.eos_token_id,
+        pad_token_id=base.pad_token_id,
+        do_sample=True,
+        repetition_penalty=1.05,
+        top_k=20,
+    ).save_pretrained(model_dir)
     with caplog.at_level(logging.WARNING):
         lm = EmInfLM(pretrained=str(model_dir), device="cpu")
-    assert lm.get_model_info()["generation_config_dropped"] == {"do_sample": True, "repetition_penalty": 1.05,
-                                                                 "top_k": 20}
+    assert lm.get_model_info()["generation_config_dropped"] == {
+        "do_sample": True,
+        "repetition_penalty": 1.05,
+        "top_k": 20,
+    }
     assert any("generation_config would add" in r.getMessage() for r in caplog.records)
     names = lambda task: [p["name"] for p in hf_processor_chain(lm.model, task, EmSettings())]  # noqa: E731
     assert names({"do_sample": True, "temperature": 0.1}) == ["EntropyMinimizationProcessor", "TemperatureLogitsWarper"]
     assert names({"temperature": 0.2, "top_p": 0.95, "top_k": 5}) == [
-        "EntropyMinimizationProcessor", "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper"]
+        "EntropyMinimizationProcessor",
+        "TemperatureLogitsWarper",
+        "TopKLogitsWarper",
+        "TopPLogitsWarper",
+    ]
     assert names({"do_sample": False}) == ["EntropyMinimizationProcessor"]
     assert lm.model.generation_config.repetition_penalty == 1.05  # the model itself is left as it was
 
 
 def test_a_refinement_round_whose_prompt_overflows_the_context_runs_on_truncated(tiny_llama_dir) -> None:
-    lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", max_length=48, em_mode="off",
-                 decode_method="refinement", decode_n=2)
+    lm = EmInfLM(
+        pretrained=str(tiny_llama_dir),
+        device="cpu",
+        max_length=48,
+        em_mode="off",
+        decode_method="refinement",
+        decode_n=2,
+    )
     reqs = make_requests({"until": [], "do_sample": False, "max_gen_toks": 30}, PROMPTS[2:3])
     assert len(lm.generate_until(reqs)) == 1  # today's fitter raised "fills the model's context" here
     first, second = reqs[0].args[1][TELEMETRY_KEY]  # round 2 re-reads the prompt, so it cannot fit

@@ -19,7 +19,8 @@ def test_page_renders_without_script_errors_and_sorts_in_chromium(board: Path, t
             header = table.locator("thead th").nth(headers.index(name))
             header.click()
             values = table.locator(f"tbody tr td:nth-child({headers.index(name) + 1})").evaluate_all(
-                "cells => cells.map(c => parseFloat(c.getAttribute('data-value')))")
+                "cells => cells.map(c => parseFloat(c.getAttribute('data-value')))"
+            )
             return header.get_attribute("aria-sort"), values
 
         order, scores = sort_by("Score %")
@@ -51,10 +52,12 @@ def test_the_analyses_section_shows_the_lab_plots_in_chromium(tmp_path: Path) ->
     from em_eval.cli import main
     from synthetic_runs import write_run
 
-    write_run(tmp_path / "base", {"em_t": [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]}, model="base",
-              entropy=(1.0, 1.0, 0.0))
-    write_run(tmp_path / "ckpt", {"em_t": [[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 0]]}, model="ckpt",
-              entropy=(0.5, 0.5, 0.0))
+    write_run(
+        tmp_path / "base", {"em_t": [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]}, model="base", entropy=(1.0, 1.0, 0.0)
+    )
+    write_run(
+        tmp_path / "ckpt", {"em_t": [[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 0]]}, model="ckpt", entropy=(0.5, 0.5, 0.0)
+    )
     board, specs = tmp_path / "board", [f"base={tmp_path / 'base'}", f"ckpt={tmp_path / 'ckpt'}"]
     assert main(["passk", *specs, "-o", str(board)]) == 0
     assert main(["calibration", *specs, "-o", str(board), "--signals", "neg_entropy", "agreement"]) == 0

@@ -40,11 +40,18 @@ JUDGED = {  # program -> (status, in the reason): what LiveCodeBench's judge mak
 def report() -> dict:
     outer = _outer_layer()
     if outer is None:
-        pytest.skip("!!! NOT RUN: util-linux unshare cannot make an outer PID namespace here, which must hold "
-                    "hostile programs if the sandbox under test broke")
+        pytest.skip(
+            "!!! NOT RUN: util-linux unshare cannot make an outer PID namespace here, which must hold "
+            "hostile programs if the sandbox under test broke"
+        )
     env = {k: v for k, v in os.environ.items() if k != "EM_EVAL_SANDBOX"}
-    done = subprocess.run(outer + [sys.executable, str(RUNNER), "bwrap", "--via-livecodebench"], capture_output=True,
-                          text=True, timeout=600, env=env)
+    done = subprocess.run(
+        outer + [sys.executable, str(RUNNER), "bwrap", "--via-livecodebench"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("HOSTILE-REPORT ")]
     assert done.returncode == 0 and lines, f"the evaluator did not finish the run:\n{done.stdout}\n{done.stderr}"
     return json.loads(lines[-1].removeprefix("HOSTILE-REPORT "))

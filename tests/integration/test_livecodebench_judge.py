@@ -23,23 +23,55 @@ def _fenced(code: str) -> list[str]:
 
 
 WRONG = {  # (doc, response, status, reason starts with)
-    "wrong answer": ("abc300_a", _fenced("a, b = map(int, input().split())\nprint(a - b)"), "failed",
-                     "test 1 of 3: Wrong answer at line 0: -1 != 3"),
-    "one line short": ("1900A", _fenced("input()\nprint(float(input()) / 2)"), "failed",
-                       "test 1 of 2: Wrong answer: mismatched output length (1 lines, expected 2)"),
-    "runtime error": ("abc300_a", _fenced("raise ValueError('no')"), "error",
-                      "test 1 of 3: Runtime Error (error ValueError('no')"),
-    "wrong method result": ("3000", _fenced("class Solution:\n    def addDigits(self, nums, k):\n        return nums"),
-                            "failed", "test 1 of 3: Wrong Answer (inputs [[1, 2], 3]; output [1, 2]; expected [4, 5])"),
-    "method missing": ("3000", _fenced("class Solution:\n    def other(self, nums, k):\n        return nums"), "error",
-                       "test 1 of 3: Runtime Error: no function 'addDigits' defined"),
+    "wrong answer": (
+        "abc300_a",
+        _fenced("a, b = map(int, input().split())\nprint(a - b)"),
+        "failed",
+        "test 1 of 3: Wrong answer at line 0: -1 != 3",
+    ),
+    "one line short": (
+        "1900A",
+        _fenced("input()\nprint(float(input()) / 2)"),
+        "failed",
+        "test 1 of 2: Wrong answer: mismatched output length (1 lines, expected 2)",
+    ),
+    "runtime error": (
+        "abc300_a",
+        _fenced("raise ValueError('no')"),
+        "error",
+        "test 1 of 3: Runtime Error (error ValueError('no')",
+    ),
+    "wrong method result": (
+        "3000",
+        _fenced("class Solution:\n    def addDigits(self, nums, k):\n        return nums"),
+        "failed",
+        "test 1 of 3: Wrong Answer (inputs [[1, 2], 3]; output [1, 2]; expected [4, 5])",
+    ),
+    "method missing": (
+        "3000",
+        _fenced("class Solution:\n    def other(self, nums, k):\n        return nums"),
+        "error",
+        "test 1 of 3: Runtime Error: no function 'addDigits' defined",
+    ),
     "syntax error": ("abc300_a", _fenced("print(1"), "error", "test 1 of 3: Error during testing: SyntaxError"),
-    "no code block": ("abc300_a", ["I would add the two numbers."], "error",  # the fork runs the prose itself
-                      "test 1 of 3: Error during testing: SyntaxError"),
-    "passes the public test only": ("abc300_a", _fenced("input()\nprint(3)"), "failed",
-                                    "test 2 of 3: Wrong answer at line 0: 3 != 30"),
-    "exits before the judge ends": ("3000", _fenced("import os\nos._exit(0)"), "error",
-                                    "the program ended the judge before the tests finished"),
+    "no code block": (
+        "abc300_a",
+        ["I would add the two numbers."],
+        "error",  # the fork runs the prose itself
+        "test 1 of 3: Error during testing: SyntaxError",
+    ),
+    "passes the public test only": (
+        "abc300_a",
+        _fenced("input()\nprint(3)"),
+        "failed",
+        "test 2 of 3: Wrong answer at line 0: 3 != 30",
+    ),
+    "exits before the judge ends": (
+        "3000",
+        _fenced("import os\nos._exit(0)"),
+        "error",
+        "the program ended the judge before the tests finished",
+    ),
 }
 
 

@@ -27,26 +27,41 @@ REPO = Path(__file__).resolve().parents[2]
 BANK = json.loads((REPO / "tests/data/livecodebench_judge_oracle.json").read_text(encoding="utf-8"))
 TIMEOUT_S = 1  # per test; upstream's 6 s only makes the endless loops slower
 _READLINES = "upstream's readlines() returns input.split('\\n'): no newlines, and a last '' line"
-_OPEN = ("the judge's `from builtins import *` / `from io import *` prelude binds the real open() before "
-         "builtins.open is patched, and descriptor 0 is /dev/null in check_correctness's process")
+_OPEN = (
+    "the judge's `from builtins import *` / `from io import *` prelude binds the real open() before "
+    "builtins.open is patched, and descriptor 0 is /dev/null in check_correctness's process"
+)
 _BUFFER_LINE = "upstream's sys.stdin.buffer.readline() returns the first line on every call"
 _READ_ALL = "upstream's sys.stdin.read() returns the whole input on every call, whatever was read before"
 _FD0 = "upstream never feeds descriptor 0 (it is /dev/null): os.read(0, ...) reads nothing"
-_IMPORTED = ("a top-level `from sys import ...` runs before upstream patches sys.stdin/sys.stdout, so it binds "
-             "the real (empty) stdin or the uncaptured stdout")
+_IMPORTED = (
+    "a top-level `from sys import ...` runs before upstream patches sys.stdin/sys.stdout, so it binds "
+    "the real (empty) stdin or the uncaptured stdout"
+)
 UPSTREAM_WRONG = {  # correct programs that upstream fails, and why
-    "readlines_each_line_unpacked": _READLINES, "readlines_joined": _READLINES,
-    "readlines_keep_newlines": _READLINES, "readline_then_readlines": _READLINES + ", from the first line",
+    "readlines_each_line_unpacked": _READLINES,
+    "readlines_joined": _READLINES,
+    "readlines_keep_newlines": _READLINES,
+    "readline_then_readlines": _READLINES + ", from the first line",
     "iterate_stdin": "upstream's mock stdin has no __iter__ (TypeError)",
     "iterate_stdin_skip_first": "upstream's mock stdin has no __iter__ (TypeError)",
-    "open0_read": _OPEN, "open0_readlines": _OPEN, "open0_iterate": _OPEN, "open0_binary": _OPEN,
-    "open0_with_block": _OPEN, "open_dev_stdin": _OPEN,
-    "buffer_readline_many_lines": _BUFFER_LINE, "buffer_readline_decode": _BUFFER_LINE,
+    "open0_read": _OPEN,
+    "open0_readlines": _OPEN,
+    "open0_iterate": _OPEN,
+    "open0_binary": _OPEN,
+    "open0_with_block": _OPEN,
+    "open_dev_stdin": _OPEN,
+    "buffer_readline_many_lines": _BUFFER_LINE,
+    "buffer_readline_decode": _BUFFER_LINE,
     "buffer_readline_then_read": _BUFFER_LINE + ", and buffer.read() the whole input",
     "buffer_readlines": "upstream's mock sys.stdin.buffer has no readlines()",
-    "readline_then_read": _READ_ALL, "input_then_read": _READ_ALL, "eof_read_chunks": _READ_ALL + " (never '')",
-    "fast_io_template": _FD0, "fileno_read": _FD0 + "; its mock stdin's fileno() raises",
-    "from_sys_import_stdin_iterate": _IMPORTED, "from_sys_import_stdin_buffer": _IMPORTED,
+    "readline_then_read": _READ_ALL,
+    "input_then_read": _READ_ALL,
+    "eof_read_chunks": _READ_ALL + " (never '')",
+    "fast_io_template": _FD0,
+    "fileno_read": _FD0 + "; its mock stdin's fileno() raises",
+    "from_sys_import_stdin_iterate": _IMPORTED,
+    "from_sys_import_stdin_buffer": _IMPORTED,
     "from_sys_import_stdout": _IMPORTED,
     "quit_builtin": "upstream's reliability_guard sets builtins.quit = None (exit() it leaves alone)",
     "stdout_buffer_write": "upstream captures stdout in a StringIO, which has no .buffer",
@@ -100,11 +115,18 @@ def _batch(cases: list[dict]) -> sandbox.Program:
     bank = {}
     for case in cases:
         tests = cases_of(case["record"])
-        bank[case["name"]] = {"solution.py": case["code"], "tests.json": json.dumps({**tests, "timeout_s": TIMEOUT_S}),
-                              "limit_s": (TIMEOUT_S + 1) * len(tests["inputs"]) + 5}  # as score.program
+        bank[case["name"]] = {
+            "solution.py": case["code"],
+            "tests.json": json.dumps({**tests, "timeout_s": TIMEOUT_S}),
+            "limit_s": (TIMEOUT_S + 1) * len(tests["inputs"]) + 5,
+        }  # as score.program
     total = 5 + sum(c["limit_s"] for c in bank.values())
-    return sandbox.Program(DRIVER, {"harness.py": score.HARNESS, "bank.json": json.dumps(bank)},
-                           collect=("results.json",), limits=sandbox.Limits(timeout_s=total))
+    return sandbox.Program(
+        DRIVER,
+        {"harness.py": score.HARNESS, "bank.json": json.dumps(bank)},
+        collect=("results.json",),
+        limits=sandbox.Limits(timeout_s=total),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +141,16 @@ def ours() -> dict[str, dict]:
         for case in half:
             got = results[case["name"]]
             status = "timeout" if got["killed"] else "passed" if got["exit"] == 0 else "error"
-            one = sandbox.ProgramResult(status, f"exit {got['exit']}", "", "", 0.0, got["exit"], run.isolation,
-                                        {score.VERDICT: got["verdict"].encode()})
+            one = sandbox.ProgramResult(
+                status,
+                f"exit {got['exit']}",
+                "",
+                "",
+                0.0,
+                got["exit"],
+                run.isolation,
+                {score.VERDICT: got["verdict"].encode()},
+            )
             out[case["name"]] = score.verdict(one, len(cases_of(case["record"])["inputs"]))
     return out
 
@@ -149,11 +179,23 @@ def test_where_upstream_is_wrong_the_program_passes_here(ours):
 
 def test_the_production_path_gives_the_same_verdicts(ours):
     """One sandboxed process per program, as ``score.judge`` runs a model's answers."""
-    picked = [c for c in BANK["cases"] if c["name"] in ("buffer_readline_many_lines", "iterate_stdin", "open0_read",
-                                                        "quit_builtin", "decimal_signaling_nan", "method_sys_exit")]
+    picked = [
+        c
+        for c in BANK["cases"]
+        if c["name"]
+        in (
+            "buffer_readline_many_lines",
+            "iterate_stdin",
+            "open0_read",
+            "quit_builtin",
+            "decimal_signaling_nan",
+            "method_sys_exit",
+        )
+    ]
     got = score.judge([c["code"] for c in picked], [cases_of(c["record"]) for c in picked], timeout_s=TIMEOUT_S)
     assert [(g["status"], g["tests_passed"]) for g in got] == [
-        (ours[c["name"]]["status"], ours[c["name"]]["tests_passed"]) for c in picked]
+        (ours[c["name"]]["status"], ours[c["name"]]["tests_passed"]) for c in picked
+    ]
 
 
 def test_the_card_states_the_agreement():

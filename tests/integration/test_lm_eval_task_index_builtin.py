@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 
-def test_lm_evals_built_in_index_comes_back_from_the_cache_unchanged(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lm_evals_built_in_index_comes_back_from_the_cache_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from em_eval import plugin
 
     plugin.activate(task_path=True)  # as the start-up hook does for the bare lm_eval command

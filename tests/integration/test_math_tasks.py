@@ -74,8 +74,9 @@ def test_unknown_benchmark_is_a_clear_error(data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("broken", ["corrupt", "missing"])
-def test_bad_mirror_file_fails_the_task_with_one_clear_error(manager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             data_dir: Path, broken: str) -> None:
+def test_bad_mirror_file_fails_the_task_with_one_clear_error(
+    manager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path, broken: str
+) -> None:
     if broken == "corrupt":
         (tmp_path / "math500").mkdir()
         good = (data_dir / "math500" / "test.jsonl").read_bytes()
@@ -124,8 +125,9 @@ def test_prompt_is_system_turn_then_problem(task_dict: dict) -> None:
     render = lambda messages, add_generation_prompt=True: json.dumps(messages)  # noqa: E731
     messages = json.loads(task.fewshot_context(doc, 0, apply_chat_template=True, chat_template=render))
     assert messages == [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": doc["problem"]}]
-    with_instruction = json.loads(task.fewshot_context(doc, 0, system_instruction="Be brief.",
-                                                       apply_chat_template=True, chat_template=render))
+    with_instruction = json.loads(
+        task.fewshot_context(doc, 0, system_instruction="Be brief.", apply_chat_template=True, chat_template=render)
+    )
     assert with_instruction[0] == {"role": "system", "content": "Be brief.\n\n" + SYSTEM_PROMPT}
 
 
@@ -147,8 +149,16 @@ def test_process_results_single_response() -> None:
 
 def test_process_results_many_responses_gives_sampling_metrics() -> None:
     doc = {"id": "2", "problem": "?", "answer": "12", "subset": ""}
-    responses = [r"\boxed{12}", r"\boxed{13}", r"\boxed{13}", r"\boxed{12.0}", "no idea", r"<think>\boxed{1",
-                 r"\boxed{13}", r"\boxed{13}"]
+    responses = [
+        r"\boxed{12}",
+        r"\boxed{13}",
+        r"\boxed{13}",
+        r"\boxed{12.0}",
+        "no idea",
+        r"<think>\boxed{1",
+        r"\boxed{13}",
+        r"\boxed{13}",
+    ]
     (filtered,) = keep_all_responses([responses], [doc])  # lm-eval hands process_results [[...n responses]]
     out = process_results(doc, [filtered])
     assert out["n"] == 8
@@ -166,8 +176,10 @@ def test_process_results_many_responses_gives_sampling_metrics() -> None:
 def test_sample_status_adds_hit_token_limit_from_telemetry() -> None:
     grading = [{"answer": "1", "exact_match": True}, {"answer": None, "exact_match": False}]
     telemetry = [{"gen_tokens": 12}, {"gen_tokens": 64}]
-    on_disk = {"grading": grading, "arguments": {"gen_args_0": {"arg_0": "ctx", "arg_1": {
-        "max_gen_toks": 64, "em_telemetry": telemetry}}}}
+    on_disk = {
+        "grading": grading,
+        "arguments": {"gen_args_0": {"arg_0": "ctx", "arg_1": {"max_gen_toks": 64, "em_telemetry": telemetry}}},
+    }
     in_memory = {"grading": grading, "arguments": [("ctx", {"max_gen_toks": 64, "em_telemetry": telemetry})]}
     for row in (on_disk, in_memory):
         assert [r["hit_token_limit"] for r in sample_status(row)] == [False, True]
@@ -184,9 +196,15 @@ def test_n16_variant_and_group_in_lm_eval(tiny_llama_dir: Path, data_dir: Path) 
     import lm_eval
 
     out = lm_eval.simple_evaluate(
-        model="em_inf", model_args=f"pretrained={tiny_llama_dir},em_mode=off,dtype=float32",
-        tasks=["em_aime24_n16", "em_math"], limit=1, gen_kwargs="max_gen_toks=4", apply_chat_template=True,
-        log_samples=True, batch_size=16, device="cpu",
+        model="em_inf",
+        model_args=f"pretrained={tiny_llama_dir},em_mode=off,dtype=float32",
+        tasks=["em_aime24_n16", "em_math"],
+        limit=1,
+        gen_kwargs="max_gen_toks=4",
+        apply_chat_template=True,
+        log_samples=True,
+        batch_size=16,
+        device="cpu",
     )
     res = out["results"]["em_aime24_n16"]
     assert res["n,none"] == 16 and res["grading,none"] == 16

@@ -20,9 +20,11 @@ def _rows() -> dict[str, dict]:
 def _hf_sampling(chain: list[dict]) -> dict:
     """temperature / top_k / top_p a transformers chain applies (1.0 / none / 1.0 where no warper does)."""
     by_name = {p["name"]: p for p in chain}
-    return {"temperature": by_name.get("TemperatureLogitsWarper", {}).get("temperature", 1.0),
-            "top_k": by_name.get("TopKLogitsWarper", {}).get("top_k"),
-            "top_p": by_name.get("TopPLogitsWarper", {}).get("top_p", 1.0)}
+    return {
+        "temperature": by_name.get("TemperatureLogitsWarper", {}).get("temperature", 1.0),
+        "top_k": by_name.get("TopKLogitsWarper", {}).get("top_k"),
+        "top_p": by_name.get("TopPLogitsWarper", {}).get("top_p", 1.0),
+    }
 
 
 def test_hf_chains_are_the_recorded_ones_and_what_the_cards_say() -> None:

@@ -36,8 +36,10 @@ def test_failed_assertion_and_crash_are_told_apart():
 
 
 def test_files_go_in_and_collected_files_come_back():
-    code = ("import json\ndata = json.load(open('input.json'))\n"
-            "open('out.txt', 'w').write(str(sum(data)))\nopen('sub/extra.txt').read()\n")
+    code = (
+        "import json\ndata = json.load(open('input.json'))\n"
+        "open('out.txt', 'w').write(str(sum(data)))\nopen('sub/extra.txt').read()\n"
+    )
     result = sandbox.run_program(code, files={"input.json": "[1, 2, 3]", "sub/extra.txt": b"x"}, collect=["out.txt"])
     assert result.passed, result
     assert result.files == {"out.txt": b"6"}
@@ -98,8 +100,12 @@ def test_rlimits_mode_is_recorded(monkeypatch):
         (0, "", False, ("passed", "")),
         (1, "Traceback...\nAssertionError", False, ("failed", "AssertionError")),
         (1, "Traceback...\nMemoryError\n", False, ("memory", "MemoryError")),
-        (1, "numpy._core._exceptions._ArrayMemoryError: Unable to allocate", False,
-         ("memory", "numpy._core._exceptions._ArrayMemoryError: Unable to allocate")),
+        (
+            1,
+            "numpy._core._exceptions._ArrayMemoryError: Unable to allocate",
+            False,
+            ("memory", "numpy._core._exceptions._ArrayMemoryError: Unable to allocate"),
+        ),
         (-signal.SIGXCPU, "", False, ("timeout", "CPU time limit exceeded (SIGXCPU)")),
         (-signal.SIGKILL, "", False, ("memory", "killed by SIGKILL (out of memory or task limit)")),
         (None, "", True, ("timeout", "wall-clock limit of 3 s exceeded")),
@@ -118,14 +124,21 @@ def test_cpu_limit_is_a_timeout():
 def test_bwrap_without_tmpfs_size_uses_the_program_folder(monkeypatch):
     """bubblewrap < 0.8 (Ubuntu 22.04 ships 0.6) lacks --size and --disable-userns."""
     monkeypatch.setattr(bwrap, "features", frozenset)
-    argv = bwrap.argv(work=Path("/x/work"), uid=None, env={"A": "1"}, visible=[], tmpfs_mb=16, collect=(),
-                      size_cap=False)
+    argv = bwrap.argv(
+        work=Path("/x/work"), uid=None, env={"A": "1"}, visible=[], tmpfs_mb=16, collect=(), size_cap=False
+    )
     assert "--size" not in argv and "--disable-userns" not in argv
-    assert argv[argv.index("/x/work") - 1: argv.index("/x/work") + 2] == ["--bind", "/x/work", "/tmp"]
+    assert argv[argv.index("/x/work") - 1 : argv.index("/x/work") + 2] == ["--bind", "/x/work", "/tmp"]
     plan = replace(plan_for("bwrap"), size_cap=False)
     assert "folder_size_watch" in plan.layers and "tmp_size_cap" not in plan.layers
-    result = run_with(sandbox.Program("open('out.txt', 'w').write('ok')\nprint(open('in.txt').read())",
-                                      files={"in.txt": "hi"}, collect=["out.txt"]), plan)
+    result = run_with(
+        sandbox.Program(
+            "open('out.txt', 'w').write('ok')\nprint(open('in.txt').read())",
+            files={"in.txt": "hi"},
+            collect=["out.txt"],
+        ),
+        plan,
+    )
     assert result.passed and result.stdout == "hi\n" and result.files == {"out.txt": b"ok"}
 
 
@@ -147,19 +160,28 @@ def test_without_bubblewrap_auto_refuses_code_tasks_before_generation(fresh_plan
     from em_eval.tasks.leetcode import task as code_tasks
     from em_eval.tasks.scicode import task as scicode_task
 
-    for load in (code_tasks.load_leetcode, code_tasks.load_leetcodedataset,
-                 lambda: scicode_task.load_dataset(split="dev")):
+    for load in (
+        code_tasks.load_leetcode,
+        code_tasks.load_leetcodedataset,
+        lambda: scicode_task.load_dataset(split="dev"),
+    ):
         with pytest.raises(sandbox.SandboxError, match="apt-get install bubblewrap"):
             load()
 
 
-@pytest.mark.parametrize(("stderr", "needle"), [
-    ("bwrap: setting up uid map: Permission denied", "user namespaces are disabled or restricted"),
-    ("bwrap: No permission to create new namespace, likely because the kernel does not allow non-privileged user "
-     "namespaces.", "user namespaces are disabled or restricted"),
-    ("bwrap: execvp /tmp/tmp.x/venv/bin/python: No such file or directory", "em-eval bug"),
-    ("bwrap: Unknown option --size", "bubblewrap failed: bwrap: Unknown option --size"),
-])
+@pytest.mark.parametrize(
+    ("stderr", "needle"),
+    [
+        ("bwrap: setting up uid map: Permission denied", "user namespaces are disabled or restricted"),
+        (
+            "bwrap: No permission to create new namespace, likely because the kernel does not allow "
+            "non-privileged user namespaces.",
+            "user namespaces are disabled or restricted",
+        ),
+        ("bwrap: execvp /tmp/tmp.x/venv/bin/python: No such file or directory", "em-eval bug"),
+        ("bwrap: Unknown option --size", "bubblewrap failed: bwrap: Unknown option --size"),
+    ],
+)
 def test_bubblewrap_failures_name_their_cause(stderr, needle):
     assert needle in choose.explain_bwrap_failure(stderr)
 
@@ -182,8 +204,9 @@ def test_rlimits_warning_names_what_is_missing_and_why(fresh_plans, caplog):
 def test_seccomp_refuses_signals_to_other_processes_where_landlock_cannot_scope_them():
     """The rule for kernels whose Landlock ABI is below 6; signal 0 only asks for permission."""
     root = os.geteuid() == 0
-    plan = Plan(bwrap=False, throwaway_uid=False, drop_caps=root, landlock_abi=0, seccomp=True, size_cap=False,
-                root=root)
+    plan = Plan(
+        bwrap=False, throwaway_uid=False, drop_caps=root, landlock_abi=0, seccomp=True, size_cap=False, root=root
+    )
     assert {"seccomp_signals", "seccomp"} <= set(plan.layers) and "landlock_fs" not in plan.layers
     code = "import os\nos.kill(os.getpid(), 0)\nprint('self ok')\nos.kill(os.getppid(), 0)\n"
     result = run_with(sandbox.Program(code), plan)
@@ -193,9 +216,16 @@ def test_seccomp_refuses_signals_to_other_processes_where_landlock_cannot_scope_
 def test_the_interpreter_stays_visible_when_it_lives_under_tmp(monkeypatch):
     venv = Path(tempfile.mkdtemp(prefix="em-sandbox-venv-", dir="/tmp"))
     try:
-        argv = bwrap.argv(work=Path("/tmp/em-sandbox-x/work"), uid=None, env={}, size_cap=True, tmpfs_mb=16,
-                          collect=(), visible=[str(venv / "lib"), str(venv / "lib" / "site"), "/usr/lib", "/tmp"])
-        after_tmpfs = argv[argv.index("--tmpfs", argv.index("--size")) + 2:]
+        argv = bwrap.argv(
+            work=Path("/tmp/em-sandbox-x/work"),
+            uid=None,
+            env={},
+            size_cap=True,
+            tmpfs_mb=16,
+            collect=(),
+            visible=[str(venv / "lib"), str(venv / "lib" / "site"), "/usr/lib", "/tmp"],
+        )
+        after_tmpfs = argv[argv.index("--tmpfs", argv.index("--size")) + 2 :]
         lib = str(venv / "lib")  # bound back over the private /tmp, parents made traversable; /tmp itself never
         assert after_tmpfs[:7] == ["--perms", "0755", "--dir", str(venv), "--ro-bind", lib, lib]
         assert argv.count("--ro-bind") == 2
@@ -212,8 +242,9 @@ def test_a_collected_file_replaced_by_the_program_is_its_verdict_not_the_batchs_
         "symlink": "import os\nos.remove('verdict.json')\nos.symlink('/etc/passwd', 'verdict.json')\n",
         "directory": "import os\nos.remove('verdict.json')\nos.mkdir('verdict.json')\n",
     }
-    programs = [sandbox.Program(code, collect=("verdict.json",), limits=sandbox.Limits(timeout_s=10))
-                for code in swaps.values()]
+    programs = [
+        sandbox.Program(code, collect=("verdict.json",), limits=sandbox.Limits(timeout_s=10)) for code in swaps.values()
+    ]
     programs.append(sandbox.Program("open('verdict.json', 'w').write('{}')\n", collect=("verdict.json",)))
     results = sandbox.run_programs(programs, mode=mode, progress=False)
     last = results.pop()

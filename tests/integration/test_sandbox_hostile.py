@@ -89,8 +89,12 @@ def _interpreter(location: str, owner: int) -> Path:
         base = sys.executable
     subprocess.run([base, "-m", "venv", "--without-pip", str(top / "venv")], check=True)
     python = top / "venv" / "bin" / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     chain = "".join(f"import site; site.addsitedir({p!r})\n" for p in site.getsitepackages())
     Path(purelib, "em_eval_chain.pth").write_text(chain)
     for path in [top, *top.rglob("*")]:
@@ -100,9 +104,17 @@ def _interpreter(location: str, owner: int) -> Path:
 
 def _visible(python: Path) -> list[str]:
     """What ``python`` needs to run the runner: its prefixes, sys.path and this checkout."""
-    out = subprocess.run([python, "-c", "import json, sys; print(json.dumps([sys.executable, sys.prefix, "
-                          "sys.base_prefix, *[p for p in sys.path if p]]))"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [
+            python,
+            "-c",
+            "import json, sys; print(json.dumps([sys.executable, sys.prefix, "
+            "sys.base_prefix, *[p for p in sys.path if p]]))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     paths = {os.path.realpath(p) for p in json.loads(out) if os.path.exists(p)} | {str(REPO), str(python.parent.parent)}
     return sorted(paths)
 
@@ -139,8 +151,10 @@ def report(request) -> dict:
     try:
         outer = _outer_layer()
         if outer is None:
-            pytest.skip("!!! NOT RUN: util-linux unshare cannot make an outer PID namespace here, which must hold "
-                        "hostile programs if the sandbox under test broke")
+            pytest.skip(
+                "!!! NOT RUN: util-linux unshare cannot make an outer PID namespace here, which must hold "
+                "hostile programs if the sandbox under test broke"
+            )
         argv = outer + [str(python), str(RUNNER), mode] + (["--play-old"] if location == "tmp" else [])
         if ROOT and uid:
             argv += ["--uid", str(uid), "--reach", json.dumps(_reach(uid, _visible(python)))]

@@ -32,10 +32,20 @@ FAST_PROBLEMS = ["1", "3", "4", "19", "29", "38", "70", "78"]
 
 def _gold_record(problem: dict, codes: list[str] | None = None) -> str:
     codes = codes or [s["ground_truth_code"] for s in problem["sub_steps"]]
-    steps = [{"step": s["step_number"], "source": "model", "output": f"Sure.\n```python\n{code}\n```"}
-             for s, code in zip(problem["sub_steps"], codes)]
-    return json.dumps({MULTISTEP_KEY: "scicode", "record_version": MULTISTEP_RECORD_VERSION, "protocol": PROTOCOL,
-                       "problem_id": problem["problem_id"], "with_background": True, "steps": steps})
+    steps = [
+        {"step": s["step_number"], "source": "model", "output": f"Sure.\n```python\n{code}\n```"}
+        for s, code in zip(problem["sub_steps"], codes)
+    ]
+    return json.dumps(
+        {
+            MULTISTEP_KEY: "scicode",
+            "record_version": MULTISTEP_RECORD_VERSION,
+            "protocol": PROTOCOL,
+            "problem_id": problem["problem_id"],
+            "with_background": True,
+            "steps": steps,
+        }
+    )
 
 
 def test_gold_code_scores_100_percent_sub_and_main():
@@ -48,7 +58,8 @@ def test_gold_code_scores_100_percent_sub_and_main():
     assert subproblem_accuracy([m["subproblem_accuracy"] for m in metrics]) == 1.0
     assert [m["main_problem_accuracy"] for m in metrics] == [1] * len(FAST_PROBLEMS)
     assert sum(m["generated_steps"] for m in metrics) == sum(
-        len(p["sub_steps"]) for p in problems("dev") if p["problem_id"] in FAST_PROBLEMS)
+        len(p["sub_steps"]) for p in problems("dev") if p["problem_id"] in FAST_PROBLEMS
+    )
     assert "bwrap" in outcomes[0]["isolation"]
 
 
@@ -57,33 +68,45 @@ def test_a_step_that_exits_cleanly_before_its_tests_is_not_passed():
     passes there; em-eval also needs the tests to have reached their end (tasks/scicode/README.md)."""
     (doc,) = [dict(d) for d in load_dataset(split="dev", timeout_s=60)["test"] if d["problem_id"] == "1"]
     wrong = "import numpy as np\ndef cg(A, b, x, tol):\n    return np.zeros_like(b)\n"
-    codes = [wrong + "\nif __name__ == '__main__':\n    raise SystemExit(0)\n",  # import lines are stripped
-             wrong + "\n__import__('sys').exit()\n", wrong]
+    codes = [
+        wrong + "\nif __name__ == '__main__':\n    raise SystemExit(0)\n",  # import lines are stripped
+        wrong + "\n__import__('sys').exit()\n",
+        wrong,
+    ]
     problem = json.loads(doc["problem_json"])
     outcomes = execute([[_gold_record(problem, [code])] for code in codes], [doc] * len(codes))
     assert [(o["passed"], o["steps"][0]["status"], o["steps"][0]["reason"][:14]) for o in outcomes] == [
-        (0, "error", tests_ran.ENDED_EARLY[:14]), (0, "error", tests_ran.ENDED_EARLY[:14]),
-        (0, "failed", "AssertionError")], outcomes
+        (0, "error", tests_ran.ENDED_EARLY[:14]),
+        (0, "error", tests_ran.ENDED_EARLY[:14]),
+        (0, "failed", "AssertionError"),
+    ], outcomes
 
 
 @pytest.mark.parametrize("index", [2, 5, 6], ids=["10.3-indexed-target", "10.6-are_equivalent", "10.7-cmp_tuple"])
 def test_gold_passes_problem_10_steps_with_special_comparisons(index):
     problem = next(p for p in problems("dev") if p["problem_id"] == "10")
     gold = gold_codes(problem)
-    made = sandbox.run_program(target_program(problem, index, gold), files=support_files(), collect=[TARGETS_FILE],
-                               timeout_s=60)
+    made = sandbox.run_program(
+        target_program(problem, index, gold), files=support_files(), collect=[TARGETS_FILE], timeout_s=60
+    )
     assert made.passed and made.files[TARGETS_FILE], made
-    tested = sandbox.run_program(scoring_program(problem, index, gold, None),
-                                 files={**support_files(), TARGETS_FILE: made.files[TARGETS_FILE]}, timeout_s=60)
+    tested = sandbox.run_program(
+        scoring_program(problem, index, gold, None),
+        files={**support_files(), TARGETS_FILE: made.files[TARGETS_FILE]},
+        timeout_s=60,
+    )
     assert tested.passed, tested
     wrong = gold[:index] + ["def distance_matrix(configs):\n    return 0\n" if index == 2 else "pass\n"]
-    broken = sandbox.run_program(scoring_program(problem, index, wrong, None),
-                                 files={**support_files(), TARGETS_FILE: made.files[TARGETS_FILE]}, timeout_s=60)
+    broken = sandbox.run_program(
+        scoring_program(problem, index, wrong, None),
+        files={**support_files(), TARGETS_FILE: made.files[TARGETS_FILE]},
+        timeout_s=60,
+    )
     assert broken.status in ("failed", "error")
 
 
 def test_target_rewrite_records_what_each_assert_compares():
-    case = ("x = 2\nassert np.allclose(f(x), target)\n")
+    case = "x = 2\nassert np.allclose(f(x), target)\n"
     assert record_targets(case, "t") == "x = 2\n_em_set(None, f(x))"
     indexed = "assert np.allclose(g()[0], target[0]) and np.allclose(g()[1], target[1])"
     assert record_targets(indexed, "t") == "_em_set(0, g()[0])\n_em_set(1, g()[1])"
@@ -117,8 +140,12 @@ def test_test_split_path_reads_targets_from_an_h5(tmp_path):
     problem = next(p for p in problems("dev") if p["problem_id"] == "29")
     gold = gold_codes(problem)
     step = problem["sub_steps"][0]["step_number"]
-    made = sandbox.run_program(target_program(problem, 0, gold) + H5_WRITER.replace("{STEP}", step),
-                               files=support_files(), collect=["targets.h5"], timeout_s=60)
+    made = sandbox.run_program(
+        target_program(problem, 0, gold) + H5_WRITER.replace("{STEP}", step),
+        files=support_files(),
+        collect=["targets.h5"],
+        timeout_s=60,
+    )
     assert made.passed, made
     h5 = tmp_path / "test_data.h5"
     h5.write_bytes(made.files["targets.h5"])
@@ -127,15 +154,18 @@ def test_test_split_path_reads_targets_from_an_h5(tmp_path):
     assert f"process_hdf5_to_tuple('{step}', 3, '{h5}')" in program
     assert sandbox.run_program(program, files=support_files(), readable_paths=[str(h5)], timeout_s=60).passed
     wrong = ["def normalize(v):\n    return v\n"]
-    result = sandbox.run_program(scoring_program(problem, 0, wrong, str(h5)), files=support_files(),
-                                 readable_paths=[str(h5)], timeout_s=60)
+    result = sandbox.run_program(
+        scoring_program(problem, 0, wrong, str(h5)), files=support_files(), readable_paths=[str(h5)], timeout_s=60
+    )
     assert result.status == "failed", result
 
 
 def test_removed_scipy_and_numpy_names_are_shimmed():
-    code = ("import numpy as np\nfrom scipy.integrate import simps, trapz\nimport scipy.integrate as si\n"
-            "x = np.linspace(0, 1, 101)\nassert abs(simps(x ** 2, x) - 1 / 3) < 1e-9\n"
-            "assert abs(trapz(x, x) - 0.5) < 1e-9 and abs(np.trapz(x, x) - 0.5) < 1e-9\n"
-            "assert abs(si.cumtrapz(x, x)[-1] - 0.5) < 1e-9\n")
+    code = (
+        "import numpy as np\nfrom scipy.integrate import simps, trapz\nimport scipy.integrate as si\n"
+        "x = np.linspace(0, 1, 101)\nassert abs(simps(x ** 2, x) - 1 / 3) < 1e-9\n"
+        "assert abs(trapz(x, x) - 0.5) < 1e-9 and abs(np.trapz(x, x) - 0.5) < 1e-9\n"
+        "assert abs(si.cumtrapz(x, x)[-1] - 0.5) < 1e-9\n"
+    )
     assert sandbox.run_program(prelude(code) + code).passed
     assert "simps" not in prelude("x = 1") and sandbox.run_program(code).status == "error"

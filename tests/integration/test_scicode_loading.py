@@ -30,6 +30,7 @@ def test_dev_split_loads_offline():
 
 def test_h5_with_missing_steps_is_refused(tmp_path):
     import h5py
+
     path = tmp_path / "partial.h5"
     with h5py.File(path, "w") as handle:
         handle.create_dataset("77.1/test1/var1", data=1.0)

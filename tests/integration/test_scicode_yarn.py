@@ -37,9 +37,17 @@ def tiny_qwen2(tmp_path_factory, smollm2_dir) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_qwen2")
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32768,
-                         rope_theta=1000000.0, tie_word_embeddings=True)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=32768,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+    )
     Qwen2ForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -66,5 +74,9 @@ def test_vllm_recipe_gives_yarn_x4_and_the_longer_context(tiny_qwen2) -> None:
     assert ModelConfig(model=str(tiny_qwen2)).max_model_len == 32768
     config = ModelConfig(model=str(tiny_qwen2), hf_overrides=overrides)
     assert config.max_model_len == YARN_CONTEXT
-    assert config.hf_config.rope_parameters == {"rope_type": "yarn", "factor": 4.0,
-                                                "original_max_position_embeddings": 32768, "rope_theta": 1000000.0}
+    assert config.hf_config.rope_parameters == {
+        "rope_type": "yarn",
+        "factor": 4.0,
+        "original_max_position_embeddings": 32768,
+        "rope_theta": 1000000.0,
+    }

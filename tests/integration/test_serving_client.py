@@ -52,8 +52,9 @@ class FakeServer:
                     threading.Thread(target=fake.stop).start()
                     return self._reply(500, {"error": {"message": "EngineCore encountered an issue"}})
                 fake.payloads.append(payload)
-                self._reply(200, {"choices": [{"index": 0, "text": f"s{payload['seed']}"}],
-                                  "usage": {"completion_tokens": 2}})
+                self._reply(
+                    200, {"choices": [{"index": 0, "text": f"s{payload['seed']}"}], "usage": {"completion_tokens": 2}}
+                )
 
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
@@ -67,8 +68,12 @@ class FakeServer:
 def requests_n(repeats: int, gen_kwargs: dict[str, Any] | None = None) -> list[Instance]:
     """Two documents, each repeated as lm-eval repeats an ``_n16`` request (the same instance)."""
     kwargs = {"until": [], "do_sample": True, "temperature": 1.0, "max_gen_toks": 4, **(gen_kwargs or {})}
-    docs = [Instance("generate_until", {"i": i}, (f"Question {i}?", dict(kwargs)), idx=0,
-                     metadata=("em_aime_n16", i, repeats)) for i in range(2)]
+    docs = [
+        Instance(
+            "generate_until", {"i": i}, (f"Question {i}?", dict(kwargs)), idx=0, metadata=("em_aime_n16", i, repeats)
+        )
+        for i in range(2)
+    ]
     return [doc for doc in docs for _ in range(repeats)]
 
 
@@ -121,6 +126,7 @@ def _with_xargs(job_fn: Any, extra: dict[str, Any]) -> Any:
         made = job_fn(*args)
         made.payload["vllm_xargs"].update(extra)
         return made
+
     return job
 
 

@@ -42,10 +42,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> P
 
     out = tmp_path_factory.mktemp("tiny_served")
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=512,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -70,9 +79,26 @@ class Server:
     def start(self) -> None:
         env = {**os.environ, **CPU_ENV}
         env.pop("VLLM_USE_V2_MODEL_RUNNER", None)
-        command = [sys.executable, "-m", "em_eval", "serve", self.name, "--host", "127.0.0.1", "--port", str(self.port),
-                   "--enforce-eager", "--dtype", "float32", "--max-model-len", "512", "--max-num-seqs", "16",
-                   "--distributed-executor-backend", "uni"]  # the worker inside the engine core: one process less
+        command = [
+            sys.executable,
+            "-m",
+            "em_eval",
+            "serve",
+            self.name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--enforce-eager",
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            "512",
+            "--max-num-seqs",
+            "16",
+            "--distributed-executor-backend",
+            "uni",
+        ]  # the worker inside the engine core: one process less
         self.starts += 1
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -142,8 +168,12 @@ def test_em_inf_is_applied_and_repeats_are_drawn_apart_reproducibly(server, tmp_
         assert record["em_mode"] == "em_inf" and record["gen_tokens"] == 6 and record["em_steps"] > 0
         assert record["entropy_after"] < record["entropy_before"]
     again = EmInfAPI(base_url=url, num_concurrent=2, em_mode="em_inf", journal="off")
-    assert again.generate_until([Instance("generate_until", {}, ("The answer is", dict(kwargs)), idx=0,
-                                          metadata=("em_aime_n16", 0, 8))] * 8) == texts
+    assert (
+        again.generate_until(
+            [Instance("generate_until", {}, ("The answer is", dict(kwargs)), idx=0, metadata=("em_aime_n16", 0, 8))] * 8
+        )
+        == texts
+    )
 
 
 def _journaled(journal: Path) -> tuple[int, int]:
@@ -158,8 +188,18 @@ def test_the_stock_cli_through_the_server_survives_a_crash_and_applies_em(server
     what the run wrote."""
     journal, out = tmp_path / "journal.jsonl", tmp_path / "out"
     model_args = f"base_url={server.url},num_concurrent=1,max_retries=1,em_mode=em_inf,journal={journal}"
-    args = ["--tasks", "em_smoke,em_amc23_n16", "--limit", "2", "--gen_kwargs", "max_gen_toks=8",
-            "--apply_chat_template", "--log_samples", "--output_path", str(out)]
+    args = [
+        "--tasks",
+        "em_smoke,em_amc23_n16",
+        "--limit",
+        "2",
+        "--gen_kwargs",
+        "max_gen_toks=8",
+        "--apply_chat_template",
+        "--log_samples",
+        "--output_path",
+        str(out),
+    ]
     total = 2 + 2 * 16
     command = [shutil.which("lm_eval"), "--model", "em_inf_api", "--model_args", model_args, *args]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -175,8 +215,13 @@ def test_the_stock_cli_through_the_server_survives_a_crash_and_applies_em(server
     assert "Traceback" not in stderr and stderr.rstrip().endswith(ONE_LINE_END), stderr[-3000:]
     assert "stopped answering" in stderr and f"{kept} of the {total} responses" in stderr, stderr[-3000:]
 
-    misspelt = subprocess.Popen([*command[:4], model_args + ",em_treshold=0.3", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env)
+    misspelt = subprocess.Popen(
+        [*command[:4], model_args + ",em_treshold=0.3", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     server.start()  # while lm_eval refuses the misspelt key
     _, stderr = misspelt.communicate(timeout=300)
     assert misspelt.returncode == 1 and "Traceback" not in stderr and stderr.rstrip().endswith(ONE_LINE_END), stderr
@@ -189,8 +234,10 @@ def test_the_stock_cli_through_the_server_survives_a_crash_and_applies_em(server
     assert served == total - kept and _journaled(journal) == (total, total - kept + measured)  # only the rest
 
     results = json.loads(next(out.rglob("results_*.json")).read_text())
-    samples = {task: [json.loads(line) for line in next(out.rglob(f"samples_{task}_*.jsonl")).read_text().splitlines()]
-               for task in results["results"]}
+    samples = {
+        task: [json.loads(line) for line in next(out.rglob(f"samples_{task}_*.jsonl")).read_text().splitlines()]
+        for task in results["results"]
+    }
     assert results["config"]["em_settings"]["em_mode"] == "em_inf"
     assert results["results"]["em_amc23_n16"]["n,none"] == 16 and len(samples["em_smoke"]) == 2
     for sample in samples["em_amc23_n16"]:

@@ -17,8 +17,24 @@ def test_sweep_two_checkpoints_then_resume(tiny_llama_dir, tmp_path, capsys) -> 
     torch.set_num_threads(1)
     try:
         assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, run, "max_steps=2", "save_every=1", "lr=1e-3")]) == 0
-        command = ["sweep", str(run), "--tasks", "em_smoke", "--same-process", "-o", str(out), "--",
-                   "--limit", "3", "--device", "cpu", "--batch_size", "3", "--gen_kwargs", "max_gen_toks=6"]
+        command = [
+            "sweep",
+            str(run),
+            "--tasks",
+            "em_smoke",
+            "--same-process",
+            "-o",
+            str(out),
+            "--",
+            "--limit",
+            "3",
+            "--device",
+            "cpu",
+            "--batch_size",
+            "3",
+            "--gen_kwargs",
+            "max_gen_toks=6",
+        ]
         capsys.readouterr()
         assert main(command) == 0
         first = capsys.readouterr().out

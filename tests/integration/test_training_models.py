@@ -25,8 +25,13 @@ def loaded(request):
     path = request.getfixturevalue(request.param)
     tokenizer = load_tokenizer(str(path))
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    prompts = [tokenizer(render_prompt(tokenizer, p, system_prompt=None, user_template="{prompt}", chat_template=True),
-                         add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    prompts = [
+        tokenizer(
+            render_prompt(tokenizer, p, system_prompt=None, user_template="{prompt}", chat_template=True),
+            add_special_tokens=False,
+        )["input_ids"]
+        for p in PROMPTS
+    ]
     assert len(prompts[0]) != len(prompts[1])  # left padding is exercised
     return request.param, model, tokenizer, prompts
 
@@ -60,8 +65,16 @@ def test_rewards_match_an_unpadded_recomputation(loaded) -> None:
     batch = generate_rollouts(model, tokenizer, prompts, samples=2, max_new_tokens=5)
     with torch.no_grad():
         log_probs, entropies = response_token_stats(model, batch)
-    x = RewardInputs(texts=batch.texts, log_probs=log_probs, entropies=entropies, mask=batch.response_mask,
-                     group_size=2, seed=0, step=0, rank=0)
+    x = RewardInputs(
+        texts=batch.texts,
+        log_probs=log_probs,
+        entropies=entropies,
+        mask=batch.response_mask,
+        group_size=2,
+        seed=0,
+        step=0,
+        rank=0,
+    )
     token, sequence = token_reward(x), sequence_reward(x)
     for row in range(len(batch)):
         prompt = prompts[row // 2]
@@ -90,9 +103,13 @@ def test_em_ft_steps_lower_heldout_entropy(smollm2_dir) -> None:
     tokenizer = load_tokenizer(str(smollm2_dir))
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32)
     train_prompts = load_prompt_set(asset_dir("training") / "prompts" / "math_example.jsonl", tokenizer).token_ids
-    held_out = [tokenizer(render_prompt(tokenizer, p, system_prompt=None, user_template="{prompt}", chat_template=True),
-                          add_special_tokens=False)["input_ids"]
-                for p in ("What is 9 + 14?", "Name a primary colour.", "What is 6 times 7?", "Spell cat backwards.")]
+    held_out = [
+        tokenizer(
+            render_prompt(tokenizer, p, system_prompt=None, user_template="{prompt}", chat_template=True),
+            add_special_tokens=False,
+        )["input_ids"]
+        for p in ("What is 9 + 14?", "Name a primary colour.", "What is 6 times 7?", "Spell cat backwards.")
+    ]
     accelerator = Accelerator()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-5, weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -100,7 +117,7 @@ def test_em_ft_steps_lower_heldout_entropy(smollm2_dir) -> None:
     before = heldout_entropy(model, tokenizer, held_out, max_new_tokens=8)
     torch.manual_seed(0)
     for step in range(2):  # 2 steps of 2 prompts, 8 sampled tokens each (lr chosen for a clear drop)
-        batch = generate_rollouts(model, tokenizer, train_prompts[2 * step:2 * step + 2], samples=1, max_new_tokens=8)
+        batch = generate_rollouts(model, tokenizer, train_prompts[2 * step : 2 * step + 2], samples=1, max_new_tokens=8)
         stats = em_ft_update(accelerator, model, None, optimizer, batch, config)
         assert stats["grad_norm"] > 0
     after = heldout_entropy(model, tokenizer, held_out, max_new_tokens=8)

@@ -57,8 +57,11 @@ def rank_main(rank: int, port: int, results) -> None:
         sharded = all(isinstance(p, DTensor) for p in model.parameters())
         want = expected(lora)
         got = dict(policy_weights(model))
-        results[(rank, lora)] = (sharded, list(got) == list(want),
-                                 all(torch.allclose(got[k], want[k], atol=1e-6) for k in want))
+        results[(rank, lora)] = (
+            sharded,
+            list(got) == list(want),
+            all(torch.allclose(got[k], want[k], atol=1e-6) for k in want),
+        )
     dist.destroy_process_group()
 
 

@@ -38,8 +38,11 @@ def test_prompt_file_errors_are_clear(tmp_path, tokenizer) -> None:
 def test_overlong_prompts_error_or_drop(tmp_path, tokenizer) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"prompt": "short"}) + "\n" + json.dumps({"problem": "long " * 200}) + "\n")
-    with pytest.raises(PromptDataError, match=r"1 of 2 prompts .* longer than max_prompt_tokens=60 \(prompt #2"
-                                              r".*raise max_prompt_tokens or set overlong_prompts=drop"):
+    with pytest.raises(
+        PromptDataError,
+        match=r"1 of 2 prompts .* longer than max_prompt_tokens=60 \(prompt #2"
+        r".*raise max_prompt_tokens or set overlong_prompts=drop",
+    ):
         load_prompt_set(path, tokenizer, max_prompt_tokens=60)
     kept = load_prompt_set(path, tokenizer, max_prompt_tokens=60, overlong="drop")
     assert kept.dropped == 1 and len(kept.token_ids) == 1
@@ -50,8 +53,9 @@ def test_overlong_prompts_error_or_drop(tmp_path, tokenizer) -> None:
 def test_chat_template_and_user_template(tmp_path, tokenizer) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"problem": "1+1?"}) + "\n")
-    ps = load_prompt_set(path, tokenizer, system_prompt="Box it in \\boxed{{}}.",
-                         user_template="{prompt} Think \\boxed{}")
+    ps = load_prompt_set(
+        path, tokenizer, system_prompt="Box it in \\boxed{{}}.", user_template="{prompt} Think \\boxed{}"
+    )
     text = tokenizer.decode(ps.token_ids[0])
     assert "<|im_start|>system\nBox it in \\boxed{{}}.<|im_end|>" in text and "1+1? Think \\boxed{}" in text
     raw = load_prompt_set(path, tokenizer, chat_template=False)

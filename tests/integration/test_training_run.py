@@ -17,8 +17,9 @@ from training_runs import metrics, tiny_args, weights
 
 def test_cli_trains_and_writes_checkpoints_metadata_and_logs(tiny_llama_dir, tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    rc = main(["train", "em_rl_token",
-               *tiny_args(tiny_llama_dir, out, "max_steps=2", "save_every=1", "updates_per_step=1")])
+    rc = main(
+        ["train", "em_rl_token", *tiny_args(tiny_llama_dir, out, "max_steps=2", "save_every=1", "updates_per_step=1")]
+    )
     assert rc == 0
     rows = metrics(out)
     assert [r["step"] for r in rows] == [1, 2]
@@ -31,8 +32,14 @@ def test_cli_trains_and_writes_checkpoints_metadata_and_logs(tiny_llama_dir, tmp
 
     for step in (1, 2):
         folder = out / f"checkpoint-{step:06d}"
-        for name in ("config.json", "model.safetensors", "tokenizer.json", "em_eval_checkpoint.json",
-                     "trainer_state/optimizer.pt", "trainer_state/rng_rank0.pt"):
+        for name in (
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "em_eval_checkpoint.json",
+            "trainer_state/optimizer.pt",
+            "trainer_state/rng_rank0.pt",
+        ):
             assert (folder / name).is_file(), name
     meta = read_metadata(out / "checkpoint-000002")
     recipe = Path(meta.recipe)
@@ -152,9 +159,26 @@ def test_resume_unpickles_nothing_but_plain_data(tiny_llama_dir, tmp_path, capsy
 
 def test_bf16_gradient_checkpointing_keep_last_and_tensorboard(tiny_llama_dir, tmp_path) -> None:
     out = tmp_path / "run"
-    assert main(["train", "em_ft", *tiny_args(tiny_llama_dir, out, "precision=bf16", "gradient_checkpointing=true",
-                                     "max_steps=2", "save_every=1", "keep_last=1", "lr=1e-3",
-                                     "report_to=tensorboard")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "em_ft",
+                *tiny_args(
+                    tiny_llama_dir,
+                    out,
+                    "precision=bf16",
+                    "gradient_checkpointing=true",
+                    "max_steps=2",
+                    "save_every=1",
+                    "keep_last=1",
+                    "lr=1e-3",
+                    "report_to=tensorboard",
+                ),
+            ]
+        )
+        == 0
+    )
     assert list(out.rglob("events.out.tfevents*"))  # accelerate's TensorBoard tracker (tensorboardX)
     assert [p.name for p in sorted(out.glob("checkpoint-*"))] == ["checkpoint-000002"]
     saved = weights(out / "checkpoint-000002")
@@ -168,8 +192,9 @@ def test_print_config(capsys) -> None:
     assert "method: em_rl\n" in printed and "reward: sequence\n" in printed and "lr: 2.0e-06\n" in printed
 
 
-def test_vllm_rollouts_without_vllm_are_refused_with_the_install_line(tiny_llama_dir, tmp_path, capsys,
-                                                                     monkeypatch) -> None:
+def test_vllm_rollouts_without_vllm_are_refused_with_the_install_line(
+    tiny_llama_dir, tmp_path, capsys, monkeypatch
+) -> None:
     from em_eval.backends import vllm_dist
 
     monkeypatch.setattr(vllm_dist, "vllm_version", lambda: None)  # as where vLLM is not installed

@@ -23,8 +23,17 @@ CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 
 
 def recipe(*extra: str):
-    return load_recipe("em_ft", ["rollout_engine=vllm", "vllm_enforce_eager=true", "max_new_tokens=8",
-                                 "max_prompt_tokens=128", "lr=1e-3", *extra])
+    return load_recipe(
+        "em_ft",
+        [
+            "rollout_engine=vllm",
+            "vllm_enforce_eager=true",
+            "max_new_tokens=8",
+            "max_prompt_tokens=128",
+            "lr=1e-3",
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +48,9 @@ def setup(smollm2_dir):
         tokenizer = load_tokenizer(config.model)
         policy = load_policy(config)
         engine = VllmRolloutEngine(config, tokenizer, policy, rank=0, world=1, device=torch.device("cpu"))
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2+2?"}], tokenize=False,
-                                             add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "What is 2+2?"}], tokenize=False, add_generation_prompt=True
+        )
         prompt = tokenizer(text, add_special_tokens=False).input_ids
         sequence = prompt + tokenizer(RESPONSE, add_special_tokens=False).input_ids
         yield config, tokenizer, policy, engine, prompt, sequence
@@ -102,15 +112,16 @@ def test_rollouts_are_seeded_per_step_and_their_log_probs_are_the_policys(setup)
     engine.sync(policy)
     batch = engine.generate([prompt, prompt[:-3]], samples=2, step=0)
     assert len(batch) == 4 and batch.prompt_len == len(prompt)
-    assert batch.input_ids[:, :batch.prompt_len].tolist()[0] == prompt
+    assert batch.input_ids[:, : batch.prompt_len].tolist()[0] == prompt
     lengths = batch.response_mask.sum(1)
     assert ((lengths >= 1) & (lengths <= 8)).all()
     stop = set(engine.stop_ids)
     for row, length in zip(batch.response_ids, lengths.tolist()):
         ended = [i for i, t in enumerate(row[:length].tolist()) if t in stop]
         assert ended in ([], [length - 1])  # at most one stop token, the last one kept
-    assert batch.texts == tokenizer.batch_decode([r[m] for r, m in zip(batch.response_ids, batch.response_mask)],
-                                                 skip_special_tokens=True)
+    assert batch.texts == tokenizer.batch_decode(
+        [r[m] for r, m in zip(batch.response_ids, batch.response_mask)], skip_special_tokens=True
+    )
     again = engine.generate([prompt, prompt[:-3]], samples=2, step=0)
     assert torch.equal(again.input_ids, batch.input_ids)  # same weights, same step: the same rollouts
     assert not torch.equal(engine.generate([prompt, prompt[:-3]], samples=2, step=1).input_ids, batch.input_ids)

@@ -10,8 +10,9 @@ from em_eval.tasks.ugphysics.task import documents, process_results
 
 def test_every_gold_answer_grades_correct_against_itself(data_dir) -> None:
     docs = documents("all")
-    wrong = [d["answers"] for d in docs
-             if process_results(d, [f"So the final answer is {d['answers']}."])["accuracy"] != 1.0]
+    wrong = [
+        d["answers"] for d in docs if process_results(d, [f"So the final answer is {d['answers']}."])["accuracy"] != 1.0
+    ]
     assert len(docs) == 372 and wrong == []
 
 
@@ -23,6 +24,9 @@ def test_expressions_equations_and_intervals_by_meaning() -> None:
     assert judge(r"\boxed{\nu = 2 e V / h}", eq).correct and not judge(r"\boxed{\nu = \frac{eV}{h}}", eq).correct
     interval = {"answers": r"\boxed{(0, \frac{1}{2}]}", "answer_type": "IN", "unit": None}
     assert judge(r"\boxed{(0, 0.5]}", interval).correct and not judge(r"\boxed{(0, 0.5)}", interval).correct
-    mixed = {"answers": r"\boxed{\Delta p(x)=(\Delta p)_{0} e^{-x/L_p}, 2.58 \times 10^{-3}}", "answer_type": "EX, NV",
-             "unit": r"None, \mathrm{~A} / \mathrm{cm}^{2}"}
+    mixed = {
+        "answers": r"\boxed{\Delta p(x)=(\Delta p)_{0} e^{-x/L_p}, 2.58 \times 10^{-3}}",
+        "answer_type": "EX, NV",
+        "unit": r"None, \mathrm{~A} / \mathrm{cm}^{2}",
+    }
     assert judge(r"\boxed{\Delta p(x)=(\Delta p)_{0} e^{-x/L_p}, 2.6 \times 10^{-3}}", mixed).correct

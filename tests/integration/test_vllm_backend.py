@@ -49,22 +49,35 @@ class FakeLLM:
         self.engine_args = engine_args
         self.calls: list[dict[str, Any]] = []
         self.llm_engine = SimpleNamespace(
-            model_config=SimpleNamespace(max_model_len=engine_args["max_model_len"] or 512))
+            model_config=SimpleNamespace(max_model_len=engine_args["max_model_len"] or 512)
+        )
         FakeLLM.instances.append(self)
 
     def generate(self, prompts: list[Any], sampling_params: list[Any], use_tqdm: bool, lora_request: Any) -> list[Any]:
         self.calls.append({"prompts": prompts, "sampling_params": sampling_params, "lora_request": lora_request})
         n = len(self.calls)
-        return [SimpleNamespace(outputs=[SimpleNamespace(text=f" answer {n}.{i}", token_ids=list(range(i + 1)))])
-                for i in range(len(prompts))]
+        return [
+            SimpleNamespace(outputs=[SimpleNamespace(text=f" answer {n}.{i}", token_ids=list(range(i + 1)))])
+            for i in range(len(prompts))
+        ]
 
     def collective_rpc(self, method: str, args: tuple = ()) -> list[dict[str, dict[str, float]]]:
         """What the processors of two tensor-parallel workers would sum for each tag (3 tokens each)."""
         assert method == TELEMETRY_RPC
         (tags,) = args
         signals = [3.0] + [0.5] * (len(SIGNAL_FIELDS) - 1)  # the processors' summary of each response
-        sums = {t: {"tokens": 3, "entropy_before": 6.0, "entropy_after": 4.5, "steps": 7, "temperature": 1.5,
-                    "self_certainty_before": 3.0, "signals": signals} for t in tags}
+        sums = {
+            t: {
+                "tokens": 3,
+                "entropy_before": 6.0,
+                "entropy_after": 4.5,
+                "steps": 7,
+                "temperature": 1.5,
+                "self_certainty_before": 3.0,
+                "signals": signals,
+            }
+            for t in tags
+        }
         return [sums, sums]
 
 
@@ -88,13 +101,15 @@ def backend(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
         "vllm": _module("vllm", LLM=FakeLLM, SamplingParams=SamplingParams, TokensPrompt=dict),
         "vllm.lora": _module("vllm.lora"),
         "vllm.lora.request": _module("vllm.lora.request", LoRARequest=lambda *a: ("LoRARequest", *a)),
-        "vllm.tokenizers": _module("vllm.tokenizers",
-                                   get_tokenizer=lambda name, **kw: AutoTokenizer.from_pretrained(name)),
+        "vllm.tokenizers": _module(
+            "vllm.tokenizers", get_tokenizer=lambda name, **kw: AutoTokenizer.from_pretrained(name)
+        ),
         "vllm.renderers": _module("vllm.renderers"),
         "vllm.renderers.hf": _module("vllm.renderers.hf", resolve_chat_template=lambda **kw: None),
         "vllm.engine": _module("vllm.engine"),
-        "vllm.engine.arg_utils": _module("vllm.engine.arg_utils", EngineArgs=lambda **kw: SimpleNamespace(
-            create_model_config=lambda: None)),
+        "vllm.engine.arg_utils": _module(
+            "vllm.engine.arg_utils", EngineArgs=lambda **kw: SimpleNamespace(create_model_config=lambda: None)
+        ),
         "ray": _module("ray"),  # data parallelism only checks that ray is installed before generating
     }
     for name, module in fakes.items():
@@ -118,8 +133,7 @@ def _settings(sp: Any) -> dict[str, Any]:
 
 
 def request(context: str, **gen_kwargs: Any) -> Instance:
-    return Instance(request_type="generate_until", doc={}, arguments=(context, gen_kwargs), idx=0,
-                    metadata=("t", 0, 1))
+    return Instance(request_type="generate_until", doc={}, arguments=(context, gen_kwargs), idx=0, metadata=("t", 0, 1))
 
 
 SAMPLE = {"until": ["\n\n"], "do_sample": True, "temperature": 0.1, "max_gen_toks": 8}
@@ -127,8 +141,16 @@ SAMPLE = {"until": ["\n\n"], "do_sample": True, "temperature": 0.1, "max_gen_tok
 
 # ---- engine construction ----------------------------------------------------------------
 def test_engine_gets_processor_em_settings_removed_and_vllm_args(backend, tiny_llama_dir: Path) -> None:
-    lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), em_threshold=0.2, em_steps=5, tensor_parallel_size=2,
-                           max_model_len=256, gpu_memory_utilization=0.5, device="cuda:0", batch_size=1)
+    lm = backend.EmInfVLLM(
+        pretrained=str(tiny_llama_dir),
+        em_threshold=0.2,
+        em_steps=5,
+        tensor_parallel_size=2,
+        max_model_len=256,
+        gpu_memory_utilization=0.5,
+        device="cuda:0",
+        batch_size=1,
+    )
     (engine,) = FakeLLM.instances
     assert engine.engine_args["logits_processors"] == [PROCESSOR]  # the runner vLLM picks builds its own class
     assert engine.engine_args["worker_extension_cls"] == WORKER_EXTENSION
@@ -139,11 +161,13 @@ def test_engine_gets_processor_em_settings_removed_and_vllm_args(backend, tiny_l
     assert lm.run_spec.settings == EmSettings(threshold=0.2, steps=5)
 
 
-def test_user_processors_come_first_and_a_user_worker_extension_is_kept(backend, tiny_llama_dir: Path,
-                                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_user_processors_come_first_and_a_user_worker_extension_is_kept(
+    backend, tiny_llama_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="em_eval.backends.vllm"):
-        lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), logits_processors=["pkg.mod:Mine"],
-                               worker_extension_cls="pkg.mod.Ext")
+        lm = backend.EmInfVLLM(
+            pretrained=str(tiny_llama_dir), logits_processors=["pkg.mod:Mine"], worker_extension_cls="pkg.mod.Ext"
+        )
     engine = FakeLLM.instances[0].engine_args
     assert engine["logits_processors"] == ["pkg.mod:Mine", PROCESSOR]
     assert engine["worker_extension_cls"] == "pkg.mod.Ext"
@@ -175,8 +199,20 @@ def test_em_eval_lora_checkpoint_loads_on_its_base_model(backend, tiny_llama_dir
     ckpt = tmp_path / "run" / "checkpoint-000004"
     ckpt.mkdir(parents=True)
     (ckpt / "adapter_config.json").write_text(json.dumps({"r": 8, "peft_type": "LORA"}))
-    write_metadata(ckpt, CheckpointMetadata(method="em_rl", step=4, base_model=str(tiny_llama_dir), adapter="lora",
-                                            data_sha256="0" * 64, seed=1, recipe=None, config={}, em_eval_version="t"))
+    write_metadata(
+        ckpt,
+        CheckpointMetadata(
+            method="em_rl",
+            step=4,
+            base_model=str(tiny_llama_dir),
+            adapter="lora",
+            data_sha256="0" * 64,
+            seed=1,
+            recipe=None,
+            config={},
+            em_eval_version="t",
+        ),
+    )
     lm = backend.EmInfVLLM(pretrained=str(ckpt.parent))  # a run folder means its latest checkpoint
     engine = FakeLLM.instances[-1].engine_args
     assert engine["model"] == str(tiny_llama_dir) and engine["enable_lora"] and engine["max_lora_rank"] == 8
@@ -254,8 +290,9 @@ def test_greedy_warns_once(backend, tiny_llama_dir: Path, caplog: pytest.LogCapt
     assert FakeLLM.instances[0].calls[0]["sampling_params"][0].temperature == 0
 
 
-def test_generation_routes_through_multistep_and_decode_method(backend, tiny_llama_dir: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generation_routes_through_multistep_and_decode_method(
+    backend, tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import em_eval.backends.generation as common
 
     seen: list[int] = []
@@ -340,16 +377,27 @@ def test_generation_budget_is_fitted_to_the_context(backend, tiny_llama_dir: Pat
 
 
 def test_each_request_is_capped_by_max_context_per_em_mode_and_an_overlong_prompt_keeps_its_end(
-        backend, tiny_llama_dir: Path) -> None:
+    backend, tiny_llama_dir: Path
+) -> None:
     lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), max_model_len=128)
-    task = {**SAMPLE, "max_gen_toks": 100, "max_context": 40, "by_em_mode": {"em_inf": {"max_gen_toks": 7,
-                                                                                          "max_context": None}}}
+    task = {
+        **SAMPLE,
+        "max_gen_toks": 100,
+        "max_context": 40,
+        "by_em_mode": {"em_inf": {"max_gen_toks": 7, "max_context": None}},
+    }
     long_prompt = "word " * 300 + "THE END"
-    off, em, long = (request("Q: 2+2?", **task, em_mode="off"), request("Q: 2+2?", **task),
-                     request(long_prompt, **task, em_mode="off"))
+    off, em, long = (
+        request("Q: 2+2?", **task, em_mode="off"),
+        request("Q: 2+2?", **task),
+        request(long_prompt, **task, em_mode="off"),
+    )
     lm.generate_until([off, em, long])
-    sent = {sp.max_tokens: (p["prompt_token_ids"], sp) for call in FakeLLM.instances[0].calls
-            for p, sp in zip(call["prompts"], call["sampling_params"])}
+    sent = {
+        sp.max_tokens: (p["prompt_token_ids"], sp)
+        for call in FakeLLM.instances[0].calls
+        for p, sp in zip(call["prompts"], call["sampling_params"])
+    }
     prompt_tokens = len(lm.tok_encode("Q: 2+2?"))
     assert set(sent) == {40 - prompt_tokens, 7, 20}  # off: max_context; em_inf: its own budget; long: the reserve
     kept, sp = sent[20]
@@ -363,8 +411,15 @@ def test_each_request_is_capped_by_max_context_per_em_mode_and_an_overlong_promp
 def test_vllm_sampling_params_trace_what_the_backend_sends(backend) -> None:
     from em_eval.backends.sampling_trace import vllm_sampling_params
 
-    task = {"until": ["\n###\nProblem: "], "do_sample": True, "temperature": 0.1, "top_p": 1.0, "max_gen_toks": 4096,
-            "max_context": 4096, "by_em_mode": {"em_inf": {"max_gen_toks": 8192, "max_context": None}}}
+    task = {
+        "until": ["\n###\nProblem: "],
+        "do_sample": True,
+        "temperature": 0.1,
+        "top_p": 1.0,
+        "max_gen_toks": 4096,
+        "max_context": 4096,
+        "by_em_mode": {"em_inf": {"max_gen_toks": 8192, "max_context": None}},
+    }
     em = vllm_sampling_params(task, EmSettings())
     assert (em["temperature"], em["max_tokens"], em["stop"]) == (pytest.approx(0.1), 8192, ["\n###\nProblem: "])
     assert em["extra_args"] == EmSettings().as_args()

@@ -14,8 +14,10 @@ MODEL_FIXTURES = {"smollm2_dir", "tiny_llama_dir", "trained"}
 def _pure_code_only(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     models = MODEL_FIXTURES & set(request.fixturenames)  # every fixture the test uses, directly or not
     if models:
-        pytest.fail(f"{request.node.nodeid} loads a model ({', '.join(sorted(models))}): move it to tests/integration",
-                    pytrace=False)
+        pytest.fail(
+            f"{request.node.nodeid} loads a model ({', '.join(sorted(models))}): move it to tests/integration",
+            pytrace=False,
+        )
 
     def refuse(*args, **kwargs):
         raise RuntimeError(f"{request.node.nodeid} started a process: move it to tests/integration")

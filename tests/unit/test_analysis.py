@@ -26,8 +26,10 @@ def test_pass_at_k_curve_equals_brute_force_enumeration() -> None:
     curve = pass_at_k_curve(outcomes)
     assert [pt.k for pt in curve] == list(range(1, 7))
     for pt in curve:
-        brute = [sum(any(o[i] for i in subset) for subset in itertools.combinations(range(6), pt.k))
-                 / math.comb(6, pt.k) for o in outcomes]
+        brute = [
+            sum(any(o[i] for i in subset) for subset in itertools.combinations(range(6), pt.k)) / math.comb(6, pt.k)
+            for o in outcomes
+        ]
         assert pt.estimate.mean == pytest.approx(sum(brute) / len(brute), abs=1e-12)
         assert pt.estimate.stderr == pytest.approx(mean_stderr(brute).stderr, abs=1e-12)
     assert curve[-1].estimate.mean == 0.75  # coverage: 3 of 4 problems solved at least once
@@ -70,8 +72,13 @@ def test_semantic_entropy_counts_missing_answers_as_singletons() -> None:
 
 
 def test_signals_read_the_telemetry_records() -> None:
-    record = {"entropy_before": 0.5, "entropy_before_thirds": [0.9, 0.6, 0.2], "self_certainty_after": 3.0,
-              "top1_before": 0.8, "conf_before": {"mean": 5.0, "tail": 6.0, "bottom10": 2.0, "lowest": None}}
+    record = {
+        "entropy_before": 0.5,
+        "entropy_before_thirds": [0.9, 0.6, 0.2],
+        "self_certainty_after": 3.0,
+        "top1_before": 0.8,
+        "conf_before": {"mean": 5.0, "tail": 6.0, "bottom10": 2.0, "lowest": None},
+    }
     p = ProblemSamples(0, (True, False, True), ("x", "y", "x"), (5, 5, 5), (record, {}, {}))
     assert SIGNALS["neg_entropy"].value(p, 0) == -0.5 and SIGNALS["rent"].value(p, 0) == -0.2
     assert SIGNALS["rent"].weight(-0.2) == pytest.approx(math.exp(-0.2))
@@ -106,8 +113,10 @@ def test_reports_and_cli_on_a_synthetic_run(tmp_path) -> None:
         extra = ["--signals", "conf_tail", "neg_entropy", "agreement"] if command in ("calibration", "voting") else []
         assert main([command, *specs, "-o", str(out), *extra]) == 0
     passk = json.loads((out / "passk.json").read_text())
-    assert [(r["run"], r["pass_at_k"]) for r in passk if r["k"] == 4] == [("trained", pytest.approx(2 / 3)),
-                                                                          ("base", pytest.approx(2 / 3))]
+    assert [(r["run"], r["pass_at_k"]) for r in passk if r["k"] == 4] == [
+        ("trained", pytest.approx(2 / 3)),
+        ("base", pytest.approx(2 / 3)),
+    ]
     assert (out / "plots" / "passk_em_t.png").stat().st_size > 0
     calibration = {(r["run"], r["signal"]): r for r in json.loads((out / "calibration.json").read_text())}
     assert "bins" not in (out / "calibration.csv").read_text().splitlines()[0]  # nested: in the JSON only
@@ -140,7 +149,10 @@ def test_the_n256_example_task_resolves_to_256_repeats_with_every_pass_and_maj_m
 
     example = Path(__file__).resolve().parents[2] / "examples" / "tasks" / "em_aime24_n256.yaml"
     config = load_yaml(example, resolve_func=False)  # lm-eval's loader, include chain and all
-    assert (config["task"], config["repeats"], config["dataset_kwargs"]["benchmark"]) == ("em_aime24_n256", 256,
-                                                                                          "aime24")
+    assert (config["task"], config["repeats"], config["dataset_kwargs"]["benchmark"]) == (
+        "em_aime24_n256",
+        256,
+        "aime24",
+    )
     names = {m["metric"] for m in config["metric_list"]}
     assert {f"{kind}@{k}" for kind in ("pass", "maj") for k in k_values(256)} | {"exact_match", "grading"} <= names

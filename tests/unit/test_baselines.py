@@ -49,8 +49,10 @@ def generate(method: DecodeMethod, reqs: list[Instance], plain, **kwargs) -> lis
 
 def task_requests(task: str, prompts: list[str], docs: list[dict] | None = None) -> list[Instance]:
     gen = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 8}
-    return [Instance("generate_until", (docs or [{}] * len(prompts))[i], (p, dict(gen)), idx=0, metadata=(task, i, 1))
-            for i, p in enumerate(prompts)]
+    return [
+        Instance("generate_until", (docs or [{}] * len(prompts))[i], (p, dict(gen)), idx=0, metadata=(task, i, 1))
+        for i, p in enumerate(prompts)
+    ]
 
 
 # ---- arguments ---------------------------------------------------------------------------
@@ -68,10 +70,13 @@ def test_method_args_are_popped_with_defaults_and_aliases() -> None:
 
 @pytest.mark.parametrize(
     "bad,match",
-    [({"decode_method": "beam"}, "decode_method='beam' is not one of"),
-     ({"decode_rounds": 3}, "unknown decoding argument"),
-     ({"decode_method": "self_consistency", "decode_n": 0}, "decode_n=0 is invalid"),
-     ({"decode_n": 2}, "plain: n = 1"), ({"decode_method": "sc", "decode_n": "four"}, "must be integers")],
+    [
+        ({"decode_method": "beam"}, "decode_method='beam' is not one of"),
+        ({"decode_rounds": 3}, "unknown decoding argument"),
+        ({"decode_method": "self_consistency", "decode_n": 0}, "decode_n=0 is invalid"),
+        ({"decode_n": 2}, "plain: n = 1"),
+        ({"decode_method": "sc", "decode_n": "four"}, "must be integers"),
+    ],
 )
 def test_bad_method_args_fail_clearly(bad: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -79,8 +84,9 @@ def test_bad_method_args_fail_clearly(bad: dict, match: str) -> None:
 
 
 def test_tasks_declare_their_protocol_and_bad_declarations_fail_clearly() -> None:
-    assert [task_decoding(t).refinement_rounds for t in ("em_math500", "em_ugphysics", "em_leetcode", "em_scicode")] \
-        == [3, 3, 4, 2]
+    assert [
+        task_decoding(t).refinement_rounds for t in ("em_math500", "em_ugphysics", "em_leetcode", "em_scicode")
+    ] == [3, 3, 4, 2]
     assert task_decoding("leetcode").refinement_feedback == "code_block"  # the alias YAML inherits it
     assert task_decoding("not_ours").declared == ()
     with pytest.raises(ValueError, match="sc_grouping='vote' is not one of .*fix the task's YAML"):
@@ -168,8 +174,9 @@ def test_refinement_rereads_previous_attempts_for_n_rounds() -> None:
     r2 = refinement_prompt(q1, "first", q1)
     r3 = refinement_prompt(r2, "second", q1)
     assert r2 == q1 + "first\n\n" + q1
-    plain = ScriptedPlain({q1: ["first"], r2: ["second"], r3: ["third"], "Q2": ["a"], "Q2a\n\nQ2": ["b"],
-                           "Q2a\n\nQ2b\n\nQ2": ["c"]})
+    plain = ScriptedPlain(
+        {q1: ["first"], r2: ["second"], r3: ["third"], "Q2": ["a"], "Q2a\n\nQ2": ["b"], "Q2a\n\nQ2b\n\nQ2": ["c"]}
+    )
     reqs = make_requests([q1, "Q2"])
     out = generate(DecodeMethod("refinement", 3), reqs, plain)
     assert out == ["third", "c"]
@@ -189,8 +196,9 @@ def test_refinement_runs_each_task_s_rounds_unless_decode_n_overrides() -> None:
     reqs = [r for t in tasks for r in task_requests(t, [t])]
     generate(DecodeMethod("refinement", None), reqs, plain, eos_token="</s>")
     records = {r.task_name: r.args[1][DECODE_KEY] for r in reqs}
-    assert {t: (rec["decode_n"], len(rec["rounds"]), rec["decode_n_from"]) for t, rec in records.items()} \
-        == {t: (n, n, "task metadata") for t, n in tasks.items()}
+    assert {t: (rec["decode_n"], len(rec["rounds"]), rec["decode_n_from"]) for t, rec in records.items()} == {
+        t: (n, n, "task metadata") for t, n in tasks.items()
+    }
     assert records["em_scicode"]["feedback"] == "scicode_code"
     step = "Here:\n```python\nimport numpy as np\ndef f():\n    return 1\n```"
     assert task_decoding("em_scicode").feedback()(step, "</s>") == "\n\n\ndef f():\n    return 1\n\n\n"

@@ -29,16 +29,19 @@ def test_dataset_has_the_papers_difficulty_mix(docs):
 def test_prompt_is_the_papers(docs):
     text = code_tasks.leetcode_doc_to_text(docs[0])
     assert text.startswith(docs[0]["prompt_sft"])
-    assert text.endswith("\n\nWrite Python code to solve the problem. Present the code in \n"
-                         "```python\nYour code\n```\nat the end.")
+    assert text.endswith(
+        "\n\nWrite Python code to solve the problem. Present the code in \n```python\nYour code\n```\nat the end."
+    )
     config = yaml.safe_load((REPO / "tasks/leetcode/em_leetcode.yaml").read_text().replace("!function", ""))
     assert config["description"] == code_tasks.EURUS_SYSTEM_PROMPT
     assert "[ASSESS]" in config["description"] and config["description"].endswith("Next action: [NEXT ACTION NAME]\n")
 
 
 def test_extraction_takes_the_last_block_with_a_def():
-    text = ("Plan:\n```python\nx = 1\n```\nCode:\n```python\nclass Solution:\n    def f(self):\n        return 1\n```\n"
-            "Usage:\n```python\nprint(Solution().f())\n```")
+    text = (
+        "Plan:\n```python\nx = 1\n```\nCode:\n```python\nclass Solution:\n    def f(self):\n        return 1\n```\n"
+        "Usage:\n```python\nprint(Solution().f())\n```"
+    )
     assert match_code(text) == "\nclass Solution:\n    def f(self):\n        return 1\n"
     assert extract_leetcode_code(text) == "\nclass Solution:\n    def f(self):\n        return 1\n"
     assert match_code("```\ndef g():\n    pass\n```") == "\ndef g():\n    pass\n"
@@ -54,8 +57,10 @@ def test_extraction_wraps_bare_functions_in_class_solution():
 
 
 def test_scicode_extraction_takes_the_first_block_and_drops_imports():
-    text = ("Background...\n```python\nimport numpy as np\nfrom scipy import linalg\ndef f(x):\n    return x\n```\n"
-            "```python\ndef g(): pass\n```")
+    text = (
+        "Background...\n```python\nimport numpy as np\nfrom scipy import linalg\ndef f(x):\n    return x\n```\n"
+        "```python\ndef g(): pass\n```"
+    )
     assert extract_scicode_code(text) == "\n\ndef f(x):\n    return x\n"  # upstream's regex also eats one newline
     assert extract_scicode_code("```\nimport os\nx = 1\n```") == "\nx = 1\n"
     assert extract_scicode_code("def h(): return 2") == "def h(): return 2"

@@ -16,8 +16,14 @@ from em_eval.backends.effective_sampling import (
 from em_eval.em_inf.settings import EmSettings
 from em_eval.user_errors import ArgumentValueError
 
-LEETCODE = {"until": [], "do_sample": True, "temperature": 0.1, "max_gen_toks": 4096, "max_context": 4096,
-            "by_em_mode": {"em_inf": {"max_gen_toks": 8192, "max_context": None}}}
+LEETCODE = {
+    "until": [],
+    "do_sample": True,
+    "temperature": 0.1,
+    "max_gen_toks": 4096,
+    "max_context": 4096,
+    "by_em_mode": {"em_inf": {"max_gen_toks": 8192, "max_context": None}},
+}
 
 
 def test_by_em_mode_applies_to_the_request_mode_and_null_removes_a_key() -> None:
@@ -40,7 +46,11 @@ def test_adaptive_temperature_replaces_the_task_temperature() -> None:
     assert (em["temperature"], em["replaced_temperature"], em["top_k"]) == (0.1, None, 20)
     greedy = effective_sampling({"do_sample": False, "temperature": 0.1, "top_k": 20}, EmSettings(mode="adaptive_temp"))
     assert (greedy["do_sample"], greedy["temperature"], greedy["top_k"], greedy["replaced_temperature"]) == (
-        False, 0.0, None, None)
+        False,
+        0.0,
+        None,
+        None,
+    )
 
 
 def test_fit_prompt_caps_by_context_and_truncates_only_what_does_not_fit() -> None:
@@ -53,21 +63,26 @@ def test_fit_prompt_caps_by_context_and_truncates_only_what_does_not_fit() -> No
     assert fit_prompt(300, 4096, None, 64) == (32, 32)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"max_context": 0}, "max_context=0 must be a positive number"),
-    ({"max_context": "lots"}, "max_context='lots'"),
-    ({"by_em_mode": {"greedy": {}}}, "unknown em_mode"),
-    ({"by_em_mode": {"em_inf": 3}}, "must map an em_mode to gen keys"),
-    ({"prompt_overflow": "drop"}, "prompt_overflow='drop' must be one of truncate, empty"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"max_context": 0}, "max_context=0 must be a positive number"),
+        ({"max_context": "lots"}, "max_context='lots'"),
+        ({"by_em_mode": {"greedy": {}}}, "unknown em_mode"),
+        ({"by_em_mode": {"em_inf": 3}}, "must map an em_mode to gen keys"),
+        ({"prompt_overflow": "drop"}, "prompt_overflow='drop' must be one of truncate, empty"),
+    ],
+)
 def test_bad_protocol_keys_give_one_clear_error(bad: dict, match: str) -> None:
     with pytest.raises(ArgumentValueError, match=match):
         resolve(bad, EmSettings())
 
 
 def test_stock_backends_refuse_protocol_keys_naming_the_fix() -> None:
-    reqs = [SimpleNamespace(task_name="em_leetcode", args=("p", dict(LEETCODE))),
-            SimpleNamespace(task_name="em_math500", args=("p", {"temperature": 0.1}))]
+    reqs = [
+        SimpleNamespace(task_name="em_leetcode", args=("p", dict(LEETCODE))),
+        SimpleNamespace(task_name="em_math500", args=("p", {"temperature": 0.1})),
+    ]
     with pytest.raises(ArgumentValueError, match="em_leetcode sets by_em_mode, em_leetcode sets max_context.*em_inf"):
         refuse_protocol_keys(reqs, "HFLM")
     refuse_protocol_keys(reqs[1:], "HFLM")

@@ -186,8 +186,9 @@ def test_zero_steps_is_identity_and_bad_shapes_raise() -> None:
         minimize_entropy(z, lr=-1.0)
 
 
-def reference_adaptive_temperature(row: torch.Tensor, target_ratio=0.85, threshold=1e-5, t_min=0.01, t_max=1.0,
-                                   tol=0.1, max_iters=100):
+def reference_adaptive_temperature(
+    row: torch.Tensor, target_ratio=0.85, threshold=1e-5, t_min=0.01, t_max=1.0, tol=0.1, max_iters=100
+):
     """The paper's AdaptiveTemperatureProcessor for one row (float64 bisection)."""
     h0 = entropy(row[None]).item()
     if h0 <= threshold:

@@ -66,16 +66,18 @@ def reference_sequence(tokens: np.ndarray, window: int) -> list[float]:
     n = len(tokens)
     out = [float(n)]
     for col in (0, 1):
-        out += [float(np.nanmean(part)) if np.isfinite(part).any() else math.nan
-                for part in np.array_split(tokens[:, col], 3)]
+        out += [
+            float(np.nanmean(part)) if np.isfinite(part).any() else math.nan
+            for part in np.array_split(tokens[:, col], 3)
+        ]
     for col in (0, 1):
         out += [float(np.nanpercentile(tokens[:, col], q)) for q in (10, 50, 90, 99)]
     for col in (2, 3):
         c = tokens[:, col]
         w = min(window, n)
-        groups = sorted(float(np.nanmean(c[i: i + w])) for i in range(n - w + 1) if np.isfinite(c[i: i + w]).any())
+        groups = sorted(float(np.nanmean(c[i : i + w])) for i in range(n - w + 1) if np.isfinite(c[i : i + w]).any())
         bottom = groups[: max(1, math.ceil(0.1 * len(groups)))]
-        out += [float(np.nanmean(c)), float(np.nanmean(c[n - w:])), sum(bottom) / len(bottom), groups[0]]
+        out += [float(np.nanmean(c)), float(np.nanmean(c[n - w :])), sum(bottom) / len(bottom), groups[0]]
     return out
 
 
@@ -103,9 +105,18 @@ def test_rent_third_is_the_last_third_and_empty_responses_are_nan() -> None:
 
 
 def test_telemetry_record_carries_the_signals() -> None:
-    sums = {"tokens": 4.0, "entropy_before": 4.0, "entropy_after": 2.0, "steps": 3.0, "adjusted": 2.0,
-            "self_certainty_before": 8.0, "self_certainty_after": 10.0, "top1_before": 2.0, "top1_after": 3.0,
-            "nonfinite": 0.0}
+    sums = {
+        "tokens": 4.0,
+        "entropy_before": 4.0,
+        "entropy_after": 2.0,
+        "steps": 3.0,
+        "adjusted": 2.0,
+        "self_certainty_before": 8.0,
+        "self_certainty_after": 10.0,
+        "top1_before": 2.0,
+        "top1_after": 3.0,
+        "nonfinite": 0.0,
+    }
     values = sequence_signals(torch.arange(16.0).reshape(4, 4), window=2).tolist()
     record = telemetry_record("em_inf", 4, sums, 1.0, 1, values)
     assert (record["self_certainty_before"], record["self_certainty_after"]) == (2.0, 2.5)
@@ -135,8 +146,11 @@ def _nan(value):
     return math.nan if value is None else value
 
 
-@pytest.mark.parametrize("settings", [EmSettings(), EmSettings(mode="off"), EmSettings(mode="adaptive_temp")],
-                         ids=["em_inf", "off", "adaptive_temp"])
+@pytest.mark.parametrize(
+    "settings",
+    [EmSettings(), EmSettings(mode="off"), EmSettings(mode="adaptive_temp")],
+    ids=["em_inf", "off", "adaptive_temp"],
+)
 def test_hf_processor_signals_equal_the_pure_functions_on_its_steps(settings: EmSettings) -> None:
     """Three rows over five steps; row 1 emits the stop token (id 0) after its second step."""
     g = torch.Generator().manual_seed(5)
@@ -151,20 +165,28 @@ def test_hf_processor_signals_equal_the_pure_functions_on_its_steps(settings: Em
         kept = steps if row != 1 else steps[:2]
         per_token = []
         for z in kept:
-            after, stats = settings.transform(z[row: row + 1].clone())
-            per_token.append([stats["entropy_before"][0], stats["entropy_after"][0],
-                              token_signals(z[row: row + 1])[1][0], token_signals(after)[1][0]])
+            after, stats = settings.transform(z[row : row + 1].clone())
+            per_token.append(
+                [
+                    stats["entropy_before"][0],
+                    stats["entropy_after"][0],
+                    token_signals(z[row : row + 1])[1][0],
+                    token_signals(after)[1][0],
+                ]
+            )
         want = signal_record(sequence_signals(torch.tensor(per_token).half()).tolist())
         assert record["signal_tokens"] == len(kept)
         for key, value in want.items():
             assert _nan(record[key]) == pytest.approx(_nan(value), rel=1e-5, nan_ok=True), key
-        certainty = [token_signals(z[row: row + 1])[0][0].item() for z in kept]
+        certainty = [token_signals(z[row : row + 1])[0][0].item() for z in kept]
         assert record["self_certainty_before"] == pytest.approx(sum(certainty) / len(kept), rel=1e-5)
-        for when, logits in (("before", [z[row] for z in kept]),
-                             ("after", [settings.transform(z[row: row + 1].clone())[0][0] for z in kept])):
+        for when, logits in (
+            ("before", [z[row] for z in kept]),
+            ("after", [settings.transform(z[row : row + 1].clone())[0][0] for z in kept]),
+        ):
             top1 = [reference_top1(x.double().numpy()) for x in logits]  # from scratch, per token
             assert record[f"top1_{when}"] == pytest.approx(sum(top1) / len(kept), rel=1e-5), when
-        first = np.array_split(np.array([entropy(z[row: row + 1]).item() for z in kept]), 3)[0]
+        first = np.array_split(np.array([entropy(z[row : row + 1]).item() for z in kept]), 3)[0]
         assert record["entropy_before_thirds"][0] == pytest.approx(first.mean(), rel=1e-3)
     if settings.mode == "off":
         assert all(r["conf_after"] == r["conf_before"] for r in records)

@@ -76,13 +76,26 @@ def test_bootstrap_finds_a_planted_shift_and_not_an_identical_run() -> None:
 
 
 # ---- the command ------------------------------------------------------------------------------
-def run_gate(tmp_path: Path, base: dict, cand: dict, *extra: str, base_kw: dict | None = None,
-             cand_kw: dict | None = None):
+def run_gate(
+    tmp_path: Path, base: dict, cand: dict, *extra: str, base_kw: dict | None = None, cand_kw: dict | None = None
+):
     b = write_run(tmp_path / "base", base, **(base_kw or {}))
     c = write_run(tmp_path / "cand", cand, **(cand_kw or {}))
     out = tmp_path / "gate"
-    code = main(["check", "--baseline", str(b.parent.parent), "--candidate", str(c), "-o", str(out),
-                 "--annotations", "always", *extra])
+    code = main(
+        [
+            "check",
+            "--baseline",
+            str(b.parent.parent),
+            "--candidate",
+            str(c),
+            "-o",
+            str(out),
+            "--annotations",
+            "always",
+            *extra,
+        ]
+    )
     report = json.loads((out / "gate.json").read_text()) if (out / "gate.json").exists() else None
     return code, report, out
 
@@ -206,12 +219,28 @@ def test_a_sample_without_doc_id_is_unusable_input_exit_2(tmp_path: Path, capsys
 def test_folders_with_several_runs_or_none_are_an_error(tmp_path: Path, capsys) -> None:
     write_run(tmp_path / "b", {"t": [1, 0]}, stamp="2026-01-01T00-00-00.1")
     write_run(tmp_path / "b", {"t": [1, 0]}, stamp="2026-01-02T00-00-00.1")
-    assert main(["check", "--baseline", str(tmp_path / "b"), "--candidate", str(tmp_path / "b"),
-                 "-o", str(tmp_path / "g")]) == 2
+    assert (
+        main(
+            ["check", "--baseline", str(tmp_path / "b"), "--candidate", str(tmp_path / "b"), "-o", str(tmp_path / "g")]
+        )
+        == 2
+    )
     assert "holds 2 runs" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main(["check", "--baseline", str(tmp_path / "empty"), "--candidate", str(tmp_path / "b"),
-                 "-o", str(tmp_path / "g")]) == 2
+    assert (
+        main(
+            [
+                "check",
+                "--baseline",
+                str(tmp_path / "empty"),
+                "--candidate",
+                str(tmp_path / "b"),
+                "-o",
+                str(tmp_path / "g"),
+            ]
+        )
+        == 2
+    )
     assert "--log_samples" in capsys.readouterr().err
 
 

@@ -40,8 +40,14 @@ def _garbage(n: int, seed: int) -> str:
 
 
 def test_pathological_responses_extract_fast() -> None:
-    for text in (_garbage(100_000, 4), "\\boxed{" * 20_000, "\\boxed{1}" * 10_000, "<think>" + "a" * 100_000,
-                 "the answer is " * 8_000, "$" * 100_000):
+    for text in (
+        _garbage(100_000, 4),
+        "\\boxed{" * 20_000,
+        "\\boxed{1}" * 10_000,
+        "<think>" + "a" * 100_000,
+        "the answer is " * 8_000,
+        "$" * 100_000,
+    ):
         start = time.monotonic()
         extract_answer(text)
         normalize(text)

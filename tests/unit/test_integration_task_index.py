@@ -72,8 +72,9 @@ def test_a_changed_or_added_file_rebuilds(index) -> None:
     assert len(list(index.cache.glob("*.json"))) == 1  # the folder's older states are gone
 
 
-def test_a_damaged_cache_is_rebuilt_and_an_unwritable_one_skipped(index, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_damaged_cache_is_rebuilt_and_an_unwritable_one_skipped(
+    index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index.cls.build([index.builtin])
     (stored,) = index.cache.glob("*.json")
     stored.write_text('[["alpha", 1')  # cut short, as by a full disk
@@ -87,7 +88,8 @@ def test_a_damaged_cache_is_rebuilt_and_an_unwritable_one_skipped(index, tmp_pat
 
 
 def test_other_folders_are_indexed_every_time_and_override_with_lm_evals_warning(
-        index, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    index, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ours = _folder(tmp_path / "ours", ["beta", "delta"], tag="ours_tag")
     expected = TaskIndex.build([index.builtin, ours])
     caplog.clear()

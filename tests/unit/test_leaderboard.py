@@ -37,8 +37,9 @@ def test_paper_reference_is_marked_reported_and_internally_consistent() -> None:
     assert checked == 18 + 8 + 3, "every Table 2/3 row's math average re-derives from its columns"
     presets = {p.stem for p in (REPO / "models").glob("*.yaml")}
     assert {m["preset"] for m in data["models"].values()} <= presets
-    task_names = {m for p in (REPO / "tasks").rglob("*.yaml")
-                  for m in re.findall(r"^task:\s*(\S+)", p.read_text(), re.M)}
+    task_names = {
+        m for p in (REPO / "tasks").rglob("*.yaml") for m in re.findall(r"^task:\s*(\S+)", p.read_text(), re.M)
+    }
     mapped = {b["task"] for b in data["benchmarks"].values() if b.get("task")}
     assert mapped <= task_names, f"benchmarks mapped to missing tasks: {mapped - task_names}"
 
@@ -61,40 +62,97 @@ def test_table2_coding_columns_are_eurus_runs_at_their_own_sampling() -> None:
     for task in ("em_leetcode", "em_livecodebench"):
         assert paper.candidates("Qwen2.5-Math-7B", ["base", "em_rl_token"], task, "pass@1") == []
     assert paper.candidates("Qwen2.5-Math-7B", ["base"], "em_math500", "exact_match")[0].value == 43.8
-    assert {r.model for r in paper.for_tasks(["em_livecodebench", "em_leetcode"]) if r.table.startswith("table2")} \
-        == {"Eurus-2-7B-SFT"}
-    assert {r.value for r in paper.for_tasks(["em_livecodebench"])} == \
-        {18.4, 18.3, 26.7, 25.8, 17.2, 21.7, 24.5, 16.8, 13.7}
+    assert {r.model for r in paper.for_tasks(["em_livecodebench", "em_leetcode"]) if r.table.startswith("table2")} == {
+        "Eurus-2-7B-SFT"
+    }
+    assert {r.value for r in paper.for_tasks(["em_livecodebench"])} == {
+        18.4,
+        18.3,
+        26.7,
+        25.8,
+        17.2,
+        21.7,
+        24.5,
+        16.8,
+        13.7,
+    }
 
 
-def _settings(model: str, methods: tuple, temperature: float = 0.1, top_p: float = 1.0, n: int | None = None,
-              trained: str | None = None) -> matching.RunSettings:
+def _settings(
+    model: str,
+    methods: tuple,
+    temperature: float = 0.1,
+    top_p: float = 1.0,
+    n: int | None = None,
+    trained: str | None = None,
+) -> matching.RunSettings:
     return matching.RunSettings(model, methods, temperature, top_p, n, trained)
 
 
-@pytest.mark.parametrize("settings,task,metric,value,why", [
-    (_settings("Qwen2.5-7B-Instruct", ("sampling", "base")), "em_math500", "exact_match", 74.0, None),
-    (_settings("Qwen2.5-7B-Instruct", ("sampling", "base"), temperature=0.7), "em_math500", "exact_match", None,
-     "temperature 0.7, paper 0.1"),
-    (_settings("Qwen2.5-7B-Instruct", ("greedy", "base"), temperature=0), "em_math500", "exact_match", 74.2, None),
-    (_settings("Qwen2.5-7B-Instruct", ("adaptive_temp",), temperature=0.1), "em_math500", "exact_match", 74.4, None),
-    (_settings("Qwen2.5-7B-Instruct", ("adaptive_temp",), temperature=0), "em_math500", "exact_match", None,
-     "greedy; the paper sampled"),
-    (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=2), "em_scicode", "subproblem_accuracy", 12.1, None),
-    (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=3), "em_scicode", "subproblem_accuracy", None,
-     "N=3, paper N=2"),
-    (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=3), "em_minerva", "exact_match", 41.5, None),
-    (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=3), "em_math500", "exact_match", None, "N=3, paper N=4"),
-    (_settings("Qwen2.5-7B-Instruct", ("self_consistency",), n=8), "em_amc", "exact_match", None, "N=8, paper N=4"),
-    (_settings("Eurus-2-7B-SFT", ("sampling", "base"), temperature=0.2, top_p=0.95), "em_livecodebench", "pass@1",
-     18.4, None),
-    (_settings("Eurus-2-7B-SFT", ("sampling", "base")), "em_livecodebench", "pass@1", None,
-     "temperature 0.1, paper 0.2; top_p 1, paper 0.95"),
-    (_settings("Qwen2.5-Math-7B", ("sampling", "base")), "em_leetcode", "pass@1", None, None),
-    (_settings("Eurus-2-7B-SFT", ("em_rl_token",), trained="checkpoint step 15"), "em_leetcode", "pass@1", 29.5, None),
-])
-def test_a_paper_number_is_shown_only_for_the_same_model_method_and_settings(settings, task, metric, value,
-                                                                             why) -> None:
+@pytest.mark.parametrize(
+    "settings,task,metric,value,why",
+    [
+        (_settings("Qwen2.5-7B-Instruct", ("sampling", "base")), "em_math500", "exact_match", 74.0, None),
+        (
+            _settings("Qwen2.5-7B-Instruct", ("sampling", "base"), temperature=0.7),
+            "em_math500",
+            "exact_match",
+            None,
+            "temperature 0.7, paper 0.1",
+        ),
+        (_settings("Qwen2.5-7B-Instruct", ("greedy", "base"), temperature=0), "em_math500", "exact_match", 74.2, None),
+        (
+            _settings("Qwen2.5-7B-Instruct", ("adaptive_temp",), temperature=0.1),
+            "em_math500",
+            "exact_match",
+            74.4,
+            None,
+        ),
+        (
+            _settings("Qwen2.5-7B-Instruct", ("adaptive_temp",), temperature=0),
+            "em_math500",
+            "exact_match",
+            None,
+            "greedy; the paper sampled",
+        ),
+        (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=2), "em_scicode", "subproblem_accuracy", 12.1, None),
+        (
+            _settings("Qwen2.5-7B-Instruct", ("refinement",), n=3),
+            "em_scicode",
+            "subproblem_accuracy",
+            None,
+            "N=3, paper N=2",
+        ),
+        (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=3), "em_minerva", "exact_match", 41.5, None),
+        (_settings("Qwen2.5-7B-Instruct", ("refinement",), n=3), "em_math500", "exact_match", None, "N=3, paper N=4"),
+        (_settings("Qwen2.5-7B-Instruct", ("self_consistency",), n=8), "em_amc", "exact_match", None, "N=8, paper N=4"),
+        (
+            _settings("Eurus-2-7B-SFT", ("sampling", "base"), temperature=0.2, top_p=0.95),
+            "em_livecodebench",
+            "pass@1",
+            18.4,
+            None,
+        ),
+        (
+            _settings("Eurus-2-7B-SFT", ("sampling", "base")),
+            "em_livecodebench",
+            "pass@1",
+            None,
+            "temperature 0.1, paper 0.2; top_p 1, paper 0.95",
+        ),
+        (_settings("Qwen2.5-Math-7B", ("sampling", "base")), "em_leetcode", "pass@1", None, None),
+        (
+            _settings("Eurus-2-7B-SFT", ("em_rl_token",), trained="checkpoint step 15"),
+            "em_leetcode",
+            "pass@1",
+            29.5,
+            None,
+        ),
+    ],
+)
+def test_a_paper_number_is_shown_only_for_the_same_model_method_and_settings(
+    settings, task, metric, value, why
+) -> None:
     found = matching.match(settings, task, metric)
     assert (found.reported and found.reported.value) == value
     assert (found.mismatch is None) if why is None else (why in found.mismatch)
@@ -111,15 +169,29 @@ def _edit(results: Path, config: dict | None = None, gen_kwargs: dict | None = N
 
 def test_rows_read_model_temperature_and_n_from_the_results_file(tmp_path: Path) -> None:
     runs = {
-        "t07": _edit(write_run(tmp_path / "a", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-7B-Instruct"),
-                     gen_kwargs={"temperature": 0.7}),
-        "n3": _edit(write_run(tmp_path / "b", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-7B-Instruct"),
-                    config={"decode_method": {"decode_method": "refinement", "decode_n": 3}}),
-        "n4": _edit(write_run(tmp_path / "c", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-7B-Instruct"),
-                    config={"decode_method": {"decode_method": "refinement", "decode_n": 4}}),
-        "trained": _edit(write_run(tmp_path / "d", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-Math-7B"),
-                         config={"em_checkpoint": {"method": "em_rl", "reward": "token", "step": 70,
-                                                   "base_model": "Qwen/Qwen2.5-Math-7B"}}),
+        "t07": _edit(
+            write_run(tmp_path / "a", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-7B-Instruct"),
+            gen_kwargs={"temperature": 0.7},
+        ),
+        "n3": _edit(
+            write_run(tmp_path / "b", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-7B-Instruct"),
+            config={"decode_method": {"decode_method": "refinement", "decode_n": 3}},
+        ),
+        "n4": _edit(
+            write_run(tmp_path / "c", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-7B-Instruct"),
+            config={"decode_method": {"decode_method": "refinement", "decode_n": 4}},
+        ),
+        "trained": _edit(
+            write_run(tmp_path / "d", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-Math-7B"),
+            config={
+                "em_checkpoint": {
+                    "method": "em_rl",
+                    "reward": "token",
+                    "step": 70,
+                    "base_model": "Qwen/Qwen2.5-Math-7B",
+                }
+            },
+        ),
         "base": write_run(tmp_path / "e", {"em_math500": [1, 0]}, model="Qwen/Qwen2.5-Math-7B"),
     }
     names = {path.resolve(): name for name, path in runs.items()}
@@ -130,8 +202,10 @@ def test_rows_read_model_temperature_and_n_from_the_results_file(tmp_path: Path)
     assert rows["trained"].paper_value == pytest.approx(0.708), "Table 2 EM-RL-token, not the Base row"
     assert "trained here (checkpoint step 70)" in rows["trained"].paper_source
     assert rows["base"].paper_value == pytest.approx(0.438) and "table2" in rows["base"].paper_source
-    assert "– (not comparable with table3 Qwen2.5-7B-Instruct 'Iterative refinement (N=3)': N=3, paper N=4)" \
+    assert (
+        "– (not comparable with table3 Qwen2.5-7B-Instruct 'Iterative refinement (N=3)': N=3, paper N=4)"
         in markdown([rows["n3"]])
+    )
 
 
 # ---- methods and intervals --------------------------------------------------------------------
@@ -140,20 +214,44 @@ def test_rows_read_model_temperature_and_n_from_the_results_file(tmp_path: Path)
     [
         ({"model": "hf"}, {"do_sample": False}, ("greedy", "Greedy (t=0)")),
         ({"model": "vllm"}, {"temperature": 0.1}, ("sampling", "Sampling (t=0.1)")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "off"}}, {"do_sample": True, "temperature": 0.1},
-         ("sampling", "Sampling (t=0.1)")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "em_inf"}}, {"do_sample": True, "temperature": 0.1},
-         ("em_inf", "EM-INF")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "off"}},
-         {"do_sample": True, "em_telemetry": [{"em_mode": "em_inf"}]}, ("em_inf", "EM-INF")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "adaptive_temp"}}, {"do_sample": True},
-         ("adaptive_temp", "Adaptive Temp")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "off"},
-          "decode_method": {"decode_method": "self_consistency", "decode_n": 4}},
-         {"do_sample": True, "temperature": 0.1}, ("self_consistency", "Self-consistency (N=4)")),
-        ({"model": "em_inf", "em_settings": {"em_mode": "off"},
-          "model_args": {"decode_method": "refinement", "decode_n": 3}},
-         {"do_sample": True}, ("refinement", "Iterative refinement (N=3)")),
+        (
+            {"model": "em_inf", "em_settings": {"em_mode": "off"}},
+            {"do_sample": True, "temperature": 0.1},
+            ("sampling", "Sampling (t=0.1)"),
+        ),
+        (
+            {"model": "em_inf", "em_settings": {"em_mode": "em_inf"}},
+            {"do_sample": True, "temperature": 0.1},
+            ("em_inf", "EM-INF"),
+        ),
+        (
+            {"model": "em_inf", "em_settings": {"em_mode": "off"}},
+            {"do_sample": True, "em_telemetry": [{"em_mode": "em_inf"}]},
+            ("em_inf", "EM-INF"),
+        ),
+        (
+            {"model": "em_inf", "em_settings": {"em_mode": "adaptive_temp"}},
+            {"do_sample": True},
+            ("adaptive_temp", "Adaptive Temp"),
+        ),
+        (
+            {
+                "model": "em_inf",
+                "em_settings": {"em_mode": "off"},
+                "decode_method": {"decode_method": "self_consistency", "decode_n": 4},
+            },
+            {"do_sample": True, "temperature": 0.1},
+            ("self_consistency", "Self-consistency (N=4)"),
+        ),
+        (
+            {
+                "model": "em_inf",
+                "em_settings": {"em_mode": "off"},
+                "model_args": {"decode_method": "refinement", "decode_n": 3},
+            },
+            {"do_sample": True},
+            ("refinement", "Iterative refinement (N=3)"),
+        ),
     ],
 )
 def test_methods_are_named_like_the_papers_rows(config: dict, gen_kwargs: dict, expected: tuple) -> None:
@@ -174,8 +272,9 @@ def test_intervals_wilson_for_binary_and_normal_for_fractions() -> None:
 def test_tables_have_every_model_method_task_with_n_and_ci(board: Path) -> None:
     rows = list(csv.DictReader((board / "leaderboard.csv").open()))
     assert len(rows) == 6
-    assert {(r["task"], r["method"]) for r in rows} == {(t, m) for t in ("em_amc", "em_math500")
-                                                        for m in ("greedy", "sampling", "em_inf")}
+    assert {(r["task"], r["method"]) for r in rows} == {
+        (t, m) for t in ("em_amc", "em_math500") for m in ("greedy", "sampling", "em_inf")
+    }
     for r in rows:
         assert float(r["ci_low"]) <= float(r["score"]) <= float(r["ci_high"])
         assert r["n"] == ("60" if r["task"] == "em_math500" else "20")
@@ -223,20 +322,22 @@ def test_rows_for_runs_loaded_in_python(board: Path, tmp_path: Path) -> None:
 
 
 def test_paper_reference_csv_is_the_yaml_flattened() -> None:
-    assert (REPO / "leaderboards" / "paper_reference.csv").read_text() == paper.csv_text(), \
-        "regenerate: python -c 'from em_eval.leaderboard.paper import csv_text; print(csv_text(), end=\"\")' " \
+    assert (REPO / "leaderboards" / "paper_reference.csv").read_text() == paper.csv_text(), (
+        "regenerate: python -c 'from em_eval.leaderboard.paper import csv_text; print(csv_text(), end=\"\")' "
         "> leaderboards/paper_reference.csv"
+    )
 
 
 def test_the_decoding_effect_is_in_the_rows_and_on_the_page(board: Path) -> None:
     rows = {(r["task"], r["method"]): r for r in csv.DictReader((board / "leaderboard.csv").open())}
     em, plain = rows[("em_math500", "em_inf")], rows[("em_math500", "sampling")]
-    assert (float(em["entropy_before"]), float(em["entropy_after"]), float(em["adjusted_share"])) == \
-        pytest.approx((1.2, 0.9, 0.6))
+    assert (float(em["entropy_before"]), float(em["entropy_after"]), float(em["adjusted_share"])) == pytest.approx(
+        (1.2, 0.9, 0.6)
+    )
     assert em["entropy_before"] > em["entropy_after"] and plain["entropy_before"] == plain["entropy_after"]
     assert float(plain["adjusted_share"]) == 0.0
     html = (board / "index.html").read_text()
-    effect = html[html.index('id="effect-table"'):html.index("</table>", html.index('id="effect-table"'))]
+    effect = html[html.index('id="effect-table"') : html.index("</table>", html.index('id="effect-table"'))]
     assert effect.count("<tr>") == 1 + 6 and "-0.300" in effect and ">60<" in effect
 
 
@@ -255,7 +356,7 @@ def test_a_page_without_paper_numbers_promises_no_paper_markers_and_shows_no_str
     assert main(["leaderboard", str(tmp_path / "run"), "-o", str(tmp_path / "board")]) == 0
     html = (tmp_path / "board" / "index.html").read_text()
     assert "◇ = paper" not in html and "the value written on each bar" in html
-    cells = re.findall(r"<tbody>.*?</tbody>", html[html.index('id="samples"'):], re.S)
+    cells = re.findall(r"<tbody>.*?</tbody>", html[html.index('id="samples"') :], re.S)
     assert cells and not any("·" in c for c in cells), "flags a task does not report leave the cell empty"
 
 
@@ -293,12 +394,29 @@ def ugp_board(tmp_path_factory) -> Path:
     only ``accuracy`` (Llama-3.1-8B-Instruct, greedy), then the leaderboard."""
     root = tmp_path_factory.mktemp("ugp")
     disagree = [float(a != b) for a, b in zip(UGP_CORRECT, UGP_PAPER)]
-    write_run(root / "both", {"em_ugphysics": UGP_CORRECT}, model="Qwen/Qwen2.5-7B-Instruct", metric="accuracy",
-              math_flags=False, extra={"accuracy_paper": UGP_PAPER, "graders_disagree": disagree, "judged": [
-                  {"correct": bool(c), "parts": [bool(c)], "predicted": [f"{i}.5", "x"] if i else None}
-                  for i, c in enumerate(UGP_CORRECT)]})
-    write_run(root / "older", {"em_ugphysics": UGP_CORRECT}, model="meta-llama/Llama-3.1-8B-Instruct",
-              metric="accuracy", math_flags=False, sampling=False)
+    write_run(
+        root / "both",
+        {"em_ugphysics": UGP_CORRECT},
+        model="Qwen/Qwen2.5-7B-Instruct",
+        metric="accuracy",
+        math_flags=False,
+        extra={
+            "accuracy_paper": UGP_PAPER,
+            "graders_disagree": disagree,
+            "judged": [
+                {"correct": bool(c), "parts": [bool(c)], "predicted": [f"{i}.5", "x"] if i else None}
+                for i, c in enumerate(UGP_CORRECT)
+            ],
+        },
+    )
+    write_run(
+        root / "older",
+        {"em_ugphysics": UGP_CORRECT},
+        model="meta-llama/Llama-3.1-8B-Instruct",
+        metric="accuracy",
+        math_flags=False,
+        sampling=False,
+    )
     out = root / "board"
     assert main(["leaderboard", str(root / "both"), str(root / "older"), "-o", str(out)]) == 0
     return out
@@ -307,8 +425,12 @@ def ugp_board(tmp_path_factory) -> Path:
 def test_ugphysics_rows_show_both_verdicts_and_the_paper_number_beside_accuracy_paper(ugp_board: Path) -> None:
     rows = {r["model"]: r for r in csv.DictReader((ugp_board / "leaderboard.csv").open())}
     both, older = rows["Qwen/Qwen2.5-7B-Instruct"], rows["meta-llama/Llama-3.1-8B-Instruct"]
-    assert (both["metric"], float(both["score"]), both["second_metric"], float(both["second_score"])) == \
-        ("accuracy", 0.5, "accuracy_paper", 0.6)
+    assert (both["metric"], float(both["score"]), both["second_metric"], float(both["second_score"])) == (
+        "accuracy",
+        0.5,
+        "accuracy_paper",
+        0.6,
+    )
     assert float(both["second_ci_low"]) < 0.6 < float(both["second_ci_high"])
     assert (float(both["paper_value"]), both["paper_metric"]) == (pytest.approx(0.234), "accuracy_paper")
     assert float(both["graders_disagree"]) == pytest.approx(0.3), "graders_disagree: 3 of 10 problems"
@@ -322,9 +444,9 @@ def test_ugphysics_rows_show_both_verdicts_and_the_paper_number_beside_accuracy_
 
 def test_ugphysics_page_shows_the_second_verdict_and_flags_where_the_judges_differ(ugp_board: Path) -> None:
     html = (ugp_board / "index.html").read_text()
-    board = html[html.index('id="leaderboard-table"'):html.index("</table>", html.index('id="leaderboard-table"'))]
+    board = html[html.index('id="leaderboard-table"') : html.index("</table>", html.index('id="leaderboard-table"'))]
     assert 'data-value="0.6" title="accuracy_paper: 95% CI' in board and "vs accuracy_paper" in board
-    drills = html[html.index('<details class="drill"'):]
+    drills = html[html.index('<details class="drill"') :]
     assert drills.count("they differ on 3 of 10 problems (graders_disagree)") == 1, "only the run that logs both"
     flagged = re.findall(r'<tr data-wrong="\d"[^>]* data-graders_disagree="1"', drills)
     assert len(flagged) == 3

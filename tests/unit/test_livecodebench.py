@@ -135,8 +135,11 @@ def test_documents_keep_the_window_sorted_by_id_with_its_size(tmp_path, caplog):
     assert "private_test_cases" not in docs[0]  # the judge reads the record again
     functional = record_of(docs[1])
     assert functional["question_id"] == "3000"
-    assert cases_of(functional) == {"inputs": ["[1, 2]\n3", "[]\n1", "[0]\n-1"], "outputs": ["[4, 5]", "[]", "[-1]"],
-                                    "fn_name": "addDigits"}
+    assert cases_of(functional) == {
+        "inputs": ["[1, 2]\n3", "[]\n1", "[0]\n-1"],
+        "outputs": ["[4, 5]", "[]", "[-1]"],
+        "fn_name": "addDigits",
+    }
     assert [d["question_id"] for d in documents([path], "2023-01-01", "2023-12-31")] == ["abc299_a", "abc300_a"]
 
 
@@ -154,8 +157,11 @@ def test_data_path_env_variable_and_a_missing_file(tmp_path, monkeypatch):
     (tmp_path / "test2.jsonl").write_text("")
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
     assert release_files() == [tmp_path / "test.jsonl", tmp_path / "test2.jsonl"]
-    with pytest.raises(DataFileError, match=r"nowhere\.jsonl \(from data_path=.*Download https://huggingface\.co/"
-                                            r"datasets/livecodebench/code_generation_lite/resolve/[0-9a-f]{40}/test\.jsonl"):
+    with pytest.raises(
+        DataFileError,
+        match=r"nowhere\.jsonl \(from data_path=.*Download https://huggingface\.co/"
+        r"datasets/livecodebench/code_generation_lite/resolve/[0-9a-f]{40}/test\.jsonl",
+    ):
         release_files(str(tmp_path / "nowhere.jsonl"))
 
 
@@ -166,7 +172,8 @@ def test_prompt_is_the_papers_lcb_fork():
         "### Question:\nPrint A+B.\n\n### Format: Read the inputs from stdin solve the problem and write the answer to "
         "stdout (do not directly test on the sample inputs). Enclose your code within delimiters as follows.\n"
         "```python\n# YOUR CODE HERE\n```\n\n### Answer: (use the provided format with backticks)\n\n\n\n"
-        "Write Python code to solve the problem. Present the code in \n```python\nYour code\n```\nat the end.")
+        "Write Python code to solve the problem. Present the code in \n```python\nYour code\n```\nat the end."
+    )
     with_starter = doc_to_text({"question_content": "Add.", "starter_code": STARTER})
     assert "### Format: You will use the following starter code" in with_starter
     assert f"```python\n{STARTER}\n```" in with_starter
@@ -177,9 +184,15 @@ def test_prompt_is_the_papers_lcb_fork():
 def test_task_yaml_has_the_papers_generation_settings():
     config = yaml.safe_load((REPO / "tasks/livecodebench/em_livecodebench.yaml").read_text().replace("!function", ""))
     assert config["description"] == SYSTEM_PROMPT
-    assert config["generation_kwargs"] == {"until": ["###"], "do_sample": True, "temperature": 0.2, "top_p": 0.95,
-                                           "max_gen_toks": 4096, "max_context": 4096,
-                                           "by_em_mode": {"adaptive_temp": {"temperature": 1.0}}}
+    assert config["generation_kwargs"] == {
+        "until": ["###"],
+        "do_sample": True,
+        "temperature": 0.2,
+        "top_p": 0.95,
+        "max_gen_toks": 4096,
+        "max_context": 4096,
+        "by_em_mode": {"adaptive_temp": {"temperature": 1.0}},
+    }
     assert config["repeats"] == 1 and config["metadata"]["paper_problems"] == 511
     assert config["metadata"]["window"] == [START_DATE, END_DATE] == ["2023-05-01", "2024-05-31"]
 
@@ -229,8 +242,16 @@ def test_verdicts_say_why():
     ok = _result(files={"verdict.json": json.dumps({"results": [True, True], "info": {}}).encode()})
     assert verdict(ok, 2)["status"] == "passed"
     assert verdict(ok, 3)["status"] == "error"  # fewer results than tests is no pass
-    wrong = {"results": [True, -2], "info": {"error_code": -2, "error_message": "Wrong answer at line 0: 1 != 2",
-                                             "inputs": "5", "output": "1", "expected": "2"}}
+    wrong = {
+        "results": [True, -2],
+        "info": {
+            "error_code": -2,
+            "error_message": "Wrong answer at line 0: 1 != 2",
+            "inputs": "5",
+            "output": "1",
+            "expected": "2",
+        },
+    }
     got = verdict(_result(files={"verdict.json": json.dumps(wrong).encode()}), 4)
     assert got["status"] == "failed" and got["tests_passed"] == 1
     assert got["reason"] == "test 2 of 4: Wrong answer at line 0: 1 != 2 (inputs 5; output 1; expected 2)"
@@ -251,8 +272,19 @@ def test_metrics_by_difficulty_and_platform_and_the_window_size():
 
 def test_schema_of_the_test_records_is_upstreams():
     fields = set(record("x", "2024-01-01T00:00:00", "atcoder", "easy", "", [], []))
-    assert fields == {"question_title", "question_content", "platform", "question_id", "contest_id", "contest_date",
-                      "starter_code", "difficulty", "public_test_cases", "private_test_cases", "metadata"}
+    assert fields == {
+        "question_title",
+        "question_content",
+        "platform",
+        "question_id",
+        "contest_id",
+        "contest_date",
+        "starter_code",
+        "difficulty",
+        "public_test_cases",
+        "private_test_cases",
+        "metadata",
+    }
 
 
 def test_release_v2_files_are_pinned_by_sha256():

@@ -112,6 +112,7 @@ def test_stderr_shrinks_with_more_problems() -> None:
     rng = random.Random(0)
     small = [[rng.random() < 0.4 for _ in range(8)] for _ in range(20)]
     large = small * 25
+
     def stderr(rows):
         return mean_stderr([pass_at_k(len(row), sum(row), 4) for row in rows]).stderr
 

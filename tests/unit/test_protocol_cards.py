@@ -6,6 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from em_eval.backends.effective_sampling import effective_sampling
+from em_eval.em_inf.settings import EmSettings
+from em_eval.records import MULTISTEP_KEY
 from protocol_cards import (
     COLUMNS,
     TASKS,
@@ -24,10 +28,6 @@ from protocol_cards import (
     task_yamls,
     yaml_cells,
 )
-
-from em_eval.backends.effective_sampling import effective_sampling
-from em_eval.em_inf.settings import EmSettings
-from em_eval.records import MULTISTEP_KEY
 
 BENCHMARKS = ("leetcode", "livecodebench", "math", "scicode", "smoke", "ugphysics")
 # A card's system-prompt name -> the text em-eval sends. The paper's file holds "\\boxed{}" (two backslashes);
@@ -95,8 +95,10 @@ def _card(tmp_path: Path, rows: list[str], header: str = "| " + " | ".join(COLUM
     return card
 
 
-GOOD = ('| `em_math500` | off | 0.1 | 1.0 | – | 4096 | – | `"\\n###\\nProblem: "`, `"<\\|eot_id\\|>"` | yes '
-        '| `system_prompt.md` | `eval/Math/math/evaluate_math.py:54` |')
+GOOD = (
+    '| `em_math500` | off | 0.1 | 1.0 | – | 4096 | – | `"\\n###\\nProblem: "`, `"<\\|eot_id\\|>"` | yes '
+    "| `system_prompt.md` | `eval/Math/math/evaluate_math.py:54` |"
+)
 
 
 def test_a_good_row_parses_to_typed_cells(tmp_path: Path) -> None:
@@ -108,12 +110,15 @@ def test_a_good_row_parses_to_typed_cells(tmp_path: Path) -> None:
     assert row_mismatches(row, config, SYSTEM_PROMPTS) == []
 
 
-@pytest.mark.parametrize("old, new, column", [
-    ("| 0.1 |", "| 0.7 |", "temperature"),
-    ("| 4096 | – |", "| 4096 | 4096 |", "max_context"),
-    (', `"<\\|eot_id\\|>"`', "", "until"),
-    ("`system_prompt.md`", "–", "system prompt"),
-])
+@pytest.mark.parametrize(
+    "old, new, column",
+    [
+        ("| 0.1 |", "| 0.7 |", "temperature"),
+        ("| 4096 | – |", "| 4096 | 4096 |", "max_context"),
+        (', `"<\\|eot_id\\|>"`', "", "until"),
+        ("`system_prompt.md`", "–", "system prompt"),
+    ],
+)
 def test_a_drifted_row_names_card_row_and_column(tmp_path: Path, old: str, new: str, column: str) -> None:
     card = _card(tmp_path, [GOOD.replace(old, new, 1)])
     (row,) = read_card(card)
@@ -121,15 +126,19 @@ def test_a_drifted_row_names_card_row_and_column(tmp_path: Path, old: str, new: 
     assert str(card) in problem and "row em_math500/off (line 7)" in problem and f"column {column!r}" in problem
 
 
-@pytest.mark.parametrize("old, new, column", [
-    ("| off |", "| normal |", "em_mode"),
-    ("| 0.1 |", "| 0,1 |", "temperature"),
-    ('`"\\n###\\nProblem: "`', '`\\n###`', "until"),
-    ("| yes |", "| true |", "chat template"),
-    ("`eval/Math/math/evaluate_math.py:54`", "evaluate_math.py", "paper code"),
-])
-def test_a_malformed_cell_is_one_error_naming_card_row_and_column(tmp_path: Path, old: str, new: str,
-                                                                   column: str) -> None:
+@pytest.mark.parametrize(
+    "old, new, column",
+    [
+        ("| off |", "| normal |", "em_mode"),
+        ("| 0.1 |", "| 0,1 |", "temperature"),
+        ('`"\\n###\\nProblem: "`', "`\\n###`", "until"),
+        ("| yes |", "| true |", "chat template"),
+        ("`eval/Math/math/evaluate_math.py:54`", "evaluate_math.py", "paper code"),
+    ],
+)
+def test_a_malformed_cell_is_one_error_naming_card_row_and_column(
+    tmp_path: Path, old: str, new: str, column: str
+) -> None:
     card = _card(tmp_path, [GOOD.replace(old, new, 1)])
     with pytest.raises(CardError) as err:
         read_card(card)

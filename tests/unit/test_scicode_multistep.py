@@ -23,8 +23,9 @@ def dev_docs() -> dict[str, dict]:
 
 def _request(doc: dict, idx: int = 0, **extra) -> Instance:
     kwargs = {"em_multistep": "scicode", "until": [], "max_gen_toks": 8, **extra}
-    return Instance("generate_until", doc, (PREFIX + doc_to_text(doc) + SUFFIX, kwargs), idx,
-                    metadata=("em_scicode_dev", idx, 1))
+    return Instance(
+        "generate_until", doc, (PREFIX + doc_to_text(doc) + SUFFIX, kwargs), idx, metadata=("em_scicode_dev", idx, 1)
+    )
 
 
 class FakeModel:
@@ -39,8 +40,12 @@ class FakeModel:
         for req in requests:
             if MULTISTEP_KEY in req.args[1]:
                 pytest.fail("a step request still carries the multi-step marker")
-            answers.append(Generated(f"```python\ndef round_{len(self.calls)}():\n    return {len(self.calls)}\n```",
-                                     ({"gen_tokens": 3},)))
+            answers.append(
+                Generated(
+                    f"```python\ndef round_{len(self.calls)}():\n    return {len(self.calls)}\n```",
+                    ({"gen_tokens": 3},),
+                )
+            )
         return answers
 
 

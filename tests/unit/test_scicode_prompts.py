@@ -13,8 +13,11 @@ from em_eval.tasks.scicode.task import doc_to_text, resolve_h5
 
 
 def _doc(problem: dict, with_background: bool = True) -> dict:
-    return {"problem_id": problem["problem_id"], "problem_json": json.dumps(problem),
-            "with_background": with_background}
+    return {
+        "problem_id": problem["problem_id"],
+        "problem_json": json.dumps(problem),
+        "with_background": with_background,
+    }
 
 
 def _problem(split: str, pid: str) -> dict:

@@ -25,8 +25,12 @@ from em_eval.user_errors import ArgumentValueError
 def test_each_repeat_of_a_document_gets_its_own_reproducible_seed() -> None:
     seeds = [request_seed(1234, "em_aime_n16", 3, r, "Q") for r in range(16)]
     assert len(set(seeds)) == 16 and seeds == [request_seed(1234, "em_aime_n16", 3, r, "Q") for r in range(16)]
-    others = {request_seed(1234, "em_aime_n16", 4, 0, "Q"), request_seed(1, "em_aime_n16", 3, 0, "Q"),
-              request_seed(1234, "em_aime_n16", 3, 0, "Q2"), request_seed(1234, "em_amc_n16", 3, 0, "Q")}
+    others = {
+        request_seed(1234, "em_aime_n16", 4, 0, "Q"),
+        request_seed(1, "em_aime_n16", 3, 0, "Q"),
+        request_seed(1234, "em_aime_n16", 3, 0, "Q2"),
+        request_seed(1234, "em_amc_n16", 3, 0, "Q"),
+    }
     assert seeds[0] not in others and len(others) == 4
     assert all(0 <= s < 2**31 for s in seeds)
 
@@ -36,11 +40,16 @@ def test_repeat_indices_count_equal_keys_in_order() -> None:
 
 
 def test_sampling_args_follow_lm_evals_vllm_conversion() -> None:
-    sampling, until, budget = sampling_args({"until": "\n\n", "do_sample": False, "temperature": 0.7,
-                                             "max_gen_toks": 32, "top_p": 0.9}, "<eos>", 256)
+    sampling, until, budget = sampling_args(
+        {"until": "\n\n", "do_sample": False, "temperature": 0.7, "max_gen_toks": 32, "top_p": 0.9}, "<eos>", 256
+    )
     assert until == ["\n\n", "<eos>"] and budget == 32
-    assert sampling == {"skip_special_tokens": False, "spaces_between_special_tokens": False,
-                        "temperature": 0.0, "top_p": 0.9}  # do_sample=false: greedy, as lm-eval's vLLM backend
+    assert sampling == {
+        "skip_special_tokens": False,
+        "spaces_between_special_tokens": False,
+        "temperature": 0.0,
+        "top_p": 0.9,
+    }  # do_sample=false: greedy, as lm-eval's vLLM backend
     sampling, until, budget = sampling_args({"do_sample": True, "temperature": 1.0}, None, 64)
     assert (sampling["temperature"], until, budget) == (1.0, [], 64)
 

@@ -83,7 +83,9 @@ def test_collapse_alarm_rejects_malformed_series() -> None:
 
 # ---- orchestration with a fake evaluator --------------------------------------------------------
 PLAN = {  # step: (per-problem success probability, entropy, transitional phrases per response)
-    5: (0.5, 1.00, 0), 10: (0.9, 0.80, 1), 15: (0.1, 0.50, 2),
+    5: (0.5, 1.00, 0),
+    10: (0.9, 0.80, 1),
+    15: (0.1, 0.50, 2),
 }
 
 
@@ -105,13 +107,18 @@ class FakeEvaluator:
 
     def __call__(self, argv: list[str]) -> int:
         model_args = argv[argv.index("--model_args") + 1]
-        step = json.loads(Path(model_args.split(",")[0].removeprefix("pretrained="), "em_eval_checkpoint.json")
-                          .read_text())["step"]
+        step = json.loads(
+            Path(model_args.split(",")[0].removeprefix("pretrained="), "em_eval_checkpoint.json").read_text()
+        )["step"]
         self.calls.append(step)
         p, entropy, words = PLAN[step]
         outcomes = [int(i < 40 * p) for i in range(40)]
-        results = write_run(Path(argv[argv.index("--output_path") + 1]), {"em_math500": outcomes},
-                            tokens=[10 + step] * 40, entropy=(entropy, entropy, 0.0))
+        results = write_run(
+            Path(argv[argv.index("--output_path") + 1]),
+            {"em_math500": outcomes},
+            tokens=[10 + step] * 40,
+            entropy=(entropy, entropy, 0.0),
+        )
         samples = next(results.parent.glob("samples_*.jsonl"))
         rows = [json.loads(line) for line in samples.read_text().splitlines()]
         for row in rows:
@@ -159,12 +166,31 @@ def test_sweep_evaluates_each_checkpoint_once_and_raises_the_collapse_alarm(tmp_
 def test_sweep_cli_exit_codes(tmp_path, monkeypatch, capsys) -> None:
     run, fake = _run_dir(tmp_path), FakeEvaluator()
     monkeypatch.setattr(evaluate, "in_process", fake)
-    assert main(["sweep", str(run), "--tasks", "em_math500", "--same-process", "-o", str(tmp_path / "s"),
-                 "--", "--limit", "40"]) == 1
+    assert (
+        main(
+            [
+                "sweep",
+                str(run),
+                "--tasks",
+                "em_math500",
+                "--same-process",
+                "-o",
+                str(tmp_path / "s"),
+                "--",
+                "--limit",
+                "40",
+            ]
+        )
+        == 1
+    )
     assert "status: collapse" in capsys.readouterr().out
     # an 80-point drop within a tolerated 90-point margin: no alarm
-    assert main(["sweep", str(run), "--tasks", "em_math500", "--same-process", "-o", str(tmp_path / "s"),
-                 "--margin", "0.9"]) == 0
+    assert (
+        main(
+            ["sweep", str(run), "--tasks", "em_math500", "--same-process", "-o", str(tmp_path / "s"), "--margin", "0.9"]
+        )
+        == 0
+    )
     assert main(["sweep", str(tmp_path / "nothing"), "--tasks", "em_math500"]) == 2
     assert "is not a folder" in capsys.readouterr().err
     monkeypatch.setattr(evaluate, "in_process", lambda argv: 3)
@@ -175,13 +201,27 @@ def test_sweep_cli_exit_codes(tmp_path, monkeypatch, capsys) -> None:
 def test_lm_eval_arguments_and_targets(tmp_path) -> None:
     run = _run_dir(tmp_path)
     targets = sweep_targets(run, include_base=True)
-    assert [(t.step, t.name) for t in targets] == [(0, "base"), (5, "checkpoint-000005"), (10, "checkpoint-000010"),
-                                                   (15, "checkpoint-000015")]
+    assert [(t.step, t.name) for t in targets] == [
+        (0, "base"),
+        (5, "checkpoint-000005"),
+        (10, "checkpoint-000010"),
+        (15, "checkpoint-000015"),
+    ]
     assert targets[0].model == "tiny-base"
     argv = lm_eval_argv(targets[1], tmp_path / "o", ["a", "b"], "vllm", "dtype=float32", ["--limit", "2"])
-    assert argv == ["--model", "em_inf_vllm", "--model_args",
-                    f"pretrained={run.resolve() / 'checkpoint-000005'},dtype=float32,em_mode=off",
-                    "--tasks", "a,b", "--output_path", str(tmp_path / "o"), "--log_samples", "--limit", "2"]
+    assert argv == [
+        "--model",
+        "em_inf_vllm",
+        "--model_args",
+        f"pretrained={run.resolve() / 'checkpoint-000005'},dtype=float32,em_mode=off",
+        "--tasks",
+        "a,b",
+        "--output_path",
+        str(tmp_path / "o"),
+        "--log_samples",
+        "--limit",
+        "2",
+    ]
     assert "em_mode=em_inf" in lm_eval_argv(targets[1], tmp_path, ["a"], model_args="em_mode=em_inf")[3]
     assert "em_mode=off" not in lm_eval_argv(targets[1], tmp_path, ["a"], model_args="em_mode=em_inf")[3]
     with pytest.raises(SweepError, match="must not set pretrained"):

@@ -26,9 +26,17 @@ from em_eval.training.setup.prompts import read_labels
 def _inputs(texts: list[str], group: int, mask: list[list[int]] | None = None, **kw) -> RewardInputs:
     b = len(texts)
     g = torch.Generator().manual_seed(3)
-    return RewardInputs(texts=texts, log_probs=-torch.rand(b, 6, generator=g),
-                        entropies=torch.rand(b, 6, generator=g) * 3,
-                        mask=torch.tensor(mask or [[1] * 6] * b).bool(), group_size=group, seed=0, step=0, rank=0, **kw)
+    return RewardInputs(
+        texts=texts,
+        log_probs=-torch.rand(b, 6, generator=g),
+        entropies=torch.rand(b, 6, generator=g) * 3,
+        mask=torch.tensor(mask or [[1] * 6] * b).bool(),
+        group_size=group,
+        seed=0,
+        step=0,
+        rank=0,
+        **kw,
+    )
 
 
 def test_self_certainty_is_the_kl_from_uniform() -> None:
@@ -58,14 +66,25 @@ def test_last_third_entropy_reward_matches_brute_force() -> None:
     for row, m in enumerate(mask):
         n = sum(m)
         k = math.ceil(n / 3)
-        tail = x.entropies[row, n - k:n].tolist()
+        tail = x.entropies[row, n - k : n].tolist()
         assert got[row] == pytest.approx(-sum(tail) / k if n else 0.0, abs=1e-6), (row, n, k)
 
 
 def test_majority_vote_rewards_the_pseudo_label_and_logs_its_accuracy() -> None:
-    texts = ["\\boxed{4}", "so \\boxed{4}", "\\boxed{5}", "no answer",   # majority 4 (right)
-             "\\boxed{7}", "\\boxed{8}", "\\boxed{8}", "\\boxed{7}",        # tie: 7, seen first (wrong)
-             "none", "nothing", "no", "still none"]                         # no answer at all
+    texts = [
+        "\\boxed{4}",
+        "so \\boxed{4}",
+        "\\boxed{5}",
+        "no answer",  # majority 4 (right)
+        "\\boxed{7}",
+        "\\boxed{8}",
+        "\\boxed{8}",
+        "\\boxed{7}",  # tie: 7, seen first (wrong)
+        "none",
+        "nothing",
+        "no",
+        "still none",
+    ]  # no answer at all
     x = _inputs(texts, 4, labels=["4", "8", "3"])
     rewards, metrics = majority_vote(x)
     assert rewards.tolist() == [1, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0]
@@ -93,8 +112,11 @@ def test_forking_token_mask_keeps_the_highest_entropy_share() -> None:
 def test_control_recipes_and_labels(tmp_path) -> None:
     recipes = {name: load_recipe(name) for name in ("self_certainty", "rent", "ttrl_majority", "forking_tokens")}
     assert {n: (c.reward, c.forking_tokens) for n, c in recipes.items()} == {
-        "self_certainty": ("self_certainty", 0.0), "rent": ("last_third_entropy", 0.0),
-        "ttrl_majority": ("majority", 0.0), "forking_tokens": ("token", 0.2)}
+        "self_certainty": ("self_certainty", 0.0),
+        "rent": ("last_third_entropy", 0.0),
+        "ttrl_majority": ("majority", 0.0),
+        "forking_tokens": ("token", 0.2),
+    }
     for config in recipes.values():
         get_reward(config.reward)
     labels = read_labels(Path(recipes["ttrl_majority"].prompts))

@@ -138,9 +138,16 @@ def _inputs(texts: list[str], group: int, **kw) -> RewardInputs:
     g = torch.Generator().manual_seed(1)
     b = len(texts)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]][:b]).bool()
-    return RewardInputs(texts=texts, log_probs=-torch.rand(b, 5, generator=g),
-                        entropies=torch.rand(b, 5, generator=g) * 3, mask=mask,
-                        group_size=group, seed=kw.get("seed", 0), step=kw.get("step", 0), rank=kw.get("rank", 0))
+    return RewardInputs(
+        texts=texts,
+        log_probs=-torch.rand(b, 5, generator=g),
+        entropies=torch.rand(b, 5, generator=g) * 3,
+        mask=mask,
+        group_size=group,
+        seed=kw.get("seed", 0),
+        step=kw.get("step", 0),
+        rank=kw.get("rank", 0),
+    )
 
 
 def test_entropy_rewards_match_brute_force() -> None:
@@ -153,8 +160,16 @@ def test_entropy_rewards_match_brute_force() -> None:
 
 def test_random_reward_is_a_seeded_coin() -> None:
     x = _inputs(["t"] * 4, 2)
-    many = RewardInputs(texts=["t"] * 2000, log_probs=torch.zeros(2000, 1), entropies=torch.zeros(2000, 1),
-                        mask=torch.ones(2000, 1, dtype=torch.bool), group_size=2, seed=0, step=3, rank=0)
+    many = RewardInputs(
+        texts=["t"] * 2000,
+        log_probs=torch.zeros(2000, 1),
+        entropies=torch.zeros(2000, 1),
+        mask=torch.ones(2000, 1, dtype=torch.bool),
+        group_size=2,
+        seed=0,
+        step=3,
+        rank=0,
+    )
     r = random_reward(many)
     assert set(r.unique().tolist()) == {0.0, 1.0} and 0.45 < r.mean().item() < 0.55
     assert torch.equal(random_reward(many), r)  # reproducible
@@ -179,8 +194,12 @@ def test_shipped_recipes_load_with_the_paper_settings() -> None:
     ft = load_recipe("em_ft")
     assert isinstance(ft, EmFtConfig) and ft.samples_per_prompt == 1 and ft.kl_coef == 0 and ft.temperature == 1.0
     rewards = {name: load_recipe(name).reward for name in ("em_rl_token", "em_rl_sequence", "sc_rl", "random_reward")}
-    assert rewards == {"em_rl_token": "token", "em_rl_sequence": "sequence", "sc_rl": "self_consistency",
-                       "random_reward": "random"}
+    assert rewards == {
+        "em_rl_token": "token",
+        "em_rl_sequence": "sequence",
+        "sc_rl": "self_consistency",
+        "random_reward": "random",
+    }
     rl = load_recipe("em_rl_token")
     assert (rl.rollouts_per_prompt, rl.advantage, rl.clip_ratio, rl.kl_coef, rl.lr) == (4, "rloo", 0.2, 0.001, 1e-6)
     assert rl.system_prompt.endswith("\\boxed{{}}.") and rl.user_template.endswith("\\boxed{}")  # verbatim (P9)
@@ -188,10 +207,17 @@ def test_shipped_recipes_load_with_the_paper_settings() -> None:
 
 
 def test_overrides_are_typed_and_checked(tmp_path) -> None:
-    cfg = load_recipe("em_rl_token", ["lr=1e-5", "finetune=lora", "resume=true", "max_steps=3",
-                                      "prompt_field=none", "advantage=grpo"])
+    cfg = load_recipe(
+        "em_rl_token", ["lr=1e-5", "finetune=lora", "resume=true", "max_steps=3", "prompt_field=none", "advantage=grpo"]
+    )
     assert (cfg.lr, cfg.finetune, cfg.resume, cfg.max_steps, cfg.prompt_field, cfg.advantage) == (
-        1e-5, "lora", True, 3, None, "grpo")
+        1e-5,
+        "lora",
+        True,
+        3,
+        None,
+        "grpo",
+    )
     with pytest.raises(TrainingConfigError, match="did you mean 'max_steps'"):
         load_recipe("em_ft", ["max_step=3"])
     with pytest.raises(TrainingConfigError, match="max_steps must be int"):
@@ -231,11 +257,20 @@ def test_train_help_lists_every_field_with_default_and_help(capsys) -> None:
 def test_flags_and_key_values_override_a_recipe(capsys) -> None:
     from em_eval.cli import main
 
-    assert main(["train", "em_rl_sequence", "--lr", "3e-6", "max_steps=7", "--finetune=lora", "--resume",
-                 "--print-config"]) == 0
+    assert (
+        main(
+            ["train", "em_rl_sequence", "--lr", "3e-6", "max_steps=7", "--finetune=lora", "--resume", "--print-config"]
+        )
+        == 0
+    )
     printed = yaml.safe_load(capsys.readouterr().out)
     assert (printed["method"], printed["lr"], printed["max_steps"], printed["finetune"], printed["resume"]) == (
-        "em_rl", 3e-6, 7, "lora", True)
+        "em_rl",
+        3e-6,
+        7,
+        "lora",
+        True,
+    )
     assert main(["train", "em_ft", "--lr", "fast", "--print-config"]) == 2
     assert "lr must be float (got 'fast')" in capsys.readouterr().err
     assert main(["train", "em_ft", "--no_such_field", "1"]) == 2

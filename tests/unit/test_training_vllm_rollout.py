@@ -41,12 +41,15 @@ def test_environment_sets_names_for_the_block_and_restores_them_also_on_error(mo
     assert os.environ["EM_EVAL_TEST_SET"] == "before" and "EM_EVAL_TEST_UNSET" not in os.environ
 
 
-@pytest.mark.parametrize("override,message", [
-    ("rollout_engine=sglang", r"rollout_engine must be one of hf, vllm \(got 'sglang'\)"),
-    ("vllm_gpu_memory_utilization=1.5", r"vllm_gpu_memory_utilization must be in \(0, 1\]"),
-    ("vllm_gpu_memory_utilization=0", r"vllm_gpu_memory_utilization must be in \(0, 1\]"),
-    ("vllm_dtype=int8", "vllm_dtype must be one of auto, float32, bfloat16, float16"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("rollout_engine=sglang", r"rollout_engine must be one of hf, vllm \(got 'sglang'\)"),
+        ("vllm_gpu_memory_utilization=1.5", r"vllm_gpu_memory_utilization must be in \(0, 1\]"),
+        ("vllm_gpu_memory_utilization=0", r"vllm_gpu_memory_utilization must be in \(0, 1\]"),
+        ("vllm_dtype=int8", "vllm_dtype must be one of auto, float32, bfloat16, float16"),
+    ],
+)
 def test_bad_engine_settings_are_refused(override: str, message: str) -> None:
     with pytest.raises(TrainingConfigError, match=message):
         load_recipe("em_rl_token", [override])
@@ -55,9 +58,16 @@ def test_bad_engine_settings_are_refused(override: str, message: str) -> None:
 def test_engine_args_follow_the_recipe() -> None:
     config = load_recipe("em_rl_token", ["rollout_engine=vllm", "max_prompt_tokens=100", "max_new_tokens=28"])
     args = engine_args(config, "/m", world=1, sleep_mode=False)
-    assert args == {"model": "/m", "dtype": "float32", "max_model_len": 128, "gpu_memory_utilization": 0.3,
-                    "enforce_eager": False, "enable_sleep_mode": False, "seed": 0,
-                    "logprobs_mode": "processed_logprobs"}
+    assert args == {
+        "model": "/m",
+        "dtype": "float32",
+        "max_model_len": 128,
+        "gpu_memory_utilization": 0.3,
+        "enforce_eager": False,
+        "enable_sleep_mode": False,
+        "seed": 0,
+        "logprobs_mode": "processed_logprobs",
+    }
     bf16 = load_recipe("em_rl_token", ["precision=bf16", "vllm_enforce_eager=true"])
     args = engine_args(bf16, "/m", world=4, sleep_mode=True)
     assert args["dtype"] == "bfloat16" and args["enforce_eager"] and args["enable_sleep_mode"]
@@ -91,8 +101,9 @@ def test_vllm_samples_become_the_rollouts_the_update_code_reads() -> None:
     assert batch.response_mask.tolist() == [[True, True, False], [True] * 3, [True, False, False], [True] * 3]
     assert batch.attention_mask.tolist() == [[1, 1, 1, 1, 1, 0], [1] * 6, [0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1]]
     assert batch.position_ids[2].tolist()[2:4] == [0, 1]  # left padding does not shift positions
-    assert torch.allclose(batch.sampler_log_probs, torch.tensor(
-        [[-0.1, -0.2, 0], [-0.3, -0.4, -0.5], [-0.6, 0, 0], [-0.7, -0.8, -0.9]]))
+    assert torch.allclose(
+        batch.sampler_log_probs, torch.tensor([[-0.1, -0.2, 0], [-0.3, -0.4, -0.5], [-0.6, 0, 0], [-0.7, -0.8, -0.9]])
+    )
     part = batch.rows(1, 3)
     assert part.texts == ["b", "c"] and part.sampler_log_probs.shape == (2, 3)
     with pytest.raises(ValueError, match="2 prompts x 3 samples but 4 responses"):
@@ -134,11 +145,15 @@ def test_policy_weights_of_a_lora_model_are_the_merged_weights_and_the_model_is_
 def test_fsdp1_and_a_missing_vllm_are_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_recipe("em_ft", ["rollout_engine=vllm"])
     fsdp1 = SimpleNamespace(distributed_type=DistributedType.FSDP, is_fsdp2=False)
-    with pytest.raises(TrainingConfigError, match="rollout_engine=vllm does not work with FSDP version 1.*"
-                                                  "--fsdp_version 2"):
+    with pytest.raises(
+        TrainingConfigError, match="rollout_engine=vllm does not work with FSDP version 1.*--fsdp_version 2"
+    ):
         check_vllm_setup(config, fsdp1)
     check_vllm_setup(load_recipe("em_ft"), fsdp1)  # hf rollouts: the vLLM checks do not run
     monkeypatch.setattr(vllm_dist, "vllm_version", lambda: None)
-    with pytest.raises(TrainingConfigError, match=r"rollout_engine=vllm needs vLLM: pip install 'em-eval\[vllm\]' "
-                                                  r"\(GPU\) or .*\(CPU\); or use rollout_engine=hf"):
+    with pytest.raises(
+        TrainingConfigError,
+        match=r"rollout_engine=vllm needs vLLM: pip install 'em-eval\[vllm\]' "
+        r"\(GPU\) or .*\(CPU\); or use rollout_engine=hf",
+    ):
         check_vllm_setup(config, SimpleNamespace(distributed_type=DistributedType.NO))

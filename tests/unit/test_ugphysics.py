@@ -59,8 +59,11 @@ def test_multiple_answers_match_in_order_from_one_box_or_several() -> None:
     verdict = judge(r"\boxed{281}", doc)
     assert not verdict.correct and verdict.parts == (True, False)  # one answer short
     assert judge("no box at all: 281, 761", doc).predicted is None
-    labelled = {"answers": r"\boxed{n = 1 \times 10^{16}, p = 2.3 \times 10^{4}}", "answer_type": "NV, NV",
-                "unit": None}
+    labelled = {
+        "answers": r"\boxed{n = 1 \times 10^{16}, p = 2.3 \times 10^{4}}",
+        "answer_type": "NV, NV",
+        "unit": None,
+    }
     assert judge(r"\boxed{n = 1.0 \times 10^{16}, p = 2.31 \times 10^{4}}", labelled).correct
 
 

@@ -49,6 +49,7 @@ def test_accuracy_is_right_on_every_case_so_wherever_the_official_judge_is() -> 
 
 # ---- the official judge's quirks, kept in accuracy_paper and fixed in accuracy --------------------------------
 
+
 def test_scientific_notation_mantissas_without_exponents() -> None:
     assert _paper(r"\boxed{6000}", r"\boxed{6}") and not _correct(r"\boxed{6000}", r"\boxed{6}")
     sci = r"\boxed{1.85 \times 10^{-4}}"
@@ -84,23 +85,37 @@ def test_several_answers_match_in_any_order_in_both() -> None:
 
 # ---- kinds the answer-type judge got wrong where the official one is right (issue 23) --------------------------
 
-@pytest.mark.parametrize(("pred", "gold"), [
-    (r"N_A E_v", r"E_v N_A"),
-    (r"2 e n_i \sqrt{\mu_n \mu_p}", r"2n_i e \sqrt{\mu_n \mu_p}"),
-    (r"\frac{q V_{bi}}{k T}", r"\frac{V_{bi} q}{kT}"),
-    (r"\frac{L_{n} \sigma_p}{L_p \sigma_n}",
-     r"\frac{\sigma_{\mathrm{p}} L_{\mathrm{n}}}{\sigma_{\mathrm{n}} L_{\mathrm{p}}}"),
-    (r"\frac{\mu_p - \mu_n}{q n_i (\mu_p + \mu_n)}",
-     r"\frac{1}{q n_{i}} \cdot \frac{\mu_{p} - \mu_{n}}{\mu_{p} + \mu_{n}}"),
-])
+
+@pytest.mark.parametrize(
+    ("pred", "gold"),
+    [
+        (r"N_A E_v", r"E_v N_A"),
+        (r"2 e n_i \sqrt{\mu_n \mu_p}", r"2n_i e \sqrt{\mu_n \mu_p}"),
+        (r"\frac{q V_{bi}}{k T}", r"\frac{V_{bi} q}{kT}"),
+        (
+            r"\frac{L_{n} \sigma_p}{L_p \sigma_n}",
+            r"\frac{\sigma_{\mathrm{p}} L_{\mathrm{n}}}{\sigma_{\mathrm{n}} L_{\mathrm{p}}}",
+        ),
+        (
+            r"\frac{\mu_p - \mu_n}{q n_i (\mu_p + \mu_n)}",
+            r"\frac{1}{q n_{i}} \cdot \frac{\mu_{p} - \mu_{n}}{\mu_{p} + \mu_{n}}",
+        ),
+    ],
+)
 def test_subscripted_symbols_in_another_product_order(pred: str, gold: str) -> None:
     assert _correct(rf"\boxed{{{pred}}}", rf"\boxed{{{gold}}}")
 
 
-@pytest.mark.parametrize(("pred", "gold"), [
-    (r"I_s", r"I_d"), (r"E_v", r"E_c"), (r"e V", r"E V"), (r"i \omega \tau", r"j \omega \tau"),
-    (r"\frac{1}{R}", r"\frac{1}{r}"),
-])
+@pytest.mark.parametrize(
+    ("pred", "gold"),
+    [
+        (r"I_s", r"I_d"),
+        (r"E_v", r"E_c"),
+        (r"e V", r"E V"),
+        (r"i \omega \tau", r"j \omega \tau"),
+        (r"\frac{1}{R}", r"\frac{1}{r}"),
+    ],
+)
 def test_symbols_are_not_constants(pred: str, gold: str) -> None:
     assert not _correct(rf"\boxed{{{pred}}}", rf"\boxed{{{gold}}}")
 

@@ -26,8 +26,11 @@ def test_every_user_turn_is_the_papers(docs) -> None:
     assert list(docs) == [item["id"] for item in ORACLE["items"]]  # the same 372 items, in the paper's order
     items, instructions = ORACLE["items"], ORACLE["instructions"]
     wrong_instruction = [i["id"] for i in items if make_prompt(docs[i["id"]]) != instructions[i["instruction"]]]
-    wrong_turn = [i["id"] for i in items
-                  if hashlib.sha256(user_turn(docs[i["id"]]).encode("utf-8")).hexdigest() != i["user_sha256"]]
+    wrong_turn = [
+        i["id"]
+        for i in items
+        if hashlib.sha256(user_turn(docs[i["id"]]).encode("utf-8")).hexdigest() != i["user_sha256"]
+    ]
     assert (len(docs), wrong_instruction, wrong_turn) == (372, [], [])
     assert all(user_turn(docs[key]) == text for key, text in ORACLE["examples"].items())
 

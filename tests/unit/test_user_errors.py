@@ -31,10 +31,12 @@ def test_excepthook_prints_one_line_for_a_user_error_and_the_usual_report_otherw
     monkeypatch.delenv("EM_EVAL_TRACEBACK", raising=False)
     monkeypatch.setattr(sys, "argv", ["lm_eval"])
     calls = []
-    excepthook(UserError, UserError("em_mode='fast' is not one of off, em_inf"), None,
-               fallback=lambda *a: calls.append(a))
-    assert capsys.readouterr().err == ("lm_eval: error: em_mode='fast' is not one of off, em_inf\n"
-                                       "(the full traceback: EM_EVAL_TRACEBACK=1)\n")
+    excepthook(
+        UserError, UserError("em_mode='fast' is not one of off, em_inf"), None, fallback=lambda *a: calls.append(a)
+    )
+    assert capsys.readouterr().err == (
+        "lm_eval: error: em_mode='fast' is not one of off, em_inf\n(the full traceback: EM_EVAL_TRACEBACK=1)\n"
+    )
     assert calls == []
     bug = KeyError("x")
     excepthook(KeyError, bug, None, fallback=lambda *a: calls.append(a))

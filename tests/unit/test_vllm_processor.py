@@ -202,8 +202,9 @@ def test_recycled_slot_forgets_previous_request(kit: Kit) -> None:
     assert torch.equal(proc.apply(logits.clone(), kit.ctx([2])), logits)
     assert proc.add_request(2, kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5))
     proc.apply_staged_writes()
-    torch.testing.assert_close(proc.apply(logits.clone(), kit.ctx([2])), expected(logits, [ADAPTIVE]),
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        proc.apply(logits.clone(), kit.ctx([2])), expected(logits, [ADAPTIVE]), rtol=0, atol=1e-6
+    )
 
 
 def test_warmup_requests_are_declined_and_left_untouched(kit: Kit) -> None:
@@ -297,25 +298,34 @@ def test_v1_runs_before_temperature() -> None:
 def test_v1_tracks_added_removed_and_moved_requests(kit: Kit) -> None:
     proc = v1_processor()
     proc.update_state(None)  # no change this step
-    proc.update_state(kit.update(batch_size=4, added=[
-        (0, kit.sp(em_mode="em_inf"), [1, 2], []),
-        (1, kit.sp(), [1], []),
-        (2, kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5), [3], []),
-        (3, kit.sp(em_mode="off"), [4], []),
-    ]))
+    proc.update_state(
+        kit.update(
+            batch_size=4,
+            added=[
+                (0, kit.sp(em_mode="em_inf"), [1, 2], []),
+                (1, kit.sp(), [1], []),
+                (2, kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5), [3], []),
+                (3, kit.sp(em_mode="off"), [4], []),
+            ],
+        )
+    )
     logits = random_logits(4)
-    torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [EM, None, ADAPTIVE, None]),
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        proc.apply(logits.clone()), expected(logits, [EM, None, ADAPTIVE, None]), rtol=0, atol=1e-6
+    )
 
     # request 0 finishes; request 2 moves into its row; 1 and 3 swap; a new request takes row 2
-    proc.update_state(kit.update(
-        batch_size=4,
-        removed=[0],
-        added=[(2, kit.sp(em_threshold=0.1, em_lr=0.5, em_steps=5), [5], [])],
-        moved=[(2, 0, kit.move.UNIDIRECTIONAL), (1, 3, kit.move.SWAP)],
-    ))
-    torch.testing.assert_close(proc.apply(logits.clone()), expected(logits, [EM_SHARP, None, None, None]),
-                               rtol=0, atol=1e-6)
+    proc.update_state(
+        kit.update(
+            batch_size=4,
+            removed=[0],
+            added=[(2, kit.sp(em_threshold=0.1, em_lr=0.5, em_steps=5), [5], [])],
+            moved=[(2, 0, kit.move.UNIDIRECTIONAL), (1, 3, kit.move.SWAP)],
+        )
+    )
+    torch.testing.assert_close(
+        proc.apply(logits.clone()), expected(logits, [EM_SHARP, None, None, None]), rtol=0, atol=1e-6
+    )
 
     proc.update_state(kit.update(batch_size=3, moved=[(0, 2, kit.move.SWAP)]))
     logits = random_logits(3, seed=5)
@@ -332,8 +342,12 @@ def test_v1_parity_with_hf_processor(kit: Kit) -> None:
 
 @pytest.mark.parametrize("runner", ["v2", "v2-speculative", "v1"])
 def test_nonfinite_rows_are_forced_to_the_request_eos_and_counted(kit: Kit, runner: str) -> None:
-    params = [kit.sp(em_mode="em_inf", eos=7, **{TAG_KEY: "nan-a"}), kit.sp(em_mode="off", eos=9, **{TAG_KEY: "nan-b"}),
-              kit.sp(eos=4), kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5, eos=3, **{TAG_KEY: "nan-c"})]
+    params = [
+        kit.sp(em_mode="em_inf", eos=7, **{TAG_KEY: "nan-a"}),
+        kit.sp(em_mode="off", eos=9, **{TAG_KEY: "nan-b"}),
+        kit.sp(eos=4),
+        kit.sp(em_mode="adaptive_temp", em_target_ratio=0.5, eos=3, **{TAG_KEY: "nan-c"}),
+    ]
     logits = random_logits(4, seed=11)
     logits[0, 5], logits[1, 2], logits[2, 0] = float("nan"), float("inf"), float("nan")
     if runner == "v1":
@@ -392,11 +406,16 @@ def test_v2_telemetry_sums_per_request_and_survives_slot_reuse(kit: Kit) -> None
 
 def test_v1_telemetry_follows_moves_and_finishes_the_overwritten_request(kit: Kit) -> None:
     proc = v1_processor()
-    proc.update_state(kit.update(batch_size=3, added=[
-        (0, kit.sp(em_mode="em_inf", **{TAG_KEY: "v1-a"}), [1], []),
-        (1, kit.sp(em_mode="adaptive_temp", **{TAG_KEY: "v1-b"}), [1], []),
-        (2, kit.sp(em_mode="em_inf", **{TAG_KEY: "v1-c"}), [1], []),
-    ]))
+    proc.update_state(
+        kit.update(
+            batch_size=3,
+            added=[
+                (0, kit.sp(em_mode="em_inf", **{TAG_KEY: "v1-a"}), [1], []),
+                (1, kit.sp(em_mode="adaptive_temp", **{TAG_KEY: "v1-b"}), [1], []),
+                (2, kit.sp(em_mode="em_inf", **{TAG_KEY: "v1-c"}), [1], []),
+            ],
+        )
+    )
     proc.apply(random_logits(3))
     # "v1-a" ends and "v1-c" fills its row: vLLM reports only the move
     proc.update_state(kit.update(batch_size=2, moved=[(2, 0, kit.move.UNIDIRECTIONAL)]))
@@ -422,8 +441,15 @@ def test_signals_match_the_hf_processor_over_a_response_and_follow_moves(kit: Ki
         lengths = [4, 4]
     else:
         proc = v1_processor()
-        proc.update_state(kit.update(batch_size=2, added=[
-            (i, kit.sp(**s.as_args(), **{TAG_KEY: tag}), [1], []) for i, (s, tag) in enumerate(zip(settings, tags))]))
+        proc.update_state(
+            kit.update(
+                batch_size=2,
+                added=[
+                    (i, kit.sp(**s.as_args(), **{TAG_KEY: tag}), [1], [])
+                    for i, (s, tag) in enumerate(zip(settings, tags))
+                ],
+            )
+        )
         for logits in steps[:3]:
             proc.apply(logits.clone())
         proc.update_state(kit.update(batch_size=1, moved=[(1, 0, kit.move.UNIDIRECTIONAL)]))
@@ -433,13 +459,20 @@ def test_signals_match_the_hf_processor_over_a_response_and_follow_moves(kit: Ki
     for row, (s, tag, n) in enumerate(zip(settings, tags, lengths)):
         hf = EntropyMinimizationProcessor(s, stop_token_ids=[0])
         for logits in steps[:n]:
-            hf(torch.ones(1, 2, dtype=torch.long), logits[row: row + 1].clone())
+            hf(torch.ones(1, 2, dtype=torch.long), logits[row : row + 1].clone())
         (want,) = hf.row_telemetry(1.0)
         record = telemetry_record(s.mode, n, got[tag], 1.0, 1, got[tag]["signals"])
         assert record["signal_tokens"] == n
-        for key in ("self_certainty_before", "self_certainty_after", "top1_before", "top1_after",
-                    "entropy_before_thirds", "entropy_after_pct",
-                    "conf_before", "conf_after"):
+        for key in (
+            "self_certainty_before",
+            "self_certainty_after",
+            "top1_before",
+            "top1_after",
+            "entropy_before_thirds",
+            "entropy_after_pct",
+            "conf_before",
+            "conf_after",
+        ):
             assert record[key] == pytest.approx(want[key], rel=1e-3), key
 
 
@@ -449,21 +482,29 @@ def test_the_runner_decides_which_processor_it_gets(kit: Kit) -> None:
     config = SimpleNamespace(scheduler_config=SimpleNamespace(max_num_seqs=4))
     v1 = EmInfProcessor(config, torch.device("cpu"), False)
     assert type(v2) is EmInfLogitsProcessor and type(v1) is EmInfLogitsProcessorV1
-    by_name = (EmInfProcessor(vllm_config=None, req_states=kit.req_states()),
-               EmInfProcessor(config, device=torch.device("cpu"), is_pin_memory=True))
+    by_name = (
+        EmInfProcessor(vllm_config=None, req_states=kit.req_states()),
+        EmInfProcessor(config, device=torch.device("cpu"), is_pin_memory=True),
+    )
     assert [type(p) for p in by_name] == [EmInfLogitsProcessor, EmInfLogitsProcessorV1]
 
 
-@pytest.mark.parametrize("args,kwargs,given", [
-    ((None,), {}, "NoneType"),
-    ((None, object()), {}, "NoneType, object"),  # one argument, but not a request state
-    ((None, torch.device("cpu"), "yes"), {}, "NoneType, device, str"),  # is_pin_memory not a bool
-    ((None, torch.device("cpu"), False, 1), {}, "NoneType, device, bool, int"),
-    ((None,), {"req_states": 3}, "NoneType, req_states=int"),
-])
+@pytest.mark.parametrize(
+    "args,kwargs,given",
+    [
+        ((None,), {}, "NoneType"),
+        ((None, object()), {}, "NoneType, object"),  # one argument, but not a request state
+        ((None, torch.device("cpu"), "yes"), {}, "NoneType, device, str"),  # is_pin_memory not a bool
+        ((None, torch.device("cpu"), False, 1), {}, "NoneType, device, bool, int"),
+        ((None,), {"req_states": 3}, "NoneType, req_states=int"),
+    ],
+)
 def test_an_unknown_runner_interface_is_refused_naming_what_was_given(args, kwargs, given) -> None:
-    with pytest.raises(TypeError, match=rf"EmInfProcessor\({given}\): not a vLLM logits-processor interface .*"
-                                        r"req_states with device, max_num_reqs, vocab_size.*is_pin_memory: bool"):
+    with pytest.raises(
+        TypeError,
+        match=rf"EmInfProcessor\({given}\): not a vLLM logits-processor interface .*"
+        r"req_states with device, max_num_reqs, vocab_size.*is_pin_memory: bool",
+    ):
         EmInfProcessor(*args, **kwargs)
 
 

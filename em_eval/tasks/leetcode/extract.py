@@ -11,24 +11,29 @@ from __future__ import annotations
 import re
 
 # DeepSeek-Coder / PRIME ``IMPORT_HELPER["python"]``, prepended to every LeetCode program.
-LEETCODE_IMPORT_HEADER = "\n".join([
-    "import math",
-    "import re",
-    "import sys",
-    "import copy",
-    "import datetime",
-    "import itertools",
-    "import collections",
-    "import heapq",
-    "import functools",
-    "import hashlib",
-    "import numpy",
-    "import numpy as np",
-    "import string",
-    "from typing import *",
-    "from collections import *",
-    "from functools import *",
-]) + "\n"
+LEETCODE_IMPORT_HEADER = (
+    "\n".join(
+        [
+            "import math",
+            "import re",
+            "import sys",
+            "import copy",
+            "import datetime",
+            "import itertools",
+            "import collections",
+            "import heapq",
+            "import functools",
+            "import hashlib",
+            "import numpy",
+            "import numpy as np",
+            "import string",
+            "from typing import *",
+            "from collections import *",
+            "from functools import *",
+        ]
+    )
+    + "\n"
+)
 
 _PY_BLOCK = re.compile(r"```python(.*?)```", re.DOTALL)
 _ANY_BLOCK = re.compile(r"```(.*?)```", re.DOTALL)

@@ -43,8 +43,9 @@ EURUS_SYSTEM_PROMPT = (
     "[PIVOT]\n\n[OUTPUT]\n\nYou should strictly follow the format below:\n\n[ACTION NAME]\n\n# Your action step 1\n\n"
     "# Your action step 2\n\n# Your action step 3\n\n...\n\nNext action: [NEXT ACTION NAME]\n"
 )
-LEETCODE_INSTRUCTION = ("\n\nWrite Python code to solve the problem. Present the code in \n```python\nYour code\n```\n"
-                        "at the end.")
+LEETCODE_INSTRUCTION = (
+    "\n\nWrite Python code to solve the problem. Present the code in \n```python\nYour code\n```\nat the end."
+)
 
 LCD_VERSION = "v0.3.1"
 LCD_FILE = f"leetcodedataset/LeetCodeDataset-{LCD_VERSION}-test.jsonl.gz"  # pinned in em_eval.data
@@ -63,8 +64,15 @@ def load_leetcode(**_: Any):
 
     sandbox.active_isolation()  # refuse before generation, not after, where code cannot be isolated
 
-    rows = [{"task_id": r["task_id"], "prompt_sft": r["prompt_sft"], "test": r["test"],
-             "difficulty": r["meta"]["difficulty"]} for r in read_jsonl(LEETCODE_FILE)]
+    rows = [
+        {
+            "task_id": r["task_id"],
+            "prompt_sft": r["prompt_sft"],
+            "test": r["test"],
+            "difficulty": r["meta"]["difficulty"],
+        }
+        for r in read_jsonl(LEETCODE_FILE)
+    ]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
@@ -95,8 +103,10 @@ def load_leetcodedataset(data_path: str | None = None, **_: Any):
     sandbox.active_isolation()
     path = Path(data_path).expanduser() if data_path else data_file(LCD_FILE)
     if not path.is_file():
-        raise DataFileError(f"LeetCodeDataset {LCD_VERSION} test split not found at {path}. Download {LCD_SOURCE} "
-                            f"({LCD_ALSO_ON}) and pass --metadata '{{\"data_path\": \"/path/to/file\"}}'")
+        raise DataFileError(
+            f"LeetCodeDataset {LCD_VERSION} test split not found at {path}. Download {LCD_SOURCE} "
+            f'({LCD_ALSO_ON}) and pass --metadata \'{{"data_path": "/path/to/file"}}\''
+        )
     raw = path.read_bytes()
     text = gzip.decompress(raw) if path.suffix == ".gz" else raw
     records = [json.loads(line) for line in text.decode("utf-8").splitlines() if line.strip()]
@@ -107,13 +117,20 @@ def load_leetcodedataset(data_path: str | None = None, **_: Any):
     if missing:
         problems.append(f"records lack {', '.join(missing)}")
     if problems:
-        raise DataFileError(f"{path} is not LeetCodeDataset {LCD_VERSION} test ({'; '.join(problems)}). "
-                            f"Get it from {LCD_SOURCE} ({LCD_ALSO_ON})")
+        raise DataFileError(
+            f"{path} is not LeetCodeDataset {LCD_VERSION} test ({'; '.join(problems)}). "
+            f"Get it from {LCD_SOURCE} ({LCD_ALSO_ON})"
+        )
     digest = hashlib.sha256(text).hexdigest()
     if digest != LEETCODEDATASET_JSONL_SHA256:
-        log.warning("%s holds records that differ from LeetCodeDataset %s's (sha256 %s, expected %s): scores "
-                    "are not comparable with the pinned test split", path, LCD_VERSION, digest,
-                    LEETCODEDATASET_JSONL_SHA256)
+        log.warning(
+            "%s holds records that differ from LeetCodeDataset %s's (sha256 %s, expected %s): scores "
+            "are not comparable with the pinned test split",
+            path,
+            LCD_VERSION,
+            digest,
+            LEETCODEDATASET_JSONL_SHA256,
+        )
     rows = [{**{k: r[k] for k in LCD_FIELDS}, "data_sha256": digest} for r in records]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
@@ -123,17 +140,20 @@ def leetcodedataset_program(doc: dict[str, Any], response: str) -> str:
     return f"{doc['prompt']}{extract_leetcode_code(response)}\n{doc['test']}\ncheck({doc['entry_point']})\n"
 
 
-def execute_leetcodedataset(resps: list[list[str]], docs: list[dict[str, Any]], jobs: int | None = None
-                            ) -> list[dict[str, Any]]:
+def execute_leetcodedataset(
+    resps: list[list[str]], docs: list[dict[str, Any]], jobs: int | None = None
+) -> list[dict[str, Any]]:
     """lm-eval ``custom`` filter for LeetCodeDataset (``jobs`` programs at a time; default: one per core)."""
     return _execute([leetcodedataset_program(d, r[0]) for d, r in zip(docs, resps)], "leetcodedataset", jobs)
 
 
 # ---- shared ----------------------------------------------------------------------------------
 PROGRAM_FILE = "program.py"
-EXEC_HARNESS = (tests_ran.OPEN_DONE + f"with open({PROGRAM_FILE!r}, encoding='utf-8') as _em_fh:\n"
-                f"    _em_program = compile(_em_fh.read(), {PROGRAM_FILE!r}, 'exec')\n"
-                "exec(_em_program, {})\n" + tests_ran.CLOSE_DONE)
+EXEC_HARNESS = (
+    tests_ran.OPEN_DONE + f"with open({PROGRAM_FILE!r}, encoding='utf-8') as _em_fh:\n"
+    f"    _em_program = compile(_em_fh.read(), {PROGRAM_FILE!r}, 'exec')\n"
+    "exec(_em_program, {})\n" + tests_ran.CLOSE_DONE
+)
 
 
 def sandboxed(program: str) -> sandbox.Program:
@@ -141,8 +161,7 @@ def sandboxed(program: str) -> sandbox.Program:
     (EM_PT ``eval/utils/execution_leetcode.py:52-70``). ``main.py`` execs ``program.py`` with empty globals, so
     ``__name__`` is not ``"__main__"`` and a ``__main__`` block does not run; ``sys.exit()`` or ``os._exit(0)``
     ends it before the tests are marked done (:mod:`em_eval.tasks.tests_ran`)."""
-    return sandbox.Program(EXEC_HARNESS, {PROGRAM_FILE: program}, collect=(tests_ran.DONE_FILE,),
-                           limits=PROGRAM_LIMITS)
+    return sandbox.Program(EXEC_HARNESS, {PROGRAM_FILE: program}, collect=(tests_ran.DONE_FILE,), limits=PROGRAM_LIMITS)
 
 
 def _execute(programs: list[str], name: str, jobs: int | None = None) -> list[dict[str, Any]]:

@@ -42,8 +42,9 @@ def _lines(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
                 except json.JSONDecodeError as exc:
                     raise DataFileError(f"{path}:{line_no} is not valid JSON ({exc.msg}); replace the file") from None
                 except RecursionError:
-                    raise DataFileError(f"{path}:{line_no} nests too deeply to be a LiveCodeBench record; "
-                                        "replace the file") from None
+                    raise DataFileError(
+                        f"{path}:{line_no} nests too deeply to be a LiveCodeBench record; replace the file"
+                    ) from None
             offset += len(line)
 
 
@@ -52,8 +53,12 @@ def documents(files: list[Path], start: str = START_DATE, end: str = END_DATE) -
     digests = {str(f): file_sha256(f) for f in files}
     unpinned = [f"{f} (sha256 {d})" for f, d in digests.items() if d not in SHA256.values()]
     if unpinned:
-        log.warning("LiveCodeBench: %s is not a pinned release_v2 file (%s at %s): scores are not comparable with "
-                    "the paper's", ", ".join(unpinned), " / ".join(RELEASE_V2), REVISION[:12])
+        log.warning(
+            "LiveCodeBench: %s is not a pinned release_v2 file (%s at %s): scores are not comparable with the paper's",
+            ", ".join(unpinned),
+            " / ".join(RELEASE_V2),
+            REVISION[:12],
+        )
     docs = []
     for path in files:
         for line_no, offset, record in _lines(path):
@@ -63,15 +68,30 @@ def documents(files: list[Path], start: str = START_DATE, end: str = END_DATE) -
                     continue
                 n_tests = len(cases_of(record)["inputs"])
             except (RecordError, UnsafePickleError, ValueError, TypeError) as exc:
-                raise DataFileError(f"{path}:{line_no}: {exc}. Use the upstream files (see "
-                                    "em_eval.tasks.livecodebench.source)") from None
-            docs.append({**doc, "n_tests": n_tests, "record_file": str(path), "record_offset": offset,
-                         "data_sha256": digests[str(path)]})
+                raise DataFileError(
+                    f"{path}:{line_no}: {exc}. Use the upstream files (see em_eval.tasks.livecodebench.source)"
+                ) from None
+            docs.append(
+                {
+                    **doc,
+                    "n_tests": n_tests,
+                    "record_file": str(path),
+                    "record_offset": offset,
+                    "data_sha256": digests[str(path)],
+                }
+            )
     docs.sort(key=lambda d: d["question_id"])
     for doc in docs:
         doc["window_size"] = len(docs)
-    log.info("LiveCodeBench: %d problems dated %s..%s in %s (sha256 %s); the paper scores %d", len(docs), start, end,
-             ", ".join(digests), ", ".join(digests.values()), PAPER_WINDOW_SIZE)
+    log.info(
+        "LiveCodeBench: %d problems dated %s..%s in %s (sha256 %s); the paper scores %d",
+        len(docs),
+        start,
+        end,
+        ", ".join(digests),
+        ", ".join(digests.values()),
+        PAPER_WINDOW_SIZE,
+    )
     return docs
 
 

@@ -37,8 +37,10 @@ class PlainDataUnpickler(pickle.Unpickler):
     """Unpickler that resolves no global at all: no class, function or module is ever looked up."""
 
     def find_class(self, module: str, name: str) -> Any:
-        raise UnsafePickleError(f"the pickle asks for {module}.{name}; LiveCodeBench test cases hold only "
-                                "str/list/dict/int/float/bool/None, so the record is refused unexecuted")
+        raise UnsafePickleError(
+            f"the pickle asks for {module}.{name}; LiveCodeBench test cases hold only "
+            "str/list/dict/int/float/bool/None, so the record is refused unexecuted"
+        )
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError("the pickle uses a persistent id; refused unexecuted")
@@ -64,12 +66,14 @@ def _check_plain(value: Any) -> None:
     while stack:
         item = stack.pop()
         if type(item) not in ALLOWED_TYPES:
-            raise UnsafePickleError(f"the pickle holds a {type(item).__name__}; only str/list/dict/int/float/"
-                                    "bool/None are accepted")
+            raise UnsafePickleError(
+                f"the pickle holds a {type(item).__name__}; only str/list/dict/int/float/bool/None are accepted"
+            )
         if isinstance(item, (list, dict)):
             if id(item) in seen:
-                raise UnsafePickleError("the pickle holds a shared or self-referencing list/dict, which JSON test "
-                                        "cases never do; refused")
+                raise UnsafePickleError(
+                    "the pickle holds a shared or self-referencing list/dict, which JSON test cases never do; refused"
+                )
             seen.add(id(item))
             stack.extend(item.keys() if isinstance(item, dict) else item)
             if isinstance(item, dict):
@@ -85,8 +89,10 @@ def _inflate(packed: bytes) -> bytes:
     except zlib.error as exc:
         raise UnsafePickleError(f"corrupt zlib test cases ({exc})") from None
     if inflater.unconsumed_tail:
-        raise UnsafePickleError(f"compressed test cases of {len(packed)} bytes inflate past {cap} bytes "
-                                f"({MAX_INFLATION}x): a zlib bomb, refused")
+        raise UnsafePickleError(
+            f"compressed test cases of {len(packed)} bytes inflate past {cap} bytes "
+            f"({MAX_INFLATION}x): a zlib bomb, refused"
+        )
     return out
 
 

@@ -33,14 +33,58 @@ import signal
 import sys
 from decimal import Decimal, InvalidOperation
 
-PRELUDE = "\n".join([
-    *(f"from {m} import *" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math",
-                                     "random", "statistics", "itertools", "functools", "operator", "io", "sys",
-                                     "json", "builtins", "typing")),
-    *(f"import {m}" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random",
-                              "statistics", "itertools", "functools", "operator", "io", "sys", "json")),
-    "sys.setrecursionlimit(50000)",
-]) + "\n"
+PRELUDE = (
+    "\n".join(
+        [
+            *(
+                f"from {m} import *"
+                for m in (
+                    "string",
+                    "re",
+                    "datetime",
+                    "collections",
+                    "heapq",
+                    "bisect",
+                    "copy",
+                    "math",
+                    "random",
+                    "statistics",
+                    "itertools",
+                    "functools",
+                    "operator",
+                    "io",
+                    "sys",
+                    "json",
+                    "builtins",
+                    "typing",
+                )
+            ),
+            *(
+                f"import {m}"
+                for m in (
+                    "string",
+                    "re",
+                    "datetime",
+                    "collections",
+                    "heapq",
+                    "bisect",
+                    "copy",
+                    "math",
+                    "random",
+                    "statistics",
+                    "itertools",
+                    "functools",
+                    "operator",
+                    "io",
+                    "sys",
+                    "json",
+                )
+            ),
+            "sys.setrecursionlimit(50000)",
+        ]
+    )
+    + "\n"
+)
 WRONG, TIME_LIMIT, RUNTIME = -2, -3, -4
 STDIN_FILE, STDOUT_FILE = "stdin.txt", "stdout.txt"
 SHOWN = 300
@@ -56,7 +100,7 @@ def _alarm(signum, frame):
 
 def shorten(value: object, length: int = SHOWN) -> str:
     text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= length else text[:length // 2] + " ...(truncated)... " + text[-length // 2:]
+    return text if len(text) <= length else text[: length // 2] + " ...(truncated)... " + text[-length // 2 :]
 
 
 # ---- stdout comparison (pure) --------------------------------------------------------------
@@ -107,8 +151,14 @@ def as_function(code: str) -> str:
     imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
     body = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))] or [ast.Pass()]
     extra = {"type_params": []} if sys.version_info >= (3, 12) else {}
-    func = ast.FunctionDef(name="wrapped_function", args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[],
-                           kw_defaults=[], defaults=[]), body=body, decorator_list=[], lineno=1, **extra)
+    func = ast.FunctionDef(
+        name="wrapped_function",
+        args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+        body=body,
+        decorator_list=[],
+        lineno=1,
+        **extra,
+    )
     return PRELUDE + "\n" + ast.unparse(imports) + "\n" + ast.unparse(ast.fix_missing_locations(func))
 
 
@@ -144,8 +194,13 @@ def grade_functional(code: str, inputs: list[str], outputs: list[str], fn_name: 
             got = list(got)
         if got != expected:
             results.append(WRONG)
-            return results, {"error_code": WRONG, "error_message": "Wrong Answer", "output": shorten(got),
-                             "inputs": shorten(args), "expected": shorten(expected)}
+            return results, {
+                "error_code": WRONG,
+                "error_message": "Wrong Answer",
+                "output": shorten(got),
+                "inputs": shorten(args),
+                "expected": shorten(expected),
+            }
         results.append(True)
     return results, {}
 
@@ -212,8 +267,13 @@ def grade_stdio(code: str, inputs: list[str], outputs: list[str], timeout_s: int
         why = compare_stdout(output, raw_out)
         if why:
             results.append(WRONG)
-            return results, {"error_code": WRONG, "error_message": why, "output": shorten(output),
-                             "inputs": shorten(raw_in), "expected": shorten(raw_out)}
+            return results, {
+                "error_code": WRONG,
+                "error_message": why,
+                "output": shorten(output),
+                "inputs": shorten(raw_in),
+                "expected": shorten(raw_out),
+            }
         results.append(True)
     return results, {}
 
@@ -221,8 +281,13 @@ def grade_stdio(code: str, inputs: list[str], outputs: list[str], timeout_s: int
 def _raised(results: list, exc: BaseException, inputs: object, expected: object):
     code, message = (TIME_LIMIT, "Time Limit Exceeded") if isinstance(exc, TimeLimit) else (RUNTIME, "Runtime Error")
     results.append(code)
-    return results, {"error_code": code, "error_message": message, "error": shorten(repr(exc)),
-                     "inputs": shorten(inputs), "expected": shorten(expected)}
+    return results, {
+        "error_code": code,
+        "error_message": message,
+        "error": shorten(repr(exc)),
+        "inputs": shorten(inputs),
+        "expected": shorten(expected),
+    }
 
 
 def main() -> None:

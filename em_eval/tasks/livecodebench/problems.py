@@ -20,8 +20,19 @@ from em_eval.user_errors import UserError
 START_DATE = "2023-05-01"
 END_DATE = "2024-05-31"
 PAPER_WINDOW_SIZE = 511
-FIELDS = ("question_title", "question_content", "platform", "question_id", "contest_id", "contest_date",
-          "starter_code", "difficulty", "public_test_cases", "private_test_cases", "metadata")
+FIELDS = (
+    "question_title",
+    "question_content",
+    "platform",
+    "question_id",
+    "contest_id",
+    "contest_date",
+    "starter_code",
+    "difficulty",
+    "public_test_cases",
+    "private_test_cases",
+    "metadata",
+)
 PLATFORMS = ("leetcode", "codeforces", "atcoder")
 DIFFICULTIES = ("easy", "medium", "hard")
 
@@ -43,8 +54,11 @@ def missing_fields(record: dict[str, Any]) -> list[str]:
 def cases_of(record: dict[str, Any]) -> dict[str, Any]:
     """What the judge runs: public then private cases, and the function name (None: stdin/stdout)."""
     cases = decode_test_cases(record["public_test_cases"]) + decode_test_cases(record["private_test_cases"])
-    return {"inputs": [c["input"] for c in cases], "outputs": [c["output"] for c in cases],
-            "fn_name": json.loads(record["metadata"] or "{}").get("func_name")}
+    return {
+        "inputs": [c["input"] for c in cases],
+        "outputs": [c["output"] for c in cases],
+        "fn_name": json.loads(record["metadata"] or "{}").get("func_name"),
+    }
 
 
 def problem_doc(record: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +67,20 @@ def problem_doc(record: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise RecordError(f"record {record.get('question_id', '?')} lacks {', '.join(missing)}")
     if record["platform"] not in PLATFORMS or record["difficulty"] not in DIFFICULTIES:
-        raise RecordError(f"record {record['question_id']}: platform {record['platform']!r} / difficulty "
-                          f"{record['difficulty']!r} is not one of {PLATFORMS} / {DIFFICULTIES}")
-    return {k: record[k] for k in ("question_id", "question_title", "question_content", "starter_code",
-                                   "platform", "difficulty", "contest_id", "contest_date")}
+        raise RecordError(
+            f"record {record['question_id']}: platform {record['platform']!r} / difficulty "
+            f"{record['difficulty']!r} is not one of {PLATFORMS} / {DIFFICULTIES}"
+        )
+    return {
+        k: record[k]
+        for k in (
+            "question_id",
+            "question_title",
+            "question_content",
+            "starter_code",
+            "platform",
+            "difficulty",
+            "contest_id",
+            "contest_date",
+        )
+    }

@@ -23,8 +23,7 @@ STATUS_OF_CODE = {-2: "failed", -3: "timeout", -4: "error"}
 def program(code: str, tests: dict[str, Any], timeout_s: int = TIMEOUT_S) -> sandbox.Program:
     n = len(tests["inputs"])
     files = {"solution.py": code, "tests.json": json.dumps({**tests, "timeout_s": timeout_s})}
-    return sandbox.Program(HARNESS, files, collect=(VERDICT,),
-                           limits=sandbox.Limits(timeout_s=(timeout_s + 1) * n + 5))
+    return sandbox.Program(HARNESS, files, collect=(VERDICT,), limits=sandbox.Limits(timeout_s=(timeout_s + 1) * n + 5))
 
 
 def verdict(result: sandbox.ProgramResult, n_tests: int) -> dict[str, Any]:
@@ -32,8 +31,11 @@ def verdict(result: sandbox.ProgramResult, n_tests: int) -> dict[str, Any]:
     out = {"tests_total": n_tests, "isolation": list(result.isolation), "duration_s": round(result.duration_s, 3)}
     raw = result.files.get(VERDICT, b"")
     if not raw.strip():
-        status, reason = ((result.status, result.reason) if result.status != "passed" else
-                          ("error", "the program ended the judge before the tests finished (no verdict)"))
+        status, reason = (
+            (result.status, result.reason)
+            if result.status != "passed"
+            else ("error", "the program ended the judge before the tests finished (no verdict)")
+        )
         return {**out, "status": status, "reason": reason, "tests_passed": 0}
     try:
         judged = json.loads(raw)
@@ -45,13 +47,20 @@ def verdict(result: sandbox.ProgramResult, n_tests: int) -> dict[str, Any]:
         return {**out, "status": "passed", "reason": "", "tests_passed": passed}
     status = STATUS_OF_CODE.get(info.get("error_code"), "error")
     details = "; ".join(f"{k} {info[k]}" for k in ("error", "inputs", "output", "expected") if k in info)
-    reason = (f"test {len(results)} of {n_tests}: {info.get('error_message', 'failed')}"
-              + (f" ({details})" if details else ""))
+    reason = f"test {len(results)} of {n_tests}: {info.get('error_message', 'failed')}" + (
+        f" ({details})" if details else ""
+    )
     return {**out, "status": status, "reason": reason, "tests_passed": passed}
 
 
-def judge(codes: Sequence[str], tests: Iterable[dict[str, Any]], *, timeout_s: int = TIMEOUT_S,
-          jobs: int | None = None, desc: str = "livecodebench: running tests") -> list[dict[str, Any]]:
+def judge(
+    codes: Sequence[str],
+    tests: Iterable[dict[str, Any]],
+    *,
+    timeout_s: int = TIMEOUT_S,
+    jobs: int | None = None,
+    desc: str = "livecodebench: running tests",
+) -> list[dict[str, Any]]:
     """Verdicts of ``codes[i]`` on ``tests[i]``, a few problems in memory at a time (tests are large)."""
     from tqdm.auto import tqdm
 

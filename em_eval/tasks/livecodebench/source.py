@@ -27,8 +27,10 @@ from em_eval.data import DataFileError, fetched_once
 REPO = "livecodebench/code_generation_lite"
 REVISION = "0fe84c3912ea0c4d4a78037083943e8f0c4dd505"  # holds test.jsonl .. test6.jsonl (release_v6)
 RELEASE_V2 = ("test.jsonl", "test2.jsonl")
-SHA256 = {"test.jsonl": "2bd02b38beb48e8c46b5b9987095d999ff38cd8efc255ea5d58974317c48f63f",
-          "test2.jsonl": "095df7c5daf15f882c51a9deb84085cff1e073495a5dbcf95015a564d485f3a3"}
+SHA256 = {
+    "test.jsonl": "2bd02b38beb48e8c46b5b9987095d999ff38cd8efc255ea5d58974317c48f63f",
+    "test2.jsonl": "095df7c5daf15f882c51a9deb84085cff1e073495a5dbcf95015a564d485f3a3",
+}
 ENV_VAR = "EM_EVAL_LIVECODEBENCH"
 
 
@@ -49,6 +51,7 @@ def release_files(data_path: str | None = None) -> list[Path]:
         raise DataFileError(
             f"LiveCodeBench data not found: {', '.join(missing)} (from {origin}={chosen}). Download "
             f"{' and '.join(hub_url(n) for n in RELEASE_V2)} into one folder and pass it with "
-            f"--metadata '{{\"data_path\": \"/path/to/folder\"}}' or {ENV_VAR}=/path/to/folder "
-            f"(or unset both to download them once into the em-eval cache)")
+            f'--metadata \'{{"data_path": "/path/to/folder"}}\' or {ENV_VAR}=/path/to/folder '
+            f"(or unset both to download them once into the em-eval cache)"
+        )
     return files

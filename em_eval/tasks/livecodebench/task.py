@@ -29,14 +29,25 @@ from em_eval.tasks.livecodebench.problems import DIFFICULTIES, END_DATE, PLATFOR
 from em_eval.tasks.livecodebench.score import judge
 from em_eval.tasks.livecodebench.source import release_files
 
-__all__ = ["count_items", "doc_to_text", "execute_livecodebench", "load_livecodebench", "mean_of_members",
-           "process_results", "window_size"]
+__all__ = [
+    "count_items",
+    "doc_to_text",
+    "execute_livecodebench",
+    "load_livecodebench",
+    "mean_of_members",
+    "process_results",
+    "window_size",
+]
 
 SYSTEM_PROMPT = EURUS_SYSTEM_PROMPT.replace("\n", "\\n")  # literal backslash-n, as the fork's file
-WITH_STARTER_CODE = ("You will use the following starter code to write the solution to the problem and enclose "
-                     "your code within delimiters.")
-WITHOUT_STARTER_CODE = ("Read the inputs from stdin solve the problem and write the answer to stdout (do not "
-                        "directly test on the sample inputs). Enclose your code within delimiters as follows.")
+WITH_STARTER_CODE = (
+    "You will use the following starter code to write the solution to the problem and enclose "
+    "your code within delimiters."
+)
+WITHOUT_STARTER_CODE = (
+    "Read the inputs from stdin solve the problem and write the answer to stdout (do not "
+    "directly test on the sample inputs). Enclose your code within delimiters as follows."
+)
 
 
 def load_livecodebench(data_path: str | None = None, window: tuple[str, str] = (START_DATE, END_DATE), **_: Any):

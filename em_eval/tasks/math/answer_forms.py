@@ -27,15 +27,21 @@ _CURRENCY = re.compile(r"[€£¥₹]|\\euro\b|\\pounds\b|\\yen\b")
 _POWERS = {"²": "^2", "³": "^3", "¹": "^1", "⁴": "^4"}
 _RADICAL = re.compile(r"√\s*(\([^()]*\)|\{[^{}]*\}|[\w.]+)")
 _PMOD = re.compile(r"\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*\\bmod\s*[^()]*\)|\\bmod\s*\w+|\\mod\s*\w+)\s*$")
-_UNIT = re.compile(r"(?<=\d)(?:\s+|(?=(?:cm|mm|km|kg|mg|mL|ml|kJ|kW|kPa|Hz|mol|ft)\b))"
-                   r"(?:m|cm|mm|km|kg|g|mg|s|ms|min|h|L|mL|ml|N|J|kJ|W|kW|V|A|K|Pa|kPa|Hz|mol|in|ft)"
-                   r"(?:\^\{?[23]\}?)?\s*$")
+_UNIT = re.compile(
+    r"(?<=\d)(?:\s+|(?=(?:cm|mm|km|kg|mg|mL|ml|kJ|kW|kPa|Hz|mol|ft)\b))"
+    r"(?:m|cm|mm|km|kg|g|mg|s|ms|min|h|L|mL|ml|N|J|kJ|W|kW|V|A|K|Pa|kPa|Hz|mol|in|ft)"
+    r"(?:\^\{?[23]\}?)?\s*$"
+)
 _BRACKETED_ARRAY = re.compile(
-    r"^\s*(?:\\left\s*)?[\[(]\s*(\\begin\{array\}.*\\end\{array\})\s*(?:\\right\s*)?[\])]\s*$", re.DOTALL)
-_ASCII_RELATIONS = ((re.compile(r"(?<![<>=])(?:>=|=>)(?![<>=])"), r"\\geq "),
-                    (re.compile(r"(?<![<>=])(?:<=|=<)(?![<>=])"), r"\\leq "))
-_CLOCK_HALF = re.compile(r"\b(\d{1,2}):(\d{2})\s*(?:\\(?:text|mathrm|textrm|mbox)\s*\{\s*)?([ap])\.?\s*m\b\.?\s*\}?",
-                         re.IGNORECASE)
+    r"^\s*(?:\\left\s*)?[\[(]\s*(\\begin\{array\}.*\\end\{array\})\s*(?:\\right\s*)?[\])]\s*$", re.DOTALL
+)
+_ASCII_RELATIONS = (
+    (re.compile(r"(?<![<>=])(?:>=|=>)(?![<>=])"), r"\\geq "),
+    (re.compile(r"(?<![<>=])(?:<=|=<)(?![<>=])"), r"\\leq "),
+)
+_CLOCK_HALF = re.compile(
+    r"\b(\d{1,2}):(\d{2})\s*(?:\\(?:text|mathrm|textrm|mbox)\s*\{\s*)?([ap])\.?\s*m\b\.?\s*\}?", re.IGNORECASE
+)
 _SPELLED_CONNECTIVE = re.compile(r"\\text\{\s*(and|or)\s*\}")  # \text{or} joins items as \text{ or } does
 _QUAD_BEFORE_LABEL = re.compile(r"\s*\\q?quad(?![a-zA-Z])\s*(?=(?:[A-Za-z](?:_\{?\w+\}?)?|\([^()=]*\))\s*=)")
 _REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
@@ -107,7 +113,8 @@ _SEGMENT = r"[A-Z]{2,3}"
 _LABEL = re.compile(
     rf"^\s*(?:{_SEGMENT}|{_NAME}(?:\(\s*{_NAME}\s*\))?|\|\s*[A-Za-z]{{1,3}}\s*\||\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\)"
     rf"|{_NAME}(?:\s*:\s*{_NAME})+|{_SEGMENT}(?:\s*:\s*{_SEGMENT})+|\\frac\{{\s*{_SEGMENT}\s*\}}\{{\s*{_SEGMENT}\s*\}})"
-    rf"\s*=(?!=)")
+    rf"\s*=(?!=)"
+)
 _CONNECTIVE = re.compile(r"\\text\{\s*(?:and|or)\s*\}|and|or|\\quad|\\qquad")
 _SEPARATORS = (",", ";", "\\text{ and }", " and ", "\\quad", "\\qquad", "\\text{ or }", " or ")
 _SOLUTION_SEPARATORS = (";", "\\text{ or }", " or ", "\\text{ and }", " and ")
@@ -137,10 +144,10 @@ def _items(s: str) -> list[tuple[str, str]] | None:
         if not m and out and len({label for label, _ in out}) == 1 and "=" not in item:
             out.append((out[0][0], item))  # k = 2, 4, 6: the label covers the values after it
             continue
-        value = item[m.end():].strip() if m else ""
+        value = item[m.end() :].strip() if m else ""
         if not m or not value or "=" in value:
             return None
-        label = re.sub(r"\s+", "", item[:m.end() - 1])
+        label = re.sub(r"\s+", "", item[: m.end() - 1])
         out += [(label, v) for v in expand_pm([value])]  # x = \pm 3: two values of x
     return out or None
 

@@ -53,7 +53,7 @@ def _visible_part(text: str) -> tuple[str, bool]:
     """Text outside the reasoning block, and whether a ``<think>`` was never closed."""
     close = text.rfind(THINK_CLOSE)
     if close >= 0:
-        return text[close + len(THINK_CLOSE):], False
+        return text[close + len(THINK_CLOSE) :], False
     open_ = text.find(THINK_OPEN)
     if open_ >= 0:
         return text[:open_], True
@@ -91,7 +91,7 @@ def _last_boxed(text: str) -> tuple[str | None, bool]:
         next_cmd = spans[-1][0]
         if span is None or span[1] >= next_cmd:  # unclosed or encloses the next box
             break
-        gap = text[span[1] + 1:next_cmd]
+        gap = text[span[1] + 1 : next_cmd]
         if len(gap) > 40 or not _CONNECTOR.fullmatch(gap):
             break
         spans.append((start, span))
@@ -106,12 +106,12 @@ def _after_marker(text: str) -> str | None:
         pass
     if last is None:
         return None
-    rest = text[last.end():].lstrip(" :*\t")
+    rest = text[last.end() :].lstrip(" :*\t")
     rest = rest[:2000]
     for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         end = rest.find(close, len(open_)) if rest.startswith(open_) else -1
         if end > 0:
-            rest = rest[len(open_):end]
+            rest = rest[len(open_) : end]
             break
     else:
         cut = _SENTENCE_END.search(rest)

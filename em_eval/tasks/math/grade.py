@@ -56,8 +56,16 @@ MAX_SYMBOLIC_CHARS = 400
 _SYMBOLIC = "em_eval.tasks.math.symbolic"
 
 __all__ = [
-    "Extraction", "GRADER_VERSION", "ResponseGrade", "cluster_answers", "extract", "extract_answer",
-    "grade_response", "is_equiv", "majority_answer", "math_verify_equiv",
+    "Extraction",
+    "GRADER_VERSION",
+    "ResponseGrade",
+    "cluster_answers",
+    "extract",
+    "extract_answer",
+    "grade_response",
+    "is_equiv",
+    "majority_answer",
+    "math_verify_equiv",
 ]
 
 
@@ -105,9 +113,15 @@ def comparable_form(answer: str) -> Form:
         return Form(text, _squash(text), None, None, None, False)
     try:
         intervals, labels = as_intervals(text), labelled_items(text)
-        return Form(text, _squash(text), parse(text), parse(intervals) if intervals is not None else None,
-                    tuple((label, parse(value)) for label, value in labels) if labels else None, has_relation(text),
-                    intervals is None and has_inequality(text))
+        return Form(
+            text,
+            _squash(text),
+            parse(text),
+            parse(intervals) if intervals is not None else None,
+            tuple((label, parse(value)) for label, value in labels) if labels else None,
+            has_relation(text),
+            intervals is None and has_inequality(text),
+        )
     except _MALFORMED:  # compared by its text only
         return Form(text, _squash(text), None, None, None, False)
 
@@ -231,7 +245,8 @@ def _nodes_equal(p: Node, g: Node, budget: _Budget) -> bool:
         return _sequence_equal(p.children, g.children, budget)
     if p.kind == "matrix" and g.kind == "matrix":
         return len(p.children) == len(g.children) and all(
-            _sequence_equal(pr.children, gr.children, budget) for pr, gr in zip(p.children, g.children))
+            _sequence_equal(pr.children, gr.children, budget) for pr, gr in zip(p.children, g.children)
+        )
     vector_p, vector_g = _as_vector(p), _as_vector(g)
     if vector_p is not None and vector_g is not None:
         return _sequence_equal(vector_p, vector_g, budget)
@@ -360,8 +375,13 @@ def grade_response(response: str, gold: str) -> ResponseGrade:
     ours = is_equiv(found.answer, gold)
     theirs, their_answer = math_verify_equiv(response, gold)
     return ResponseGrade(
-        answer=found.answer, exact_match=ours, math_verify=theirs, math_verify_answer=their_answer,
-        no_answer=found.answer is None, unfinished=found.unfinished, disagree=ours != theirs,
+        answer=found.answer,
+        exact_match=ours,
+        math_verify=theirs,
+        math_verify_answer=their_answer,
+        no_answer=found.answer is None,
+        unfinished=found.unfinished,
+        disagree=ours != theirs,
     )
 
 
@@ -384,8 +404,10 @@ def cluster_answers(answers: Sequence[str | None], *, budget_s: float = CLUSTER_
             ids.append(None)
             continue
         if form.key not in by_key:
-            by_key[form.key] = next((k for k, rep in enumerate(representatives)
-                                     if _safe_forms_equal(form, rep, deadline)), len(representatives))
+            by_key[form.key] = next(
+                (k for k, rep in enumerate(representatives) if _safe_forms_equal(form, rep, deadline)),
+                len(representatives),
+            )
             if by_key[form.key] == len(representatives):
                 representatives.append(form)
         ids.append(by_key[form.key])

@@ -33,9 +33,9 @@ def _unwrap_command(s: str, names: tuple[str, ...]) -> str:
             continue
         brace = m.end() - 1
         end = _group_end(s, brace)
-        closed = s[end - 1:end] == "}" and end > brace + 1
-        out.append(s[pos:m.start()])
-        out.append(_unwrap_command(s[brace + 1:end - 1] if closed else s[brace + 1:], names))
+        closed = s[end - 1 : end] == "}" and end > brace + 1
+        out.append(s[pos : m.start()])
+        out.append(_unwrap_command(s[brace + 1 : end - 1] if closed else s[brace + 1 :], names))
         pos = end
     out.append(s[pos:])
     return "".join(out)
@@ -49,7 +49,7 @@ def _arg(s: str, i: int) -> tuple[str, int] | None:
         return None
     if s[i] == "{":
         end = _group_end(s, i)
-        return s[i + 1:end - 1], end
+        return s[i + 1 : end - 1], end
     if s[i] == "\\":
         m = re.compile(r"\\[a-zA-Z]+").match(s, i)
         if m:
@@ -79,7 +79,7 @@ def _brace_args(s: str, command: str, n_args: int) -> str:
             if close < 0:
                 pos = j
                 continue
-            out.append(s[j:close + 1])
+            out.append(s[j : close + 1])
             j = close + 1
         for _ in range(n_args):
             got = _arg(s, j)
@@ -94,22 +94,66 @@ def _brace_args(s: str, command: str, n_args: int) -> str:
 # ---- normalisation -----------------------------------------------------------------------
 
 _SPACING = re.compile(r"\\\\|\\[!,]\s*|\\[;:> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|limits|nolimits)\b")
-_SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?|middle)(?![a-zA-Z])\s*"
-                     r"(\\?[()\[\]{}|.]|\\[lr](?:vert|brace|brack|angle)|\\[lr]?[vV]ert|\\langle|\\rangle)?")
+_SIZING = re.compile(
+    r"\\(?:left|right|[bB]igg?[lr]?|middle)(?![a-zA-Z])\s*"
+    r"(\\?[()\[\]{}|.]|\\[lr](?:vert|brace|brack|angle)|\\[lr]?[vV]ert|\\langle|\\rangle)?"
+)
 _DEGREES = re.compile(
     r"\^\s*\{?\s*\\circ\s*\}?(?:\s*(?:\\mathrm\{\s*[CFK]\s*\}|[CFK]\b))?|°|\\degree\b|\^\s*\{\s*\}\s*\\circ|\\circ\b"
 )
 _PERCENT = re.compile(r"\\?%")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_TRAILING_TEXT_GROUP = re.compile(r"\\(?:text|textrm|mbox|mathrm|textnormal|operatorname)\s*\{([^{}]*)\}"
-                                  r"\s*(?:\^\s*\{?\s*-?\d\s*\}?)?\s*$")
+_TRAILING_TEXT_GROUP = re.compile(
+    r"\\(?:text|textrm|mbox|mathrm|textnormal|operatorname)\s*\{([^{}]*)\}"
+    r"\s*(?:\^\s*\{?\s*-?\d\s*\}?)?\s*$"
+)
 _UNIT_TAIL = re.compile(
-    r"(?<=[\d}).])((?:\s+(?:per\s+)?[a-zA-Z]+\.?(?:\s*/\s*[a-zA-Z]+\.?)?(?:\^\{?-?\d\}?)?){1,4})\s*$")
-_MATH_WORDS = {"and", "or", "pi", "inf", "infinity", "infty", "sqrt", "frac", "sin", "cos", "tan", "cot", "sec", "csc",
-               "log", "ln", "exp", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "mod", "max", "min", "gcd",
-               "lcm", "det", "i", "e", "no", "yes", "none", "true", "false", "even", "odd"}
-_SIMPLE_LHS = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?[\w\\]+\}?)?(?:\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\))?"
-                         r"|\\[a-zA-Z]+(?:_\{?\w+\}?)?)\s*(?:=|\\in\b)\s*(?!=)")
+    r"(?<=[\d}).])((?:\s+(?:per\s+)?[a-zA-Z]+\.?(?:\s*/\s*[a-zA-Z]+\.?)?(?:\^\{?-?\d\}?)?){1,4})\s*$"
+)
+_MATH_WORDS = {
+    "and",
+    "or",
+    "pi",
+    "inf",
+    "infinity",
+    "infty",
+    "sqrt",
+    "frac",
+    "sin",
+    "cos",
+    "tan",
+    "cot",
+    "sec",
+    "csc",
+    "log",
+    "ln",
+    "exp",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "mod",
+    "max",
+    "min",
+    "gcd",
+    "lcm",
+    "det",
+    "i",
+    "e",
+    "no",
+    "yes",
+    "none",
+    "true",
+    "false",
+    "even",
+    "odd",
+}
+_SIMPLE_LHS = re.compile(
+    r"^\s*(?:[a-zA-Z](?:_\{?[\w\\]+\}?)?(?:\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\))?"
+    r"|\\[a-zA-Z]+(?:_\{?\w+\}?)?)\s*(?:=|\\in\b)\s*(?!=)"
+)
 _LITERALS = (
     (re.compile(r"\\[dtc]frac(?![a-zA-Z])"), r"\\frac"),
     (re.compile(r"\\(?:geqslant|geq|ge)(?![a-zA-Z])"), r"\\geq "),
@@ -141,8 +185,24 @@ def normalize(text: str) -> str:
     for pattern, repl in _LITERALS:
         s = pattern.sub(repl, s)
     s = _strip_trailing_units(s)
-    s = _unwrap_command(s, ("text", "textrm", "textbf", "textit", "textnormal", "mbox", "mathrm", "mathbf",
-                            "mathit", "mathsf", "boldsymbol", "bm", "operatorname"))
+    s = _unwrap_command(
+        s,
+        (
+            "text",
+            "textrm",
+            "textbf",
+            "textit",
+            "textnormal",
+            "mbox",
+            "mathrm",
+            "mathbf",
+            "mathit",
+            "mathsf",
+            "boldsymbol",
+            "bm",
+            "operatorname",
+        ),
+    )
     s = _SPACING.sub(_spacing, s)
     s = _SIZING.sub(_sizing, s)
     s = _DEGREES.sub("", s)
@@ -179,7 +239,7 @@ def _strip_trailing_units(s: str) -> str:
     for _ in range(6):
         s = re.sub(r"(?:\s|/|\\cdot|\\[ ,;:!]|~)+$", "", s)
         m = _TRAILING_TEXT_GROUP.search(s)
-        head = re.sub(r"(?:\s|\\[ ,;:!]|~)+$", "", s[:m.start()]) if m else ""
+        head = re.sub(r"(?:\s|\\[ ,;:!]|~)+$", "", s[: m.start()]) if m else ""
         if not m or not head or head.endswith(("=", "\\in")) or m.group(1).strip(" ~").lower() in {"and", "or"}:
             return s
         s = head
@@ -194,14 +254,14 @@ def _strip_word_units(s: str) -> str:
     words = re.findall(r"[a-zA-Z]+", m.group(1))
     if len(words[0]) < 2 or any(w.lower() in _MATH_WORDS for w in words):
         return s
-    return s[:m.start()].rstrip()
+    return s[: m.start()].rstrip()
 
 
 def strip_assignment(s: str) -> str:
     r"""``x = 3`` -> ``3``, ``f(x) = 2x`` -> ``2x``, ``x \in [1,2]`` -> ``[1,2]`` (simple left sides only)."""
     m = _SIMPLE_LHS.match(s)
-    if m and "=" not in s[m.end():] and s[m.end():].strip():
-        return s[m.end():].strip()
+    if m and "=" not in s[m.end() :] and s[m.end() :].strip():
+        return s[m.end() :].strip()
     return s
 
 
@@ -258,7 +318,7 @@ def split_top(s: str, seps: tuple[str, ...]) -> list[str]:
             depth -= 1
         elif depth == 0:
             for sep in seps:
-                if s.startswith(sep, i) and (not sep[-1].isalpha() or not s[i + len(sep):i + len(sep) + 1].isalpha()):
+                if s.startswith(sep, i) and (not sep[-1].isalpha() or not s[i + len(sep) : i + len(sep) + 1].isalpha()):
                     parts.append(s[start:i])
                     i += len(sep)
                     start = i
@@ -275,7 +335,7 @@ def _wrapped(s: str, open_: str, close: str) -> str | None:
     """Inside of ``s`` if one bracket pair encloses all of it (``(a)(b)`` is not wrapped)."""
     if not (s.startswith(open_) and s.endswith(close)) or len(s) < len(open_) + len(close):
         return None
-    inner = s[len(open_):len(s) - len(close)]
+    inner = s[len(open_) : len(s) - len(close)]
     depth = 0
     i = 0
     while i < len(inner):
@@ -323,8 +383,12 @@ def parse(text: str, depth: int = 0) -> Node:
     m = _MATRIX.match(s)
     if m:
         rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip() and not re.fullmatch(r"\s*\\hline\s*", r)]
-        return Node("matrix", children=tuple(
-            Node("tuple", children=tuple(parse(c, depth + 1) for c in r.split("&")), brackets="()") for r in rows))
+        return Node(
+            "matrix",
+            children=tuple(
+                Node("tuple", children=tuple(parse(c, depth + 1) for c in r.split("&")), brackets="()") for r in rows
+            ),
+        )
     union = split_top(s, ("\\cup",))
     if len(union) > 1:
         return Node("union", children=tuple(parse(p, depth + 1) for p in union))
@@ -335,8 +399,11 @@ def parse(text: str, depth: int = 0) -> Node:
     inner = _wrapped(s, "{", "}")
     if inner is not None:  # a bare-brace group: {1, 4, 9} is a set, {5} is 5
         items = [i for i in expand_pm(split_top(inner, (",", ";"))) if i.strip()]
-        return Node("set", children=tuple(parse(i, depth + 1) for i in items)) if len(items) > 1 \
+        return (
+            Node("set", children=tuple(parse(i, depth + 1) for i in items))
+            if len(items) > 1
             else parse(inner, depth + 1)
+        )
     inner = _wrapped(s, "\\langle", "\\rangle")
     if inner is not None:
         return Node("tuple", children=tuple(parse(i, depth + 1) for i in split_top(inner, (",",))), brackets="()")

@@ -176,8 +176,10 @@ def condition_intervals(latex: str) -> str | None:
     pieces = solution.args if isinstance(solution, sympy.Union) else (solution,)
     if not pieces or not all(isinstance(p, sympy.Interval) for p in pieces):
         return None
-    return "\\cup".join(("(" if p.left_open else "[") + f"{sympy.latex(p.start)},{sympy.latex(p.end)}"
-                         + (")" if p.right_open else "]") for p in pieces)
+    return "\\cup".join(
+        ("(" if p.left_open else "[") + f"{sympy.latex(p.start)},{sympy.latex(p.end)}" + (")" if p.right_open else "]")
+        for p in pieces
+    )
 
 
 def math_verify_verdict(response: str, gold: str) -> tuple[bool, str | None]:

@@ -94,7 +94,10 @@ class Worker:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD_MAIN.format(root=_PACKAGE_ROOT, module=self.module)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
         )
         self.restarts += 1
         try:

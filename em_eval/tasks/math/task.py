@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from em_eval.data import read_jsonl
-from em_eval.tasks.math.grade import cluster_answers, extract, grade_response
 from em_eval.metrics import k_values, maj_at_k, pass_at_k
+from em_eval.tasks.math.grade import cluster_answers, extract, grade_response
 
 SYSTEM_PROMPT = r"Please reason step by step, and put your final answer within \boxed{}."
 
@@ -74,20 +74,34 @@ class Benchmark:
 
 
 BENCHMARKS: dict[str, Benchmark] = {
-    "math500": Benchmark("math500/test.jsonl", "problem", lambda r: str(r["answer"]).strip(),
-                         lambda r: f"{r['subject']} L{r['level']}", 500),
-    "amc": Benchmark("amc_aimo/aimo-validation-amc.jsonl", "question", lambda r: _number(r["answer"]),
-                     lambda r: _year(r["url"]), 83),
+    "math500": Benchmark(
+        "math500/test.jsonl",
+        "problem",
+        lambda r: str(r["answer"]).strip(),
+        lambda r: f"{r['subject']} L{r['level']}",
+        500,
+    ),
+    "amc": Benchmark(
+        "amc_aimo/aimo-validation-amc.jsonl", "question", lambda r: _number(r["answer"]), lambda r: _year(r["url"]), 83
+    ),
     "amc23": Benchmark("amc23/test.jsonl", "problem", lambda r: _number(r["answer"]), lambda r: "2023", 40),
-    "aime": Benchmark("aime_aimo/aimo-validation-aime.jsonl", "question", lambda r: _number(r["answer"]),
-                      lambda r: _year(r["url"]), 90),
+    "aime": Benchmark(
+        "aime_aimo/aimo-validation-aime.jsonl",
+        "question",
+        lambda r: _number(r["answer"]),
+        lambda r: _year(r["url"]),
+        90,
+    ),
     "aime24": Benchmark("aime24/test.jsonl", "problem", lambda r: _number(r["answer"]), lambda r: "2024", 30),
-    "aime25": Benchmark("aime25/aime25_matharena.jsonl", "problem", lambda r: _number(r["answer"]),
-                        lambda r: r["contest"], 30),
-    "minerva": Benchmark("minerva_math/test.jsonl", "problem", lambda r: _boxed_in_solution(r["solution"]),
-                         lambda r: r["type"], 272),
-    "olympiadbench": Benchmark("olympiadbench/test.jsonl", "question", lambda r: _dollars_off(r["final_answer"]),
-                               lambda r: r["subfield"], 675),
+    "aime25": Benchmark(
+        "aime25/aime25_matharena.jsonl", "problem", lambda r: _number(r["answer"]), lambda r: r["contest"], 30
+    ),
+    "minerva": Benchmark(
+        "minerva_math/test.jsonl", "problem", lambda r: _boxed_in_solution(r["solution"]), lambda r: r["type"], 272
+    ),
+    "olympiadbench": Benchmark(
+        "olympiadbench/test.jsonl", "question", lambda r: _dollars_off(r["final_answer"]), lambda r: r["subfield"], 675
+    ),
 }
 
 
@@ -105,8 +119,12 @@ def documents(benchmark: str) -> list[dict[str, str]]:
     if len(records) != spec.size:
         raise ValueError(f"{spec.file} has {len(records)} records, expected {spec.size}")
     return [
-        {"id": str(r.get("unique_id", r.get("id", r.get("idx", i)))), "problem": str(r[spec.problem]),
-         "answer": gold_answer(benchmark, r), "subset": str(spec.subset(r))}
+        {
+            "id": str(r.get("unique_id", r.get("id", r.get("idx", i)))),
+            "problem": str(r[spec.problem]),
+            "answer": gold_answer(benchmark, r),
+            "subset": str(spec.subset(r)),
+        }
         for i, r in enumerate(records)
     ]
 

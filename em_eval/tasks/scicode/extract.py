@@ -18,7 +18,7 @@ def unfenced_code(text: str) -> str:
     """Code of a response without fences: from the first function definition on, else all of it."""
     stripped = text.strip()
     head = _FUNCTION_HEAD.search(stripped)
-    return stripped[head.start():] if head else text
+    return stripped[head.start() :] if head else text
 
 
 def strip_imports(code: str) -> str:

@@ -25,13 +25,22 @@ from em_eval.tasks.scicode import rules as scicode_rules
 TARGETS_FILE = "targets.pkl"
 
 _COMPAT = {  # removed name -> (module, replacement, shim source)
-    "simps": ("scipy.integrate", "simpson",
-              "def simps(y, x=None, dx=1.0, axis=-1, even=None):\n    return _m.simpson(y, x=x, dx=dx, axis=axis)\n"),
-    "cumtrapz": ("scipy.integrate", "cumulative_trapezoid",
-                 "def cumtrapz(y, x=None, dx=1.0, axis=-1, initial=None):\n"
-                 "    return _m.cumulative_trapezoid(y, x=x, dx=dx, axis=axis, initial=initial)\n"),
-    "trapz": ("scipy.integrate", "trapezoid",
-              "def trapz(y, x=None, dx=1.0, axis=-1):\n    return _m.trapezoid(y, x=x, dx=dx, axis=axis)\n"),
+    "simps": (
+        "scipy.integrate",
+        "simpson",
+        "def simps(y, x=None, dx=1.0, axis=-1, even=None):\n    return _m.simpson(y, x=x, dx=dx, axis=axis)\n",
+    ),
+    "cumtrapz": (
+        "scipy.integrate",
+        "cumulative_trapezoid",
+        "def cumtrapz(y, x=None, dx=1.0, axis=-1, initial=None):\n"
+        "    return _m.cumulative_trapezoid(y, x=x, dx=dx, axis=axis, initial=initial)\n",
+    ),
+    "trapz": (
+        "scipy.integrate",
+        "trapezoid",
+        "def trapz(y, x=None, dx=1.0, axis=-1):\n    return _m.trapezoid(y, x=x, dx=dx, axis=axis)\n",
+    ),
 }
 _NUMPY_COMPAT = "trapz"
 
@@ -53,9 +62,11 @@ def prelude(code: str) -> str:
     lines = ["import os as _em_os, sys as _em_sys", "_em_sys.path.insert(0, _em_os.getcwd())"]
     for name, (module, replacement, shim) in _COMPAT.items():
         if name in code:
-            lines.append(f"import {module} as _m\nif not hasattr(_m, {name!r}):\n"
-                         + "".join("    " + line + "\n" for line in shim.splitlines())
-                         + f"    _m.{name} = {name}\n    del {name}")
+            lines.append(
+                f"import {module} as _m\nif not hasattr(_m, {name!r}):\n"
+                + "".join("    " + line + "\n" for line in shim.splitlines())
+                + f"    _m.{name} = {name}\n    del {name}"
+            )
     if _NUMPY_COMPAT in code:
         lines.append("import numpy as _np\nif not hasattr(_np, 'trapz'):\n    _np.trapz = _np.trapezoid")
     return "\n".join(lines) + "\n"
@@ -80,11 +91,15 @@ def scoring_program(problem: dict[str, Any], index: int, codes: list[str], h5_pa
     step = problem["sub_steps"][index]
     body = solution_source(problem, index, codes)
     if h5_path is None:
-        targets = f"import pickle as _em_pickle\nwith open({TARGETS_FILE!r}, 'rb') as _em_fh:\n" \
-                  "    targets = _em_pickle.load(_em_fh)"
+        targets = (
+            f"import pickle as _em_pickle\nwith open({TARGETS_FILE!r}, 'rb') as _em_fh:\n"
+            "    targets = _em_pickle.load(_em_fh)"
+        )
     else:
-        targets = "from scicode.parse.parse import process_hdf5_to_tuple\n" \
-                  f"targets = process_hdf5_to_tuple({step['step_number']!r}, {len(step['test_cases'])}, {h5_path!r})"
+        targets = (
+            "from scicode.parse.parse import process_hdf5_to_tuple\n"
+            f"targets = process_hdf5_to_tuple({step['step_number']!r}, {len(step['test_cases'])}, {h5_path!r})"
+        )
     program = _with_targets(body, targets, step["test_cases"])
     return prelude(program) + tests_ran.OPEN_DONE + program + tests_ran.CLOSE_DONE
 
@@ -139,8 +154,10 @@ def record_targets(test_case: str, step_number: str) -> str:
     new = ast.fix_missing_locations(Rewriter().visit(tree))
     leftover = [n for n in ast.walk(new) if isinstance(n, ast.Name) and n.id == "target"]
     if leftover:
-        raise UnsupportedTestCase(f"SciCode step {step_number}: 'target' is used outside an assert; "
-                                  "its target cannot be regenerated from the gold code")
+        raise UnsupportedTestCase(
+            f"SciCode step {step_number}: 'target' is used outside an assert; "
+            "its target cannot be regenerated from the gold code"
+        )
     return ast.unparse(new)
 
 
@@ -158,6 +175,7 @@ def _record_call(use: ast.Name, parents: dict[ast.AST, ast.AST], step_number: st
     elif isinstance(parent, ast.Compare) and len(parent.ops) == 1 and isinstance(parent.ops[0], ast.Eq):
         counterpart = parent.comparators[0] if parent.left is node else parent.left
     if counterpart is None:
-        raise UnsupportedTestCase(f"SciCode step {step_number}: cannot tell what 'target' is compared with "
-                                  f"in {ast.unparse(parent)!r}")
+        raise UnsupportedTestCase(
+            f"SciCode step {step_number}: cannot tell what 'target' is compared with in {ast.unparse(parent)!r}"
+        )
     return ast.Call(ast.Name("_em_set", ast.Load()), [index, counterpart], [])

@@ -62,18 +62,24 @@ def step_prompt(problem: dict[str, Any], index: int, previous_code: list[str], w
     """The prompt for step ``index`` (0-based) given the code of steps ``0..index-1``."""
     steps = problem["sub_steps"]
     if len(previous_code) != index:
-        raise ValueError(f"step {index + 1} of problem {problem['problem_id']} needs the code of {index} "
-                         f"earlier steps, got {len(previous_code)}")
+        raise ValueError(
+            f"step {index + 1} of problem {problem['problem_id']} needs the code of {index} "
+            f"earlier steps, got {len(previous_code)}"
+        )
     lines: list[str] = []
     for step, code in zip(steps[:index], previous_code):
         lines += [_description(step, with_background), code, "------"]
     current = steps[index]
     next_step = [_description(current, with_background), f"{current['function_header']}\n\n{current['return_line']}"]
-    return template(with_background).format(
-        problem_steps_str="\n\n".join(lines[:-1]),
-        next_step_str="\n\n".join(next_step),
-        dependencies=problem["required_dependencies"],
-    ).strip()
+    return (
+        template(with_background)
+        .format(
+            problem_steps_str="\n\n".join(lines[:-1]),
+            next_step_str="\n\n".join(next_step),
+            dependencies=problem["required_dependencies"],
+        )
+        .strip()
+    )
 
 
 class ScicodeSession:
@@ -107,8 +113,12 @@ class ScicodeSession:
         self.steps.append({"step": number, "source": "model", "output": output})
 
     def result(self) -> dict[str, Any]:
-        return {"protocol": PROTOCOL, "problem_id": self.problem["problem_id"],
-                "with_background": self.with_background, "steps": self.steps}
+        return {
+            "protocol": PROTOCOL,
+            "problem_id": self.problem["problem_id"],
+            "with_background": self.with_background,
+            "steps": self.steps,
+        }
 
 
 def first_prompt(doc: dict[str, Any]) -> str:

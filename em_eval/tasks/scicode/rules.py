@@ -119,8 +119,9 @@ def process_hdf5_sparse_matrix(group: Any) -> Any:
     if "row" in group and "col" in group:
         return scipy.sparse.coo_matrix((data, (group["row"][()], group["col"][()])), shape=shape)
     if "blocksize" in group:
-        return scipy.sparse.bsr_matrix((data, group["indices"][()], group["indptr"][()]), shape=shape,
-                                       blocksize=tuple(group["blocksize"][()]))
+        return scipy.sparse.bsr_matrix(
+            (data, group["indices"][()], group["indptr"][()]), shape=shape, blocksize=tuple(group["blocksize"][()])
+        )
     return scipy.sparse.csr_matrix((data, group["indices"][()], group["indptr"][()]), shape=shape)
 
 

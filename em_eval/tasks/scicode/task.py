@@ -31,55 +31,81 @@ from em_eval.tasks.scicode.programs import TARGETS_FILE, scoring_program, suppor
 from em_eval.tasks.scicode.prompts import first_prompt, is_generated, prewritten_code, problems
 
 H5_ENV = "EM_EVAL_SCICODE_H5"
-H5_SOURCE = ("https://drive.google.com/drive/folders/1W5GZW6_bdiDAiipuFMqdUhvUaHIj6-pR "
-             "(linked from https://github.com/scicode-bench/SciCode, README step 3)")
+H5_SOURCE = (
+    "https://drive.google.com/drive/folders/1W5GZW6_bdiDAiipuFMqdUhvUaHIj6-pR "
+    "(linked from https://github.com/scicode-bench/SciCode, README step 3)"
+)
 STEP_TIMEOUT_S = 300.0  # the paper's per-step limit (upstream legacy scripts: 1800 s)
 STEP_LIMITS = sandbox.Limits(timeout_s=STEP_TIMEOUT_S, memory_mb=4096, file_size_mb=256)
 
 
 # ---- dataset ---------------------------------------------------------------------------------
-def load_dataset(split: str = "test", with_background: bool = True, h5_path: str | None = None,
-                 timeout_s: float = STEP_TIMEOUT_S, **_: Any):
+def load_dataset(
+    split: str = "test",
+    with_background: bool = True,
+    h5_path: str | None = None,
+    timeout_s: float = STEP_TIMEOUT_S,
+    **_: Any,
+):
     """lm-eval ``custom_dataset``: one row per problem; the test split checks its h5 first."""
     import datasets
 
     sandbox.active_isolation()  # refuse before generation, not after, where code cannot be isolated
 
     h5 = resolve_h5(h5_path, split) if split == "test" else ""
-    rows = [{"problem_id": p["problem_id"], "problem_json": json.dumps(p), "split": split,
-             "with_background": bool(with_background), "h5_path": h5, "timeout_s": float(timeout_s)}
-            for p in problems(split)]
+    rows = [
+        {
+            "problem_id": p["problem_id"],
+            "problem_json": json.dumps(p),
+            "split": split,
+            "with_background": bool(with_background),
+            "h5_path": h5,
+            "timeout_s": float(timeout_s),
+        }
+        for p in problems(split)
+    ]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
 def resolve_h5(h5_path: str | None, split: str = "test") -> str:
     """Path of a readable ``test_data.h5`` holding every test step, or one clear error."""
     path = h5_path or os.environ.get(H5_ENV)
-    where = f"Download test_data.h5 from {H5_SOURCE}, then pass " \
-            f"--metadata '{{\"h5_path\": \"/path/to/test_data.h5\"}}' or set {H5_ENV}=/path/to/test_data.h5 " \
-            "(the dev split, em_scicode_dev, needs no file)."
+    where = (
+        f"Download test_data.h5 from {H5_SOURCE}, then pass "
+        f'--metadata \'{{"h5_path": "/path/to/test_data.h5"}}\' or set {H5_ENV}=/path/to/test_data.h5 '
+        "(the dev split, em_scicode_dev, needs no file)."
+    )
     if not path:
         raise DataFileError(f"SciCode's test split needs its numeric targets (test_data.h5, about 1 GB). {where}")
     file = Path(path).expanduser()
     if not file.is_file():
         raise DataFileError(f"SciCode test_data.h5 not found at {file}. {where}")
     if os.geteuid() == 0 and not file.stat().st_mode & stat.S_IROTH:
-        raise DataFileError(f"{file} is not world-readable, but sandboxed test programs run under a throw-away "
-                            f"uid when em-eval runs as root: chmod o+r {file}")
+        raise DataFileError(
+            f"{file} is not world-readable, but sandboxed test programs run under a throw-away "
+            f"uid when em-eval runs as root: chmod o+r {file}"
+        )
     try:
         import h5py
     except ImportError as exc:
-        raise DataFileError("SciCode's test split reads test_data.h5 with h5py: pip install 'em-eval[scicode]' "
-                            "(or pip install h5py)") from exc
+        raise DataFileError(
+            "SciCode's test split reads test_data.h5 with h5py: pip install 'em-eval[scicode]' (or pip install h5py)"
+        ) from exc
     try:
         with h5py.File(file, "r") as handle:
-            missing = [s["step_number"] for p in problems(split) for s in p["sub_steps"]
-                       if is_generated(s) and f"{s['step_number']}/test1" not in handle]
+            missing = [
+                s["step_number"]
+                for p in problems(split)
+                for s in p["sub_steps"]
+                if is_generated(s) and f"{s['step_number']}/test1" not in handle
+            ]
     except OSError as exc:
         raise DataFileError(f"{file} is not a readable HDF5 file ({exc}). {where}") from exc
     if missing:
-        raise DataFileError(f"{file} lacks the targets of {len(missing)} SciCode steps (e.g. {missing[:3]}); "
-                            f"it is not SciCode's test_data.h5. {where}")
+        raise DataFileError(
+            f"{file} lacks the targets of {len(missing)} SciCode steps (e.g. {missing[:3]}); "
+            f"it is not SciCode's test_data.h5. {where}"
+        )
     return str(file.resolve())
 
 
@@ -93,12 +119,23 @@ _targets_lock = threading.Lock()
 _dev_targets: dict[tuple[str, int], bytes] = {}
 
 
-def step_program(problem: dict[str, Any], index: int, codes: list[str], h5_path: str | None,
-                 files: dict[str, str | bytes], limits: sandbox.Limits) -> sandbox.Program:
+def step_program(
+    problem: dict[str, Any],
+    index: int,
+    codes: list[str],
+    h5_path: str | None,
+    files: dict[str, str | bytes],
+    limits: sandbox.Limits,
+) -> sandbox.Program:
     """Step ``index``'s test program as the judge runs it: it hands back the marker of its tests' end
     (:mod:`em_eval.tasks.tests_ran`), and ``h5_path``, if given, stays readable."""
-    return sandbox.Program(scoring_program(problem, index, codes, h5_path), files, collect=(tests_ran.DONE_FILE,),
-                           readable_paths=(h5_path,) if h5_path else (), limits=limits)
+    return sandbox.Program(
+        scoring_program(problem, index, codes, h5_path),
+        files,
+        collect=(tests_ran.DONE_FILE,),
+        readable_paths=(h5_path,) if h5_path else (),
+        limits=limits,
+    )
 
 
 def execute(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -122,9 +159,18 @@ def execute(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[dict[str
             programs.append(step_program(problem, index, codes, doc["h5_path"] or None, files, limits))
             jobs.append((n, index))
     results = sandbox.run_programs(programs, desc="scicode: testing steps")
-    outcomes = [{"protocol": r["protocol"], "problem_id": d["problem_id"], "with_background": r["with_background"],
-                 "isolation": list(sandbox.active_isolation()), "steps": [], "passed": 0, "total": 0}
-                for d, r in zip(docs, records)]
+    outcomes = [
+        {
+            "protocol": r["protocol"],
+            "problem_id": d["problem_id"],
+            "with_background": r["with_background"],
+            "isolation": list(sandbox.active_isolation()),
+            "steps": [],
+            "passed": 0,
+            "total": 0,
+        }
+        for d, r in zip(docs, records)
+    ]
     for (n, index), result in zip(jobs, results):
         outcome = outcomes[n]
         step = problem_of[docs[n]["problem_id"]]["sub_steps"][index]["step_number"]
@@ -142,30 +188,41 @@ def _step_codes(problem: dict[str, Any], record: dict[str, Any]) -> list[str]:
     steps = record["steps"]
     expected = [s["step_number"] for s in problem["sub_steps"]]
     if [s["step"] for s in steps] != expected:
-        raise ValueError(f"SciCode problem {problem['problem_id']}: the multi-step record covers steps "
-                         f"{[s['step'] for s in steps]}, expected {expected}")
-    return [extract_scicode_code(s["output"]) if s["source"] == "model" else prewritten_code(s["step"])
-            for s in steps]
+        raise ValueError(
+            f"SciCode problem {problem['problem_id']}: the multi-step record covers steps "
+            f"{[s['step'] for s in steps]}, expected {expected}"
+        )
+    return [extract_scicode_code(s["output"]) if s["source"] == "model" else prewritten_code(s["step"]) for s in steps]
 
 
 def gold_codes(problem: dict[str, Any]) -> list[str]:
     """The dev split's gold code of every step."""
-    return [s["ground_truth_code"] if is_generated(s) else prewritten_code(s["step_number"])
-            for s in problem["sub_steps"]]
+    return [
+        s["ground_truth_code"] if is_generated(s) else prewritten_code(s["step_number"]) for s in problem["sub_steps"]
+    ]
 
 
 def dev_targets(dev_problems: list[dict[str, Any]]) -> dict[tuple[str, int], bytes]:
     """Pickled targets of every generated dev step, from running the gold code (once per process)."""
     with _targets_lock:
-        todo = [(p, i) for p in dev_problems for i, s in enumerate(p["sub_steps"])
-                if is_generated(s) and (p["problem_id"], i) not in _dev_targets]
-        programs = [sandbox.Program(target_program(p, i, gold_codes(p)), support_files(), collect=[TARGETS_FILE],
-                                    limits=STEP_LIMITS) for p, i in todo]
+        todo = [
+            (p, i)
+            for p in dev_problems
+            for i, s in enumerate(p["sub_steps"])
+            if is_generated(s) and (p["problem_id"], i) not in _dev_targets
+        ]
+        programs = [
+            sandbox.Program(
+                target_program(p, i, gold_codes(p)), support_files(), collect=[TARGETS_FILE], limits=STEP_LIMITS
+            )
+            for p, i in todo
+        ]
         for (problem, index), result in zip(todo, sandbox.run_programs(programs, desc="scicode: gold targets")):
             step = problem["sub_steps"][index]["step_number"]
             if not result.passed or not result.files.get(TARGETS_FILE):
-                raise RuntimeError(f"SciCode dev step {step}: the gold code did not produce targets "
-                                   f"({result.status}: {result.reason})")
+                raise RuntimeError(
+                    f"SciCode dev step {step}: the gold code did not produce targets ({result.status}: {result.reason})"
+                )
             _dev_targets[(problem["problem_id"], index)] = result.files[TARGETS_FILE]
         return dict(_dev_targets)
 

@@ -43,7 +43,8 @@ _LEADING_OPTION = re.compile(r"^\(?([A-Za-z])\)?\s*[:：.)]\s*\S")
 _WRAPPERS = re.compile(r"\\(?:text|mathrm|textbf|mathbf|textrm|operatorname|rm|mbox)\s*\{([^{}]*)\}")
 _RELATIONS = re.compile(r"\\(?:approx|simeq|sim|propto|equiv|cong)(?![A-Za-z])|≈")
 _UNIT_TAIL = re.compile(
-    r"^(.*?\d[^{}]*?|.*\})\s*(?:\\(?:text|mathrm)\s*\{(?:[^{}]|\{[^{}]*\})*\}(?:\s*\^\s*\{?-?\d+\}?)?\s*)+$")
+    r"^(.*?\d[^{}]*?|.*\})\s*(?:\\(?:text|mathrm)\s*\{(?:[^{}]|\{[^{}]*\})*\}(?:\s*\^\s*\{?-?\d+\}?)?\s*)+$"
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def split_answers(text: str) -> list[str]:
             depth += 1
         elif ch in ")]}":
             depth -= 1
-        elif ch in ",，" and depth <= 0 and not text[max(0, i - 1):i] == "\\":
+        elif ch in ",，" and depth <= 0 and not text[max(0, i - 1) : i] == "\\":
             parts.append(text[start:i])
             start = i + 1
     parts.append(text[start:])

@@ -165,8 +165,9 @@ def judge_in(pred: str, gold: str, precision: float) -> bool:
         out = []
         for part in text.split("\\cup"):
             bounds = part.strip()
-            kind = ("open_left" if bounds.startswith("(") else "closed_left") + \
-                ("_open_right" if bounds.endswith(")") else "_closed_right")
+            kind = ("open_left" if bounds.startswith("(") else "closed_left") + (
+                "_open_right" if bounds.endswith(")") else "_closed_right"
+            )
             out.append((bounds.strip("()[]").split(","), kind))
         return out
 
@@ -175,8 +176,11 @@ def judge_in(pred: str, gold: str, precision: float) -> bool:
         return False
     for numbers, kind in ours:
         for j, (other, other_kind) in enumerate(theirs):
-            if kind == other_kind and judge_ex(numbers[0], other[0], precision) and \
-                    judge_ex(numbers[1], other[1], precision):
+            if (
+                kind == other_kind
+                and judge_ex(numbers[0], other[0], precision)
+                and judge_ex(numbers[1], other[1], precision)
+            ):
                 del theirs[j]
                 break
         else:
@@ -190,7 +194,12 @@ def judge_tup(pred: str, gold: str, precision: float) -> bool:
 
 
 JUDGES: dict[str, Callable[[Any, Any, float], bool]] = {
-    "NV": judge_nv, "IN": judge_in, "EX": judge_ex, "EQ": judge_eq, "TUP": judge_tup}
+    "NV": judge_nv,
+    "IN": judge_in,
+    "EX": judge_ex,
+    "EQ": judge_eq,
+    "TUP": judge_tup,
+}
 
 
 def try_type(kind: str, pred: str, gold: str, bare_pred: str, bare_gold: str, precision: float) -> bool:
@@ -198,8 +207,9 @@ def try_type(kind: str, pred: str, gold: str, bare_pred: str, bare_gold: str, pr
     either is a failed type (the paper's ``try`` around both)."""
     judge = JUDGES[kind]
     try:
-        return bool(judge(pred, gold, precision) or
-                    ((bare_pred, bare_gold) != (pred, gold) and judge(bare_pred, bare_gold, precision)))
+        return bool(
+            judge(pred, gold, precision)
+            or ((bare_pred, bare_gold) != (pred, gold) and judge(bare_pred, bare_gold, precision))
+        )
     except Exception:
         return False
-

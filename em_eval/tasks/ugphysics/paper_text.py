@@ -21,10 +21,40 @@ import re
 
 TYPE_ORDER = ("MC", "TF", "NV", "IN", "EX", "EQ", "TUP")
 PHYSICAL_CONSTANTS = (  # utils.py PHY_CONST, in its order (removal is sequential substring deletion)
-    "G", "N_A", "N_{A}", "R", "V_m", "V_{m}", "e", "m_e", "m_{e}", "m_p", "m_{p}", "m_n", "m_{n}",
-    "\\varepsilon_0", "\\varepsilon_{0}", "\\epsilon_0", "\\epsilon_{0}", "\\mu_0", "\\mu_{0}", "\\mu_e",
-    "\\mu_{e}", "\\mu_p", "\\mu_{p}", "a_0", "a_{0}", "\\mu_B", "\\mu_{B}", "\\mu_N", "\\mu_{N}", "\\hbar", "h",
-    "\\alpha", "R_\\infty", "R_{\\infty}",
+    "G",
+    "N_A",
+    "N_{A}",
+    "R",
+    "V_m",
+    "V_{m}",
+    "e",
+    "m_e",
+    "m_{e}",
+    "m_p",
+    "m_{p}",
+    "m_n",
+    "m_{n}",
+    "\\varepsilon_0",
+    "\\varepsilon_{0}",
+    "\\epsilon_0",
+    "\\epsilon_{0}",
+    "\\mu_0",
+    "\\mu_{0}",
+    "\\mu_e",
+    "\\mu_{e}",
+    "\\mu_p",
+    "\\mu_{p}",
+    "a_0",
+    "a_{0}",
+    "\\mu_B",
+    "\\mu_{B}",
+    "\\mu_N",
+    "\\mu_{N}",
+    "\\hbar",
+    "h",
+    "\\alpha",
+    "R_\\infty",
+    "R_{\\infty}",
 )
 TRAILING = set("([{\\:./,#?$\"'ки")  # NO_TRAILING_STRS as the one-character test uses it
 TRUE_WORDS = ("TRUE", "YES", "T", "Y")
@@ -32,8 +62,20 @@ FALSE_WORDS = ("FALSE", "NO", "F", "N")
 CHINESE_TRUE, CHINESE_FALSE = ("是", "对", "正确", "能"), ("否", "错", "错误", "不能")
 _MARKERS = ("is the ans", "is our ans")
 _TAIL_MARKERS = ("answer is", "answer:", "answer :")
-_SIGNALS = (("\\left", ""), ("\\right", ""), ("∶", ":"), ("，", ","), ("$", ""), ("\\approx", "="),
-            ("\\simeq", "="), ("\\sim", "="), ("^\\prime", "'"), ("^{\\prime}", "'"), ("^\\circ", ""), ("%", ""))
+_SIGNALS = (
+    ("\\left", ""),
+    ("\\right", ""),
+    ("∶", ":"),
+    ("，", ","),
+    ("$", ""),
+    ("\\approx", "="),
+    ("\\simeq", "="),
+    ("\\sim", "="),
+    ("^\\prime", "'"),
+    ("^{\\prime}", "'"),
+    ("^\\circ", ""),
+    ("%", ""),
+)
 
 
 class PaperTextError(ValueError):
@@ -75,9 +117,9 @@ def _boxed(text: str) -> str:
     content = None
     if start >= 0:
         end = _close_of_first_group(text, start)
-        whole = text[start:end + 1] if end is not None else ""
+        whole = text[start : end + 1] if end is not None else ""
         if whole.startswith("\\boxed{") and whole.endswith("}"):
-            content = whole[len("\\boxed{"):-1]
+            content = whole[len("\\boxed{") : -1]
     if content is None:
         m = re.search(r"\\boxed{", text)
         if m is None:
@@ -85,7 +127,7 @@ def _boxed(text: str) -> str:
         end = _close_of_first_group(text, m.end() - 1)
         if end is None:
             return text
-        content = text[m.end():end]
+        content = text[m.end() : end]
         if not content:
             return text
     return normalize(content)
@@ -119,8 +161,18 @@ def normalize(answer: str) -> str:
 
 
 def _strip_math(s: str) -> str:
-    for old, new in (("\n", ""), ("\\!", ""), ("\\\\", "\\"), ("tfrac", "frac"), ("dfrac", "frac"), ("\\left", ""),
-                     ("\\right", ""), ("^{\\circ}", ""), ("^\\circ", ""), ("\\$", "")):
+    for old, new in (
+        ("\n", ""),
+        ("\\!", ""),
+        ("\\\\", "\\"),
+        ("tfrac", "frac"),
+        ("dfrac", "frac"),
+        ("\\left", ""),
+        ("\\right", ""),
+        ("^{\\circ}", ""),
+        ("^\\circ", ""),
+        ("\\$", ""),
+    ):
         s = s.replace(old, new)
     if "\\text{ " in s:
         parts = s.split("\\text{ ")

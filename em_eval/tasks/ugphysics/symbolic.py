@@ -29,8 +29,9 @@ from em_eval.tasks.ugphysics import nv
 from em_eval.tasks.ugphysics.paper_sympy import parse_latex, try_type
 
 POINTS = 3
-_GREEK = "alpha|beta|gamma|delta|Delta|epsilon|varepsilon|eta|theta|kappa|lambda|mu|nu|xi|rho|sigma|tau|phi|chi|psi|" \
-    "omega"
+_GREEK = (
+    "alpha|beta|gamma|delta|Delta|epsilon|varepsilon|eta|theta|kappa|lambda|mu|nu|xi|rho|sigma|tau|phi|chi|psi|omega"
+)
 _CALL = re.compile(rf"((?<![\\A-Za-z])[A-Za-z]|\\(?:{_GREEK})(?![A-Za-z]))(_\{{[^{{}}]*\}}|_[A-Za-z0-9])?\(")
 _IDENTITY = 1e-9  # random-point agreement of exact identities
 

@@ -40,8 +40,15 @@ def documents(language: str = "all") -> list[dict[str, Any]]:
         records = read_jsonl(FILES[lang])
         if len(records) != SIZE[lang]:
             raise DataFileError(f"{FILES[lang]} has {len(records)} items, expected {SIZE[lang]}")
-        docs += [{**{k: r.get(k) for k in FIELDS}, "unit": str(r.get("unit")), "language": lang,
-                  "type_group": type_group(r.get("answer_type"))} for r in records]
+        docs += [
+            {
+                **{k: r.get(k) for k in FIELDS},
+                "unit": str(r.get("unit")),
+                "language": lang,
+                "type_group": type_group(r.get("answer_type")),
+            }
+            for r in records
+        ]
     return docs
 
 
@@ -67,13 +74,20 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     verdict = judge(str(results[0]), doc)
     paper = paper_verdict(str(results[0]), str(doc["answers"]))
     correct = float(verdict.correct)
-    out: dict[str, Any] = {"accuracy": correct, "accuracy_paper": float(paper),
-                           "graders_disagree": float(paper != verdict.correct)}
+    out: dict[str, Any] = {
+        "accuracy": correct,
+        "accuracy_paper": float(paper),
+        "graders_disagree": float(paper != verdict.correct),
+    }
     out.update({f"acc_{t}": (doc["type_group"] == t, correct) for t in TYPES})
     out.update({f"acc_{lang}": (doc["language"] == lang, correct) for lang in LANGUAGES})
-    out["judged"] = {"correct": verdict.correct, "parts": list(verdict.parts),
-                     "predicted": list(verdict.predicted) if verdict.predicted is not None else None,
-                     "paper": paper, "disagree": paper != verdict.correct}
+    out["judged"] = {
+        "correct": verdict.correct,
+        "parts": list(verdict.parts),
+        "predicted": list(verdict.predicted) if verdict.predicted is not None else None,
+        "paper": paper,
+        "disagree": paper != verdict.correct,
+    }
     return out
 
 

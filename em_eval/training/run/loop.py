@@ -82,8 +82,10 @@ def check_distributed_setup(accelerator: Any) -> None:
     """Refuse FSDP version 1: rollouts call ``generate`` on the unwrapped model, which FSDP2 keeps
     sharded-but-callable and FSDP1's root wrapper does not."""
     if accelerator.distributed_type == DistributedType.FSDP and not getattr(accelerator, "is_fsdp2", False):
-        raise TrainingConfigError("FSDP version 1 is not supported: launch with accelerate launch --use_fsdp "
-                                  "--fsdp_version 2 (or fsdp_version: 2 in your accelerate config), or use DDP")
+        raise TrainingConfigError(
+            "FSDP version 1 is not supported: launch with accelerate launch --use_fsdp "
+            "--fsdp_version 2 (or fsdp_version: 2 in your accelerate config), or use DDP"
+        )
 
 
 def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) -> TrainResult:
@@ -96,9 +98,14 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
 
     tokenizer = load_tokenizer(config.model)
     prompts = load_prompt_set(
-        config.prompts, tokenizer, field=config.prompt_field, system_prompt=config.system_prompt,
-        user_template=config.user_template, chat_template=config.chat_template,
-        max_prompt_tokens=config.max_prompt_tokens, overlong=config.overlong_prompts,
+        config.prompts,
+        tokenizer,
+        field=config.prompt_field,
+        system_prompt=config.system_prompt,
+        user_template=config.user_template,
+        chat_template=config.chat_template,
+        max_prompt_tokens=config.max_prompt_tokens,
+        overlong=config.overlong_prompts,
     )
     resume_from = _resume_checkpoint(config, run_dir, prompts)
     if accelerator.is_main_process:
@@ -106,8 +113,9 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
         run_dir.mkdir(parents=True, exist_ok=True)
 
     model = load_policy(config, resume_from)
-    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        (p for p in model.parameters() if p.requires_grad), lr=config.lr, weight_decay=config.weight_decay
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     reference = load_reference(config)
     if reference is not None:
@@ -121,36 +129,55 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
         log = MetricsLog(accelerator, run_dir, config.to_dict())
         if accelerator.is_main_process:
             note = f" (resumed from {resume_from})" if resume_from else ""
-            tqdm.write(f"{config.method}: {len(prompts.token_ids)} prompts ({prompts.dropped} dropped as overlong), "
-                       f"{world} process(es), steps {start}..{config.max_steps}{note}")
+            tqdm.write(
+                f"{config.method}: {len(prompts.token_ids)} prompts ({prompts.dropped} dropped as overlong), "
+                f"{world} process(es), steps {start}..{config.max_steps}{note}"
+            )
         metrics: dict[str, float] = {}
         checkpoint = resume_from
-        progress = tqdm(range(start, config.max_steps), initial=start, total=config.max_steps,
-                        disable=not accelerator.is_main_process, desc=config.method)
+        progress = tqdm(
+            range(start, config.max_steps),
+            initial=start,
+            total=config.max_steps,
+            disable=not accelerator.is_main_process,
+            desc=config.method,
+        )
         for step in progress:
             started = time.perf_counter()
             lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
             indices = step_prompt_indices(len(prompts.token_ids), step, config.prompts_per_step, config.seed)
-            mine = [prompts.token_ids[i] for i in indices[rank * per_process:(rank + 1) * per_process]]
+            mine = [prompts.token_ids[i] for i in indices[rank * per_process : (rank + 1) * per_process]]
             if engine is not None:
                 batch = engine.generate(mine, samples=config.samples, step=step)
             else:
                 with accelerator.autocast():
-                    batch = generate_rollouts(accelerator.unwrap_model(model), tokenizer, mine, samples=config.samples,
-                                              max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+                    batch = generate_rollouts(
+                        accelerator.unwrap_model(model),
+                        tokenizer,
+                        mine,
+                        samples=config.samples,
+                        max_new_tokens=config.max_new_tokens,
+                        temperature=config.temperature,
+                    )
             if isinstance(config, EmFtConfig):
                 stats = em_ft_update(accelerator, model, reference, optimizer, batch, config)
             else:
-                labels = [prompts.labels[i] for i in indices[rank * per_process:(rank + 1) * per_process]] \
-                    if prompts.labels else None
+                labels = (
+                    [prompts.labels[i] for i in indices[rank * per_process : (rank + 1) * per_process]]
+                    if prompts.labels
+                    else None
+                )
                 stats = em_rl_update(accelerator, model, reference, optimizer, batch, config, step=step, labels=labels)
             if engine is not None and step + 1 < config.max_steps:
                 engine.sync(accelerator.unwrap_model(model))  # the next rollouts come from the updated policy
             tokens = accelerator.reduce(batch.response_mask.sum().float().to(accelerator.device), "sum").item()
-            metrics = {**_mean_across(accelerator, stats), "lr": lr,
-                       "tokens_per_s": tokens / (time.perf_counter() - started)}
+            metrics = {
+                **_mean_across(accelerator, stats),
+                "lr": lr,
+                "tokens_per_s": tokens / (time.perf_counter() - started),
+            }
             log.log(step + 1, metrics)
             progress.set_postfix(entropy=f"{metrics['entropy']:.3f}", loss=f"{metrics['loss']:.4f}")
             if (step + 1) % config.save_every == 0 or step + 1 == config.max_steps:
@@ -165,8 +192,9 @@ def _train(accelerator: Accelerator, config: TrainConfig, recipe: str | None) ->
 # ---- one update per method ---------------------------------------------------------------
 
 
-def em_ft_update(accelerator: Accelerator, model: Any, reference: Any | None, optimizer: Any, batch: Rollouts,
-                 config: EmFtConfig) -> dict[str, float]:
+def em_ft_update(
+    accelerator: Accelerator, model: Any, reference: Any | None, optimizer: Any, batch: Rollouts, config: EmFtConfig
+) -> dict[str, float]:
     """One optimizer step on the mean response-token entropy (+ optional KL to the initial model)."""
     model.train()
     n_tokens = batch.response_mask.sum().clamp(min=1)
@@ -192,8 +220,17 @@ def em_ft_update(accelerator: Accelerator, model: Any, reference: Any | None, op
     return {**totals, "grad_norm": grad_norm, "response_length": batch.response_mask.sum(1).float().mean().item()}
 
 
-def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, optimizer: Any, batch: Rollouts,
-                 config: EmRlConfig, *, step: int, labels: list[str] | None = None) -> dict[str, float]:
+def em_rl_update(
+    accelerator: Accelerator,
+    model: Any,
+    reference: Any | None,
+    optimizer: Any,
+    batch: Rollouts,
+    config: EmRlConfig,
+    *,
+    step: int,
+    labels: list[str] | None = None,
+) -> dict[str, float]:
     """Score the rollouts with the policy before the update, then PPO-clip updates on RLOO/GRPO advantages;
     the per-token loss is averaged as ``config.loss_agg`` says (:func:`aggregate_tokens`), its policy-gradient
     term over the forking tokens only when ``config.forking_tokens`` is set. ``labels``: each prompt's true
@@ -202,10 +239,21 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
     old_log_probs, old_entropy, self_certainty = _policy_stats(accelerator, model, batch, config)
     ref_log_probs = _reference_log_probs(accelerator, model, reference, batch, config) if config.kl_coef else None
     mask = batch.response_mask
-    rewards, reward_metrics = score_rollouts(config.reward, RewardInputs(
-        texts=batch.texts, log_probs=old_log_probs, entropies=old_entropy, mask=mask, group_size=n,
-        seed=config.seed, step=step, rank=accelerator.process_index, self_certainties=self_certainty, labels=labels,
-    ))
+    rewards, reward_metrics = score_rollouts(
+        config.reward,
+        RewardInputs(
+            texts=batch.texts,
+            log_probs=old_log_probs,
+            entropies=old_entropy,
+            mask=mask,
+            group_size=n,
+            seed=config.seed,
+            step=step,
+            rank=accelerator.process_index,
+            self_certainties=self_certainty,
+            labels=labels,
+        ),
+    )
     rewards = rewards.detach().float()
     advantages = ADVANTAGES[config.advantage](rewards, n)
     pg_mask = forking_token_mask(old_entropy, mask, config.forking_tokens) if config.forking_tokens else mask
@@ -218,13 +266,19 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
         first = update * rows_per_update
         mini = batch.rows(first, first + rows_per_update)
         n_tokens = mini.response_mask.sum()
-        pg_tokens = pg_mask[first:first + rows_per_update].sum()
+        pg_tokens = pg_mask[first : first + rows_per_update].sum()
         for part, rows in _micro_batches(accelerator, model, mini, config.micro_batch_size):
             rows = slice(first + rows.start, first + rows.stop)
-            log_probs, entropy = response_token_stats(model, part, temperature=config.temperature,
-                                                      entropy=config.entropy_coeff > 0)
-            mean = partial(aggregate_tokens, mask=part.response_mask, mode=config.loss_agg, mini_rows=len(mini),
-                           mini_tokens=n_tokens)
+            log_probs, entropy = response_token_stats(
+                model, part, temperature=config.temperature, entropy=config.entropy_coeff > 0
+            )
+            mean = partial(
+                aggregate_tokens,
+                mask=part.response_mask,
+                mode=config.loss_agg,
+                mini_rows=len(mini),
+                mini_tokens=n_tokens,
+            )
             pg_mean = partial(mean, mask=pg_mask[rows], mini_tokens=pg_tokens)
             pg, clipped = ppo_clip_loss(log_probs, old_log_probs[rows], advantages[rows], config.clip_ratio)
             pg_loss = pg_mean(pg)
@@ -257,8 +311,9 @@ def em_rl_update(accelerator: Accelerator, model: Any, reference: Any | None, op
 # ---- helpers --------------------------------------------------------------------------------
 
 
-def _micro_batches(accelerator: Accelerator, model: Any, batch: Rollouts,
-                   size: int) -> Iterator[tuple[Rollouts, slice]]:
+def _micro_batches(
+    accelerator: Accelerator, model: Any, batch: Rollouts, size: int
+) -> Iterator[tuple[Rollouts, slice]]:
     """Micro-batches of ``batch`` and their row ranges. The caller's forward and backward run
     while the generator is suspended inside ``no_sync``: gradients are all-reduced across
     processes only on the last micro-batch."""
@@ -270,8 +325,9 @@ def _micro_batches(accelerator: Accelerator, model: Any, batch: Rollouts,
 
 
 @torch.no_grad()
-def _policy_stats(accelerator: Accelerator, model: Any, batch: Rollouts,
-                  config: EmRlConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def _policy_stats(
+    accelerator: Accelerator, model: Any, batch: Rollouts, config: EmRlConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Log-probs, entropies and (for the self_certainty reward) self-certainties of the rollouts under the
     current policy, detached."""
     policy = accelerator.unwrap_model(model)
@@ -283,15 +339,24 @@ def _policy_stats(accelerator: Accelerator, model: Any, batch: Rollouts,
         with accelerator.autocast():
             logits = response_logits(policy, part)
         t = config.temperature
-        parts.append((token_log_probs(logits, part.response_ids, t), token_entropy(logits, t),
-                      token_self_certainty(logits, t) if certainty else None))
-    return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
-            torch.cat([p[2] for p in parts]) if certainty else None)
+        parts.append(
+            (
+                token_log_probs(logits, part.response_ids, t),
+                token_entropy(logits, t),
+                token_self_certainty(logits, t) if certainty else None,
+            )
+        )
+    return (
+        torch.cat([p[0] for p in parts]),
+        torch.cat([p[1] for p in parts]),
+        torch.cat([p[2] for p in parts]) if certainty else None,
+    )
 
 
 @torch.no_grad()
-def _reference_log_probs(accelerator: Accelerator, model: Any, reference: Any | None, batch: Rollouts,
-                         config: TrainConfig) -> torch.Tensor:
+def _reference_log_probs(
+    accelerator: Accelerator, model: Any, reference: Any | None, batch: Rollouts, config: TrainConfig
+) -> torch.Tensor:
     """Log-probs of the rollouts under the frozen initial model."""
     ref, context = reference_context(accelerator.unwrap_model(model), reference)
     was_training = ref.training
@@ -300,8 +365,14 @@ def _reference_log_probs(accelerator: Accelerator, model: Any, reference: Any | 
     with context:
         for first in range(0, len(batch), config.micro_batch_size):
             with accelerator.autocast():
-                parts.append(response_token_stats(ref, batch.rows(first, first + config.micro_batch_size),
-                                                  temperature=config.temperature, entropy=False)[0])
+                parts.append(
+                    response_token_stats(
+                        ref,
+                        batch.rows(first, first + config.micro_batch_size),
+                        temperature=config.temperature,
+                        entropy=False,
+                    )[0]
+                )
     ref.train(was_training)
     return torch.cat(parts)
 
@@ -347,8 +418,10 @@ def _resume_checkpoint(config: TrainConfig, run_dir: Path, prompts: PromptSet) -
     if config.resume_from:
         folder = Path(config.resume_from)
         if not folder.exists():
-            raise CheckpointError(f"resume_from={config.resume_from} does not exist; give a checkpoint folder "
-                                  f"(checkpoint-NNNNNN) or a run folder, or drop resume_from to start fresh")
+            raise CheckpointError(
+                f"resume_from={config.resume_from} does not exist; give a checkpoint folder "
+                f"(checkpoint-NNNNNN) or a run folder, or drop resume_from to start fresh"
+            )
         latest = latest_checkpoint(folder) if not has_metadata(folder) else None
         folder = latest or folder  # a run folder means its latest checkpoint
     else:
@@ -363,10 +436,18 @@ def _resume_checkpoint(config: TrainConfig, run_dir: Path, prompts: PromptSet) -
                 tqdm.write(f"resume=true: {run_dir} holds no checkpoint yet ({_listing(run_dir)}); starting at step 0")
             return None
     meta = read_metadata(folder)
-    expected = {"method": config.method, "base_model": base_model_id(config.model),
-                "adapter": "lora" if config.finetune == "lora" else None, "data_sha256": prompts.sha256}
-    found = {"method": meta.method, "base_model": meta.base_model, "adapter": meta.adapter,
-             "data_sha256": meta.data_sha256}
+    expected = {
+        "method": config.method,
+        "base_model": base_model_id(config.model),
+        "adapter": "lora" if config.finetune == "lora" else None,
+        "data_sha256": prompts.sha256,
+    }
+    found = {
+        "method": meta.method,
+        "base_model": meta.base_model,
+        "adapter": meta.adapter,
+        "data_sha256": meta.data_sha256,
+    }
     diffs = [f"{k}: checkpoint {found[k]!r} vs config {v!r}" for k, v in expected.items() if found[k] != v]
     if diffs:
         raise CheckpointError(f"cannot resume from {folder}: it belongs to a different run ({'; '.join(diffs)})")

@@ -18,8 +18,16 @@ from em_eval.training.objective import token_entropy, token_log_probs
 
 # Plain sampling, as the paper's vLLM rollouts (top_p 1, top_k -1): these override any
 # filtering a model's own generation_config would add (P4 in em_methods.md).
-NEUTRAL_SAMPLING = {"top_k": 0, "top_p": 1.0, "min_p": None, "typical_p": 1.0, "repetition_penalty": 1.0,
-                    "no_repeat_ngram_size": 0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
+NEUTRAL_SAMPLING = {
+    "top_k": 0,
+    "top_p": 1.0,
+    "min_p": None,
+    "typical_p": 1.0,
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,7 @@ class Rollouts:
 
     @property
     def response_ids(self) -> torch.Tensor:
-        return self.input_ids[:, self.prompt_len:]
+        return self.input_ids[:, self.prompt_len :]
 
     @property
     def position_ids(self) -> torch.Tensor:
@@ -47,8 +55,14 @@ class Rollouts:
     def rows(self, start: int, stop: int) -> Rollouts:
         """A contiguous slice of rows (a micro-batch)."""
         sampler = None if self.sampler_log_probs is None else self.sampler_log_probs[start:stop]
-        return Rollouts(self.input_ids[start:stop], self.attention_mask[start:stop], self.response_mask[start:stop],
-                        self.prompt_len, self.texts[start:stop], sampler)
+        return Rollouts(
+            self.input_ids[start:stop],
+            self.attention_mask[start:stop],
+            self.response_mask[start:stop],
+            self.prompt_len,
+            self.texts[start:stop],
+            sampler,
+        )
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,8 +71,8 @@ def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tup
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for row, tokens in enumerate(prompts):
-        ids[row, width - len(tokens):] = torch.tensor(tokens, dtype=torch.long)
-        mask[row, width - len(tokens):] = 1
+        ids[row, width - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
+        mask[row, width - len(tokens) :] = 1
     return ids.to(device), mask.to(device)
 
 

@@ -77,12 +77,22 @@ def load_full_optimizer_state(model: Any, optimizer: Any, state: dict[str, Any])
     """Undo :func:`full_optimizer_state` (collective: each process keeps its own shards)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-    set_optimizer_state_dict(model, getattr(optimizer, "optimizer", optimizer), optim_state_dict=state,
-                             options=StateDictOptions(full_state_dict=True))
+    set_optimizer_state_dict(
+        model,
+        getattr(optimizer, "optimizer", optimizer),
+        optim_state_dict=state,
+        options=StateDictOptions(full_state_dict=True),
+    )
 
 
-def write_model_files(folder: Path, model: Any, state_dict: dict[str, Any], tokenizer: Any,
-                      optimizer_state: dict[str, Any], metadata: CheckpointMetadata) -> None:
+def write_model_files(
+    folder: Path,
+    model: Any,
+    state_dict: dict[str, Any],
+    tokenizer: Any,
+    optimizer_state: dict[str, Any],
+    metadata: CheckpointMetadata,
+) -> None:
     """The HF folder, the optimizer state, then the metadata (last: it marks the folder finished)."""
     model.save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(folder)
@@ -99,8 +109,15 @@ def _fsync_tree(folder: Path) -> None:
             os.close(fd)
 
 
-def save_checkpoint(accelerator: Any, model: Any, tokenizer: Any, optimizer: Any, metadata: CheckpointMetadata,
-                    run_dir: Path, keep_last: int = 0) -> Path:
+def save_checkpoint(
+    accelerator: Any,
+    model: Any,
+    tokenizer: Any,
+    optimizer: Any,
+    metadata: CheckpointMetadata,
+    run_dir: Path,
+    keep_last: int = 0,
+) -> Path:
     """Write ``run_dir/checkpoint-NNNNNN`` from every process; returns its path.
 
     Collective: all processes must call it. Raises :class:`CheckpointWriteError` (on every

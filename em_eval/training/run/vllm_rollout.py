@@ -59,8 +59,9 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 
 def engine_args(config: TrainConfig, location: str, *, world: int, sleep_mode: bool) -> dict[str, Any]:
     """``vllm.LLM`` arguments for this run's rollout engine."""
-    dtype = config.vllm_dtype if config.vllm_dtype != "auto" else (
-        "bfloat16" if config.precision == "bf16" else "float32")
+    dtype = (
+        config.vllm_dtype if config.vllm_dtype != "auto" else ("bfloat16" if config.precision == "bf16" else "float32")
+    )
     args = {
         "model": location,
         "dtype": dtype,
@@ -79,8 +80,17 @@ def engine_args(config: TrainConfig, location: str, *, world: int, sleep_mode: b
 
 def sampling_args(config: TrainConfig, stop_ids: list[int]) -> dict[str, Any]:
     """``SamplingParams`` fields of every rollout: plain sampling at the recipe's temperature."""
-    return {"temperature": config.temperature, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0,
-            "max_tokens": config.max_new_tokens, "stop_token_ids": stop_ids, "logprobs": 0, "detokenize": False}
+    return {
+        "temperature": config.temperature,
+        "top_p": 1.0,
+        "top_k": -1,
+        "min_p": 0.0,
+        "repetition_penalty": 1.0,
+        "max_tokens": config.max_new_tokens,
+        "stop_token_ids": stop_ids,
+        "logprobs": 0,
+        "detokenize": False,
+    }
 
 
 def rollout_seeds(seed: int, step: int, rank: int, count: int) -> list[int]:
@@ -88,24 +98,40 @@ def rollout_seeds(seed: int, step: int, rank: int, count: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, step, rank]).generate_state(count)]
 
 
-def rollouts_from_samples(prompts: list[list[int]], responses: list[list[int]], log_probs: list[list[float]], *,
-                          samples: int, pad_id: int, texts: list[str], device: torch.device | str = "cpu") -> Rollouts:
+def rollouts_from_samples(
+    prompts: list[list[int]],
+    responses: list[list[int]],
+    log_probs: list[list[float]],
+    *,
+    samples: int,
+    pad_id: int,
+    texts: list[str],
+    device: torch.device | str = "cpu",
+) -> Rollouts:
     """The :class:`Rollouts` of ``samples`` responses per prompt (rows of a prompt contiguous, each
     response ending with its stop token unless it hit the length limit)."""
     if len(responses) != len(prompts) * samples or len(log_probs) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts x {samples} samples but {len(responses)} responses "
-                         f"and {len(log_probs)} log-prob rows")
+        raise ValueError(
+            f"{len(prompts)} prompts x {samples} samples but {len(responses)} responses "
+            f"and {len(log_probs)} log-prob rows"
+        )
     input_ids, attention = left_pad([p for p in prompts for _ in range(samples)], pad_id, device)
     width = max(1, max(len(r) for r in responses))
     ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
     sampler = torch.zeros((len(responses), width), dtype=torch.float32)
     for row, (tokens, lps) in enumerate(zip(responses, log_probs)):
-        ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        sampler[row, :len(lps)] = torch.tensor(lps, dtype=torch.float32)
+        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        sampler[row, : len(lps)] = torch.tensor(lps, dtype=torch.float32)
     lengths = torch.tensor([len(r) for r in responses])
     mask = (torch.arange(width)[None, :] < lengths[:, None]).to(device)
-    return Rollouts(torch.cat([input_ids, ids.to(device)], 1), torch.cat([attention, mask.long()], 1), mask,
-                    input_ids.shape[1], texts, sampler.to(device))
+    return Rollouts(
+        torch.cat([input_ids, ids.to(device)], 1),
+        torch.cat([attention, mask.long()], 1),
+        mask,
+        input_ids.shape[1],
+        texts,
+        sampler.to(device),
+    )
 
 
 def policy_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
@@ -148,9 +174,11 @@ def check_vllm_setup(config: TrainConfig, accelerator: Any) -> None:
     from accelerate.utils import DistributedType
 
     if accelerator.distributed_type == DistributedType.FSDP and not getattr(accelerator, "is_fsdp2", False):
-        raise TrainingConfigError("rollout_engine=vllm does not work with FSDP version 1 (weights reach vLLM "
-                                  "from FSDP2's per-parameter shards): launch with accelerate launch --use_fsdp "
-                                  "--fsdp_version 2, or use DDP")
+        raise TrainingConfigError(
+            "rollout_engine=vllm does not work with FSDP version 1 (weights reach vLLM "
+            "from FSDP2's per-parameter shards): launch with accelerate launch --use_fsdp "
+            "--fsdp_version 2, or use DDP"
+        )
     from em_eval.backends import vllm_dist
 
     try:
@@ -171,8 +199,10 @@ def check_supported_model(location: str) -> None:
         from em_eval.backends.vllm_dist import vllm_version
 
         found = f"the {', '.join(architectures)} architecture" if architectures else "an unnamed architecture"
-        raise TrainingConfigError(f"rollout_engine=vllm: vLLM {vllm_version()} does not implement {found} of "
-                                  f"{location}; use rollout_engine=hf for this model")
+        raise TrainingConfigError(
+            f"rollout_engine=vllm: vLLM {vllm_version()} does not implement {found} of "
+            f"{location}; use rollout_engine=hf for this model"
+        )
 
 
 # ---- the engine -------------------------------------------------------------------------------
@@ -184,8 +214,14 @@ def rollout_engine(config: TrainConfig, tokenizer: Any, policy: Any, accelerator
     if config.rollout_engine != "vllm":
         yield None
         return
-    engine = VllmRolloutEngine(config, tokenizer, policy, rank=accelerator.process_index,
-                               world=accelerator.num_processes, device=accelerator.device)
+    engine = VllmRolloutEngine(
+        config,
+        tokenizer,
+        policy,
+        rank=accelerator.process_index,
+        world=accelerator.num_processes,
+        device=accelerator.device,
+    )
     try:
         yield engine
     finally:
@@ -195,8 +231,9 @@ def rollout_engine(config: TrainConfig, tokenizer: Any, policy: Any, accelerator
 class VllmRolloutEngine:
     """A vLLM engine in this process that samples the policy's rollouts."""
 
-    def __init__(self, config: TrainConfig, tokenizer: Any, policy: Any, *, rank: int, world: int,
-                 device: torch.device) -> None:
+    def __init__(
+        self, config: TrainConfig, tokenizer: Any, policy: Any, *, rank: int, world: int, device: torch.device
+    ) -> None:
         from vllm import LLM
         from vllm.platforms import current_platform
 
@@ -219,18 +256,19 @@ class VllmRolloutEngine:
         self._wake()
         requests = [TokensPrompt(prompt_token_ids=p) for p in prompts for _ in range(samples)]
         common = sampling_args(self.config, self.stop_ids)
-        params = [SamplingParams(seed=s, **common) for s in rollout_seeds(self.config.seed, step, self.rank,
-                                                                          len(requests))]
+        params = [
+            SamplingParams(seed=s, **common) for s in rollout_seeds(self.config.seed, step, self.rank, len(requests))
+        ]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         responses = [list(o.outputs[0].token_ids) for o in outputs]
-        log_probs = [[lp[t].logprob for lp, t in zip(o.outputs[0].logprobs, o.outputs[0].token_ids)]
-                     for o in outputs]
+        log_probs = [[lp[t].logprob for lp, t in zip(o.outputs[0].logprobs, o.outputs[0].token_ids)] for o in outputs]
         if self.sleep_mode:
             self.llm.sleep(level=1)
             self.asleep = True
         texts = self.tokenizer.batch_decode(responses, skip_special_tokens=True)
-        return rollouts_from_samples(prompts, responses, log_probs, samples=samples, pad_id=self.pad_id, texts=texts,
-                                     device=self.device)
+        return rollouts_from_samples(
+            prompts, responses, log_probs, samples=samples, pad_id=self.pad_id, texts=texts, device=self.device
+        )
 
     def sync(self, policy: Any) -> None:
         """Load the policy's current weights into the engine (every rank calls it)."""
@@ -244,8 +282,11 @@ class VllmRolloutEngine:
         from vllm import SamplingParams, TokensPrompt
 
         self._wake()
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=s) for s in sequences],
-                                    SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0), use_tqdm=False)
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=s) for s in sequences],
+            SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0),
+            use_tqdm=False,
+        )
         return [[lp[t].logprob for lp, t in zip(o.prompt_logprobs[1:], s[1:])] for o, s in zip(outputs, sequences)]
 
     def close(self) -> None:

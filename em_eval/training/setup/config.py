@@ -37,53 +37,59 @@ class TrainConfig:
     method: ClassVar[str] = ""
 
     # model
-    model: str = _field("smollm2-135m", 'HF id, local HF folder, or the embedded short name (smollm2-135m)')
+    model: str = _field("smollm2-135m", "HF id, local HF folder, or the embedded short name (smollm2-135m)")
     finetune: str = _field("full", '"full" or "lora" (peft)')
-    lora_r: int = _field(16, 'LoRA rank')
-    lora_alpha: int = _field(32, 'LoRA alpha')
-    lora_dropout: float = _field(0.0, 'LoRA dropout')
+    lora_r: int = _field(16, "LoRA rank")
+    lora_alpha: int = _field(32, "LoRA alpha")
+    lora_dropout: float = _field(0.0, "LoRA dropout")
     lora_target_modules: str = _field("all-linear", 'peft name list, comma-separated, or "all-linear"')
     precision: str = _field("fp32", '"fp32" or "bf16" (autocast; weights and optimizer stay fp32)')
-    gradient_checkpointing: bool = _field(False, 'recompute activations in the backward pass (less memory, more time)')
+    gradient_checkpointing: bool = _field(False, "recompute activations in the backward pass (less memory, more time)")
 
     # prompts
-    prompts: str = _field("", 'prompt file, JSONL with a `prompt` or `problem` field (no labels needed)')
-    prompt_field: str | None = _field(None, 'JSON field holding the prompt (default: `prompt`, else `problem`)')
+    prompts: str = _field("", "prompt file, JSONL with a `prompt` or `problem` field (no labels needed)")
+    prompt_field: str | None = _field(None, "JSON field holding the prompt (default: `prompt`, else `problem`)")
     chat_template: bool = _field(True, "wrap each prompt in the tokenizer's chat template")
-    system_prompt: str | None = _field(None, 'system message for the chat template (none by default)')
+    system_prompt: str | None = _field(None, "system message for the chat template (none by default)")
     user_template: str = _field("{prompt}", "`{prompt}` is replaced by the row's text")
-    max_prompt_tokens: int = _field(1024, 'longest prompt, in tokens (see overlong_prompts)')
+    max_prompt_tokens: int = _field(1024, "longest prompt, in tokens (see overlong_prompts)")
     overlong_prompts: str = _field("error", '"error" or "drop" (verl\'s filter_overlong_prompts)')
 
     # rollouts
-    max_new_tokens: int = _field(3072, 'response tokens per rollout (plain sampling: no top-k, no top-p)')
-    temperature: float = _field(1.0, 'sampling temperature; entropies and log-probs use the same')
-    rollout_engine: str = _field("hf", '"hf" (transformers generate) or "vllm" (a vLLM engine in this process, '
-                                 'weights synced after every optimiser step)')
-    vllm_gpu_memory_utilization: float = _field(0.3, "share of the GPU's memory the vLLM engine may take "
-                                                "(it shares the GPU with training)")
-    vllm_dtype: str = _field("auto", '"auto" (bfloat16 with precision=bf16, else float32), "float32", "bfloat16" '
-                             'or "float16"')
-    vllm_enforce_eager: bool = _field(False, 'no CUDA graphs / torch.compile in vLLM: starts in seconds, decodes '
-                                      'slower (use on CPU)')
+    max_new_tokens: int = _field(3072, "response tokens per rollout (plain sampling: no top-k, no top-p)")
+    temperature: float = _field(1.0, "sampling temperature; entropies and log-probs use the same")
+    rollout_engine: str = _field(
+        "hf",
+        '"hf" (transformers generate) or "vllm" (a vLLM engine in this process, '
+        "weights synced after every optimiser step)",
+    )
+    vllm_gpu_memory_utilization: float = _field(
+        0.3, "share of the GPU's memory the vLLM engine may take (it shares the GPU with training)"
+    )
+    vllm_dtype: str = _field(
+        "auto", '"auto" (bfloat16 with precision=bf16, else float32), "float32", "bfloat16" or "float16"'
+    )
+    vllm_enforce_eager: bool = _field(
+        False, "no CUDA graphs / torch.compile in vLLM: starts in seconds, decodes slower (use on CPU)"
+    )
 
     # optimisation
-    prompts_per_step: int = _field(512, 'prompts per optimiser step, across all processes')
-    micro_batch_size: int = _field(8, 'sequences per forward/backward pass, per process')
-    max_steps: int = _field(40, 'optimiser steps')
-    lr: float = _field(1e-6, 'learning rate (AdamW)')
-    warmup_steps: int = _field(0, 'linear warmup, then constant')
-    weight_decay: float = _field(0.01, 'AdamW weight decay')
-    max_grad_norm: float = _field(1.0, 'gradient clipping norm')
-    kl_coef: float = _field(0.0, 'low-variance KL to the frozen initial model, in the loss')
+    prompts_per_step: int = _field(512, "prompts per optimiser step, across all processes")
+    micro_batch_size: int = _field(8, "sequences per forward/backward pass, per process")
+    max_steps: int = _field(40, "optimiser steps")
+    lr: float = _field(1e-6, "learning rate (AdamW)")
+    warmup_steps: int = _field(0, "linear warmup, then constant")
+    weight_decay: float = _field(0.01, "AdamW weight decay")
+    max_grad_norm: float = _field(1.0, "gradient clipping norm")
+    kl_coef: float = _field(0.0, "low-variance KL to the frozen initial model, in the loss")
 
     # bookkeeping
-    output_dir: str = _field("runs/em-train", 'run folder: checkpoints, metrics.jsonl, config.yaml')
-    seed: int = _field(0, 'seed of sampling and data order')
-    save_every: int = _field(20, 'save a checkpoint every N steps; the last step is always saved')
-    keep_last: int = _field(0, 'keep only the newest K checkpoints (0: keep all)')
-    resume: bool = _field(False, 'continue from the latest checkpoint in output_dir')
-    resume_from: str | None = _field(None, 'continue from this checkpoint folder')
+    output_dir: str = _field("runs/em-train", "run folder: checkpoints, metrics.jsonl, config.yaml")
+    seed: int = _field(0, "seed of sampling and data order")
+    save_every: int = _field(20, "save a checkpoint every N steps; the last step is always saved")
+    keep_last: int = _field(0, "keep only the newest K checkpoints (0: keep all)")
+    resume: bool = _field(False, "continue from the latest checkpoint in output_dir")
+    resume_from: str | None = _field(None, "continue from this checkpoint folder")
     report_to: str = _field("auto", '"auto", "none", "tensorboard", "wandb" (JSONL + stdout always)')
 
     def __post_init__(self) -> None:
@@ -97,14 +103,23 @@ class TrainConfig:
         _one_of("rollout_engine", self.rollout_engine, ("hf", "vllm"))
         _one_of("vllm_dtype", self.vllm_dtype, ("auto", "float32", "bfloat16", "float16"))
         if not 0 < self.vllm_gpu_memory_utilization <= 1:
-            raise TrainingConfigError("vllm_gpu_memory_utilization must be in (0, 1], a share of the GPU's memory "
-                                      f"(got {self.vllm_gpu_memory_utilization})")
+            raise TrainingConfigError(
+                "vllm_gpu_memory_utilization must be in (0, 1], a share of the GPU's memory "
+                f"(got {self.vllm_gpu_memory_utilization})"
+            )
         if not self.prompts:
             raise TrainingConfigError("no prompt file: set prompts=<file.jsonl> (one JSON object per line)")
         if "{prompt}" not in self.user_template:
             raise TrainingConfigError(f"user_template must contain '{{prompt}}' (got {self.user_template!r})")
-        for name in ("max_prompt_tokens", "max_new_tokens", "prompts_per_step", "micro_batch_size", "max_steps",
-                     "save_every", "lora_r"):
+        for name in (
+            "max_prompt_tokens",
+            "max_new_tokens",
+            "prompts_per_step",
+            "micro_batch_size",
+            "max_steps",
+            "save_every",
+            "lora_r",
+        ):
             if getattr(self, name) < 1:
                 raise TrainingConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
         for name in ("lr", "kl_coef", "weight_decay", "max_grad_norm", "warmup_steps", "keep_last", "lora_dropout"):
@@ -154,21 +169,30 @@ class EmRlConfig(TrainConfig):
     """
 
     method: ClassVar[str] = "em_rl"
-    reward: str = _field("token", 'token (minus mean token entropy), sequence (mean token log-prob), '
-                         'self_consistency (SC-RL), random (control), self_certainty (Intuitor: mean KL(U||p)), '
-                         'last_third_entropy (RENT), majority (TTRL majority vote), or module:function')
-    forking_tokens: float = _field(0.0, 'share of the batch\'s response tokens with the highest entropy that carry '
-                                   'the policy gradient loss (arXiv 2506.01939: 0.2); 0 = every token')
-    rollouts_per_prompt: int = _field(4, 'responses per prompt (>= 2: advantages compare rollouts of one prompt)')
+    reward: str = _field(
+        "token",
+        "token (minus mean token entropy), sequence (mean token log-prob), "
+        "self_consistency (SC-RL), random (control), self_certainty (Intuitor: mean KL(U||p)), "
+        "last_third_entropy (RENT), majority (TTRL majority vote), or module:function",
+    )
+    forking_tokens: float = _field(
+        0.0,
+        "share of the batch's response tokens with the highest entropy that carry "
+        "the policy gradient loss (arXiv 2506.01939: 0.2); 0 = every token",
+    )
+    rollouts_per_prompt: int = _field(4, "responses per prompt (>= 2: advantages compare rollouts of one prompt)")
     advantage: str = _field("rloo", '"rloo" (leave-one-out mean, no std) or "grpo"')
-    clip_ratio: float = _field(0.2, 'PPO clip range')
-    kl_coef: float = _field(0.001, 'low-variance KL to the frozen initial model, in the loss')
+    clip_ratio: float = _field(0.2, "PPO clip range")
+    kl_coef: float = _field(0.001, "low-variance KL to the frozen initial model, in the loss")
     entropy_coeff: float = _field(0.001, "verl's default entropy *bonus*, left on by the paper's scripts")
-    updates_per_step: int = _field(4, 'PPO mini-batches per rollout batch (verl: 512 / 128)')
-    loss_agg: str = _field("micro_batch_token_mean", '"micro_batch_token_mean" (the paper\'s verl fork: token mean '
-                           'per micro-batch, micro-batches averaged; then micro_batch_size changes the weights) '
-                           'or "mini_batch_token_mean" (every token of a mini-batch weighs the same)')
-    max_steps: int = _field(100, 'optimiser steps')
+    updates_per_step: int = _field(4, "PPO mini-batches per rollout batch (verl: 512 / 128)")
+    loss_agg: str = _field(
+        "micro_batch_token_mean",
+        '"micro_batch_token_mean" (the paper\'s verl fork: token mean '
+        "per micro-batch, micro-batches averaged; then micro_batch_size changes the weights) "
+        'or "mini_batch_token_mean" (every token of a mini-batch weighs the same)',
+    )
+    max_steps: int = _field(100, "optimiser steps")
 
     def _check(self) -> None:
         super()._check()
@@ -180,8 +204,10 @@ class EmRlConfig(TrainConfig):
                 f"(got {self.rollouts_per_prompt})"
             )
         if not 0 <= self.forking_tokens < 1:
-            raise TrainingConfigError(f"forking_tokens must be in [0, 1), a share of the tokens such as 0.2; 0 "
-                                      f"updates on every token (got {self.forking_tokens})")
+            raise TrainingConfigError(
+                f"forking_tokens must be in [0, 1), a share of the tokens such as 0.2; 0 "
+                f"updates on every token (got {self.forking_tokens})"
+            )
         if self.updates_per_step < 1 or self.clip_ratio <= 0 or self.entropy_coeff < 0:
             raise TrainingConfigError("updates_per_step must be >= 1, clip_ratio > 0 and entropy_coeff >= 0")
 
@@ -211,8 +237,9 @@ def recipe_path(name_or_path: str) -> Path:
     shipped = asset_dir("training") / f"{path.stem}.yaml"
     if shipped.is_file() and path.suffix in ("", ".yaml"):
         return shipped
-    raise TrainingConfigError(f"recipe {name_or_path!r} not found; give a YAML path or one of: "
-                              f"{', '.join(recipe_names())}")
+    raise TrainingConfigError(
+        f"recipe {name_or_path!r} not found; give a YAML path or one of: {', '.join(recipe_names())}"
+    )
 
 
 def load_recipe(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None) -> TrainConfig:

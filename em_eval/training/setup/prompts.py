@@ -37,12 +37,12 @@ def read_prompts(path: Path, field: str | None = None) -> list[str]:
     """Prompt texts of a JSONL file (blank lines skipped); one clear error for any bad row."""
     if not path.is_file():
         raise PromptDataError(f"prompt file {path} does not exist; set prompts=<file.jsonl>")
-    texts = [_prompt_text(row, field, f"{path}:{lineno}")
-             for lineno, row in jsonl_rows(path, PromptDataError, "write one object per line")]
+    texts = [
+        _prompt_text(row, field, f"{path}:{lineno}")
+        for lineno, row in jsonl_rows(path, PromptDataError, "write one object per line")
+    ]
     if not texts:
-        raise PromptDataError(
-            f"prompt file {path} has no prompts; add JSON lines with a 'prompt' or 'problem' field"
-        )
+        raise PromptDataError(f"prompt file {path} has no prompts; add JSON lines with a 'prompt' or 'problem' field")
     return texts
 
 
@@ -67,15 +67,16 @@ def _prompt_text(row: Any, field: str | None, where: str) -> str:
     raise PromptDataError(f"{where} has no non-empty {wanted} text field; fix the row or set prompt_field=<name>")
 
 
-def render_prompt(tokenizer: Any, text: str, *, system_prompt: str | None, user_template: str,
-                  chat_template: bool) -> str:
+def render_prompt(
+    tokenizer: Any, text: str, *, system_prompt: str | None, user_template: str, chat_template: bool
+) -> str:
     """The string the model sees: the user template filled in, through the chat template if asked."""
     user = user_template.replace("{prompt}", text)
     if not chat_template:
         return user
     if not getattr(tokenizer, "chat_template", None):
         raise PromptDataError("the tokenizer has no chat template; set chat_template=false to train on raw prompts")
-    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append({"role": "user", "content": user})
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
@@ -98,8 +99,9 @@ def load_prompt_set(
     ids, kept = [], []
     too_long = []
     for lineno, text in enumerate(texts, 1):
-        rendered = render_prompt(tokenizer, text, system_prompt=system_prompt, user_template=user_template,
-                                 chat_template=chat_template)
+        rendered = render_prompt(
+            tokenizer, text, system_prompt=system_prompt, user_template=user_template, chat_template=chat_template
+        )
         tokens = tokenizer(rendered, add_special_tokens=not chat_template)["input_ids"]
         if len(tokens) > max_prompt_tokens:
             too_long.append((lineno, len(tokens)))
@@ -114,8 +116,13 @@ def load_prompt_set(
         )
     if not ids:
         raise PromptDataError(f"every prompt in {path} is longer than max_prompt_tokens={max_prompt_tokens}; raise it")
-    return PromptSet(token_ids=ids, path=path, sha256=file_sha256(path), dropped=len(too_long),
-                     labels=[labels[i] for i in kept] if labels else None)
+    return PromptSet(
+        token_ids=ids,
+        path=path,
+        sha256=file_sha256(path),
+        dropped=len(too_long),
+        labels=[labels[i] for i in kept] if labels else None,
+    )
 
 
 @lru_cache(maxsize=4)
