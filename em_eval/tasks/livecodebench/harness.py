@@ -33,53 +33,14 @@ import signal
 import sys
 from decimal import Decimal, InvalidOperation
 
+# upstream's import prelude: each module star-imported and imported by name (builtins, typing: star only)
+_PRELUDE_MODULES = "string re datetime collections heapq bisect copy math random statistics itertools functools"
+_PRELUDE_MODULES += " operator io sys json"
 PRELUDE = (
     "\n".join(
         [
-            *(
-                f"from {m} import *"
-                for m in (
-                    "string",
-                    "re",
-                    "datetime",
-                    "collections",
-                    "heapq",
-                    "bisect",
-                    "copy",
-                    "math",
-                    "random",
-                    "statistics",
-                    "itertools",
-                    "functools",
-                    "operator",
-                    "io",
-                    "sys",
-                    "json",
-                    "builtins",
-                    "typing",
-                )
-            ),
-            *(
-                f"import {m}"
-                for m in (
-                    "string",
-                    "re",
-                    "datetime",
-                    "collections",
-                    "heapq",
-                    "bisect",
-                    "copy",
-                    "math",
-                    "random",
-                    "statistics",
-                    "itertools",
-                    "functools",
-                    "operator",
-                    "io",
-                    "sys",
-                    "json",
-                )
-            ),
+            *(f"from {m} import *" for m in (*_PRELUDE_MODULES.split(), "builtins", "typing")),
+            *(f"import {m}" for m in _PRELUDE_MODULES.split()),
             "sys.setrecursionlimit(50000)",
         ]
     )
