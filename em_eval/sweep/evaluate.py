@@ -150,9 +150,9 @@ def evaluated_before(out_dir: Path, known: Sequence[Target], tasks: Sequence[str
 
 def in_process(argv: list[str]) -> int:
     """lm_eval in this process (``em-eval eval``): fast to start, but the model's memory is freed late."""
-    from em_eval.cli import main
+    from em_eval.eval_command import run_eval
 
-    return main(["eval", *argv])
+    return run_eval(argv)
 
 
 def in_subprocess(argv: list[str]) -> int:

