@@ -78,7 +78,7 @@ def requests_n(repeats: int, gen_kwargs: dict[str, Any] | None = None) -> list[I
 
 
 def model(url: str, journal: Path | str, smollm2_dir: Path, **kwargs: Any) -> Any:
-    from em_eval.backends.api import EmInfAPI
+    from em_eval.serving.client import EmInfAPI
 
     return EmInfAPI(base_url=url, tokenizer=str(smollm2_dir), journal=str(journal), max_retries=1, **kwargs)
 
@@ -105,7 +105,7 @@ def test_each_repeat_has_its_own_seed_and_the_settings_travel_as_vllm_xargs(serv
 
 
 def test_a_refused_request_is_one_error_with_the_servers_words(server, smollm2_dir) -> None:
-    from em_eval.backends.api import ServerError
+    from em_eval.serving.client import ServerError
 
     lm = model(server.url, "off", smollm2_dir)
     reqs = requests_n(1)
@@ -131,7 +131,7 @@ def _with_xargs(job_fn: Any, extra: dict[str, Any]) -> Any:
 
 
 def test_a_server_that_dies_mid_run_ends_it_and_the_rerun_resumes(smollm2_dir, tmp_path) -> None:
-    from em_eval.backends.api import ServerError
+    from em_eval.serving.client import ServerError
 
     journal = tmp_path / "journal.jsonl"
     dying = FakeServer(limit=5)

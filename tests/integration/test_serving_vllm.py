@@ -21,8 +21,8 @@ import pytest
 import requests
 from lm_eval.api.instance import Instance
 
-from em_eval.backends.api import TELEMETRY_CHUNK
 from em_eval.records import TELEMETRY_KEY, sample_telemetry
+from em_eval.serving.client import TELEMETRY_CHUNK
 from em_eval.user_errors import TRACEBACK_VAR
 from vllm_required import require_vllm
 
@@ -153,7 +153,7 @@ def test_a_misspelt_em_key_is_refused_at_admission_with_one_line(server) -> None
 
 
 def test_em_inf_is_applied_and_repeats_are_drawn_apart_reproducibly(server, tmp_path) -> None:
-    from em_eval.backends.api import EmInfAPI
+    from em_eval.serving.client import EmInfAPI
 
     url, name = server.url, server.name
     kwargs = {"until": [], "do_sample": True, "temperature": 1.0, "max_gen_toks": 6}

@@ -59,20 +59,22 @@ def test_contract_hook() -> None:
 def test_entry_points_name_the_registered_classes_and_are_installed() -> None:
     pyproject = tomllib.loads((Path(plugin.__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
     declared = pyproject["project"]["entry-points"][plugin.ENTRY_POINT_GROUP]
-    assert {name: target.split(":")[1] for name, target in declared.items()} == _registered_names()
+    assert declared == _registered_names()
     assert plugin.our_models() == declared, "the installed entry points are stale: pip install -e ."
 
 
 def _registered_names() -> dict[str, str]:
-    """``@register_model`` name -> class in our backends (read, not imported: vLLM may be absent)."""
+    """``@register_model`` name -> ``module:Class`` anywhere in em_eval (read, not imported: vLLM may be absent)."""
     names = {}
-    for source in (Path(plugin.__file__).parent / "backends").glob("*.py"):
+    package = Path(plugin.__file__).parent
+    for source in package.rglob("*.py"):
+        module = ".".join(source.relative_to(package.parent).with_suffix("").parts)
         for cls in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
             if not isinstance(cls, ast.ClassDef):
                 continue
             for node in cls.decorator_list:
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "register_model":
-                    names.update({arg.value: cls.name for arg in node.args if isinstance(arg, ast.Constant)})
+                    names.update({a.value: f"{module}:{cls.name}" for a in node.args if isinstance(a, ast.Constant)})
     return names
 
 
