@@ -183,10 +183,9 @@ def load_run(results_file: Path, label: str | None = None, metric: str | None = 
         raise ResultsError(f"cannot read {results_file}: {exc}") from None
     if not isinstance(results, dict) or "results" not in results or "configs" not in results:
         raise ResultsError(f"{results_file} is not an lm-eval results file (no 'results'/'configs')")
-    stamp = _RESULTS_FILE.match(results_file.name).group("ts")
     tasks, first_gen_kwargs = {}, None
     for task in results["configs"]:
-        samples_file = results_file.parent / f"samples_{task}_{stamp}.jsonl"
+        samples_file = samples_path(results_file, task)
         if not samples_file.exists():
             raise ResultsError(
                 f"{results_file} has no per-sample log for task {task} ({samples_file.name}); "
@@ -199,6 +198,13 @@ def load_run(results_file: Path, label: str | None = None, metric: str | None = 
     model = str(results.get("model_name") or (results.get("config") or {}).get("model") or "model")
     method, method_label = describe_method(results.get("config") or {}, first_gen_kwargs or {})
     return Run(results_file, model, method, method_label, label or method_label, results.get("config") or {}, tasks)
+
+
+def samples_path(results_file: Path, task: str) -> Path:
+    """Where lm-eval logs ``task``'s samples beside ``results_<ts>.json``: ``samples_<task>_<ts>.jsonl``."""
+    return (
+        results_file.parent / f"samples_{task}_{results_file.name.removeprefix('results_').removesuffix('.json')}.jsonl"
+    )
 
 
 def row_gen_kwargs(row: dict[str, Any]) -> dict[str, Any]:

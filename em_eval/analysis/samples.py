@@ -13,7 +13,7 @@ from typing import Any, Hashable, Iterable
 
 from em_eval.local_files import jsonl_rows
 from em_eval.records import sample_telemetry
-from em_eval.results import ResultsError, load_run, parse_spec, result_files
+from em_eval.results import ResultsError, load_run, parse_spec, result_files, samples_path
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,9 @@ def load_sample_runs(specs: Iterable[str]) -> list[SampleRun]:
         label, path = parse_spec(spec)
         for results_file in result_files(path):
             run = load_run(results_file, label=label)
-            stamp = results_file.name.removeprefix("results_").removesuffix(".json")
             tasks = {}
             for name, task in run.tasks.items():
-                samples_file = results_file.parent / f"samples_{name}_{stamp}.jsonl"
+                samples_file = samples_path(results_file, name)
                 rows = [
                     (line, row)
                     for line, row in jsonl_rows(samples_file, ResultsError, "re-run with --log_samples")

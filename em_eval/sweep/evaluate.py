@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from em_eval.models.checkpoint_format import CHECKPOINT_PATTERN, list_checkpoints, read_metadata
+from em_eval.results import samples_path
 from em_eval.user_errors import UserError
 
 BACKENDS = {"hf": "em_inf", "vllm": "em_inf_vllm"}
@@ -112,10 +113,9 @@ def _complete(path: Path, tasks: Sequence[str]) -> bool:
     named = set(results.get("results") or {}) | set(results["configs"]) | set(results.get("group_subtasks") or {})
     if not set(tasks) <= named:
         return False
-    stamp = path.stem.removeprefix("results_")
     counts = results.get("n-samples") or {}
     for task in results["configs"]:
-        samples = path.parent / f"samples_{task}_{stamp}.jsonl"
+        samples = samples_path(path, task)
         expected = (counts.get(task) or {}).get("effective")
         if not samples.is_file() or not isinstance(expected, int) or _logged_docs(samples) != expected:
             return False

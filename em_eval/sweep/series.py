@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from em_eval.gate.compare import GateSettings, TaskVerdict, gate
 from em_eval.local_files import jsonl_rows
-from em_eval.results import ResultsError, Run, TaskRun, task_effect
+from em_eval.results import ResultsError, Run, TaskRun, samples_path, task_effect
 from em_eval.sweep.laws import (
     TRANSITIONAL_PHRASES,
     CollapseAlarm,
@@ -74,8 +74,7 @@ class TaskSeries:
 
 def response_texts(run: Run, task: TaskRun) -> list[str]:
     """Every logged response of ``task`` (all samples of every problem) under its scored filter."""
-    stamp = run.path.stem.removeprefix("results_")
-    path = run.path.parent / f"samples_{task.task}_{stamp}.jsonl"
+    path = samples_path(run.path, task.task)
     texts = []
     for _, row in jsonl_rows(path, ResultsError, "re-run lm_eval with --log_samples"):
         if row.get("filter", "none") == task.filter:
