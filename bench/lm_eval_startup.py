@@ -1,10 +1,10 @@
-"""Start-up benchmark: the stock ``lm_eval`` CLI with em-eval's task-index cache off and on.
+"""Start-up benchmark: em-eval's task-index cache off and on (``em-eval eval``; the bare ``lm_eval`` runs as off).
 
-Each repeat runs, in a fresh interpreter, first ``TaskManager()`` alone and then a whole
-``lm_eval --model em_inf --tasks em_smoke --limit 1`` on the embedded model (one token), with
-``EM_EVAL_TASK_INDEX_CACHE=0`` (lm-eval parses its task YAMLs, as without em-eval) and with the
-cache on, alternating so that machine load hits both alike. One run before timing fills the cache.
-Reports median seconds and the ratio off/on.
+Each repeat runs, in a fresh interpreter, first ``TaskManager()`` alone (after ``plugin.activate()``)
+and then a whole ``em-eval eval --model em_inf --tasks em_smoke --limit 1`` on the embedded model (one
+token), with ``EM_EVAL_TASK_INDEX_CACHE=0`` (lm-eval parses its task YAMLs, as the bare ``lm_eval``
+does) and with the cache on, alternating so that machine load hits both alike. One run before timing
+fills the cache. Reports median seconds and the ratio off/on.
 
     python bench/lm_eval_startup.py [--repeats 3]
 """
@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-INDEX_ONLY = "import em_eval, lm_eval.tasks as t; t.TaskManager()"
+INDEX_ONLY = "from em_eval import plugin; plugin.activate(); import lm_eval.tasks as t; t.TaskManager()"
 
 
 def timed(cmd: list[str], cache: str) -> float:
@@ -38,12 +38,13 @@ def main() -> None:
     args = parser.parse_args()
     from em_eval.models.embedded import embedded_model_dir
 
-    lm_eval = shutil.which("lm_eval") or sys.exit("the lm_eval console script is not installed")
+    em_eval = shutil.which("em-eval") or sys.exit("the em-eval console script is not installed")
     out = tempfile.mkdtemp(prefix="em-startup-")
     cases = {
         "TaskManager()": [sys.executable, "-c", INDEX_ONLY],
-        "lm_eval em_smoke, 1 problem": [
-            lm_eval,
+        "em-eval eval em_smoke, 1 problem": [
+            em_eval,
+            "eval",
             "--model",
             "em_inf",
             "--model_args",

@@ -8,9 +8,12 @@ lm-eval 0.4.13 reads no entry points, so :func:`register_models` turns ours into
 
 Python users: ``em_eval.plugin.activate()`` once, then ``lm_eval.simple_evaluate(model="em_inf", ...,
 task_manager=TaskManager(include_path=str(tasks_dir())))``. ``em-eval eval`` activates and passes
-``--include_path``. The bare stock ``lm_eval`` command is
-served by the start-up hook (:mod:`em_eval.integration.hook`), which calls :func:`start`. What this
-needs of lm-eval's internals is in :mod:`em_eval.integration` (one module per target).
+``--include_path``. The bare stock ``lm_eval`` command is served by the start-up hook
+(:mod:`em_eval.integration.hook`), which calls :func:`start`: registration, our task folder, and the
+two things a user of our tasks needs there (stock backends refusing what they cannot run, user errors
+in one line); nothing else. The conveniences of :func:`activate` (the cached task index, quiet logs)
+are ``em-eval eval``'s. What this needs of lm-eval's internals is in :mod:`em_eval.integration`
+(one module per target).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from em_eval.asset_paths import asset_dir
-from em_eval.integration import backend_guard, git_probe, hook, vllm_cpu_version
+from em_eval.integration import backend_guard, git_probe, hook
 
 ENTRY_POINT_GROUP = "lm_eval.models"
 # The first lm-eval release that would come after PR #4013 (entry-point plugins, merged on main);
@@ -63,7 +66,8 @@ def lm_eval_discovers_models(version: str | None = None) -> bool:
     return release >= DISCOVERS_MODELS_FROM
 
 
-def _install_output_and_index() -> None:
+def _install_conveniences() -> None:
+    """The cached task index and quiet logs, for em-eval's own entry points (not the bare ``lm_eval``)."""
     from em_eval.integration import log_noise, results_table, task_index
 
     task_index.install()
@@ -83,7 +87,6 @@ def on_task_manager_imported(module: Any) -> None:
     from em_eval.integration.task_manager import add_task_path
 
     add_task_path(module.TaskManager, tasks_dir)
-    _install_output_and_index()
 
 
 def refuse_em_requests(requests: list[Any], backend: str) -> None:
@@ -106,16 +109,17 @@ def on_backend_imported(module: Any) -> None:
     guard_multistep(getattr(module, backend_guard.PLAIN_BACKENDS[module.__name__]))
 
 
-# lm-eval modules that may be imported after registration, and what to do once each has loaded
-LATER_IMPORTS: dict[str, Any] = {name: on_backend_imported for name in backend_guard.PLAIN_BACKENDS}
-LATER_IMPORTS["lm_eval.loggers.utils"] = git_probe.quiet_git_probe
+# lm-eval's stock backends, and what to do once each has loaded (they may load after registration)
+GUARDED_BACKENDS: dict[str, Any] = {name: on_backend_imported for name in backend_guard.PLAIN_BACKENDS}
+# what activate() also watches for: the guard, and lm-eval's git probe
+LATER_IMPORTS: dict[str, Any] = {**GUARDED_BACKENDS, "lm_eval.loggers.utils": git_probe.quiet_git_probe}
 
 
 def start() -> None:
-    """What the start-up hook does in the bare stock ``lm_eval`` command."""
+    """What the start-up hook does in the bare stock ``lm_eval`` command: our models, our task folder,
+    the guard on the stock backends, and user errors in one line."""
     hook.install(
-        {"lm_eval.models": on_models_imported, "lm_eval.tasks.manager": on_task_manager_imported, **LATER_IMPORTS},
-        vllm_cpu_version.import_context,
+        {"lm_eval.models": on_models_imported, "lm_eval.tasks.manager": on_task_manager_imported, **GUARDED_BACKENDS}
     )
     hook.install_excepthook()
 
@@ -132,8 +136,8 @@ def activate(task_path: bool = False) -> None:
         from em_eval.integration.task_manager import add_task_path
 
         add_task_path(lm_eval.tasks.manager.TaskManager, tasks_dir)
-    _install_output_and_index()
+    _install_conveniences()
     for name, callback in LATER_IMPORTS.items():
         if name in sys.modules:
             callback(sys.modules[name])
-    hook.install(LATER_IMPORTS, vllm_cpu_version.import_context)
+    hook.install(LATER_IMPORTS)

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import torch
 
-from em_eval.em_inf import core
+import em_eval.em_inf.core as core
 from em_eval.em_inf.core import Workspace, adaptive_temperature_with_stats, entropy, minimize_entropy_with_stats
 from em_eval.user_errors import ArgumentNameError, ArgumentValueError, did_you_mean
 

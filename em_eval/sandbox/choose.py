@@ -17,7 +17,7 @@ import sys
 import threading
 from dataclasses import replace
 
-from em_eval.sandbox import bwrap
+import em_eval.sandbox.bwrap as bwrap
 from em_eval.sandbox.execute import Limits, Program, run_with
 from em_eval.sandbox.launcher import landlock_abi
 from em_eval.sandbox.paths import interpreter_paths, untraversable_ancestor

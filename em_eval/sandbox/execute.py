@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from em_eval.sandbox import bwrap
+import em_eval.sandbox.bwrap as bwrap
 from em_eval.sandbox.launcher import FAILED as LAUNCHER_FAILED
 from em_eval.sandbox.paths import SANDBOX_CWD, interpreter_paths, readable_paths
 from em_eval.sandbox.plan import Plan, SandboxError

@@ -144,3 +144,22 @@ def test_a_user_mistake_under_lm_eval_is_one_short_error(tiny_llama_dir, tmp_pat
             env={**os.environ, "HF_HUB_OFFLINE": "1", "EM_EVAL_TRACEBACK": "1"},
         )
         assert full.returncode == 1 and "Traceback" in full.stderr and says.split(" (")[0] in full.stderr
+
+
+def test_bare_hook_registers_and_adds_the_task_path_and_nothing_else() -> None:
+    """In the bare CLI the hook registers our models, adds our task folder and guards the stock backends;
+    lm-eval's task index, results table, log records and git probe stay as lm-eval has them."""
+    line = (Path(sysconfig.get_paths()["purelib"]) / "em_eval_startup.pth").read_text()
+    probe = (
+        "import logging, sys; sys.argv[0] = 'lm_eval'; exec(%r)\n"
+        "import lm_eval.models, lm_eval.tasks.manager, lm_eval.utils, lm_eval.loggers.utils, lm_eval.evaluator\n"
+        "from lm_eval.api.registry import model_registry\n"
+        "from lm_eval.models.huggingface import HFLM\n"
+        "from lm_eval.tasks._index import TaskIndex\n"
+        "print('em_inf' in model_registry, hasattr(lm_eval.tasks.manager.TaskManager.__init__, '_em_eval_task_path'),"
+        " hasattr(HFLM.generate_until, '_em_eval_multistep_guard'),"
+        " 'em_eval' in TaskIndex.build.__module__, 'em_eval' in lm_eval.utils.make_table.__module__,"
+        " 'em_eval' in lm_eval.loggers.utils.get_git_commit_hash.__module__,"
+        " any(logging.getLogger(n).filters for n in ('lm_eval.api.task', 'lm_eval.evaluator')))" % line
+    )
+    assert run([sys.executable, "-c", probe]).stdout.split()[-7:] == ["True"] * 3 + ["False"] * 4
