@@ -1,4 +1,5 @@
-"""The stock ``lm_eval`` CLI runs two em_math tasks end to end on the embedded model."""
+"""``em-eval eval`` (lm-eval's CLI with the task-index cache and quiet logs) runs two em_math tasks end to end
+on the embedded model."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from em_eval.tasks.math.task import (
 )
 
 
-def test_stock_lm_eval_cli_runs_two_math_tasks_on_the_embedded_model(tmp_path: Path, data_dir: Path) -> None:
-    lm_eval = shutil.which("lm_eval")
-    assert lm_eval, "the lm_eval console script must be installed"
+def test_em_eval_eval_runs_two_math_tasks_on_the_embedded_model(tmp_path: Path, data_dir: Path) -> None:
+    em_eval = shutil.which("em-eval")
+    assert em_eval, "the em-eval console script must be installed"
     cmd = [
-        lm_eval,
+        em_eval,
+        "eval",
         "--model",
         "em_inf",
         "--model_args",
