@@ -64,10 +64,9 @@ def lm_eval_discovers_models(version: str | None = None) -> bool:
 
 
 def _install_output_and_index() -> None:
-    from em_eval.integration import log_noise, results_table, task_index
+    from em_eval.integration import log_noise, task_index
 
     task_index.install()
-    results_table.install()
     log_noise.install()
     git_probe.install()
 
