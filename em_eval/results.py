@@ -383,10 +383,25 @@ def grader_signature(task: str, results: dict[str, Any]) -> dict[str, Any]:
         "task_version": (results.get("versions") or {}).get(task, metadata.get("version")),
         "grader": metadata.get("grader"),
         "process_results": config.get("process_results"),
-        "metric_list": config.get("metric_list"),
-        "filter_list": config.get("filter_list"),
+        "metric_list": _without_addresses(config.get("metric_list")),
+        "filter_list": _without_addresses(config.get("filter_list")),
         "doc_to_target": config.get("doc_to_target"),
     }
+
+
+_FUNCTION_REPR = re.compile(r"<function (\S+) at 0x[0-9a-fA-F]+>")
+
+
+def _without_addresses(value: Any) -> Any:
+    """``value`` with each ``<function f at 0x...>`` as ``<function f>``: lm-eval writes a nested ``!function``
+    (a filter's ``filter_fn``, a metric's ``aggregation``) as its repr, whose address differs between processes."""
+    if isinstance(value, str):
+        return _FUNCTION_REPR.sub(r"<function \1>", value)
+    if isinstance(value, list):
+        return [_without_addresses(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_addresses(v) for k, v in value.items()}
+    return value
 
 
 # ---- which method produced a run ----------------------------------------------------------
