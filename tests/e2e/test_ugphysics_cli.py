@@ -9,7 +9,7 @@ from lm_eval_cli import lm_eval, outputs
 
 
 def test_stock_lm_eval_runs_em_ugphysics_on_the_embedded_model(tmp_path, data_dir) -> None:
-    lm_eval(
+    proc = lm_eval(
         "--model",
         "em_inf",
         "--model_args",
@@ -34,6 +34,7 @@ def test_stock_lm_eval_runs_em_ugphysics_on_the_embedded_model(tmp_path, data_di
     res = results["results"]["em_ugphysics"]
     assert 0.0 <= res["accuracy,none"] <= 1.0 and 0.0 <= res["accuracy_paper,none"] <= 1.0
     assert not any(k.startswith(("judged,", "judged_stderr,")) for k in res), "the judges' records are no metric"
+    assert "|accuracy_paper" in proc.stdout and "|judged" not in proc.stdout, "nor a row of the printed table"
     assert results["n-samples"]["em_ugphysics"]["effective"] == 2
     assert res["acc_en,none"] == res["accuracy,none"] and math.isnan(res["acc_zh,none"])  # --limit 2: two EN items
     assert results["configs"]["em_ugphysics"]["metadata"]["judge"] == "ugphysics-rule-1e-2+paper"
