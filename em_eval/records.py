@@ -10,11 +10,11 @@ by :func:`write_samples`, when the backend hands its responses back:
 * ``decode``: the decode method's record (:mod:`em_eval.decoding.methods`), when one ran;
 * a multi-step task's response is itself a JSON record (:func:`multistep_response`) of every step,
   marked with the task's ``em_multistep`` protocol (:mod:`em_eval.decoding.multistep`);
-* the grading records of our tasks (math and smoke: verdicts, extracted answer, flags, majority cluster;
-  UGPhysics: the judges' record), one per response: the task's grading filter returns them as the row's
-  ``filtered_resps`` (:func:`graded_responses`, JSON text, since lm-eval logs a filtered response as its
-  ``str``), its ``process_results`` computes the metrics from them (:func:`decode_records`), and every reader
-  takes them from :func:`response_records`.
+* the grading records of our tasks, one per response (math: both verdicts, extracted answers, flags,
+  majority cluster; smoke: the number read and its verdict; UGPhysics: the judges' record): the task's
+  grading filter returns them as the row's ``filtered_resps`` (:func:`graded_responses`, JSON text, since
+  lm-eval logs a filtered response as its ``str``), its ``process_results`` computes the metrics from them
+  (:func:`filter_records`), and every reader takes them from :func:`response_records`.
 """
 
 from __future__ import annotations
@@ -195,9 +195,6 @@ def logged_gen_kwargs(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
 def sample_telemetry(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
     """The telemetry records of one ``--log_samples`` row, in the order of its responses."""
     return [dict(r) for kwargs in logged_gen_kwargs(logged_sample) for r in kwargs.get(TELEMETRY_KEY) or []]
-
-
-LEGACY_RECORD_KEYS = ("grading", "judged")  # where em-eval before issue 25 logged the records, as metrics
 
 
 def graded_responses(records: Iterable[Mapping[str, Any]]) -> list[str]:
