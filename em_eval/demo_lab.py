@@ -45,23 +45,18 @@ class LabResult:
 
 
 def smoke_variant(folder: Path, samples: int) -> str:
-    """Write ``em_smoke_n<samples>.yaml`` (em_smoke with ``samples`` responses per problem, each graded)
-    into ``folder``; returns the task's name. lm-eval finds it with ``--include_path folder``."""
+    """Write ``em_smoke_n<samples>.yaml`` (em_smoke with ``samples`` responses per problem; em_smoke's filter
+    grades each) into ``folder``; returns the task's name. lm-eval finds it with ``--include_path folder``."""
     from em_eval.asset_paths import asset_dir
 
     name = f"em_smoke_n{samples}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.yaml").write_text(
         f"# em_smoke with {samples} samples per problem (written by em-eval demo): exact_match is avg@{samples};\n"
-        "# the grading records (one per response) feed em-eval passk.\n"
+        "# the grading records (one per response, the samples' filtered_resps) feed em-eval passk.\n"
         f"include: {asset_dir('tasks') / 'smoke' / 'em_smoke.yaml'}\n"
         f"task: {name}\n"
         f"repeats: {samples}\n"
-        "filter_list:\n"
-        "  - name: none\n"
-        "    filter:\n"
-        "      - function: custom\n"
-        "        filter_fn: !function em_eval.tasks.math.task.keep_all_responses\n"
     )
     return name
 

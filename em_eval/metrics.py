@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Hashable, Sequence
+from typing import Hashable, Sequence
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,3 @@ def mean_of_members(items: Sequence[tuple[bool, float]]) -> float:
     """Mean score of the items that belong to a breakdown group, ``(belongs, score)`` each (NaN for none)."""
     scores = [score for member, score in items if member]
     return sum(scores) / len(scores) if scores else math.nan
-
-
-def count_graded(items: list[list[dict[str, Any]]]) -> int:
-    """lm-eval aggregation of a task's ``grading`` field (per-response records): how many
-    responses were graded in total."""
-    return sum(len(records) for records in items)

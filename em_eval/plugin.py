@@ -68,10 +68,9 @@ def lm_eval_discovers_models(version: str | None = None) -> bool:
 
 def _install_conveniences() -> None:
     """The cached task index and quiet logs, for em-eval's own entry points (not the bare ``lm_eval``)."""
-    from em_eval.integration import log_noise, results_table, task_index
+    from em_eval.integration import log_noise, task_index
 
     task_index.install()
-    results_table.install()
     log_noise.install()
     git_probe.install()
 

@@ -9,7 +9,12 @@ by :func:`write_samples`, when the backend hands its responses back:
   and was left-truncated, ``prompt_truncated: {"prompt_tokens", "kept_tokens"}``;
 * ``decode``: the decode method's record (:mod:`em_eval.decoding.methods`), when one ran;
 * a multi-step task's response is itself a JSON record (:func:`multistep_response`) of every step,
-  marked with the task's ``em_multistep`` protocol (:mod:`em_eval.decoding.multistep`).
+  marked with the task's ``em_multistep`` protocol (:mod:`em_eval.decoding.multistep`);
+* the grading records of our tasks, one per response (math: both verdicts, extracted answers, flags,
+  majority cluster; smoke: the number read and its verdict; UGPhysics: the judges' record): the task's
+  grading filter returns them as the row's ``filtered_resps`` (:func:`graded_responses`, JSON text, since
+  lm-eval logs a filtered response as its ``str``), its ``process_results`` computes the metrics from them
+  (:func:`filter_records`), and every reader takes them from :func:`response_records`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import math
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
+
+from em_eval.user_errors import ArgumentValueError
 
 TELEMETRY_KEY = "em_telemetry"
 DECODE_KEY = "decode"
@@ -188,3 +195,48 @@ def logged_gen_kwargs(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
 def sample_telemetry(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
     """The telemetry records of one ``--log_samples`` row, in the order of its responses."""
     return [dict(r) for kwargs in logged_gen_kwargs(logged_sample) for r in kwargs.get(TELEMETRY_KEY) or []]
+
+
+def graded_responses(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """A grading filter's output for one request: each response's record as JSON text."""
+    return [json.dumps(dict(r), ensure_ascii=False) for r in records]
+
+
+def decode_records(filtered: Sequence[Any]) -> list[dict[str, Any]] | None:
+    """The records in a request's (or a row's) filtered responses, nested lists flattened; None unless
+    every filtered response is a record (a JSON object)."""
+    items = [x for entry in filtered for x in (entry if isinstance(entry, (list, tuple)) else (entry,))]
+    records = []
+    for item in items:
+        try:
+            record = json.loads(item) if isinstance(item, str) else None
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        records.append(record)
+    return records
+
+
+def filter_records(results: Sequence[Any], config: str) -> list[dict[str, Any]]:
+    """The grading filter's records that lm-eval hands a task's ``process_results``; without them (a
+    ``filter_list`` that drops the task's grading filter) one clear error naming the task's ``config``."""
+    records = decode_records(results)
+    if not records:
+        raise ArgumentValueError(
+            f"process_results got no grading records ({str(results)[:80]!r}): the task's filter_list must end "
+            f"with its grading filter, as in {config}"
+        )
+    return records
+
+
+def response_records(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-response grading records of one ``--log_samples`` row (in memory or on disk), in response
+    order; ``[]`` when it has none. Rows of earlier em-eval versions kept them at top level: ``grading``
+    (a list) or ``judged`` (UGPhysics, one record)."""
+    legacy = logged_sample.get("grading")
+    if legacy is None and isinstance(logged_sample.get("judged"), dict):
+        legacy = [logged_sample["judged"]]
+    if isinstance(legacy, list):
+        return [dict(r) for r in legacy if isinstance(r, dict)]
+    return decode_records(logged_sample.get("filtered_resps") or []) or []

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from em_eval.decoding.sampling import is_sampling
 from em_eval.local_files import jsonl_rows
-from em_eval.records import DECODE_KEY, TELEMETRY_KEY, logged_gen_kwargs
+from em_eval.records import DECODE_KEY, TELEMETRY_KEY, logged_gen_kwargs, response_records
 from em_eval.user_errors import UserError
 
 FLAGS = ("no_answer", "hit_token_limit", "graders_disagree")  # graders_disagree: the task's two verdicts differ
@@ -305,7 +305,6 @@ def _problem(row: dict[str, Any], metric: str, second: SecondVerdict | None) -> 
     limit = gen_kwargs.get("max_gen_toks")
     tokens = [int(t["gen_tokens"]) for t in telemetry if "gen_tokens" in t]
     walls = [float(t["batch_wall_s"]) / max(int(t.get("batch_size") or 1), 1) for t in telemetry if "batch_wall_s" in t]
-    grading = row.get("grading") if isinstance(row.get("grading"), list) else []
     return Problem(
         doc_id=int(row["doc_id"]),
         doc_hash=row.get("doc_hash"),
@@ -314,7 +313,7 @@ def _problem(row: dict[str, Any], metric: str, second: SecondVerdict | None) -> 
         score=float(row[metric]),
         n_responses=max(len(responses), 1),
         response=responses[0] if responses else "",
-        answer=_answer(grading, row.get("judged")),
+        answer=_answer(response_records(row)),
         gen_tokens=sum(tokens) if tokens else None,
         wall_s=math.fsum(walls) if walls else None,
         flags={
@@ -360,11 +359,13 @@ def task_effect(problems: Iterable[Problem]) -> dict[str, float | None]:
     return out
 
 
-def _answer(grading: list[Any], judged: Any) -> str | None:
-    """The first response's extracted answer: a math task's ``grading`` record, else UGPhysics' ``judged`` one."""
-    if grading and isinstance(grading[0], dict):
-        return grading[0].get("answer")
-    predicted = judged.get("predicted") if isinstance(judged, dict) else None
+def _answer(records: list[dict[str, Any]]) -> str | None:
+    """The first response's extracted answer: a math (or smoke) record's ``answer``, else the answers
+    UGPhysics' judge read (``predicted``)."""
+    first = records[0] if records else {}
+    if "answer" in first:
+        return first["answer"]
+    predicted = first.get("predicted")
     return ", ".join(map(str, predicted)) if isinstance(predicted, list) else None
 
 
@@ -382,10 +383,25 @@ def grader_signature(task: str, results: dict[str, Any]) -> dict[str, Any]:
         "task_version": (results.get("versions") or {}).get(task, metadata.get("version")),
         "grader": metadata.get("grader"),
         "process_results": config.get("process_results"),
-        "metric_list": config.get("metric_list"),
-        "filter_list": config.get("filter_list"),
+        "metric_list": _without_addresses(config.get("metric_list")),
+        "filter_list": _without_addresses(config.get("filter_list")),
         "doc_to_target": config.get("doc_to_target"),
     }
+
+
+_FUNCTION_REPR = re.compile(r"<function (\S+) at 0x[0-9a-fA-F]+>")
+
+
+def _without_addresses(value: Any) -> Any:
+    """``value`` with each ``<function f at 0x...>`` as ``<function f>``: lm-eval writes a nested ``!function``
+    (a filter's ``filter_fn``, a metric's ``aggregation``) as its repr, whose address differs between processes."""
+    if isinstance(value, str):
+        return _FUNCTION_REPR.sub(r"<function \1>", value)
+    if isinstance(value, list):
+        return [_without_addresses(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_addresses(v) for k, v in value.items()}
+    return value
 
 
 # ---- which method produced a run ----------------------------------------------------------

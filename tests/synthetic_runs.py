@@ -10,6 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from em_eval.records import graded_responses
+
 STAMP = "2026-01-01T00-00-00.000000"
 
 
@@ -39,11 +41,14 @@ def write_run(
     entropy: tuple[float, float, float] | None = None,
     metric: str = "exact_match",
     extra: dict[str, Sequence[Any]] | None = None,
+    records: Sequence[list[dict[str, Any]]] | None = None,
 ) -> Path:
     """Write one run: ``scores[task]`` is a list of per-problem outcomes (0/1) or of per-problem
     lists of per-response outcomes (n samples), logged as ``metric``; ``entropy``: the telemetry's
     (entropy before, after, share of tokens adjusted) of every response; ``extra[key][i]``: a further
-    field of problem i's sample row (and a mean in the results where numeric). Returns the results file."""
+    field of problem i's sample row (and a mean in the results where numeric); ``records[i]``: problem i's
+    per-response grading records (logged where the tasks' filters put them, ``filtered_resps``; with
+    ``math_flags``, math records by default). Returns the results file."""
     folder = Path(out) / model
     folder.mkdir(parents=True, exist_ok=True)
     gen_kwargs = {
@@ -86,10 +91,12 @@ def write_run(
                 row.update(
                     no_answer=float(i % 7 == 0),
                     graders_disagree=float(i % 11 == 0),
-                    n=len(outcomes),
                     math_verify=abs(row[metric] - float(i % 11 == 0)),
-                    grading=[{"answer": str(i) if o else "-1", "exact_match": bool(o)} for o in outcomes],
                 )
+                graded = [{"answer": str(i) if o else "-1", "exact_match": bool(o)} for o in outcomes]
+                row["filtered_resps"] = [graded_responses(graded)]
+            if records is not None:
+                row["filtered_resps"] = [graded_responses(records[i])]
             row.update({key: values[i] for key, values in (extra or {}).items()})
             rows.append(row)
         (folder / f"samples_{task}_{stamp}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

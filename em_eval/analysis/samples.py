@@ -1,9 +1,10 @@
 """lm-eval runs read response by response: correctness, answer cluster, tokens and telemetry.
 
-Per-response correctness comes from the ``grading`` records our tasks log (``exact_match`` per
-response); a row without them counts as one response scored by the run's primary metric (0 or
-1). Answer clusters are the ones maj@k used (``grading[i]["cluster"]``), else the extracted
-answers clustered the same way (:func:`~em_eval.tasks.math.grade.cluster_answers`).
+Per-response correctness comes from the grading records our tasks log
+(:func:`~em_eval.records.response_records`, ``exact_match`` per response); a row without them counts as
+one response scored by the run's primary metric (0 or 1). Answer clusters are the ones maj@k used (each
+record's ``cluster``), else the extracted answers clustered the same way
+(:func:`~em_eval.tasks.math.grade.cluster_answers`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Hashable, Iterable
 
 from em_eval.local_files import jsonl_rows
-from em_eval.records import sample_telemetry
+from em_eval.records import response_records, sample_telemetry
 from em_eval.results import ResultsError, load_run, parse_spec, result_files, samples_path
 
 
@@ -42,23 +43,23 @@ class SampleRun:
 
 def problem_samples(row: dict[str, Any], metric: str, where: str) -> ProblemSamples:
     """The responses of one ``--log_samples`` row (``metric``: the run's primary metric)."""
-    grading = [g for g in row.get("grading") or [] if isinstance(g, dict)]
-    if grading and all("exact_match" in g for g in grading):
-        correct = tuple(bool(g["exact_match"]) for g in grading)
+    records = response_records(row)
+    if records and all("exact_match" in g for g in records):
+        correct = tuple(bool(g["exact_match"]) for g in records)
     elif row.get(metric) in (0, 1, True, False):
         correct = (bool(row[metric]),)
     else:
         raise ResultsError(
-            f"{where}: {metric}={row.get(metric)!r} with no per-response 'grading' records; these "
+            f"{where}: {metric}={row.get(metric)!r} with no per-response grading records; these "
             "analyses need each response's correctness (em-eval's math tasks log it), or one 0/1 "
             "response per problem"
         )
-    if grading and all("cluster" in g for g in grading):
-        clusters = tuple(g["cluster"] for g in grading)
-    elif grading and any(g.get("answer") is not None for g in grading):
+    if records and all("cluster" in g for g in records):
+        clusters = tuple(g["cluster"] for g in records)
+    elif records and any(g.get("answer") is not None for g in records):
         from em_eval.tasks.math.grade import cluster_answers
 
-        clusters = tuple(cluster_answers([g.get("answer") for g in grading]))
+        clusters = tuple(cluster_answers([g.get("answer") for g in records]))
     else:
         clusters = (None,) * len(correct)
     telemetry = sample_telemetry(row)

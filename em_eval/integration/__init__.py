@@ -23,8 +23,6 @@ module                    target                                     why; what w
 ``task_index``            ``lm_eval.tasks._index.TaskIndex.build``,  lm-eval re-parses its ~14 000 task YAMLs on every
                           ``Entry``, ``Kind``                        run (15 s on 2 cores); ``em-eval eval`` and
                                                                      ``activate()`` only; no upstream issue known.
-``results_table``         ``lm_eval.utils.make_table``               hides ``n``/``grading`` of ``em_`` tasks; goes
-                                                                     when they leave the metrics (em-eval issue 25).
 ``log_noise``             two warning texts of ``lm_eval.api.task``  unactionable warnings; ``em-eval eval`` and
                           and ``lm_eval.evaluator``                  ``activate()`` only; no upstream switch known.
 ``git_probe``             ``lm_eval.loggers.utils.get_git_commit_    git prints "fatal: not a git repository" outside

@@ -14,6 +14,7 @@ import pytest
 
 from em_eval.demo import MARKER, math_data_status, prepare_output
 from em_eval.demo_lab import SAMPLES
+from em_eval.records import response_records
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,8 @@ def test_demo_sweeps_two_em_ft_checkpoints_and_draws_pass_at_k(demo_run) -> None
         assert 0 < point["length"] <= 16, "the quick run's --max-gen-toks reaches the sweep"
         samples = next(Path(point["results"]).parent.glob("samples_*.jsonl"))
         rows = [json.loads(line) for line in samples.open()]
-        assert all(len(r["grading"]) == SAMPLES for r in rows), "every sample graded"
+        assert all(len(response_records(r)) == SAMPLES for r in rows), "every sample graded"
+        assert not any("grading" in r for r in rows), "the records are the filtered responses, not a metric"
     assert task["points"][0]["entropy"] != task["points"][1]["entropy"], "the second step moved the model"
     passk = list(csv.DictReader((board / "passk.csv").open()))
     assert {(r["run"], int(r["k"])) for r in passk} == {

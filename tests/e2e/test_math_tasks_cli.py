@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from em_eval.data import FILES
+from em_eval.records import response_records
 from em_eval.tasks.math.task import (
     BENCHMARKS,
     SYSTEM_PROMPT,
@@ -47,8 +48,9 @@ def test_em_eval_eval_runs_two_math_tasks_on_the_embedded_model(tmp_path: Path, 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads(next(tmp_path.rglob("results_*.json")).read_text())
     table = proc.stdout[proc.stdout.index("|Version|") :]
-    assert "|exact_match" in table and "|grading" not in table and "|n  " not in table, (
-        "bookkeeping stays out of the table"
+    shown = {cells[5].strip() for line in table.splitlines()[2:] if len(cells := line.split("|")) > 5}
+    assert shown == {"exact_match", "math_verify", "no_answer", "unfinished", "graders_disagree"}, (
+        "the table shows the metrics and no bookkeeping (n, grading)"
     )
     assert "Custom kwargs" not in proc.stderr and "Ensure 'do_sample=True'" not in proc.stderr
     assert "generation flags are not valid" not in proc.stderr, "greedy runs drop the task's sampling knobs"
@@ -56,12 +58,18 @@ def test_em_eval_eval_runs_two_math_tasks_on_the_embedded_model(tmp_path: Path, 
     for task in ("em_math500", "em_aime24"):
         res = results["results"][task]
         assert {"exact_match,none", "math_verify,none", "no_answer,none", "graders_disagree,none"} <= set(res)
-        assert res["n,none"] == 1 and res["grading,none"] == 2
+        metrics = {k.partition(",")[0].removesuffix("_stderr") for k in res if "," in k}
+        assert metrics == {"exact_match", "math_verify", "no_answer", "unfinished", "graders_disagree"}, (
+            "results.json holds only numeric metrics: no n, no grading"
+        )
+        assert all(isinstance(v, (int, float)) for k, v in res.items() if "," in k and "_stderr," not in k)
+        assert results["n-samples"][task]["effective"] == 2
         assert BENCHMARKS[results["configs"][task]["dataset_kwargs"]["benchmark"]].file in FILES  # pinned, one home
     rows = [
         json.loads(line) for f in tmp_path.rglob("samples_em_aime24_*.jsonl") for line in f.read_text().splitlines()
     ]
-    assert len(rows) == 2
+    assert len(rows) == 2 and not {"n", "grading"} & {k for r in rows for k in r}
+    assert all(len(response_records(r)) == 1 and r["filtered_resps"][0][0].startswith('{"answer"') for r in rows)
     prompt = next(iter(rows[0]["arguments"].values()))["arg_0"]
     assert prompt.startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n")
     assert rows[0]["doc"]["problem"] in prompt

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from em_eval.records import sample_telemetry
+from em_eval.records import response_records, sample_telemetry
 
 
 def run(cmd: list[str], **env: str) -> subprocess.CompletedProcess:
@@ -54,9 +54,11 @@ def lm_eval_args(model: str, model_args: str, out: Path) -> list[str]:
 def test_stock_lm_eval_runs_em_inf_with_our_task(tiny_llama_dir, tmp_path) -> None:
     lm_eval = shutil.which("lm_eval")
     assert lm_eval, "the lm_eval console script must be installed"
-    run([lm_eval, *lm_eval_args("em_inf", f"pretrained={tiny_llama_dir},em_steps=2,em_threshold=0.1", tmp_path)])
+    proc = run([lm_eval, *lm_eval_args("em_inf", f"pretrained={tiny_llama_dir},em_steps=2,em_threshold=0.1", tmp_path)])
     results, samples = results_of(tmp_path)
-    assert "em_smoke" in results["results"]
+    assert {k for k in results["results"]["em_smoke"] if "," in k} == {"exact_match,none", "exact_match_stderr,none"}
+    assert "|grading" not in proc.stdout and "|exact_match" in proc.stdout, "only the metric, in results and table"
+    assert [len(response_records(s)) for s in samples] == [1, 1], "each response's record: its filtered response"
     assert results["config"]["em_settings"]["em_steps"] == 2
     assert results["config"]["em_settings"]["em_threshold"] == 0.1
     assert len(samples) == 2

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+from em_eval.records import response_records
 from lm_eval_cli import lm_eval, outputs
 
 
 def test_stock_lm_eval_runs_em_ugphysics_on_the_embedded_model(tmp_path, data_dir) -> None:
-    lm_eval(
+    proc = lm_eval(
         "--model",
         "em_inf",
         "--model_args",
@@ -31,7 +32,10 @@ def test_stock_lm_eval_runs_em_ugphysics_on_the_embedded_model(tmp_path, data_di
     )
     results, samples = outputs(tmp_path)
     res = results["results"]["em_ugphysics"]
-    assert 0.0 <= res["accuracy,none"] <= 1.0 and 0.0 <= res["accuracy_paper,none"] <= 1.0 and res["judged,none"] == 2
+    assert 0.0 <= res["accuracy,none"] <= 1.0 and 0.0 <= res["accuracy_paper,none"] <= 1.0
+    assert not any(k.startswith(("judged,", "judged_stderr,")) for k in res), "the judges' records are no metric"
+    assert "|accuracy_paper" in proc.stdout and "|judged" not in proc.stdout, "nor a row of the printed table"
+    assert results["n-samples"]["em_ugphysics"]["effective"] == 2
     assert res["acc_en,none"] == res["accuracy,none"] and math.isnan(res["acc_zh,none"])  # --limit 2: two EN items
     assert results["configs"]["em_ugphysics"]["metadata"]["judge"] == "ugphysics-rule-1e-2+paper"
     rows = samples["em_ugphysics"]
@@ -39,5 +43,8 @@ def test_stock_lm_eval_runs_em_ugphysics_on_the_embedded_model(tmp_path, data_di
     assert prompt.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n")
     assert "The following is an open-ended problem from Semiconductor Physics" in prompt
     assert rows[0]["doc"]["problem"] in prompt
-    assert set(rows[0]["judged"]) == {"correct", "parts", "predicted", "paper", "disagree"}
-    assert all(r["judged"]["disagree"] == (r["judged"]["correct"] != r["judged"]["paper"]) for r in rows)
+    judged = [response_records(r) for r in rows]
+    assert all(len(j) == 1 for j in judged) and not any("judged" in r for r in rows)
+    assert set(judged[0][0]) == {"correct", "parts", "predicted", "paper", "disagree"}
+    assert all(j["disagree"] == (j["correct"] != j["paper"]) for (j,) in judged)
+    assert [float(j["correct"]) for (j,) in judged] == [r["accuracy"] for r in rows]

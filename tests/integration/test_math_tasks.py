@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from em_eval.data import FILES, DataFileError
-from em_eval.metrics import count_graded
+from em_eval.records import decode_records, graded_responses, response_records
 from em_eval.tasks.math.grade import GRADER_VERSION
 from em_eval.tasks.math.task import (
     BENCHMARKS,
     SYSTEM_PROMPT,
     documents,
-    keep_all_responses,
+    grade_responses,
     load_dataset,
     process_results,
     sample_status,
@@ -108,7 +108,10 @@ def test_task_configs_follow_the_paper(task_dict: dict) -> None:
         assert len(tasks[name].eval_docs) == BENCHMARKS[bench].size
     assert SYSTEM_PROMPT == "Please reason step by step, and put your final answer within \\boxed{}."
     metrics = {m["metric"] for m in tasks["em_aime_n16"].config.metric_list}
-    assert {"pass@1", "pass@16", "maj@16", "exact_match", "math_verify", "n", "grading"} <= metrics
+    assert {"pass@1", "pass@16", "maj@16", "exact_match", "math_verify"} <= metrics
+    assert not {"n", "grading"} & metrics, "bookkeeping is no metric: the filter's records carry it"
+    (ensemble,) = tasks["em_aime_n16"].config.filter_list
+    assert ensemble["filter"][-1]["filter_fn"] is grade_responses
 
 
 def test_group_is_the_papers_five_with_a_macro_average(manager, data_dir: Path) -> None:
@@ -134,17 +137,26 @@ def test_prompt_is_system_turn_then_problem(task_dict: dict) -> None:
 # ---- scoring ------------------------------------------------------------------------------------
 
 
+def _graded(doc: dict, responses: list[str]) -> tuple[dict, list[dict]]:
+    """process_results' metrics and the records, as lm-eval runs them: the task's filter, then process_results
+    on [the filter's output] (one request per problem)."""
+    (filtered,) = grade_responses([responses], [doc])
+    return process_results(doc, [filtered]), decode_records(filtered)
+
+
 def test_process_results_single_response() -> None:
     doc = {"id": "1", "problem": "?", "answer": r"\frac{1}{2}", "subset": ""}
-    out = process_results(doc, [r"Thus $\boxed{0.5}$."])
-    assert out["exact_match"] == 1.0 and out["math_verify"] == 1.0 and out["n"] == 1
+    out, (record,) = _graded(doc, [r"Thus $\boxed{0.5}$."])
+    assert out["exact_match"] == 1.0 and out["math_verify"] == 1.0
     assert out["no_answer"] == 0.0 and out["unfinished"] == 0.0 and out["graders_disagree"] == 0.0
     assert not any(k.startswith(("pass@", "maj@")) for k in out)
-    (record,) = out["grading"]
+    assert set(out) == {"exact_match", "math_verify", "no_answer", "unfinished", "graders_disagree"}
     assert record["answer"] == "0.5" and record["exact_match"] and record["cluster"] == 0
-    missing = process_results(doc, ["I could not solve it"])
+    missing, (missing_record,) = _graded(doc, ["I could not solve it"])
     assert missing["exact_match"] == 0.0 and missing["no_answer"] == 1.0
-    assert missing["grading"][0]["cluster"] is None
+    assert missing_record["cluster"] is None
+    with pytest.raises(ValueError, match="filter_list must end with its grading filter"):
+        process_results(doc, [[r"Thus $\boxed{0.5}$."]])  # a filter_list without the grading filter
 
 
 def test_process_results_many_responses_gives_sampling_metrics() -> None:
@@ -159,9 +171,8 @@ def test_process_results_many_responses_gives_sampling_metrics() -> None:
         r"\boxed{13}",
         r"\boxed{13}",
     ]
-    (filtered,) = keep_all_responses([responses], [doc])  # lm-eval hands process_results [[...n responses]]
-    out = process_results(doc, [filtered])
-    assert out["n"] == 8
+    out, records = _graded(doc, responses)
+    assert len(records) == 8 and all(isinstance(v, float) for v in out.values())
     assert out["exact_match"] == pytest.approx(2 / 8)
     assert out["no_answer"] == pytest.approx(2 / 8) and out["unfinished"] == pytest.approx(1 / 8)
     assert out["pass@1"] == pytest.approx(2 / 8)
@@ -169,21 +180,25 @@ def test_process_results_many_responses_gives_sampling_metrics() -> None:
     assert out["pass@2"] == pytest.approx(1 - (6 * 5) / (8 * 7))
     assert out["maj@8"] == 0.0  # 13 has four votes, 12 has two
     assert out["maj@2"] == pytest.approx((0.5 + 0.5 + 0 + 0) / 4)  # (12,13) and (13,12.0) are ties
-    assert [r["cluster"] for r in out["grading"]] == [0, 1, 1, 0, None, None, 1, 1]
-    assert count_graded([out["grading"], out["grading"]]) == 16
+    assert [r["cluster"] for r in records] == [0, 1, 1, 0, None, None, 1, 1]
+    assert [r["exact_match"] for r in records] == [True, False, False, True, False, False, False, False]
 
 
 def test_sample_status_adds_hit_token_limit_from_telemetry() -> None:
     grading = [{"answer": "1", "exact_match": True}, {"answer": None, "exact_match": False}]
     telemetry = [{"gen_tokens": 12}, {"gen_tokens": 64}]
+    filtered = [graded_responses(grading)]  # the row's filtered_resps: one request, one record per response
     on_disk = {
-        "grading": grading,
+        "filtered_resps": filtered,
         "arguments": {"gen_args_0": {"arg_0": "ctx", "arg_1": {"max_gen_toks": 64, "em_telemetry": telemetry}}},
     }
-    in_memory = {"grading": grading, "arguments": [("ctx", {"max_gen_toks": 64, "em_telemetry": telemetry})]}
-    for row in (on_disk, in_memory):
-        assert [r["hit_token_limit"] for r in sample_status(row)] == [False, True]
-    assert [r["hit_token_limit"] for r in sample_status({"grading": grading})] == [None, None]
+    in_memory = {"filtered_resps": filtered, "arguments": [("ctx", {"max_gen_toks": 64, "em_telemetry": telemetry})]}
+    older = {**on_disk, "filtered_resps": [["r1", "r2"]], "grading": grading}  # before issue 25: top-level grading
+    for row in (on_disk, in_memory, older):
+        status = sample_status(row)
+        assert [r["hit_token_limit"] for r in status] == [False, True]
+        assert [r["answer"] for r in status] == ["1", None]
+    assert [r["hit_token_limit"] for r in sample_status({"filtered_resps": filtered})] == [None, None]
 
 
 # ---- lm-eval runs ---------------------------------------------------------------------------------
@@ -207,13 +222,17 @@ def test_n16_variant_and_group_in_lm_eval(tiny_llama_dir: Path, data_dir: Path) 
         device="cpu",
     )
     res = out["results"]["em_aime24_n16"]
-    assert res["n,none"] == 16 and res["grading,none"] == 16
+    assert not {k for k in res if k.partition(",")[0].removesuffix("_stderr") in ("n", "grading")}, res
+    assert all(isinstance(v, float) or v == "N/A" for k, v in res.items() if "," in k), res
+    assert out["configs"]["em_aime24_n16"]["repeats"] == 16
     for k in (1, 2, 4, 8, 16):
         assert 0.0 <= res[f"pass@{k},none"] <= 1.0 and 0.0 <= res[f"maj@{k},none"] <= 1.0
         assert f"pass@{k}_stderr,none" in res
     assert res["pass@1,none"] == pytest.approx(res["exact_match,none"])
     (sample,) = out["samples"]["em_aime24_n16"]
-    assert len(sample["resps"][0]) == 16 and len(sample["grading"]) == 16
+    assert len(sample["resps"][0]) == 16 and len(response_records(sample)) == 16
+    assert not {"n", "grading"} & set(sample) and set(sample["metrics"]) >= {"exact_match", "pass@16"}
+    assert [bool(r["exact_match"]) for r in response_records(sample)].count(True) / 16 == sample["exact_match"]
     group = out["groups"]["em_math"]
     members = [out["results"][t]["exact_match,none"] for t in PAPER_FIVE]
     assert group["exact_match,none"] == pytest.approx(sum(members) / 5)  # macro average

@@ -21,7 +21,7 @@ import pytest
 import requests
 from lm_eval.api.instance import Instance
 
-from em_eval.records import TELEMETRY_KEY, sample_telemetry
+from em_eval.records import TELEMETRY_KEY, response_records, sample_telemetry
 from em_eval.serving.client import TELEMETRY_CHUNK
 from em_eval.user_errors import TRACEBACK_VAR
 from vllm_required import require_vllm
@@ -239,7 +239,9 @@ def test_the_stock_cli_through_the_server_survives_a_crash_and_applies_em(server
         for task in results["results"]
     }
     assert results["config"]["em_settings"]["em_mode"] == "em_inf"
-    assert results["results"]["em_amc23_n16"]["n,none"] == 16 and len(samples["em_smoke"]) == 2
+    assert results["configs"]["em_amc23_n16"]["repeats"] == 16 and len(samples["em_smoke"]) == 2
+    assert [len(response_records(s)) for s in samples["em_amc23_n16"]] == [16, 16], "every response graded"
+    assert "n,none" not in results["results"]["em_amc23_n16"]
     for sample in samples["em_amc23_n16"]:
         assert len(set(sample["resps"][0])) >= 12, sample["resps"]  # 16 repeats, drawn apart
     records = {task: [r for s in rows for r in sample_telemetry(s)] for task, rows in samples.items()}

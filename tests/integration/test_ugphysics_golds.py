@@ -5,14 +5,13 @@ by meaning, not by text."""
 from __future__ import annotations
 
 from em_eval.tasks.ugphysics.judge import judge
-from em_eval.tasks.ugphysics.task import documents, process_results
+from em_eval.tasks.ugphysics.task import documents, judge_responses, process_results
 
 
 def test_every_gold_answer_grades_correct_against_itself(data_dir) -> None:
     docs = documents("all")
-    wrong = [
-        d["answers"] for d in docs if process_results(d, [f"So the final answer is {d['answers']}."])["accuracy"] != 1.0
-    ]
+    judged = judge_responses([[f"So the final answer is {d['answers']}."] for d in docs], docs)  # as lm-eval runs it
+    wrong = [d["answers"] for d, out in zip(docs, judged) if process_results(d, [out])["accuracy"] != 1.0]
     assert len(docs) == 372 and wrong == []
 
 

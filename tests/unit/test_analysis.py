@@ -17,7 +17,8 @@ from em_eval.analysis.semantic import semantic_entropy
 from em_eval.analysis.voting import budget_majority, filtered_correct, most_confident, weighted_correct
 from em_eval.cli import main
 from em_eval.metrics import mean_stderr
-from em_eval.results import ResultsError
+from em_eval.records import response_records
+from em_eval.results import ResultsError, load_run
 from synthetic_runs import write_run
 
 
@@ -136,8 +137,27 @@ def test_reports_and_cli_on_a_synthetic_run(tmp_path) -> None:
 
 def test_a_run_without_per_response_correctness_is_one_clear_error(tmp_path) -> None:
     results = write_run(tmp_path / "run", {"em_t": [[1, 0], [0, 1]]}, math_flags=False)
-    with pytest.raises(ResultsError, match="exact_match=0.5 with no per-response 'grading' records"):
+    with pytest.raises(ResultsError, match="exact_match=0.5 with no per-response grading records"):
         load_sample_runs([str(results)])
+
+
+def test_rows_of_earlier_em_eval_versions_read_as_before(tmp_path) -> None:
+    """Before issue 25 the records were metrics: top-level ``grading`` (math, smoke; with ``n``) and ``judged``
+    (UGPhysics), the filtered responses plain text. The leaderboard's, the gate's and the analyses' readers
+    find the same records there."""
+    results = write_run(tmp_path / "run", {"em_t": [[1, 0, 0], [0, 1, 1]]})
+    samples = next(results.parent.glob("samples_em_t_*.jsonl"))
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    new = (load_run(results).tasks["em_t"], load_sample_runs([str(results)]))
+    assert [p.answer for p in new[0].problems] == ["0", "-1"] and [len(response_records(r)) for r in rows] == [3, 3]
+    for row in rows:
+        records = response_records(row)
+        row.update(grading=records, n=len(records), filtered_resps=row["resps"], metrics=[*row["metrics"], "grading"])
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert (load_run(results).tasks["em_t"], load_sample_runs([str(results)])) == new
+    judged = {"correct": True, "parts": [True], "predicted": ["2.5"], "paper": False, "disagree": True}
+    assert response_records({"judged": judged, "filtered_resps": ["The answer is \\boxed{2.5}"]}) == [judged]
+    assert response_records({"filtered_resps": [["The answer is 12"]]}) == [], "no records: plain text"
 
 
 def test_the_n256_example_task_resolves_to_256_repeats_with_every_pass_and_maj_metric() -> None:
@@ -155,4 +175,6 @@ def test_the_n256_example_task_resolves_to_256_repeats_with_every_pass_and_maj_m
         "aime24",
     )
     names = {m["metric"] for m in config["metric_list"]}
-    assert {f"{kind}@{k}" for kind in ("pass", "maj") for k in k_values(256)} | {"exact_match", "grading"} <= names
+    assert {f"{kind}@{k}" for kind in ("pass", "maj") for k in k_values(256)} | {"exact_match"} <= names
+    assert not {"n", "grading"} & names, "the records are the filter's output, no metric"
+    assert config["filter_list"][0]["filter"][-1]["filter_fn"].endswith("em_eval.tasks.math.task.grade_responses")

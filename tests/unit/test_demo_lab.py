@@ -16,19 +16,26 @@ from em_eval.demo_lab import (
     training_prompts,
     training_settings,
 )
-from em_eval.tasks.smoke.task import problems, process_results
+from em_eval.records import decode_records
+from em_eval.tasks.smoke.task import grade_responses, problems, process_results
 from em_eval.training.setup.config import load_recipe, parse_overrides
+
+
+def _graded(doc: dict, responses: list[str]) -> tuple[dict, list[dict]]:
+    """em_smoke's metrics and records as lm-eval runs them: the task's filter, then process_results."""
+    filtered = grade_responses([responses], [doc])
+    return process_results(doc, filtered), decode_records(filtered)
 
 
 def test_em_smoke_grades_every_response_and_keeps_one_response_as_before() -> None:
     doc = {"answer": 12}
-    many = process_results(doc, [["It is 12.", "13", "no idea", "12, surely"]])  # keep-all filter: one list
-    assert many["exact_match"] == pytest.approx(0.5)
-    assert [g["answer"] for g in many["grading"]] == ["12", "13", None, "12"]
-    assert [g["exact_match"] for g in many["grading"]] == [True, False, False, True]
-    one = process_results(doc, ["The answer is 12"])
-    assert one == {"exact_match": 1, "grading": [{"answer": "12", "exact_match": True}]}
-    assert process_results(doc, ["7"])["exact_match"] == 0
+    many, records = _graded(doc, ["It is 12.", "13", "no idea", "12, surely"])
+    assert many == {"exact_match": pytest.approx(0.5)}, "only the metric: the records are the filtered responses"
+    assert [g["answer"] for g in records] == ["12", "13", None, "12"]
+    assert [g["exact_match"] for g in records] == [True, False, False, True]
+    one, records = _graded(doc, ["The answer is 12"])
+    assert one == {"exact_match": 1} and records == [{"answer": "12", "exact_match": True}]
+    assert _graded(doc, ["7"])[0]["exact_match"] == 0
 
 
 def test_smoke_variant_includes_em_smoke_with_repeats_and_keeps_all_responses(tmp_path: Path) -> None:
@@ -37,7 +44,8 @@ def test_smoke_variant_includes_em_smoke_with_repeats_and_keeps_all_responses(tm
     assert name == "em_smoke_n4" and f"task: {name}\n" in text and "repeats: 4\n" in text
     include = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("include: "))
     assert Path(include).name == "em_smoke.yaml" and Path(include).is_file()
-    assert "filter_fn: !function em_eval.tasks.math.task.keep_all_responses" in text
+    assert "filter_list" not in text, "em_smoke's own filter grades every response"
+    assert "filter_fn: !function em_eval.tasks.smoke.task.grade_responses" in Path(include).read_text()
 
 
 def test_training_uses_unswept_em_smoke_questions_without_answers(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import yaml
 
 from em_eval.cli import build_parser, main
 from em_eval.gate.stats import mcnemar_exact, min_detectable_drop_binary, paired_bootstrap
+from em_eval.results import grader_signature
 from synthetic_runs import bernoulli, write_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,6 +186,23 @@ def test_mismatched_runs_are_an_error(tmp_path: Path, capsys, cand_scores, cand_
     err = capsys.readouterr()
     assert code == 2 and report is None
     assert message in err.err and "::error title=em-eval check::" in err.out
+
+
+def test_the_grader_signature_names_a_filter_function_not_its_address() -> None:
+    """lm-eval logs a task's filter function as its repr, address included; runs made by two processes compare."""
+
+    def signature(filter_fn: str, aggregation: str) -> dict:
+        config = {
+            "filter_list": [{"name": "none", "filter": [{"function": "custom", "filter_fn": filter_fn}]}],
+            "metric_list": [{"metric": "acc_en", "aggregation": aggregation}],
+        }
+        return grader_signature("t", {"configs": {"t": config}, "versions": {"t": 1.0}})
+
+    one = signature("<function grade_responses at 0x7f3e75283ce0>", "<function mean_of_members at 0x7f3e7528>")
+    other = signature("<function grade_responses at 0x7f3410f4bce0>", "<function mean_of_members at 0x7f34aa00>")
+    assert one == other and one["filter_list"][0]["filter"][0]["filter_fn"] == "<function grade_responses>"
+    assert signature("<function keep_all_responses at 0x7f3410f4bce0>", "<function mean_of_members at 0x1>") != one
+    assert signature("<function grade_responses at 0x1>", "mean") != one
 
 
 def _rewrite_sample(results_file: Path, task: str, doc_id: int, edit) -> str:

@@ -8,7 +8,6 @@ import dataclasses
 import importlib.util
 import inspect
 import pkgutil
-import types
 from pathlib import Path
 
 import lm_eval
@@ -116,35 +115,6 @@ def test_contract_task_index() -> None:
     assert all(isinstance(k.value, (int, str)) for k in _index.Kind), "the cache stores Kind values as JSON"
     assert (LM_EVAL / "tasks" / "gsm8k").is_dir(), "the built-in tasks sit beside lm_eval/tasks/_index.py"
     assert SKIPPED_DIRS <= set(_index._IGNORE_DIRS)
-
-
-def test_contract_results_table() -> None:
-    from lm_eval import utils
-
-    from em_eval.integration import results_table
-
-    assert list(inspect.signature(utils.make_table).parameters)[:2] == ["result_dict", "column"]
-    run = _tree("_cli/run.py")  # the CLI imports make_table at call time, so rebinding it reaches the CLI
-    assert any(
-        isinstance(node, ast.ImportFrom)
-        and node.module == "lm_eval.utils"
-        and "make_table" in {a.name for a in node.names}
-        for fn in ast.walk(run)
-        if isinstance(fn, ast.FunctionDef)
-        for node in ast.walk(fn)
-    )
-    module = types.SimpleNamespace(make_table=utils.make_table)
-    results_table.install(module)
-    metrics = {"alias": "em_x", "exact_match,none": 0.5, "exact_match_stderr,none": 0.1, "n,none": 16}
-    table = module.make_table(
-        {
-            "results": {"em_x": metrics},
-            "versions": {"em_x": 1},
-            "n-shot": {"em_x": 0},
-            "higher_is_better": {"em_x": {"exact_match": True, "n": True}},
-        }
-    )
-    assert "exact_match" in table and "|n " not in table and "| n" not in table
 
 
 def test_contract_log_noise() -> None:

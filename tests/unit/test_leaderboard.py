@@ -403,11 +403,11 @@ def ugp_board(tmp_path_factory) -> Path:
         extra={
             "accuracy_paper": UGP_PAPER,
             "graders_disagree": disagree,
-            "judged": [
-                {"correct": bool(c), "parts": [bool(c)], "predicted": [f"{i}.5", "x"] if i else None}
-                for i, c in enumerate(UGP_CORRECT)
-            ],
         },
+        records=[
+            [{"correct": bool(c), "parts": [bool(c)], "predicted": [f"{i}.5", "x"] if i else None}]
+            for i, c in enumerate(UGP_CORRECT)
+        ],
     )
     write_run(
         root / "older",

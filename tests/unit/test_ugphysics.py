@@ -9,6 +9,7 @@ from fractions import Fraction
 
 import pytest
 
+from em_eval.records import decode_records
 from em_eval.tasks.ugphysics import task
 from em_eval.tasks.ugphysics.calls import in_process
 from em_eval.tasks.ugphysics.judge import gold_answers, judge, number_of
@@ -80,16 +81,27 @@ def test_true_false_and_multiple_choice_are_exact_options() -> None:
     assert not judge(r"\boxed{1}", numbered).correct and not judge(r"\boxed{1, 3}", numbered).correct
 
 
+def _judged(doc: dict, response: str) -> tuple[dict, list[dict]]:
+    """process_results' metrics and the judge's records, as lm-eval runs them: the task's filter on the one
+    request's responses, then process_results on its output."""
+    filtered = task.judge_responses([[response]], [doc])
+    return process_results(doc, filtered), decode_records(filtered)
+
+
 def test_process_results_reports_accuracy_by_type_and_language(docs, monkeypatch) -> None:
     monkeypatch.setattr(task, "judge", functools.partial(judge, call=in_process))  # sympy here, not in the worker
     monkeypatch.setattr(task, "paper_verdict", functools.partial(task.paper_verdict, call=in_process))
     doc = next(d for d in docs if d["language"] == "zh" and d["answer_type"] == "TF")
-    right = process_results(doc, [f"所以最终答案是{doc['answers']}。"])
-    wrong = process_results(doc, ["所以最终答案是\\boxed{42}。"])
-    assert right["accuracy"] == 1.0 and wrong["accuracy"] == 0.0 and right["judged"]["correct"] is True
+    right, (right_record,) = _judged(doc, f"所以最终答案是{doc['answers']}。")
+    wrong, _ = _judged(doc, "所以最终答案是\\boxed{42}。")
+    assert right["accuracy"] == 1.0 and wrong["accuracy"] == 0.0 and right_record["correct"] is True
     assert right["accuracy_paper"] == 1.0 and wrong["accuracy_paper"] == 0.0 and right["graders_disagree"] == 0.0
-    upper = process_results({**doc, "answers": "\\boxed{b}", "answer_type": "MC"}, ["\\boxed{B}"])
-    assert upper["accuracy"] == 1.0 and upper["accuracy_paper"] == 0.0 and upper["judged"]["disagree"] is True
+    upper, (upper_record,) = _judged({**doc, "answers": "\\boxed{b}", "answer_type": "MC"}, "\\boxed{B}")
+    assert upper["accuracy"] == 1.0 and upper["accuracy_paper"] == 0.0 and upper_record["disagree"] is True
+    assert upper_record == {"correct": True, "parts": [True], "predicted": ["B"], "paper": False, "disagree": True}
+    assert not {"judged"} & set(right) and {type(right[k]) for k in ("accuracy", "graders_disagree")} == {float}
+    with pytest.raises(ValueError, match="filter_list must end with its grading filter"):
+        process_results(doc, ["\\boxed{B}"])  # lm-eval's default filter instead of the task's judge
     assert right["acc_TF"] == (True, 1.0) and right["acc_NV"] == (False, 1.0) and right["acc_zh"] == (True, 1.0)
     assert mean_of_members([right["acc_TF"], wrong["acc_TF"], right["acc_NV"]]) == 0.5
     assert mean_of_members([(True, 1.0), (False, 0.0)]) == 1.0 and math.isnan(mean_of_members([(False, 1.0)]))

@@ -9,19 +9,17 @@ r"""lm-eval adapters for the math benchmarks (``tasks/math/*.yaml``).
   which lm-eval sends as the system turn under ``--apply_chat_template`` (after
   ``--system_instruction`` text, joined by a blank line, if both are given). Without a chat
   template lm-eval glues description and problem together, so use ``--apply_chat_template``.
-* Repeats: the tasks' filter keeps every response (lm-eval's default keeps the first only), so
-  with ``repeats: n`` :func:`process_results` sees all n responses of a problem.
+* Repeats and grading: the tasks' filter (:func:`grade_responses`) grades every response (lm-eval's
+  default filter keeps the first only), so with ``repeats: n`` all n responses of a problem are graded.
 
-How the per-sample fields travel through lm-eval: everything :func:`process_results` returns
-for a problem is (a) copied into that problem's ``--log_samples`` row and (b) appended to a
-list that the metric's ``aggregation`` reduces over problems. So the numeric fields
-(``exact_match``, ``math_verify``, ``no_answer``, ``unfinished``, ``graders_disagree``,
-``pass@k``, ``maj@k``, ``n``) are per-problem values whose ``mean`` is the task score, with
-lm-eval's ``mean`` standard error over problems. The ``grading`` field is the list of
-per-response records (both verdicts, extracted answers, flags, majority cluster); its
-aggregation :func:`em_eval.metrics.count_graded` just counts responses, so the results table shows how many
-were graded. :func:`sample_status` reads a row back and adds ``hit_token_limit`` from the
-backend telemetry.
+How the fields travel through lm-eval: the filter's output, one record per response (both verdicts,
+extracted answers, flags, majority cluster; :func:`grade_problem`), is what :func:`process_results`
+receives and what the problem's ``--log_samples`` row logs as ``filtered_resps`` (JSON text;
+:func:`em_eval.records.response_records` reads it back). :func:`process_results` returns only numeric
+per-problem values (``exact_match``, ``math_verify``, ``no_answer``, ``unfinished``, ``graders_disagree``,
+``pass@k``, ``maj@k``): each is copied into the row and its ``mean`` over problems is the task score, with
+lm-eval's ``mean`` standard error. :func:`sample_status` reads a row's records back and adds
+``hit_token_limit`` from the backend telemetry.
 """
 
 from __future__ import annotations
@@ -32,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 from em_eval.data import read_jsonl
 from em_eval.metrics import k_values, maj_at_k, pass_at_k
+from em_eval.records import filter_records, graded_responses, logged_gen_kwargs, response_records, sample_telemetry
 from em_eval.tasks.math.grade import cluster_answers, extract, grade_response
 
 SYSTEM_PROMPT = r"Please reason step by step, and put your final answer within \boxed{}."
@@ -140,43 +139,40 @@ def load_dataset(benchmark: str, **_: Any):
 # ---- scoring ------------------------------------------------------------------------------
 
 
-def keep_all_responses(resps: Iterable[list[str]], docs: Iterable[dict]) -> list[list[str]]:
-    """lm-eval ``custom`` filter that keeps every repeat (the default filter keeps the first only)."""
-    return [list(r) for r in resps]
+def grade_problem(responses: Iterable[Any], gold: str) -> list[dict[str, Any]]:
+    """One record per response: both graders' verdicts, the flags and the answer's majority cluster."""
+    grades = [grade_response(str(r), gold) for r in responses]
+    clusters = cluster_answers([g.answer for g in grades])
+    return [{**g.as_record(), "cluster": c} for g, c in zip(grades, clusters)]
 
 
-def _responses(results: list[Any]) -> list[str]:
-    if len(results) == 1 and isinstance(results[0], (list, tuple)):
-        return [str(r) for r in results[0]]
-    return [str(r) for r in results]
+def grade_responses(resps: Iterable[list[str]], docs: Iterable[dict]) -> list[list[str]]:
+    """lm-eval ``custom`` filter: every response of each problem (all repeats) graded, as JSON records."""
+    return [graded_responses(grade_problem(r, d["answer"])) for r, d in zip(resps, docs, strict=True)]
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    """Per-problem metrics over the problem's n responses, and the per-response ``grading`` records.
+    """Per-problem metrics from the records of the problem's n responses (:func:`grade_responses`).
 
     Metrics (lm-eval ``mean`` over problems): ``exact_match`` (our grader; avg@n when n > 1),
     ``math_verify``, ``no_answer``, ``unfinished``, ``graders_disagree`` (fractions of the n
-    responses), ``n``, and for n > 1 ``pass@k`` (unbiased) and ``maj@k`` for k = 1, 2, 4, ..., n.
+    responses), and for n > 1 ``pass@k`` (unbiased) and ``maj@k`` for k = 1, 2, 4, ..., n.
     """
-    grades = [grade_response(r, doc["answer"]) for r in _responses(results)]
-    n = len(grades)
-    if n == 0:
-        raise ValueError(f"no responses for problem {doc.get('id')!r}")
-    correct = [g.exact_match for g in grades]
-    clusters = cluster_answers([g.answer for g in grades])
+    records = filter_records(results, "tasks/math/_em_math_template_yaml")
+    n = len(records)
+    correct = [bool(r["exact_match"]) for r in records]
     out: dict[str, Any] = {
         "exact_match": sum(correct) / n,
-        "math_verify": sum(g.math_verify for g in grades) / n,
-        "no_answer": sum(g.no_answer for g in grades) / n,
-        "unfinished": sum(g.unfinished for g in grades) / n,
-        "graders_disagree": sum(g.disagree for g in grades) / n,
-        "n": n,
+        "math_verify": sum(bool(r["math_verify"]) for r in records) / n,
+        "no_answer": sum(bool(r["no_answer"]) for r in records) / n,
+        "unfinished": sum(bool(r["unfinished"]) for r in records) / n,
+        "graders_disagree": sum(bool(r["disagree"]) for r in records) / n,
     }
     if n > 1:
+        clusters = [r["cluster"] for r in records]
         for k in k_values(n):
             out[f"pass@{k}"] = pass_at_k(n, sum(correct), k)
             out[f"maj@{k}"] = maj_at_k(clusters, correct, k)
-    out["grading"] = [{**g.as_record(), "cluster": c} for g, c in zip(grades, clusters)]
     return out
 
 
@@ -186,9 +182,7 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
 def sample_status(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-response records of one ``--log_samples`` row plus ``hit_token_limit``: the backend's
     telemetry says the response used all ``max_gen_toks`` tokens (None where no telemetry exists)."""
-    from em_eval.records import logged_gen_kwargs, sample_telemetry
-
-    records = [dict(r) for r in logged_sample.get("grading") or []]
+    records = response_records(logged_sample)
     telemetry = sample_telemetry(logged_sample)
     limits = [kw["max_gen_toks"] for kw in logged_gen_kwargs(logged_sample) if "max_gen_toks" in kw]
     limit = limits[0] if limits else None

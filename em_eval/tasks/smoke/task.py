@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any
+from typing import Any, Iterable
+
+from em_eval.records import filter_records, graded_responses
 
 N_PROBLEMS = 40
 SEED = 2025
@@ -60,12 +62,17 @@ def _grade(response: str, answer: Any) -> dict[str, Any]:
     return {"answer": read, "exact_match": value is not None and value == float(answer)}
 
 
+def grade_responses(resps: Iterable[list[str]], docs: Iterable[dict]) -> list[list[str]]:
+    """lm-eval ``custom`` filter: every response of each problem (all repeats) graded as the math tasks
+    record it: the number read (``answer``) and ``exact_match``, as JSON records (the row's ``filtered_resps``,
+    for the leaderboard's drill-down and the analyses)."""
+    return [graded_responses(_grade(str(r), d["answer"]) for r in rs) for rs, d in zip(resps, docs, strict=True)]
+
+
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    """Exact number match of each response's last number against the answer, and the number read
-    (``grading``, one record per response as the math tasks record it, for the leaderboard's drill-down
-    and the analyses). One response (the shipped task): ``exact_match`` is 0 or 1. Several (``repeats``
-    with a filter that keeps them all, as the demo's ``em_smoke_n<k>``): their mean, avg@n."""
-    responses = results[0] if len(results) == 1 and isinstance(results[0], (list, tuple)) else results
-    grading = [_grade(str(r), doc["answer"]) for r in responses]
-    hits = sum(g["exact_match"] for g in grading)
-    return {"exact_match": hits / len(grading) if len(grading) > 1 else int(hits), "grading": grading}
+    """Exact number match of each response's last number against the answer, from the filter's records.
+    One response (the shipped task): ``exact_match`` is 0 or 1. Several (``repeats``, as the demo's
+    ``em_smoke_n<k>``): their mean, avg@n."""
+    records = filter_records(results, "tasks/smoke/em_smoke.yaml")
+    hits = sum(bool(r["exact_match"]) for r in records)
+    return {"exact_match": hits / len(records) if len(records) > 1 else int(hits)}

@@ -5,21 +5,23 @@
   ``dataset_kwargs`` (``all``, ``en`` or ``zh``).
 * Prompt: :func:`doc_to_text` (the per-item instruction, a blank line, the problem); the
   system turn is the task ``description`` ("You are a helpful assistant.").
-* Scoring: :func:`process_results` gives each response two verdicts: ``accuracy`` (primary, the
-  correct one: :mod:`em_eval.tasks.ugphysics.judge`) and ``accuracy_paper`` (the paper's judge with
-  its bugs, comparable with Table 3: :mod:`em_eval.tasks.ugphysics.paper_judge`), the fraction of
-  responses where they differ (``graders_disagree``, flagged per sample in ``judged``), and
-  ``accuracy`` by answer type (``acc_NV`` ... , ``acc_MIXED`` for items with answers of several
-  types) and by language (``acc_en``, ``acc_zh``). Each breakdown metric's per-item value is
+* Scoring: the tasks' filter (:func:`judge_responses`) gives the response two verdicts, logged as the
+  row's ``filtered_resps`` (:func:`judge_record`; :func:`em_eval.records.response_records` reads it back):
+  ``accuracy`` (primary, the correct one: :mod:`em_eval.tasks.ugphysics.judge`) and ``accuracy_paper``
+  (the paper's judge with its bugs, comparable with Table 3: :mod:`em_eval.tasks.ugphysics.paper_judge`);
+  :func:`process_results` turns the record into metrics: both verdicts, whether they differ
+  (``graders_disagree``), and ``accuracy`` by answer type (``acc_NV`` ... , ``acc_MIXED`` for items with
+  answers of several types) and by language (``acc_en``, ``acc_zh``). Each breakdown metric's per-item value is
   ``(belongs, correct)``; :func:`mean_of_members` averages the members only (NaN when there are none).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from em_eval.data import DataFileError, read_jsonl
 from em_eval.metrics import mean_of_members  # noqa: F401 (the task YAMLs name it here)
+from em_eval.records import filter_records, graded_responses
 from em_eval.tasks.ugphysics.judge import judge
 from em_eval.tasks.ugphysics.paper_judge import paper_verdict
 from em_eval.tasks.ugphysics.prompt import answer_types, user_turn
@@ -69,28 +71,35 @@ def doc_to_text(doc: dict[str, Any]) -> str:
     return user_turn(doc)
 
 
-def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    """Both verdicts on the response, the breakdowns of ``accuracy``, and the judges' record."""
-    verdict = judge(str(results[0]), doc)
-    paper = paper_verdict(str(results[0]), str(doc["answers"]))
-    correct = float(verdict.correct)
-    out: dict[str, Any] = {
-        "accuracy": correct,
-        "accuracy_paper": float(paper),
-        "graders_disagree": float(paper != verdict.correct),
-    }
-    out.update({f"acc_{t}": (doc["type_group"] == t, correct) for t in TYPES})
-    out.update({f"acc_{lang}": (doc["language"] == lang, correct) for lang in LANGUAGES})
-    out["judged"] = {
+def judge_record(response: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """Both judges on one response: the correct judge's verdict, its per-part verdicts and answers, the
+    paper judge's verdict and whether the two differ."""
+    verdict = judge(response, doc)
+    paper = paper_verdict(response, str(doc["answers"]))
+    return {
         "correct": verdict.correct,
         "parts": list(verdict.parts),
         "predicted": list(verdict.predicted) if verdict.predicted is not None else None,
         "paper": paper,
         "disagree": paper != verdict.correct,
     }
+
+
+def judge_responses(resps: Iterable[list[str]], docs: Iterable[dict]) -> list[list[str]]:
+    """lm-eval ``custom`` filter: the first response of each item (what lm-eval's default filter keeps)
+    judged, as a one-record list of JSON (the row's ``filtered_resps``)."""
+    return [graded_responses([judge_record(str(rs[0]), d)]) for rs, d in zip(resps, docs, strict=True)]
+
+
+def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """Both verdicts on the response and the breakdowns of ``accuracy``, from the filter's judge record."""
+    (record,) = filter_records(results, "tasks/ugphysics/_em_ugphysics_template_yaml")
+    correct = float(record["correct"])
+    out: dict[str, Any] = {
+        "accuracy": correct,
+        "accuracy_paper": float(record["paper"]),
+        "graders_disagree": float(record["disagree"]),
+    }
+    out.update({f"acc_{t}": (doc["type_group"] == t, correct) for t in TYPES})
+    out.update({f"acc_{lang}": (doc["language"] == lang, correct) for lang in LANGUAGES})
     return out
-
-
-def count_judged(items: list[Any]) -> int:
-    """Aggregation of the per-item judge records: how many items were judged."""
-    return len(items)
