@@ -93,8 +93,11 @@ class EmGenerationMixin:
             )
 
     def get_model_info(self) -> dict[str, Any]:
-        """What a results file needs to reproduce the run: versions, settings, sources, checkpoint."""
+        """What a results file needs to reproduce the run: the lm-eval backend's model info (where it
+        has any), then versions, settings, sources, checkpoint."""
+        backend_info = getattr(super(), "get_model_info", None)
         return {
+            **(backend_info() if backend_info is not None else {}),
             "em_eval_version": em_eval.__version__,
             "em_settings": self.run_spec.settings.as_args(),
             "em_model_source": self.run_spec.source,

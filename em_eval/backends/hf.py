@@ -101,7 +101,7 @@ class EmInfLM(EmGenerationMixin, HFLM):
         return out
 
     def get_model_info(self) -> dict[str, Any]:
-        info = {**HFLM.get_model_info(self), **super().get_model_info()}
+        info = super().get_model_info()
         info["em_settings"]["em_compile"] = self.em_compile
         info["generation_config_dropped"] = self._generation_config_dropped
         return info
