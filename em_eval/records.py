@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from em_eval.user_errors import ArgumentValueError
 
@@ -136,44 +135,6 @@ def signal_record(values: Sequence[float]) -> dict[str, Any]:
     for when in ("before", "after"):
         record[f"conf_{when}"] = {name: named.pop(f"conf_{when}_{name}") for name in CONF_FIELDS}
     return record
-
-
-class TelemetryRouter:
-    """Match per-row telemetry to (context, response) pairs, then to requests."""
-
-    def __init__(self) -> None:
-        self._rows: deque[dict[str, Any]] = deque()
-        self._by_pair: dict[tuple[str, str], deque[dict[str, Any]]] = defaultdict(deque)
-
-    def add_batch(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Queue one generated batch's rows, in batch order."""
-        self._rows.extend(rows)
-
-    def response_ready(self, context: str, response: str) -> None:
-        """Called in batch row order once each row's text is final (lm-eval's cache hook)."""
-        if self._rows:
-            self._by_pair[(context, response)].append(self._rows.popleft())
-
-    def take(self, requests: list[Any], responses: list[str]) -> list[dict[str, Any] | None]:
-        """Each response's record (None where none was matched)."""
-        out = []
-        for req, resp in zip(requests, responses, strict=True):
-            queue = self._by_pair.get((req.args[0], resp))
-            out.append(queue.popleft() if queue else None)
-        return out
-
-
-class RecordingCacheHook:
-    """Wraps lm-eval's CacheHook so the router sees each (context, response) in row order."""
-
-    def __init__(self, inner: Any, router: TelemetryRouter) -> None:
-        self._inner = inner
-        self._router = router
-
-    def add_partial(self, attr: str, req: Any, res: Any) -> None:
-        if attr == "generate_until" and isinstance(req, tuple) and isinstance(res, str):
-            self._router.response_ready(req[0], res)
-        self._inner.add_partial(attr, req, res)
 
 
 def logged_gen_kwargs(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,11 +1,14 @@
-"""What both em-eval backends add to an lm-eval model class.
+"""What the em-eval backends add to an lm-eval model class.
 
-``EmGenerationMixin`` goes first in the bases (``class EmInfLM(EmGenerationMixin, HFLM)``), so
-its ``super()`` calls reach lm-eval's own generation. It runs what the backend's run spec says
-(:class:`~em_eval.backends.run_spec.RunSpec`: the ``preset``, ``em_*`` and ``decode_*`` args),
-routes generation through the multi-step protocol and the baselines, resolves each request's
-sampling (:mod:`em_eval.backends.effective_sampling`), fits its budget and prompt to the context
-and returns each response with its telemetry, written into the request once
+``EmGenerationMixin`` goes first in the bases (``class EmInfLM(EmGenerationMixin, HFLM)``): its
+``generate_until`` replaces lm-eval's, its ``get_model_info`` adds to lm-eval's. It runs what the
+backend's run spec says (:class:`~em_eval.backends.run_spec.RunSpec`: the ``preset``, ``em_*`` and
+``decode_*`` args), routes generation through the multi-step protocol and the baselines, resolves
+each request's sampling (:mod:`em_eval.backends.effective_sampling`), fits its budget and prompt to
+the context and hands the fitted requests to the backend's batch generation,
+``_generate_ready(requests, disable_tqdm) -> list[Generated]``: each response with its telemetry,
+in the requests' order, lm-eval's cache hook called for each response as lm-eval's own
+``generate_until`` calls it. The telemetry is written into the request once
 (:func:`em_eval.records.write_samples`).
 """
 
@@ -14,7 +17,10 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
+
+from lm_eval.models.utils import Collator
+from tqdm import tqdm
 
 import em_eval
 from em_eval.backends.effective_sampling import (
@@ -29,7 +35,7 @@ from em_eval.decoding.multistep import generate_until_with_steps
 from em_eval.decoding.sampling import is_sampling
 from em_eval.decoding.task_hooks import task_metadata
 from em_eval.em_inf.settings import EmSettings
-from em_eval.records import Generated, RecordingCacheHook, TelemetryRouter, write_samples
+from em_eval.records import Generated, write_samples
 from em_eval.user_errors import ArgumentValueError
 
 log = logging.getLogger(__name__)
@@ -41,7 +47,7 @@ GREEDY_WARNING = (
 
 
 class EmGenerationMixin:
-    """Shared by ``em_inf`` (HF) and ``em_inf_vllm``."""
+    """Shared by ``em_inf`` (HF), ``em_inf_vllm`` and ``em_inf_api``."""
 
     RUNS_MULTISTEP = True  # see em_eval.plugin.guard_multistep
     MODEL_NAME = ""  # the --model name, in messages
@@ -53,7 +59,6 @@ class EmGenerationMixin:
         self._effective: dict[str, dict[str, Any]] = {}  # task -> effective_sampling, for the results
         self._checked_chat_template = False
         self._token_progress = True  # a backend's own per-token bar (set per generate_until call)
-        self._router: TelemetryRouter | None = None
 
     def _warn_if_greedy(self, settings: EmSettings, gen_kwargs: dict[str, Any]) -> None:
         """Once per model: EM-INF without sampling changes nothing."""
@@ -93,8 +98,11 @@ class EmGenerationMixin:
             )
 
     def get_model_info(self) -> dict[str, Any]:
-        """What a results file needs to reproduce the run: versions, settings, sources, checkpoint."""
+        """What a results file needs to reproduce the run: the lm-eval backend's model info (where it
+        has any), then versions, settings, sources, checkpoint."""
+        backend_info = getattr(super(), "get_model_info", None)
         return {
+            **(backend_info() if backend_info is not None else {}),
             "em_eval_version": em_eval.__version__,
             "em_settings": self.run_spec.settings.as_args(),
             "em_model_source": self.run_spec.source,
@@ -121,32 +129,24 @@ class EmGenerationMixin:
         return write_samples(requests, generated)
 
     def _generate_plain(self, requests: list[Any], disable_tqdm: bool) -> list[Generated]:
-        """lm-eval's generation of ``requests``, each resolved (see :mod:`effective_sampling`) and fitted
+        """The backend's generation of ``requests``, each resolved (see :mod:`effective_sampling`) and fitted
         to the context, with its telemetry."""
         self._warn_if_chat_template_unused(requests)
         plans = [self._plan(req) for req in requests]
         ready = [plan.request for plan in plans if plan.request is not None]
-        self._router = TelemetryRouter()
-        inner_hook = self.cache_hook
-        self.cache_hook = RecordingCacheHook(inner_hook, self._router)
-        try:
-            texts = super().generate_until(ready, disable_tqdm=disable_tqdm) if ready else []
-        finally:
-            self.cache_hook = inner_hook
-        answers = iter(zip(texts, self._router.take(ready, texts), strict=True))
-        self._router = None
+        answers = iter(self._generate_ready(ready, disable_tqdm) if ready else [])
         out = []
         for req, plan in zip(requests, plans, strict=True):
             if plan.request is None:  # skipped: empty, its record says why
                 out.append(Generated("", (dict(plan.notes),)))
                 continue
-            text, record = next(answers)
-            out.append(Generated(text, () if record is None else ({**record, **plan.notes},)))
+            answer = next(answers)
+            out.append(Generated(answer.text, tuple({**record, **plan.notes} for record in answer.telemetry)))
             self._warn_if_nonfinite(req, out[-1].telemetry)
         return out
 
     def _plan(self, req: Any) -> "_Plan":
-        """The request lm-eval will run for ``req``: resolved gen_kwargs, its budget, its prompt fitted."""
+        """The request the backend runs for ``req``: resolved gen_kwargs, its budget, its prompt fitted."""
         context, gen_kwargs = req.args[0], req.args[1]
         resolved = resolve(gen_kwargs, self.run_spec.settings)
         self._note_sampling(req, gen_kwargs, resolved)
@@ -231,9 +231,27 @@ class EmGenerationMixin:
             )
 
 
+def run_batches(
+    batches: Collator,
+    size: int,
+    batch_fn: Callable[[int, Any], int] | None,
+    generate_batch: Callable[[list[Any]], list[Generated]],
+    progress: bool,
+) -> list[Generated]:
+    """lm-eval's batch loop: ``generate_batch`` on each batch of ``batches`` (``size`` requests, or as
+    many as ``batch_fn`` says), the results put back in the requests' order."""
+    bar = tqdm(total=len(batches), disable=not progress, desc="Running generate_until requests")
+    out: list[Generated] = []
+    for batch in batches.get_batched(n=size, batch_fn=batch_fn):
+        out.extend(generate_batch(batch))
+        bar.update(len(batch))
+    bar.close()
+    return batches.get_original(out)
+
+
 @dataclass(frozen=True)
 class _Plan:
-    request: Any  # the copy lm-eval runs; None: not run (prompt_overflow=empty), the response is empty
+    request: Any  # the copy the backend runs; None: not run (prompt_overflow=empty), the response is empty
     notes: dict[str, Any]  # added to its telemetry record (the whole record when not run)
 
 

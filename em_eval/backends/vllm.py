@@ -10,7 +10,6 @@ override the model args per task). Everything else, including ``tensor_parallel_
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import logging
@@ -34,13 +33,15 @@ except ImportError as exc:  # vLLM missing or broken: only this backend is unava
     ) from exc
 
 from lm_eval.api.registry import register_model
+from lm_eval.models.utils import Collator, maybe_truncate, postprocess_generated_text
+from vllm import SamplingParams
 
-from em_eval.backends.generation import EmGenerationMixin
+from em_eval.backends.generation import EmGenerationMixin, run_batches
 from em_eval.backends.run_spec import take_run_spec
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION, request_settings
 from em_eval.em_inf.settings import EmSettings
 from em_eval.models.checkpoint_format import checkpoint_info
-from em_eval.records import TELEMETRY_KEY, telemetry_record
+from em_eval.records import TELEMETRY_KEY, Generated, telemetry_record
 from em_eval.user_errors import ArgumentValueError
 
 log = logging.getLogger(__name__)
@@ -111,30 +112,57 @@ class EmInfVLLM(EmGenerationMixin, VLLM):
         self._warn_if_greedy(settings, kwargs)
         return kwargs, until, max_gen_toks
 
-    def _model_generate(self, requests: list[list[int]], generate: bool = False, sampling_params: Any = None):
-        if not generate:
-            return super()._model_generate(requests, generate=generate, sampling_params=sampling_params)
-        params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(requests)
-        params = [_tagged(sp, next(self._tags)) for sp in params]
-        start = time.perf_counter()
-        outputs = super()._model_generate(requests, generate=generate, sampling_params=params)
-        wall_s = time.perf_counter() - start
-        if self._router is not None:
-            sums = self._collect_telemetry([sp.extra_args[TAG_KEY] for sp in params])
-            self._router.add_batch(
-                [
-                    telemetry_record(
-                        (request_settings(sp) or EmSettings(mode="off")).mode,
-                        len(out.outputs[0].token_ids),
-                        sums.get(sp.extra_args[TAG_KEY]),
-                        wall_s,
-                        len(outputs),
-                        (sums.get(sp.extra_args[TAG_KEY]) or {}).get("signals"),
-                    )
-                    for out, sp in zip(outputs, params, strict=True)
-                ]
+    def _generate_ready(self, requests: list[Any], disable_tqdm: bool) -> list[Generated]:
+        """``VLLM.generate_until``'s batches (longest prompt first) through :meth:`_generate_batch`."""
+        contexts = [req.args[0] for req in requests]
+        encoded = zip(contexts, self.tok_encode(contexts), [req.args[1] for req in requests], strict=True)
+        batches = Collator(
+            [((context, toks), gen_kwargs) for context, toks, gen_kwargs in encoded],
+            lambda item: (-len(item[0][1]), item[0][0]),
+            group_by=None,
+        )
+        eos = self.tokenizer.decode(self.eot_token_id)
+        if not eos and getattr(self.tokenizer, "eos_token", None):  # an EOS id that decodes to "" (ChatGLM)
+            eos = self.tokenizer.eos_token
+        size = int(self.batch_size) if self.batch_size != "auto" else 0
+        progress = not disable_tqdm and self.rank == 0
+        return run_batches(batches, size, None, lambda batch: self._generate_batch(batch, eos), progress)
+
+    def _generate_batch(self, batch: list[tuple[tuple[str, list[int]], dict[str, Any]]], eos: str) -> list[Generated]:
+        """One batch of ((context, tokens), gen_kwargs) as ``VLLM.generate_until`` runs it (each request
+        its own sampling params, budget and truncation; stops cut again after decoding), each response
+        with its telemetry row and given to lm-eval's cache hook."""
+        contexts_and_tokens, all_gen_kwargs = zip(*batch, strict=True)
+        contexts, prompts = zip(*contexts_and_tokens, strict=True)
+        truncated, params, cache_kwargs = [], [], []
+        for toks, gen_kwargs in zip(prompts, all_gen_kwargs, strict=True):
+            kwargs, until, max_gen_toks = self.modify_gen_kwargs(
+                gen_kwargs, eos=eos, default_max_gen_toks=self.max_gen_toks
             )
-        return outputs
+            toks, max_gen_toks = maybe_truncate(
+                toks, max_gen_toks=max_gen_toks, max_model_len=self.max_length, side=self.truncation_side, verbose=True
+            )
+            truncated.append(toks)
+            # a reasoning model gets only EOS as a stop: task stops may occur inside its thinking
+            stop = [s for s in until if s == eos] if self.think_end_token else until
+            tagged = {**kwargs, "extra_args": {**(kwargs.get("extra_args") or {}), TAG_KEY: next(self._tags)}}
+            params.append(SamplingParams(max_tokens=max_gen_toks, stop=stop, **tagged))
+            cache_kwargs.append(kwargs | {"until": until, "max_gen_toks": max_gen_toks})
+        start = time.perf_counter()
+        outputs = self._model_generate(requests=truncated, generate=True, sampling_params=params)
+        wall_s = time.perf_counter() - start
+        sums = self._collect_telemetry([sp.extra_args[TAG_KEY] for sp in params])
+        out = []
+        for output, context, cache, sp in zip(outputs, contexts, cache_kwargs, params, strict=True):
+            text = postprocess_generated_text(output.outputs[0].text, cache.get("until"), self.think_end_token)
+            self.cache_hook.add_partial("generate_until", (context, cache), text)
+            row = sums.get(sp.extra_args[TAG_KEY])
+            mode = (request_settings(sp) or EmSettings(mode="off")).mode
+            record = telemetry_record(
+                mode, len(output.outputs[0].token_ids), row, wall_s, len(outputs), (row or {}).get("signals")
+            )
+            out.append(Generated(text, (record,)))
+        return out
 
     def _collect_telemetry(self, tags: list[str]) -> dict[str, dict[str, Any]]:
         """The processors' per-request sums, read from the engine's workers (one RPC)."""
@@ -162,10 +190,3 @@ def _json_or_repr(value: Any) -> Any:
     except (TypeError, ValueError):
         return repr(value)
     return value
-
-
-def _tagged(sampling_params: Any, tag: str) -> Any:
-    """A copy of ``sampling_params`` whose ``extra_args`` name the request for its telemetry."""
-    tagged = copy.copy(sampling_params)
-    tagged.extra_args = {**(sampling_params.extra_args or {}), TAG_KEY: tag}
-    return tagged

