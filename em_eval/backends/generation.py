@@ -49,7 +49,6 @@ GREEDY_WARNING = (
 class EmGenerationMixin:
     """Shared by ``em_inf`` (HF), ``em_inf_vllm`` and ``em_inf_api``."""
 
-    RUNS_MULTISTEP = True  # see em_eval.plugin.guard_multistep
     MODEL_NAME = ""  # the --model name, in messages
 
     def _start_run(self, spec: RunSpec) -> None:

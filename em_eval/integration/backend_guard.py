@@ -3,8 +3,9 @@ API models).
 
 Those backends would pass our ``em_multistep`` marker or protocol keys on as unknown generate
 kwargs (a crash deep in transformers, or a silently one-step run). The guard makes them refuse
-such requests with a message naming ``--model em_inf``/``em_inf_vllm``/``em_inf_api``; every other request,
-and every subclass that runs the protocol (``RUNS_MULTISTEP``), passes through unchanged.
+such requests with a message naming ``--model em_inf``/``em_inf_vllm``/``em_inf_api``; every other request
+passes through unchanged. em-eval's backends never reach the guarded method: their ``generate_until``
+replaces lm-eval's.
 """
 
 from __future__ import annotations
@@ -22,17 +23,14 @@ _GUARDED = "_em_eval_multistep_guard"
 
 
 def guard(backend_cls: Any, refuse: Callable[[list[Any], str], None]) -> None:
-    """Make ``backend_cls.generate_until`` call ``refuse(requests, class name)`` first (idempotent).
-
-    Subclasses that run the protocol (our backends set ``RUNS_MULTISTEP``) pass through."""
+    """Make ``backend_cls.generate_until`` call ``refuse(requests, class name)`` first (idempotent)."""
     original = backend_cls.generate_until
     if getattr(original, _GUARDED, False):
         return
 
     @functools.wraps(original)
     def generate_until(self: Any, requests: list[Any], *args: Any, **kwargs: Any) -> list[str]:
-        if not getattr(self, "RUNS_MULTISTEP", False):
-            refuse(requests, type(self).__name__)
+        refuse(requests, type(self).__name__)
         return original(self, requests, *args, **kwargs)
 
     setattr(generate_until, _GUARDED, True)

@@ -95,8 +95,9 @@ def test_the_stock_backend_guard_refuses_protocol_keys_and_ours_pass() -> None:
         def generate_until(self, requests, disable_tqdm=False):
             return ["x"] * len(requests)
 
-    class Ours(Stock):
-        RUNS_MULTISTEP = True
+    class Ours(Stock):  # as em-eval's backends: its own generate_until, which runs the protocol
+        def generate_until(self, requests, disable_tqdm=False):
+            return ["x"] * len(requests)
 
     guard_multistep(Stock)
     req = SimpleNamespace(task_name="em_leetcode", args=("p", {"max_context": 4096}))
