@@ -45,6 +45,11 @@ GREEDY_WARNING = (
     "decoding. The paper's recipe samples after EM-INF at temperature 0.1: --gen_kwargs do_sample=true,temperature=0.1"
 )
 
+CACHE_WARNING = (
+    "--use_cache stores responses but never reuses them with em-eval's backends: each response's telemetry is "
+    "written into its request's gen_kwargs, which lm-eval hashes after generation, so every run generates again"
+)
+
 
 class EmGenerationMixin:
     """Shared by ``em_inf`` (HF), ``em_inf_vllm`` and ``em_inf_api``."""
@@ -54,7 +59,7 @@ class EmGenerationMixin:
     def _start_run(self, spec: RunSpec) -> None:
         """Hold ``spec`` (see :func:`~em_eval.backends.run_spec.take_run_spec`); nothing warned or recorded yet."""
         self.run_spec = spec
-        self._warned_greedy = self._warned_replaced = self._warned_nonfinite = False
+        self._warned_greedy = self._warned_replaced = self._warned_nonfinite = self._warned_cache = False
         self._effective: dict[str, dict[str, Any]] = {}  # task -> effective_sampling, for the results
         self._checked_chat_template = False
         self._token_progress = True  # a backend's own per-token bar (set per generate_until call)
@@ -110,8 +115,15 @@ class EmGenerationMixin:
             "effective_sampling": dict(self._effective),  # per task, see effective_sampling()
         }
 
+    def _warn_if_cache_unused(self) -> None:
+        """Once per model: lm-eval's ``--use_cache`` (a ``CacheHook`` with a database) never hits here."""
+        if not self._warned_cache and getattr(getattr(self, "cache_hook", None), "dbdict", None) is not None:
+            self._warned_cache = True
+            log.warning("%s: %s", self.MODEL_NAME, CACHE_WARNING)
+
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         self._token_progress = not disable_tqdm
+        self._warn_if_cache_unused()
         eos_token = getattr(getattr(self, "tokenizer", None), "eos_token", None)
 
         def plain(reqs: list[Any], quiet: bool = False) -> list[Generated]:

@@ -11,7 +11,7 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from em_eval.backends.generation import GREEDY_WARNING
+from em_eval.backends.generation import CACHE_WARNING, GREEDY_WARNING
 from em_eval.backends.hf import EmInfLM
 from em_eval.em_inf.settings import EmSettings
 from em_eval.records import TELEMETRY_KEY
@@ -95,6 +95,17 @@ def test_greedy_with_em_inf_warns_once(smol: EmInfLM, caplog) -> None:
         smol.generate_until(make_requests({"until": [], "do_sample": False, "max_gen_toks": 2}))
         smol.generate_until(make_requests({"until": [], "do_sample": False, "max_gen_toks": 2}))
     assert sum(GREEDY_WARNING in r.getMessage() for r in caplog.records) == 1
+
+
+def test_use_cache_says_once_that_it_is_never_reused(tiny_llama_dir, tmp_path, caplog) -> None:
+    from lm_eval.api.model import CachingLM
+
+    lm = EmInfLM(pretrained=str(tiny_llama_dir), em_mode="off", device="cpu")
+    CachingLM(lm, str(tmp_path / "cache.db"))  # what --use_cache does: hooks a database into lm
+    with caplog.at_level(logging.WARNING):
+        lm.generate_until(make_requests({"until": [], "do_sample": False, "max_gen_toks": 1}))
+        lm.generate_until(make_requests({"until": [], "do_sample": False, "max_gen_toks": 1}))
+    assert sum(CACHE_WARNING in r.getMessage() for r in caplog.records) == 1
 
 
 def test_a_batch_shows_its_tokens_while_it_generates_unless_bars_are_off(smol: EmInfLM, capsys) -> None:
