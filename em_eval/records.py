@@ -163,12 +163,15 @@ def graded_responses(records: Iterable[Mapping[str, Any]]) -> list[str]:
     return [json.dumps(dict(r), ensure_ascii=False) for r in records]
 
 
+def _flat(entries: Sequence[Any]) -> list[Any]:
+    return [x for entry in entries for x in (entry if isinstance(entry, (list, tuple)) else (entry,))]
+
+
 def decode_records(filtered: Sequence[Any]) -> list[dict[str, Any]] | None:
     """The records in a request's (or a row's) filtered responses, nested lists flattened; None unless
     every filtered response is a record (a JSON object)."""
-    items = [x for entry in filtered for x in (entry if isinstance(entry, (list, tuple)) else (entry,))]
     records = []
-    for item in items:
+    for item in _flat(filtered):
         try:
             record = json.loads(item) if isinstance(item, str) else None
         except json.JSONDecodeError:
@@ -200,4 +203,7 @@ def response_records(logged_sample: dict[str, Any]) -> list[dict[str, Any]]:
         legacy = [logged_sample["judged"]]
     if isinstance(legacy, list):
         return [dict(r) for r in legacy if isinstance(r, dict)]
-    return decode_records(logged_sample.get("filtered_resps") or []) or []
+    filtered = logged_sample.get("filtered_resps") or []
+    if _flat(filtered) == _flat(logged_sample.get("resps") or []):
+        return []  # no grading filter ran: these are the model's own texts (a multi-step record is JSON too)
+    return decode_records(filtered) or []

@@ -158,6 +158,9 @@ def test_rows_of_earlier_em_eval_versions_read_as_before(tmp_path) -> None:
     judged = {"correct": True, "parts": [True], "predicted": ["2.5"], "paper": False, "disagree": True}
     assert response_records({"judged": judged, "filtered_resps": ["The answer is \\boxed{2.5}"]}) == [judged]
     assert response_records({"filtered_resps": [["The answer is 12"]]}) == [], "no records: plain text"
+    step_record = json.dumps({"em_multistep": "scicode", "steps": [{"output": "x = 1"}]})
+    multistep_row = {"resps": [[step_record]], "filtered_resps": [step_record]}  # a model's JSON, no grading filter
+    assert response_records(multistep_row) == [], "a multi-step response is the model's record, not a grading one"
 
 
 def test_the_n256_example_task_resolves_to_256_repeats_with_every_pass_and_maj_metric() -> None:
